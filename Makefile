@@ -1,0 +1,47 @@
+# Every target creates or reuses the virtual environment itself: a fresh clone needs nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+
+.PHONY: install sysdeps test test-slow demo bench clean
+
+install: $(STAMP) sysdeps
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing ddsp-demucs and its dependencies into $(VENV) (about a minute on first run)"
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# System tools: ffmpeg (museval/musdb refuse to import without it) and headless Chromium (report tests).
+sysdeps:
+	@need=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need="$$need ffmpeg"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing system packages:$$need"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get install -y -q $$need >/dev/null 2>&1 || \
+	    ( $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$need >/dev/null ) ) \
+	  || echo "warning: could not install$$need; tests that need them will be skipped"; \
+	fi
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+demo: install
+	@$(VENV)/bin/ddsp-demucs demo --help >/dev/null 2>&1 || { echo 'make demo: the demo command is not built yet'; exit 1; }
+	$(VENV)/bin/ddsp-demucs demo
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,58 @@
+"""The ``ddsp-demucs`` command. Each subcommand lives in its own module with ``add_parser`` and ``run``.
+
+The CLI only calls the library. Errors meant for the user (:class:`ddsp_demucs.DDSPDemucsError`) print as
+one line and exit 2; Ctrl-C exits 130; nothing prints a traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ddsp_demucs import DDSPDemucsError, __version__
+
+# (subcommand, module under ddsp_demucs.cli, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ddsp-demucs",
+        description="Refine Demucs vocal stems with a residual DDSP model: separation, features, dataset, "
+        "training, evaluation and analyses.",
+    )
+    parser.add_argument("--version", action="version", version=f"ddsp-demucs {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(f"ddsp_demucs.cli.{module_name}")
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_parser(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ddsp_demucs.utils import setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        code = args._run(args)
+    except DDSPDemucsError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

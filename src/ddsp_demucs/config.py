@@ -1,0 +1,104 @@
+"""The typed configuration schema. YAML files in ``configs/`` fill these dataclasses via ``load_config``.
+
+Sections: ``data`` (sources, rates, windows), ``features`` (F0 method and voicing), ``gate`` (segment
+thresholds), ``model`` (ResidualDDSPDecoder arguments), ``loss`` (term weights), ``training`` (optimiser and
+loop). Every field has a default, so a config file holds only what differs.
+Dict-style access (``config["training"]["learning_rate"]``) works as in the original code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+class _Section:
+    def __getitem__(self, key: str):
+        if key not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+@dataclass
+class DataConfig(_Section):
+    sample_rate: int = 44100          # rate of mixtures and stems on disk (Hz)
+    train_sr: int = 22050             # rate the DDSP model runs at (Hz), mono
+    frame_rate: int = 250             # control frames per second
+    win_s: float = 4.0                # training window length (s)
+    hop_s: float = 1.0                # hop between windows (s)
+    separator: str = "auto"           # "auto", a Demucs model name, or "fallback"
+    demucs_repo: Optional[str] = None  # local folder of Demucs weights for offline use
+    val_fraction: float = 0.15        # fraction of non-test tracks held out for validation
+
+
+@dataclass
+class FeaturesConfig(_Section):
+    f0_method: Optional[str] = None   # None = the default tracker
+    voicing_threshold: float = 0.5    # confidence above which a frame is voiced
+
+
+@dataclass
+class GateConfig(_Section):
+    min_voiced_fraction: float = 0.4  # fraction of voiced frames in a window
+    min_mean_confidence: float = 0.5  # mean F0 confidence over the voiced frames
+    min_loudness_db: float = -45.0    # mean A-weighted loudness of the window (dB)
+
+
+@dataclass
+class ModelConfig(_Section):
+    composition: Literal["synth", "gate", "mask"] = "mask"
+    n_harmonics: int = 64
+    n_noise_bands: int = 65
+    hidden_size: int = 256            # width of the fully connected stacks
+    gru_units: int = 256
+    n_fc_layers: int = 2
+    use_audio_encoder: bool = True    # encode the separated vocal's log-mel frames
+    n_mels: int = 64
+    encoder_units: int = 128
+    reverb: bool = True
+    reverb_length: int = 8192         # learned impulse response length (samples at train_sr)
+    mask_n_fft: int = 1024            # STFT of the mask composition
+    mask_hop: int = 256
+    use_mixture: bool = False         # mask composition: also draw from the mixture
+
+
+@dataclass
+class LossConfig(_Section):
+    fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64])
+    overlap: float = 0.75
+    mag_weight: float = 1.0
+    logmag_weight: float = 1.0
+    si_sdr_weight: float = 0.0
+    mel_weight: float = 0.0
+
+
+@dataclass
+class TrainingConfig(_Section):
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    max_steps: int = 20000
+    epochs: int = 1000                # upper bound; max_steps usually ends training first
+    grad_clip: float = 3.0
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    seed: int = 0
+    num_workers: int = 0
+    val_every_steps: int = 500
+    limit_val_batches: int = 50
+    early_stopping_patience: int = 10  # validations without improvement
+    max_nonfinite_steps: int = 20     # stop after this many skipped non-finite steps
+    devices: int = 1
+    accelerator: str = "auto"
+    strategy: str = "auto"
+    threads: Optional[int] = None
+
+
+@dataclass
+class Config(_Section):
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)

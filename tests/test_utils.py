@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from ddsp_demucs import InputError
+from ddsp_demucs.audio_io import load_audio, resample, save_audio
+from ddsp_demucs.utils import ConfigError, atomic_path, load_config, shard_of
+
+
+def test_defaults_and_dict_access():
+    config = load_config()
+    assert config.training.batch_size == config["training"]["batch_size"] == 8
+
+
+def test_base_chain_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("training:\n  learning_rate: 0.01\n  batch_size: 4\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ntraining:\n  batch_size: 2\n")
+    config = load_config(tmp_path / "child.yaml", ["model.composition=gate", "training.learning_rate=1e-4"])
+    assert config.training.batch_size == 2
+    assert config.training.learning_rate == pytest.approx(1e-4)
+    assert config.model.composition == "gate"
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("training:\n  lerning_rate: 0.1\n", "lerning_rate"),
+        ("training:\n  batch_size: eight\n", "training.batch_size"),
+        ("model:\n  composition: blend\n", "model.composition"),
+        ("trainig:\n  batch_size: 1\n", "trainig"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(path)
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shard_of_partitions():
+    items = list(range(10))
+    parts = [shard_of(items, 3, i) for i in range(3)]
+    assert sorted(sum(parts, [])) == items
+
+
+def test_audio_roundtrip_and_errors(tmp_path):
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (1000, 2)).astype(np.float32)
+    save_audio(tmp_path / "a.wav", audio, 8000)
+    back, sr = load_audio(tmp_path / "a.wav")
+    assert sr == 8000 and np.allclose(back, audio)
+    save_audio(tmp_path / "silent.wav", np.zeros((100, 1)), 8000)
+    with pytest.raises(InputError, match="silent"):
+        load_audio(tmp_path / "silent.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all" * 10)
+    with pytest.raises(InputError, match="junk.wav: cannot decode"):
+        load_audio(tmp_path / "junk.wav")
+    with pytest.raises(InputError, match="too short"):
+        load_audio(tmp_path / "a.wav", min_duration_s=1.0)
+
+
+def test_resample_length_and_tone():
+    sr_in, sr_out = 44100, 22050
+    t = np.arange(sr_in) / sr_in
+    out = resample(np.sin(2 * np.pi * 440 * t)[:, None], sr_in, sr_out)
+    assert out.shape == (sr_out, 1)
+    ref = np.sin(2 * np.pi * 440 * np.arange(sr_out) / sr_out)
+    assert np.max(np.abs(out[1000:-1000, 0] - ref[1000:-1000])) < 1e-3
