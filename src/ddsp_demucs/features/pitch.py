@@ -1,0 +1,108 @@
+"""F0 and confidence on a fixed frame grid: ``extract_f0`` with the CREPE trackers (default) and librosa pYIN.
+
+Frame grid: frame i is centred at time ``i / frame_rate`` seconds, and a signal of ``n_samples`` samples has
+``n_samples * frame_rate // sample_rate`` frames (the same count as ``ddsp_demucs.dsp.a_weighted_loudness``).
+Each tracker runs on its own grid (CREPE: 10 ms hop at 16 kHz; pYIN: 10 ms hop at 22.05 kHz) and is
+interpolated onto this one: pitch linearly in cents, confidence linearly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ddsp_demucs.audio_io import resample
+from ddsp_demucs.features import crepe
+
+METHODS = ("crepe-tiny", "crepe-full", "pyin")
+DEFAULT_METHOD = "crepe-tiny"
+DEFAULT_VOICING_THRESHOLD = 0.5
+PYIN_FMIN, PYIN_FMAX = 50.0, 1100.0  # Hz: the sung range with margin
+
+
+def n_frames_for(n_samples: int, sample_rate: int, frame_rate: int) -> int:
+    """Frames of a signal of ``n_samples`` at ``sample_rate``: ``n_samples * frame_rate // sample_rate``."""
+    return int(n_samples) * int(frame_rate) // int(sample_rate)
+
+
+def _as_mono(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be (n_samples,) or (n_samples, n_channels), got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio contains NaN or infinite samples")
+    return audio
+
+
+def extract_f0(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    frame_rate: int = 250,
+    method: str | None = None,
+    voicing_threshold: float = DEFAULT_VOICING_THRESHOLD,
+    return_pitch: bool = False,
+):
+    """F0 and its confidence on the frame grid.
+
+    Args:
+        audio: ``(n_samples,)`` mono or ``(n_samples, n_channels)`` (channels averaged), any sample rate.
+        sample_rate: Hz.
+        frame_rate: frames per second; frame i is centred at ``i / frame_rate`` s.
+        method: ``"crepe-tiny"`` (default, ``None``), ``"crepe-full"`` (about 20x slower) or ``"pyin"``
+            (librosa pYIN, the reference method).
+        voicing_threshold: frames whose confidence is below this are unvoiced (``f0_hz`` 0).
+        return_pitch: also return the tracker's pitch on every frame, voiced or not.
+
+    Returns:
+        ``(f0_hz, confidence)``: float32 arrays ``(n_frames,)`` with ``n_frames = n_samples * frame_rate //
+        sample_rate``; ``f0_hz`` in Hz, 0 where unvoiced; ``confidence`` in [0, 1] (CREPE: the activation of the
+        decoded pitch bin; pYIN: the voiced probability). With ``return_pitch``, a third array ``(n_frames,)``
+        holds the pitch in Hz on every frame before the voicing decision.
+    """
+    audio = _as_mono(audio)
+    if sample_rate <= 0 or frame_rate <= 0:
+        raise ValueError(f"sample_rate and frame_rate must be positive, got {sample_rate} and {frame_rate}")
+    method = DEFAULT_METHOD if method is None else method
+    if method not in METHODS:
+        raise ValueError(f"unknown F0 method {method!r}; choose one of {', '.join(METHODS)}")
+    n_frames = n_frames_for(audio.shape[0], sample_rate, frame_rate)
+    times = np.arange(n_frames) / frame_rate
+    if n_frames == 0:
+        empty = np.zeros(0, dtype=np.float32)
+        return (empty, empty, empty) if return_pitch else (empty, empty)
+    if method.startswith("crepe"):
+        audio16 = resample(audio, sample_rate, crepe.SAMPLE_RATE)
+        hop = crepe.SAMPLE_RATE // 100
+        act = crepe.salience(audio16, hop=hop, model=method.split("-", 1)[1])
+        cents, conf = crepe.decode(act)
+        track_times = np.arange(cents.shape[0]) * hop / crepe.SAMPLE_RATE
+    else:
+        cents, conf, track_times = _pyin(audio, sample_rate)
+    pitch_hz = crepe.cents_to_hz(np.interp(times, track_times, cents))
+    confidence = np.clip(np.interp(times, track_times, conf), 0.0, 1.0)
+    f0_hz = np.where(confidence >= voicing_threshold, pitch_hz, 0.0)
+    out = (f0_hz.astype(np.float32), confidence.astype(np.float32))
+    return out + (pitch_hz.astype(np.float32),) if return_pitch else out
+
+
+def _pyin(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """librosa pYIN at 22.05 kHz, 10 ms hop: (cents re 10 Hz on every frame, voiced probability, frame times)."""
+    import librosa
+
+    sr = 22050
+    y = resample(audio, sample_rate, sr).astype(np.float64)
+    hop = 220
+    f0, _, voiced_prob = librosa.pyin(y, fmin=PYIN_FMIN, fmax=PYIN_FMAX, sr=sr, frame_length=2048,
+                                      hop_length=hop, center=True, fill_na=np.nan)
+    # unvoiced frames carry no pitch: hold the nearest voiced pitch so interpolation stays in range
+    valid = np.isfinite(f0) & (f0 > 0)
+    idx = np.arange(f0.shape[0])
+    if valid.any():
+        f0 = np.interp(idx, idx[valid], f0[valid])
+    else:
+        f0 = np.full(f0.shape, PYIN_FMIN)
+    cents = 1200.0 * np.log2(f0 / 10.0)
+    return cents, np.nan_to_num(voiced_prob), idx * hop / sr
+
