@@ -14,6 +14,7 @@ from ddsp_demucs import DDSPDemucsError, __version__
 
 # (subcommand, module under ddsp_demucs.cli, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
+    ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
 ]
 
 

@@ -1,0 +1,109 @@
+"""Separate vocals from songs and cache the stems.
+
+Writes STEMS_DIR/<separator>/<track>/vocals.wav, accompaniment.wav and manifest.json (separator, weights
+signature, parameters, versions, input checksum). A re-run skips tracks already done with the same input and
+settings and redoes the others. Tracks that fail are reported at the end and make the exit status non-zero.
+
+Separators: any Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...), "fallback" (weight-free REPET-SIM
+masking, much lower quality), or "auto" (htdemucs if its weights can be loaded, else fallback, with a warning).
+Demucs weights come from --demucs-repo DIR (Demucs' format: <name>.yaml + <sig>.th), else the Hugging Face /
+torch hub caches, else a download; offline and uncached, the command stops within seconds and says how to
+get them.
+
+examples:
+  ddsp-demucs separate --musdb data/musdb18hq --stems-dir stems
+  ddsp-demucs separate --songs song.mp3 album/ --separator fallback
+  ddsp-demucs separate --musdb data/musdb18hq --num-shards 8 --shard-index 3   # one job of an array
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ddsp_demucs import InputError
+from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files, load_audio
+from ddsp_demucs.utils import get_logger
+
+log = get_logger(__name__)
+
+
+class AudioFileTrack:
+    """A song file as a track: ``name`` (given or the file stem) and ``mixture()`` -> ``(n, 2)`` float32 at
+    44.1 kHz (mono duplicated; more than two channels is an error)."""
+
+    sample_rate = 44100
+
+    def __init__(self, path: Path, name: str | None = None):
+        self.path = Path(path)
+        self.name = name or self.path.stem
+
+    def mixture(self) -> np.ndarray:
+        audio, _ = load_audio(self.path, sample_rate=self.sample_rate)
+        if audio.shape[1] == 1:
+            audio = np.repeat(audio, 2, axis=1)
+        elif audio.shape[1] != 2:
+            raise InputError(f"{self.path}: {audio.shape[1]} channels; expected mono or stereo")
+        return audio
+
+
+def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
+    """Audio files given directly or found under given folders."""
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = list_audio_files(path)
+            if not found:
+                raise InputError(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+            paths.extend(found)
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise InputError(f"{path}: file or folder not found")
+    return [AudioFileTrack(p) for p in paths]
+
+
+def tracks_from_musdb(root: str) -> list[AudioFileTrack]:
+    """MUSDB18-HQ mixtures: ``ROOT/{train,test}/<track>/mixture.wav`` (or .flac), named after the folder."""
+    root_path = Path(root)
+    mixtures = sorted(p for split in ("train", "test") for p in (root_path / split).glob("*/mixture.*")
+                      if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not mixtures:
+        raise InputError(f"{root_path}: no MUSDB18-HQ tracks (expected train/<track>/mixture.wav and test/...)")
+    return [AudioFileTrack(p, name=p.parent.name) for p in mixtures]
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--musdb", metavar="ROOT", help="MUSDB18-HQ root (with train/ and test/ track folders)")
+    src.add_argument("--songs", nargs="+", metavar="PATH", help="song files and/or folders of songs")
+    p.add_argument("--separator", default="auto", metavar="NAME",
+                   help="a Demucs model name (htdemucs, htdemucs_ft, mdx_extra...), 'fallback', or 'auto' "
+                        "(default: auto = htdemucs if its weights load, else fallback)")
+    p.add_argument("--demucs-repo", metavar="DIR",
+                   help="local folder of Demucs weights (<name>.yaml + <sig>.th) for offline use")
+    p.add_argument("--shifts", type=int, default=1, help="Demucs random shifts averaged (default 1)")
+    p.add_argument("--overlap", type=float, default=0.25, help="Demucs segment overlap (default 0.25)")
+    p.add_argument("--segment", type=float, default=None, help="Demucs segment length in s (default: model's)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--stems-dir", default="stems", metavar="DIR", help="output root (default: stems)")
+    p.add_argument("--num-shards", type=int, default=1, help="split the tracks into N shards (default 1)")
+    p.add_argument("--shard-index", type=int, default=0, help="which shard this process handles (0-based)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.separation_cache import separate_tracks
+
+    tracks = tracks_from_musdb(args.musdb) if args.musdb else tracks_from_songs(args.songs)
+    separator = get_separator(args.separator, repo=args.demucs_repo, device=args.device, shifts=args.shifts,
+                              overlap=args.overlap, segment=args.segment)
+    log.info("separator: %s (%s)", separator.name, separator.signature)
+    failures = separate_tracks(tracks, separator, args.stems_dir, args.num_shards, args.shard_index)
+    if failures:
+        log.error("%d track(s) skipped:\n  %s", len(failures), "\n  ".join(str(f) for f in failures))
+        return 1
+    return 0
