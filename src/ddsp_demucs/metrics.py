@@ -142,8 +142,9 @@ def sdr_frames(
     """BSSEval v4 SDR of each window, in dB, exactly as ``museval.evaluate(..., mode="v4")``.
 
     Args:
-        estimate, reference: ``(..., n_samples, n_channels)`` (a 1-D array is one mono signal), numpy or
-            torch, same shape; computed in float64.
+        estimate, reference: ``(..., n_samples, n_channels)``, numpy or torch, same shape; computed in
+            float64. A 1-D array is one mono signal; a 2-D array is always ``(n_samples, n_channels)``, so pass a
+            mono batch as ``(batch, n_samples, 1)``.
         sample_rate: Hz; the window is ``int(window_s * sample_rate)`` samples and the hop
             ``int(hop_s * sample_rate)`` samples, as museval's ``eval_mus_track`` does.
         joint_sources: treat the first axis as museval's sources axis (``(n_sources, n_samples,
