@@ -50,7 +50,7 @@ class AudioFileTrack:
 
 
 def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
-    """Audio files given directly or found under given folders."""
+    """Audio files given directly or found under given folders (an empty folder is an error)."""
     paths: list[Path] = []
     for item in items:
         path = Path(item)
@@ -59,10 +59,8 @@ def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
             if not found:
                 raise InputError(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
             paths.extend(found)
-        elif path.exists():
-            paths.append(path)
         else:
-            raise InputError(f"{path}: file or folder not found")
+            paths.append(path)  # a missing or unreadable file fails as a track, the others still run
     return [AudioFileTrack(p) for p in paths]
 
 
