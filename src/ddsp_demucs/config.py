@@ -33,15 +33,15 @@ class DataConfig(_Section):
 
 @dataclass
 class FeaturesConfig(_Section):
-    f0_method: Optional[str] = None   # None = the default tracker
-    voicing_threshold: float = 0.5    # confidence above which a frame is voiced
+    f0_method: Optional[str] = None   # None = the default tracker ("crepe-tiny"); "crepe-full", "pyin"
+    voicing_threshold: float = 0.5    # frames with F0 confidence >= this are voiced, the others get f0 0
 
 
 @dataclass
 class GateConfig(_Section):
     min_voiced_fraction: float = 0.4  # fraction of voiced frames in a window
     min_mean_confidence: float = 0.5  # mean F0 confidence over the voiced frames
-    min_loudness_db: float = -45.0    # mean A-weighted loudness of the window (dB)
+    min_loudness_db: float = -45.0    # mean A-weighted loudness of the window (dB of the mean frame power)
 
 
 @dataclass
@@ -57,9 +57,13 @@ class ModelConfig(_Section):
     encoder_units: int = 128
     reverb: bool = True
     reverb_length: int = 8192         # learned impulse response length (samples at train_sr)
-    mask_n_fft: int = 1024            # STFT of the mask composition
-    mask_hop: int = 256
-    use_mixture: bool = False         # mask composition: also draw from the mixture
+    mask_n_fft: int = 1024            # STFT of the model frame grid, audio encoder and mask
+    mask_hop: int = 256               # model frame hop (samples at train_sr): the GRU runs at train_sr / hop
+    voicing_threshold: float = 0.5    # confidence at which harmonics are half faded
+    loudness_mean_db: float = -40.0   # loudness normalisation for the network input
+    loudness_std_db: float = 20.0
+    mask_min: float = 0.001           # mask range (soft-clamped in the log domain)
+    mask_max: float = 4.0
 
 
 @dataclass
@@ -70,6 +74,7 @@ class LossConfig(_Section):
     logmag_weight: float = 1.0
     si_sdr_weight: float = 0.0
     mel_weight: float = 0.0
+    n_mels: int = 80                  # mel loss bands (mel_weight > 0)
 
 
 @dataclass
@@ -92,6 +97,10 @@ class TrainingConfig(_Section):
     accelerator: str = "auto"
     strategy: str = "auto"
     threads: Optional[int] = None
+    min_lr_ratio: float = 0.01        # cosine decay ends at learning_rate * min_lr_ratio at max_steps
+    log_every_steps: int = 50
+    n_audio_examples: int = 2         # audio examples + spectrograms logged to TensorBoard per validation
+    checkpoint_every_steps: int = 0   # also save last.ckpt every N steps (0: at validation only)
 
 
 @dataclass
