@@ -129,6 +129,16 @@ def _bag_from_torch_hub_cache(name: str):
     return AnyModelRepo(model_repo, BagOnlyRepo(REMOTE_ROOT, model_repo)).get_model(name), sigs
 
 
+def _published_signatures(name: str) -> list[str]:
+    """The signatures of bag ``name`` as demucs ships them (``demucs/remote/<name>.yaml``), else ``[name]``."""
+    import yaml
+
+    from demucs.pretrained import REMOTE_ROOT
+
+    bag_file = REMOTE_ROOT / f"{name}.yaml"
+    return list(yaml.safe_load(bag_file.read_text())["models"]) if bag_file.is_file() else [name]
+
+
 def _reachable(host: str, port: int, timeout: float) -> bool:
     """Whether a TCP connection to ``host:port`` opens within ``timeout`` s (DNS included, bounded by a thread)."""
     result: list[bool] = []
@@ -206,8 +216,7 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: str | os.PathLike | None 
                 raise WeightsUnavailableError(
                     f"Demucs model {name!r}: download failed ({str(exc).strip()[:200] or type(exc).__name__}); "
                     f"{_how_to_get_weights(name)}") from None
-            cached = _bag_from_hf_cache(name) if not name.startswith("hf://") else None
-            sigs = cached[1] if cached else [name]
+            sigs = _published_signatures(name)
             source = "download"
     model.eval()
     log.debug("loaded Demucs %r (%s) from %s", name, "+".join(sigs), source)
