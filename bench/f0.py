@@ -1,0 +1,94 @@
+"""F0 accuracy and speed of every ``extract_f0`` method on real singing -> ``bench/results/f0.json``.
+
+Files (from ``../shared/data``): ``vocadito/vocadito_1.flac`` (33 s solo singing; annotation ``time_s,f0_hz``,
+5.8 ms hop, 0 = unvoiced) and ``medleydb/AClassicEducation_NightOwl_STEM_08.flac`` (2 s male lead vocal;
+annotation lists voiced points only, on a 128/22050 s grid, so the missing grid points are unvoiced).
+
+Per method and file: metrics at the annotation points (the estimate's nearest frame on the 250 Hz grid):
+``raw_pitch_accuracy`` (50 cents, mir_eval convention: the tracker's pitch on every reference-voiced frame,
+whatever its voicing decision), ``raw_pitch_accuracy_voiced_output`` (the strict figure: ``f0_hz`` as returned,
+0 on frames below the voicing threshold, so those count as misses), ``raw_chroma_accuracy``, ``voicing_recall``,
+``voicing_false_alarm``, ``median_cents_error``; and speed, ``s_per_min_audio`` (wall time of
+``extract_f0`` over the whole file with ``torch.set_num_threads(2)``, weights already loaded, per minute of audio).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddsp_demucs.audio_io import load_audio
+from ddsp_demucs.features import METHODS, extract_f0
+from ddsp_demucs.metrics import f0_metrics
+from ddsp_demucs.utils import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results" / "f0.json"
+FRAME_RATE = 250
+THREADS = 2
+MEDLEYDB_HOP_S = 128 / 22050
+
+
+def load_annotation(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_s, f0_hz)`` of a file's reference, unvoiced points as 0 Hz."""
+    if name == "vocadito_1":
+        table = np.loadtxt(DATA / "vocadito/annotations/vocadito_1_f0.csv", delimiter=",", skiprows=1)
+        return table[:, 0], table[:, 1]
+    table = np.loadtxt(DATA / "medleydb/AClassicEducation_NightOwl_STEM_08_f0.csv", delimiter=",", ndmin=2)
+    index = np.rint(table[:, 0] / MEDLEYDB_HOP_S).astype(int)
+    dense = np.zeros(index.max() + 1)
+    dense[index] = table[:, 1]
+    return np.arange(dense.size) * MEDLEYDB_HOP_S, dense
+
+
+FILES = {"vocadito_1": "vocadito/vocadito_1.flac", "medleydb_nightowl": "medleydb/AClassicEducation_NightOwl_STEM_08.flac"}
+
+
+def evaluate(method: str, name: str, audio: np.ndarray, sr: int) -> dict:
+    times, ref = load_annotation("vocadito_1" if name == "vocadito_1" else "medleydb")
+    start = time.perf_counter()
+    f0_hz, confidence, pitch_hz = extract_f0(audio, sr, frame_rate=FRAME_RATE, method=method, return_pitch=True)
+    elapsed = time.perf_counter() - start
+    frame = np.clip(np.rint(times * FRAME_RATE).astype(int), 0, f0_hz.shape[0] - 1)
+    voiced = f0_hz[frame] > 0
+    metrics = f0_metrics(ref, pitch_hz[frame], est_voicing=voiced)
+    strict = f0_metrics(ref, f0_hz[frame])["raw_pitch_accuracy"]
+    duration = audio.shape[0] / sr
+    out = {key: round(float(value), 4) for key, value in metrics.items()}
+    out["raw_pitch_accuracy_voiced_output"] = round(float(strict), 4)
+    out.update(n_reference_voiced=int((ref > 0).sum()), audio_s=round(duration, 2),
+               wall_s=round(elapsed, 2), s_per_min_audio=round(elapsed / duration * 60.0, 2))
+    return out
+
+
+def main() -> dict:
+    torch.set_num_threads(THREADS)
+    results: dict = {"frame_rate": FRAME_RATE, "torch_threads": THREADS, "machine": platform.processor() or
+                     platform.machine(), "cent_tolerance": 50.0, "methods": {}}
+    audio_files = {}
+    for name, rel in FILES.items():
+        if not (DATA / rel).is_file():
+            print(f"bench f0: skipping {name}: {DATA / rel} not found")
+            continue
+        audio_files[name] = load_audio(DATA / rel)
+    for method in METHODS:
+        extract_f0(np.sin(np.arange(16000) * 0.1).astype(np.float32), 16000, method=method)  # load weights
+        results["methods"][method] = {}
+        for name, (audio, sr) in audio_files.items():
+            res = evaluate(method, name, audio, sr)
+            results["methods"][method][name] = res
+            print(f"{method:11s} {name:18s} RPA {res['raw_pitch_accuracy']:.4f} "
+                  f"(voiced output {res['raw_pitch_accuracy_voiced_output']:.4f}) RCA {res['raw_chroma_accuracy']:.4f} "
+                  f"recall {res['voicing_recall']:.3f} FA {res['voicing_false_alarm']:.3f} "
+                  f"{res['s_per_min_audio']:.1f} s/min", flush=True)
+    write_json_atomic(RESULTS, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
