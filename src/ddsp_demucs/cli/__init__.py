@@ -15,6 +15,7 @@ from ddsp_demucs import DDSPDemucsError, __version__
 # (subcommand, module under ddsp_demucs.cli, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
+    ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),
 ]
 

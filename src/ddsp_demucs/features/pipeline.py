@@ -153,7 +153,9 @@ def list_tracks(stems_dir: str | os.PathLike, separator: str) -> list[str]:
     """Track folder names under ``stems_dir/<separator>/``, sorted (hidden folders excluded)."""
     root = Path(stems_dir) / separator
     if not root.is_dir():
-        raise InputError(f"{root}: no separated stems for separator {separator!r} (run `ddsp-demucs separate`)")
+        found = sorted(p.name for p in Path(stems_dir).iterdir() if p.is_dir()) if Path(stems_dir).is_dir() else []
+        hint = f"separators found: {', '.join(found)}" if found else "run `ddsp-demucs separate` first"
+        raise InputError(f"{root}: no separated stems for separator {separator!r} ({hint})")
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
