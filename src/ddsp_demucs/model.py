@@ -1,0 +1,447 @@
+"""``ResidualDDSPDecoder``: a DDSP model that refines a separated vocal instead of replacing it.
+
+The network reads per-frame controls (F0 as normalised MIDI, voicing confidence, normalised loudness) and,
+optionally, a learned encoding of the separated vocal's log-mel frames. An RnnFc decoder (as in DDSP: an FC
+stack per input, a GRU, an FC stack) turns them into harmonic-plus-noise controls, which are composed with
+the separated vocal in one of three ways:
+
+``synth``
+    pure resynthesis: harmonic synthesiser + filtered noise (+ optional learned reverb); the original
+    baseline. Its oscillator phase cannot match the target's, which SI-SDR punishes.
+``gate``
+    a learned per-frame blend ``g * input + (1 - g) * synth`` with ``g = 1`` exactly at initialisation.
+``mask``
+    the synthesised harmonic and noise *spectra* (rendered directly on the STFT grid) become a
+    time-frequency mask on the separated vocal's STFT, keeping its phase:
+    ``log mask = softclamp(a(t) * (log S_synth - log |X|))`` with ``a(t) = 0`` at initialisation, so
+    ``mask = 1`` exactly; ``a = 1`` gives the synthesised magnitude with the vocal's phase.
+
+``gate`` and ``mask`` are the identity before training (output == input vocal, bit-exact up to float
+rounding in ``input + istft((mask - 1) * X)``), so a trained model is judged only by what it adds.
+
+All network controls live on the model's frame grid: the centred STFT frames of ``mask_n_fft`` /
+``mask_hop`` at ``sample_rate``, i.e. frame ``i`` is centred at ``i * hop / sample_rate`` seconds and
+``n_model_frames = n_samples // hop + 1``. The dataset's controls (``n_frames = n_samples * frame_rate //
+sample_rate``, frame ``j`` at ``j / frame_rate`` s) are interpolated onto that grid. This keeps harmonic,
+noise, mask and audio encoder aligned in time (the original rendered 64,000 samples for 88,200-sample
+windows), and runs the GRU at ``sample_rate / hop`` Hz (86 Hz at 22.05 kHz, hop 256) rather than 250 Hz.
+
+To refine audio at another rate or channel count, call :meth:`ResidualDDSPDecoder.compute_mask` (or
+:meth:`~ResidualDDSPDecoder.compute_gate`) on the model-rate mono signal and transfer the result with
+:func:`interpolate_mask` / :func:`interpolate_gate`, which map by time in seconds and frequency in Hz.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth
+
+COMPOSITIONS = ("synth", "gate", "mask")
+
+
+# ------------------------------------------------------------------------------------------- pure helpers
+def hz_to_midi(f0_hz: torch.Tensor) -> torch.Tensor:
+    """MIDI note number of frequencies in Hz (any shape); values below 1 Hz are clamped to 1 Hz."""
+    return 69.0 + 12.0 * torch.log2(f0_hz.clamp_min(1.0) / 440.0)
+
+
+def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
+    """DDSP's scaled sigmoid ``max_value * sigmoid(x) ** log(exponent) + threshold``: a positive amplitude."""
+    return max_value * torch.sigmoid(x) ** math.log(exponent) + threshold
+
+
+def frames_to_grid(values: torch.Tensor, frame_rate: float, times_s: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of frame values onto arbitrary times.
+
+    ``values (batch, n_frames)`` with frame ``j`` at ``j / frame_rate`` seconds; ``times_s (n_out,)`` in
+    seconds -> ``(batch, n_out)``. Times outside the frame range take the first / last frame's value.
+    """
+    n_frames = values.shape[-1]
+    pos = (times_s * frame_rate).clamp(0, n_frames - 1).to(values.dtype)
+    lo = pos.floor().long().clamp(max=n_frames - 1)
+    hi = (lo + 1).clamp(max=n_frames - 1)
+    w = pos - lo.to(pos.dtype)
+    return values[..., lo] * (1 - w) + values[..., hi] * w
+
+
+def f0_to_grid(f0_hz: torch.Tensor, frame_rate: float, times_s: torch.Tensor) -> torch.Tensor:
+    """Interpolate F0 ``(batch, n_frames)`` (Hz, 0 = unvoiced) onto ``times_s`` without gliding through 0 Hz.
+
+    Between a voiced and an unvoiced frame the voiced frame's F0 is held; between two unvoiced frames the
+    result is 0. Returns ``(batch, n_out)`` in Hz.
+    """
+    voiced = (f0_hz > 0).to(f0_hz.dtype)
+    num = frames_to_grid(f0_hz * voiced, frame_rate, times_s)
+    den = frames_to_grid(voiced, frame_rate, times_s)
+    return torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.zeros_like(num))
+
+
+def hann_lobe(delta: torch.Tensor) -> torch.Tensor:
+    """Normalised magnitude of a periodic Hann window's transform at ``delta`` bins from a sinusoid.
+
+    ``sinc(delta) / (1 - delta**2)``: 1 at 0, 0.5 at +-1, 0 for ``|delta| >= 2``; any shape.
+    """
+    d2 = 1.0 - delta * delta
+    near = d2.abs() < 1e-4
+    safe = torch.where(near, torch.ones_like(d2), d2)
+    value = torch.where(near, torch.full_like(d2, 0.5), torch.sinc(delta) / safe)
+    return torch.where(delta.abs() < 2.0, value, torch.zeros_like(value))
+
+
+def harmonic_spectrum(f0_hz: torch.Tensor, harmonic_amplitudes: torch.Tensor, *, sample_rate: int,
+                      n_fft: int) -> torch.Tensor:
+    """Expected STFT magnitude of a sum of harmonics, rendered directly on the STFT grid.
+
+    ``f0_hz (batch, n_frames)`` in Hz; ``harmonic_amplitudes (batch, n_frames, n_harmonics)`` linear peak
+    amplitudes of harmonic ``k * f0`` (0 at or above Nyquist) -> ``(batch, n_frames, n_fft // 2 + 1)``,
+    in the units of ``torch.stft(..., window=hann_window(n_fft), center=True)`` magnitudes: a sinusoid of
+    amplitude A on bin centre reads ``A * n_fft / 4``. Each harmonic spreads over the 4 bins of the Hann
+    main lobe; harmonics add in magnitude (their relative phases are ignored). Differentiable in both inputs.
+    """
+    n_bins = n_fft // 2 + 1
+    n_h = harmonic_amplitudes.shape[-1]
+    k = torch.arange(1, n_h + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+    pos = f0_hz.unsqueeze(-1) * k * (n_fft / sample_rate)            # fractional bin, (b, t, k)
+    amp = harmonic_amplitudes * (n_fft / 4.0)
+    base = pos.detach().floor()
+    out = harmonic_amplitudes.new_zeros(*harmonic_amplitudes.shape[:-1], n_bins)
+    for offset in (-1, 0, 1, 2):
+        idx = base + offset
+        valid = (idx >= 0) & (idx < n_bins)
+        contrib = amp * hann_lobe(idx - pos) * valid
+        out = out.scatter_add(-1, idx.clamp(0, n_bins - 1).long(), contrib)
+    return out
+
+
+def noise_spectrum(noise_magnitudes: torch.Tensor, *, n_fft: int) -> torch.Tensor:
+    """Expected STFT magnitude (RMS) of ``filtered_noise`` with the given band magnitudes.
+
+    ``noise_magnitudes (batch, n_frames, n_bands)`` on bands spaced linearly from 0 Hz to Nyquist ->
+    ``(batch, n_frames, n_fft // 2 + 1)``: uniform noise in [-1, 1] (variance 1/3) through gain ``|H|``
+    under a Hann window of ``n_fft`` (sum of squares ``3 n_fft / 8``) reads ``|H| * sqrt(n_fft / 8)``.
+    """
+    b, t, n_bands = noise_magnitudes.shape
+    n_bins = n_fft // 2 + 1
+    if n_bands == 1:
+        gains = noise_magnitudes.expand(b, t, n_bins)
+    else:
+        gains = F.interpolate(noise_magnitudes.reshape(b * t, 1, n_bands), size=n_bins, mode="linear",
+                              align_corners=True).reshape(b, t, n_bins)
+    return gains * math.sqrt(n_fft / 8.0)
+
+
+def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Smooth clamp to ``(low, high)`` with ``low < 0 < high``: ``high*tanh(x/high)`` above 0,
+    ``low*tanh(x/low)`` below; identity with slope 1 at 0 (so 0 maps to exactly 0)."""
+    return torch.where(x >= 0, high * torch.tanh(x / high), low * torch.tanh(x / low))
+
+
+def interpolate_mask(mask: torch.Tensor, *, src_sample_rate: int, src_n_fft: int, src_hop: int,
+                     dst_sample_rate: int, dst_n_fft: int, dst_hop: int, dst_n_frames: int) -> torch.Tensor:
+    """Transfer a TF mask to another STFT grid by frequency in Hz and time in seconds (bilinear).
+
+    ``mask (batch, src_n_fft // 2 + 1, src_n_frames)`` on centred frames ``i * src_hop / src_sample_rate``
+    -> ``(batch, dst_n_fft // 2 + 1, dst_n_frames)``. Frequencies above the source Nyquist take 1 (kept
+    unchanged: the model never saw them); times beyond the source frames take the edge frame.
+    """
+    src_bins = src_n_fft // 2 + 1
+    dst_freqs = torch.arange(dst_n_fft // 2 + 1, dtype=mask.dtype, device=mask.device) * (dst_sample_rate / dst_n_fft)
+    dst_times = torch.arange(dst_n_frames, dtype=mask.dtype, device=mask.device) * (dst_hop / dst_sample_rate)
+    # time: treat source frames as a frame sequence at rate src_sample_rate / src_hop
+    over_t = frames_to_grid(mask, src_sample_rate / src_hop, dst_times)           # (b, src_bins, dst_frames)
+    fpos = dst_freqs * (src_n_fft / src_sample_rate)
+    inside = fpos <= src_bins - 1
+    over_f = frames_to_grid(over_t.transpose(1, 2), 1.0, fpos).transpose(1, 2)    # (b, dst_bins, dst_frames)
+    return torch.where(inside[:, None], over_f, torch.ones_like(over_f))
+
+
+def interpolate_gate(gate: torch.Tensor, *, frame_rate: float, sample_rate: int, n_samples: int) -> torch.Tensor:
+    """Per-sample gate from per-frame values: ``gate (batch, n_frames)`` at frames ``i / frame_rate`` s
+    -> ``(batch, n_samples)`` at ``sample_rate`` (linear interpolation, edge frames held)."""
+    times = torch.arange(n_samples, dtype=gate.dtype, device=gate.device) / sample_rate
+    return frames_to_grid(gate, frame_rate, times)
+
+
+# ------------------------------------------------------------------------------------------------ modules
+def fc_stack(in_size: int, hidden: int, n_layers: int) -> nn.Sequential:
+    """DDSP's FC stack: ``n_layers`` x (Linear, LayerNorm, LeakyReLU)."""
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        layers += [nn.Linear(in_size if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers)
+
+
+class LogMelEncoder(nn.Module):
+    """A GRU over the log-mel frames of the separated vocal: ``(batch, n_bins, n_frames)`` STFT magnitude
+    -> ``(batch, n_frames, units)`` (timbre and bleed the F0/loudness controls do not show)."""
+
+    def __init__(self, sample_rate: int, n_fft: int, n_mels: int, units: int):
+        super().__init__()
+        import librosa
+
+        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=40.0, fmax=sample_rate / 2)
+        self.register_buffer("mel_fb", torch.as_tensor(fb, dtype=torch.float32), persistent=False)
+        self.norm = nn.LayerNorm(n_mels)
+        self.gru = nn.GRU(n_mels, units, batch_first=True)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        mel = torch.einsum("mf,bft->btm", self.mel_fb.to(magnitude.dtype), magnitude)
+        out, _ = self.gru(self.norm(torch.log(mel + 1e-4)))
+        return out
+
+
+class RnnFcDecoder(nn.Module):
+    """DDSP's RnnFcDecoder: an FC stack per input, concatenated, a GRU, the inputs again, an FC stack.
+
+    ``inputs``: list of ``(batch, n_frames, dim_i)`` -> ``(batch, n_frames, hidden)``.
+    """
+
+    def __init__(self, input_sizes: list[int], hidden: int, gru_units: int, n_layers: int):
+        super().__init__()
+        self.in_stacks = nn.ModuleList(fc_stack(size, hidden, n_layers) for size in input_sizes)
+        self.gru = nn.GRU(hidden * len(input_sizes), gru_units, batch_first=True)
+        self.out_stack = fc_stack(gru_units + hidden * len(input_sizes), hidden, n_layers)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        hs = [stack(x) for stack, x in zip(self.in_stacks, inputs)]
+        h = torch.cat(hs, dim=-1)
+        g, _ = self.gru(h)
+        return self.out_stack(torch.cat([h, g], dim=-1))
+
+
+class ResidualDDSPDecoder(nn.Module):
+    """Residual DDSP refinement of a separated vocal (mono, ``sample_rate``).
+
+    Args:
+        sample_rate: model rate in Hz (the dataset's ``train_sr``).
+        frame_rate: rate of the dataset's frame controls in Hz (``f0_hz``, ``f0_confidence``, ``loudness_db``).
+        n_harmonics: harmonics of the additive synthesiser.
+        n_noise_bands: filtered-noise bands, linear from 0 Hz to Nyquist.
+        composition: ``"synth"``, ``"gate"`` or ``"mask"`` (see the module docstring).
+        hidden_size, gru_units, n_fc_layers: decoder sizes.
+        use_audio_encoder: feed a GRU encoding of the input vocal's log-mel frames (``n_mels``,
+            ``encoder_units``) to the decoder.
+        reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
+            a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
+        mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
+        voicing_threshold: confidence at which harmonics are half faded; they fade smoothly around it.
+        loudness_mean_db, loudness_std_db: normalisation of ``loudness_db`` for the network.
+        mask_min, mask_max: the mask's range (soft-clamped in the log domain).
+
+    ``forward(batch)`` takes a dict with ``input_audio (batch, n_samples)``, ``f0_hz``, ``f0_confidence``,
+    ``loudness_db`` (each ``(batch, n_frames)``; ``n_frames = n_samples * frame_rate // sample_rate``) and
+    returns a dict with ``audio (batch, n_samples)`` and the controls used, all on the model frame grid
+    ``(batch, n_model_frames[, dims])``: ``f0_hz``, ``voicing``, ``amplitudes``, ``harmonic_distribution``,
+    ``noise_magnitudes``, plus ``gate`` (gate), ``mask`` ``(batch, n_bins, n_model_frames)`` (mask), and
+    ``harmonic_audio``/``noise_audio`` ``(batch, n_samples)`` (synth, gate).
+    """
+
+    def __init__(self, sample_rate: int = 22050, frame_rate: int = 250, n_harmonics: int = 64,
+                 n_noise_bands: int = 65, composition: Literal["synth", "gate", "mask"] = "mask", *,
+                 hidden_size: int = 256, gru_units: int = 256, n_fc_layers: int = 2,
+                 use_audio_encoder: bool = True, n_mels: int = 64, encoder_units: int = 128,
+                 reverb: bool = True, reverb_length: int = 8192, mask_n_fft: int = 1024, mask_hop: int = 256,
+                 voicing_threshold: float = 0.5, loudness_mean_db: float = -40.0, loudness_std_db: float = 20.0,
+                 mask_min: float = 1e-3, mask_max: float = 4.0):
+        super().__init__()
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
+        for name, value in (("sample_rate", sample_rate), ("frame_rate", frame_rate), ("n_harmonics", n_harmonics),
+                            ("n_noise_bands", n_noise_bands), ("mask_n_fft", mask_n_fft), ("mask_hop", mask_hop)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if mask_hop > mask_n_fft:
+            raise ValueError(f"mask_hop ({mask_hop}) must not exceed mask_n_fft ({mask_n_fft})")
+        if not 0 < mask_min < 1 < mask_max:
+            raise ValueError(f"need 0 < mask_min < 1 < mask_max, got {mask_min}, {mask_max}")
+        self.init_args = dict(
+            sample_rate=sample_rate, frame_rate=frame_rate, n_harmonics=n_harmonics, n_noise_bands=n_noise_bands,
+            composition=composition, hidden_size=hidden_size, gru_units=gru_units, n_fc_layers=n_fc_layers,
+            use_audio_encoder=use_audio_encoder, n_mels=n_mels, encoder_units=encoder_units, reverb=reverb,
+            reverb_length=reverb_length, mask_n_fft=mask_n_fft, mask_hop=mask_hop,
+            voicing_threshold=voicing_threshold, loudness_mean_db=loudness_mean_db,
+            loudness_std_db=loudness_std_db, mask_min=mask_min, mask_max=mask_max)
+        self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
+        self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
+        self.composition = composition
+        self.n_fft, self.hop = mask_n_fft, mask_hop
+        self.voicing_threshold = voicing_threshold
+        self.loudness_mean_db, self.loudness_std_db = loudness_mean_db, loudness_std_db
+        self.log_mask_min, self.log_mask_max = math.log(mask_min), math.log(mask_max)
+        self.register_buffer("window", torch.hann_window(mask_n_fft), persistent=False)
+
+        self.encoder = LogMelEncoder(sample_rate, mask_n_fft, n_mels, encoder_units) if use_audio_encoder else None
+        sizes = [1, 1, 1] + ([encoder_units] if use_audio_encoder else [])
+        self.decoder = RnnFcDecoder(sizes, hidden_size, gru_units, n_fc_layers)
+        self.amp_head = nn.Linear(hidden_size, 1 + n_harmonics)
+        self.noise_head = nn.Linear(hidden_size, n_noise_bands)
+        self.reverb = Reverb(reverb_length) if (reverb and composition != "mask") else None
+        # The residual heads start at exactly zero, so gate == 1 / mask == 1: the identity.
+        self.residual_head = nn.Linear(hidden_size, 1) if composition != "synth" else None
+        if self.residual_head is not None:
+            nn.init.zeros_(self.residual_head.weight)
+            nn.init.zeros_(self.residual_head.bias)
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def n_model_frames(self, n_samples: int) -> int:
+        """Frames of the model grid for ``n_samples``: ``n_samples // mask_hop + 1`` (centred STFT frames)."""
+        return n_samples // self.hop + 1
+
+    @property
+    def model_frame_rate(self) -> float:
+        """Rate of the model frame grid in Hz (``sample_rate / mask_hop``)."""
+        return self.sample_rate / self.hop
+
+    def stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """Centred Hann STFT ``(batch, n_samples)`` -> complex ``(batch, n_fft // 2 + 1, n_model_frames)``."""
+        return torch.stft(audio, self.n_fft, self.hop, window=self.window.to(audio.dtype), center=True,
+                          return_complex=True)
+
+    def istft(self, spec: torch.Tensor, n_samples: int) -> torch.Tensor:
+        return torch.istft(spec, self.n_fft, self.hop, window=self.window.to(spec.real.dtype), center=True,
+                           length=n_samples)
+
+    def _check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
+        missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
+        if missing:
+            raise ValueError(f"batch is missing {', '.join(missing)} (need input_audio, f0_hz, f0_confidence, "
+                             "loudness_db)")
+        audio = batch["input_audio"]
+        if audio.dim() == 1:
+            raise ValueError("input_audio must be (batch, n_samples); got a 1-D tensor (add a batch dim)")
+        if audio.dim() != 2:
+            raise ValueError(f"input_audio must be (batch, n_samples), got shape {tuple(audio.shape)}")
+        for key in ("f0_hz", "f0_confidence", "loudness_db"):
+            if batch[key].dim() != 2 or batch[key].shape[0] != audio.shape[0]:
+                raise ValueError(f"{key} must be (batch, n_frames) with batch {audio.shape[0]}, "
+                                 f"got {tuple(batch[key].shape)}")
+        return audio, audio.shape[-1]
+
+    # ------------------------------------------------------------------------------------------ controls
+    def controls(self, batch: dict, spec: torch.Tensor | None = None) -> dict:
+        """Network controls on the model frame grid (see the class docstring); ``spec`` is the input's STFT
+        if already computed."""
+        audio, n_samples = self._check_batch(batch)
+        n_frames = self.n_model_frames(n_samples)
+        times = torch.arange(n_frames, device=audio.device, dtype=audio.dtype) * (self.hop / self.sample_rate)
+        f0 = f0_to_grid(batch["f0_hz"].to(audio.dtype), self.frame_rate, times)
+        conf = frames_to_grid(batch["f0_confidence"].to(audio.dtype), self.frame_rate, times).clamp(0, 1)
+        loud = frames_to_grid(batch["loudness_db"].to(audio.dtype), self.frame_rate, times)
+
+        voiced = f0 > 0
+        f0_in = torch.where(voiced, (hz_to_midi(f0) - 60.0) / 24.0, torch.zeros_like(f0))
+        loud_in = (loud - self.loudness_mean_db) / self.loudness_std_db
+        inputs = [f0_in.unsqueeze(-1), conf.unsqueeze(-1), loud_in.unsqueeze(-1)]
+        if self.encoder is not None:
+            if spec is None:
+                spec = self.stft(audio)
+            inputs.append(self.encoder(spec.abs()))
+        h = self.decoder(inputs)
+
+        raw = self.amp_head(h)
+        # Harmonics fade out smoothly as the confidence drops below the threshold, and vanish where F0 is 0.
+        voicing = torch.sigmoid((conf - self.voicing_threshold) * 12.0) * voiced
+        amplitudes = exp_sigmoid(raw[..., 0]) * voicing
+        # Distribution: one softmax over the harmonics below Nyquist (normalised once, no second squashing).
+        k = torch.arange(1, self.n_harmonics + 1, device=audio.device, dtype=audio.dtype)
+        below = f0.unsqueeze(-1) * k < self.sample_rate / 2
+        logits = raw[..., 1:].masked_fill(~below, float("-inf"))
+        dist = torch.softmax(logits, dim=-1)
+        dist = torch.nan_to_num(dist, nan=0.0)  # frames with no harmonic below Nyquist (never for voice)
+        noise = exp_sigmoid(self.noise_head(h) - 5.0)
+        out = dict(f0_hz=f0, f0_confidence=conf, loudness_db=loud, voicing=voicing, amplitudes=amplitudes,
+                   harmonic_distribution=dist, noise_magnitudes=noise)
+        if self.residual_head is not None:
+            out["residual"] = self.residual_head(h).squeeze(-1)
+        return out
+
+    def compute_mask(self, batch: dict) -> dict:
+        """The TF mask of the ``mask`` composition for a batch at the model rate.
+
+        Returns ``mask (batch, mask_n_fft // 2 + 1, n_model_frames)`` (linear gain, in ``[mask_min, mask_max]``,
+        exactly 1 at initialisation), its grid ``sample_rate``, ``n_fft``, ``hop`` (centred Hann STFT;
+        frame ``i`` at ``i * hop / sample_rate`` s, bin ``f`` at ``f * sample_rate / n_fft`` Hz), the input STFT
+        ``spec`` and the ``controls``. Apply to another rate's STFT with :func:`interpolate_mask`.
+        """
+        if self.composition != "mask":
+            raise ValueError(f"compute_mask needs composition 'mask', this model uses {self.composition!r}")
+        audio, _ = self._check_batch(batch)
+        spec = self.stft(audio)
+        c = self.controls(batch, spec)
+        harm = harmonic_spectrum(c["f0_hz"], c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
+                                 sample_rate=self.sample_rate, n_fft=self.n_fft)
+        synth_mag = torch.sqrt(harm.square() + noise_spectrum(c["noise_magnitudes"], n_fft=self.n_fft).square())
+        eps = 1e-3
+        log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(spec.abs() + eps)
+        u = c["residual"].unsqueeze(1) * log_ratio                    # (b, bins, frames); exactly 0 at init
+        mask = torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max))
+        c["synth_magnitude"] = synth_mag
+        return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
+
+    def compute_gate(self, batch: dict) -> dict:
+        """The per-frame gate of the ``gate`` composition: ``gate (batch, n_model_frames)`` in [0, 1] (1 = keep
+        the input vocal; exactly 1 at initialisation), frame ``i`` at ``i * mask_hop / sample_rate`` s, with
+        ``frame_rate`` (Hz) and ``controls``. Per-sample values at any rate: :func:`interpolate_gate`.
+
+        ``gate = 1 - clamp(r, 0, 1)`` for the zero-initialised head output ``r``, with a straight-through
+        gradient for the clamp so the gate can leave 1 (a smooth [0, 1] function that equals 1 at r = 0
+        would have zero gradient there).
+        """
+        if self.composition != "gate":
+            raise ValueError(f"compute_gate needs composition 'gate', this model uses {self.composition!r}")
+        c = self.controls(batch)
+        r = c["residual"]
+        r = r + (r.clamp(0.0, 1.0) - r).detach()
+        return dict(gate=1.0 - r, frame_rate=self.model_frame_rate, controls=c)
+
+    def synthesize(self, controls: dict, n_samples: int, generator: torch.Generator | None = None) -> dict:
+        """Harmonic + filtered noise (+ reverb) audio ``(batch, n_samples)`` from model-grid controls;
+        ``generator`` seeds the noise."""
+        harm = harmonic_synth(controls["f0_hz"], controls["amplitudes"], controls["harmonic_distribution"],
+                              sample_rate=self.sample_rate, n_samples=n_samples)
+        noise = filtered_noise(controls["noise_magnitudes"], n_samples=n_samples, generator=generator)
+        audio = harm + noise
+        if self.reverb is not None:
+            audio = self.reverb(audio)
+        return dict(synth_audio=audio, harmonic_audio=harm, noise_audio=noise)
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """Refine ``batch["input_audio"] (batch, n_samples)``; returns ``audio (batch, n_samples)`` + controls.
+
+        ``generator`` seeds the filtered noise (``synth``/``gate``; the ``mask`` path is deterministic)."""
+        audio, n_samples = self._check_batch(batch)
+        if self.composition == "mask":
+            m = self.compute_mask(batch)
+            # input + istft((mask - 1) X): bit-exact identity when mask == 1, equal to istft(mask X) otherwise.
+            out = audio + self.istft((m["mask"] - 1.0) * m["spec"], n_samples)
+            return dict(audio=out, mask=m["mask"], **m["controls"])
+        if self.composition == "gate":
+            g = self.compute_gate(batch)
+            s = self.synthesize(g["controls"], n_samples, generator)
+            gate_s = interpolate_gate(g["gate"], frame_rate=self.model_frame_rate, sample_rate=self.sample_rate,
+                                      n_samples=n_samples)
+            out = audio + (1.0 - gate_s) * (s["synth_audio"] - audio)
+            return dict(audio=out, gate=g["gate"], **s, **g["controls"])
+        c = self.controls(batch)
+        s = self.synthesize(c, n_samples, generator)
+        return dict(audio=s["synth_audio"], **s, **c)
+
+
+def model_from_config(model_config, data_config) -> ResidualDDSPDecoder:
+    """Build the model from the typed ``model`` and ``data`` config sections (``data.train_sr``,
+    ``data.frame_rate``)."""
+    import dataclasses
+
+    kwargs = dataclasses.asdict(model_config)
+    return ResidualDDSPDecoder(sample_rate=data_config.train_sr, frame_rate=data_config.frame_rate, **kwargs)
+
+
+__all__ = ["ResidualDDSPDecoder", "RnnFcDecoder", "LogMelEncoder", "model_from_config", "harmonic_spectrum",
+           "noise_spectrum", "interpolate_mask", "interpolate_gate", "hz_to_midi", "exp_sigmoid", "COMPOSITIONS"]

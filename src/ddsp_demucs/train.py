@@ -1,0 +1,544 @@
+"""Training of :class:`~ddsp_demucs.model.ResidualDDSPDecoder` on Lightning.
+
+Public API (the original README's, in PyTorch)::
+
+    setup_training_environment(use_mixed_precision=False, seed=0, threads=None)
+    trainer = DDSPTrainer(model, config=config)           # a LightningModule
+    trainer.compile(optimizer=...)                         # optional: factory, optimizer class or config
+    callbacks = create_callbacks(checkpoint_dir, log_dir)  # checkpoints, early stopping, LR monitor, loggers
+    trainer.fit(train_dataset, validation_data=val_dataset, epochs=..., callbacks=callbacks)
+    model = load_model("runs/x/checkpoints/best.ckpt")     # from the checkpoint alone
+    train_from_config(config, train_dataset, val_dataset, out_dir, resume=True)  # what the CLI runs
+
+Datasets are any ``torch.utils.data.Dataset`` of dicts with ``input_audio (n_samples,)``, ``target_audio``,
+``f0_hz (n_frames,)``, ``f0_confidence``, ``loudness_db`` (``track`` / ``start_s`` are passed through).
+
+Resumption is exact: the training order comes from :class:`ResumableSampler` (a permutation per pass seeded
+by ``training.seed`` and the pass number, sharded over ranks), the number of batches consumed is saved in
+every checkpoint, and the filtered-noise generator is seeded per (seed, batch index, rank). Resuming from
+``last.ckpt`` continues with the next unseen batch: no step is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.config import Config, LossConfig, TrainingConfig
+from ddsp_demucs.dsp import MultiResolutionSTFTLoss
+from ddsp_demucs.metrics import si_sdr
+from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
+from ddsp_demucs.utils import atomic_path, config_to_dict, from_dict, get_logger, write_text_atomic
+
+log = get_logger("train")
+CHECKPOINT_KEY = "ddsp_demucs"
+AUDIO_KEYS = ("input_audio", "target_audio", "f0_hz", "f0_confidence", "loudness_db")
+
+
+class TrainingDiverged(DDSPDemucsError):
+    """Too many training steps had a non-finite loss or gradient."""
+
+
+# ------------------------------------------------------------------------------------------ environment
+def setup_training_environment(use_mixed_precision: bool = False, seed: int = 0, threads: int | None = None) -> str:
+    """Seed Python, numpy and torch, set torch's CPU threads, and choose the precision.
+
+    Returns the Lightning precision string (``"bf16-mixed"`` if ``use_mixed_precision``, else ``"32"``);
+    it also becomes the default precision of :meth:`DDSPTrainer.fit`.
+    """
+    global _DEFAULT_PRECISION
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+    _DEFAULT_PRECISION = "bf16-mixed" if use_mixed_precision else "32"
+    return _DEFAULT_PRECISION
+
+
+_DEFAULT_PRECISION: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------ losses
+class MelLoss(torch.nn.Module):
+    """L1 distance of log-mel spectrograms ``(batch, n_samples)`` x2 -> scalar (Hann STFT, 1024 / 256)."""
+
+    def __init__(self, sample_rate: int, n_mels: int = 80, n_fft: int = 1024, hop: int = 256):
+        super().__init__()
+        import librosa
+
+        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+        self.register_buffer("fb", torch.as_tensor(fb, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.n_fft, self.hop = n_fft, hop
+
+    def _logmel(self, x: torch.Tensor) -> torch.Tensor:
+        mag = torch.stft(x, self.n_fft, self.hop, window=self.window, return_complex=True).abs()
+        return torch.log(torch.einsum("mf,bft->bmt", self.fb, mag) + 1e-5)
+
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(self._logmel(estimate), self._logmel(target))
+
+
+class LossTerms(torch.nn.Module):
+    """Loss terms by name, weighted from a :class:`~ddsp_demucs.config.LossConfig`.
+
+    ``forward(estimate, target)`` with ``(batch, n_samples)`` waveforms -> dict of unweighted scalar terms
+    (``stft``: multi-resolution linear + log magnitude; ``si_sdr``: negative mean SI-SDR in dB / 10;
+    ``mel``: log-mel L1; only the terms with a non-zero weight) and ``total``, the weighted sum.
+    """
+
+    def __init__(self, config: LossConfig, sample_rate: int):
+        super().__init__()
+        self.config = config
+        self.weights = {"stft": 1.0, "si_sdr": config.si_sdr_weight, "mel": config.mel_weight}
+        self.stft = MultiResolutionSTFTLoss(fft_sizes=tuple(config.fft_sizes), overlap=config.overlap,
+                                            mag_weight=config.mag_weight, logmag_weight=config.logmag_weight)
+        self.mel = MelLoss(sample_rate, config.n_mels) if config.mel_weight else None
+
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        estimate, target = estimate.float(), target.float()
+        terms = {"stft": self.stft(estimate, target)}
+        if self.weights["si_sdr"]:
+            terms["si_sdr"] = -si_sdr(estimate, target).mean() / 10.0
+        if self.mel is not None:
+            terms["mel"] = self.mel(estimate, target)
+        terms["total"] = sum(self.weights[k] * v for k, v in terms.items())
+        return terms
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, max_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up from ~0 to 1 over ``warmup_steps``, then cosine decay to ``min_ratio`` at
+    ``max_steps`` (held there after)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, max_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+class ResumableSampler(Sampler[int]):
+    """Training order that a resumed run continues exactly.
+
+    The stream is pass after pass over the dataset, each a permutation seeded by ``(seed, pass)``; rank
+    ``r`` of ``world_size`` takes every ``world_size``-th item, and each pass is cut to a whole number of
+    batches. ``__iter__`` starts at ``position()`` items into the stream (the batches the module has
+    consumed x ``batch_size``) and runs to the end of that pass; ``__len__`` is a full pass.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, position: Callable[[], int],
+                 rank: int = 0, world_size: int = 1):
+        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
+        self.position, self.rank, self.world_size = position, rank, world_size
+        self.per_pass = (n_items // world_size) // batch_size * batch_size
+        if self.per_pass == 0:
+            raise DDSPDemucsError(f"training dataset has {n_items} examples: too few for batch size {batch_size} "
+                                  f"on {world_size} device(s)")
+
+    def order(self, pass_index: int) -> list[int]:
+        """This rank's items of pass ``pass_index``."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_index)
+        perm = torch.randperm(self.n_items, generator=g).tolist()
+        return perm[self.rank::self.world_size][: self.per_pass]
+
+    def __iter__(self) -> Iterator[int]:
+        pass_index, offset = divmod(self.position(), self.per_pass)
+        return iter(self.order(pass_index)[offset:])
+
+    def __len__(self) -> int:
+        return self.per_pass
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack the tensor fields of dataset items; ``track`` and ``start_s`` become lists."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if key in AUDIO_KEYS or isinstance(values[0], (torch.Tensor, np.ndarray)):
+            out[key] = torch.stack([torch.as_tensor(np.asarray(v) if isinstance(v, np.ndarray) else v,
+                                                    dtype=torch.float32) for v in values])
+        else:
+            out[key] = values
+    return out
+
+
+# ----------------------------------------------------------------------------------------- checkpointing
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it and renames it into place."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class _LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt``: saved at each validation (and every ``every_n_train_steps``) and when training ends."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.dirpath is not None and not trainer.interrupted:
+            trainer.save_checkpoint(os.path.join(self.dirpath, "last.ckpt"))
+
+
+def create_callbacks(checkpoint_dir: str | os.PathLike, log_dir: str | os.PathLike | None = None, *,
+                     monitor: str = "val/loss", patience: int = 10, every_n_train_steps: int = 0,
+                     early_stopping: bool = True) -> list:
+    """Callbacks and loggers for :meth:`DDSPTrainer.fit`.
+
+    ``checkpoint_dir/best.ckpt`` (lowest ``monitor``) and ``checkpoint_dir/last.ckpt`` (each validation,
+    every ``every_n_train_steps`` if > 0, and at the end), early stopping after ``patience`` validations
+    without improvement, a learning-rate monitor, and (if ``log_dir``) TensorBoard and CSV loggers under
+    ``log_dir``. Loggers are returned in the same list; ``fit`` separates them.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    items: list = [
+        ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
+                        enable_version_counter=False, auto_insert_metric_name=False),
+        _LastCheckpoint(dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
+                        every_n_train_steps=every_n_train_steps or None, enable_version_counter=False),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    if early_stopping:
+        items.append(EarlyStopping(monitor=monitor, mode="min", patience=patience, check_finite=False))
+    if log_dir is not None:
+        items += [TensorBoardLogger(str(log_dir), name="tensorboard", version=""),
+                  CSVLogger(str(log_dir), name="csv", version="")]
+    return items
+
+
+def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model stored in a checkpoint written by :class:`DDSPTrainer`, in eval mode, from the file alone.
+
+    The checkpoint holds the model class (``module.Class``), its init arguments, the resolved config and the
+    weights. Raises :class:`DDSPDemucsError` naming the file if it is missing or not such a checkpoint.
+    """
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise DDSPDemucsError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise DDSPDemucsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+    if not meta:
+        raise DDSPDemucsError(f"{path}: not a ddsp-demucs checkpoint (no {CHECKPOINT_KEY!r} entry)")
+    module_name, _, class_name = meta["model_class"].rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    model = cls(**meta["model_args"])
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    model.config = meta.get("config")
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+class DDSPTrainer(L.LightningModule):
+    """Lightning module that trains a DDSP model, plus ``compile`` / ``fit`` conveniences.
+
+    Args:
+        model: the model (built from ``config`` if None). It must take a batch dict and return ``audio``, and
+            expose ``init_args`` (a dict of its constructor arguments) for self-describing checkpoints.
+        config: the resolved :class:`~ddsp_demucs.config.Config` (defaults if None); its ``loss`` and
+            ``training`` sections drive the loss weights, optimiser, schedule and loop.
+
+    Uses manual optimisation so that a step whose loss or gradient norm is non-finite is skipped on every rank
+    (no optimiser or scheduler update), counted, and training stops with :class:`TrainingDiverged` after
+    ``training.max_nonfinite_steps`` such steps.
+    """
+
+    def __init__(self, model: torch.nn.Module | None = None, config: Config | None = None):
+        super().__init__()
+        self.config = copy.deepcopy(config) if config is not None else Config()
+        self.model = model if model is not None else model_from_config(self.config.model, self.config.data)
+        if not hasattr(self.model, "init_args"):
+            raise ValueError("model must expose init_args (its constructor arguments) to be checkpointed")
+        sample_rate = getattr(self.model, "sample_rate", self.config.data.train_sr)
+        self.losses = LossTerms(self.config.loss, sample_rate)
+        self.automatic_optimization = False
+        self._optimizer_spec: Any = None
+        self.batches_consumed = 0     # batches drawn from the training stream (incl. skipped steps)
+        self.nonfinite_steps = 0
+        self._logged_audio_at = -1
+
+    @property
+    def tcfg(self) -> TrainingConfig:
+        return self.config.training
+
+    # ----------------------------------------------------------------------------------- optimisation
+    def compile(self, optimizer: Any = None, **training_overrides: Any) -> "DDSPTrainer":
+        """Choose the optimiser (Keras-style): None (AdamW from ``training``), a torch optimizer class or a
+        factory ``params -> Optimizer``, an optimizer already built over this model's parameters, or a dict /
+        :class:`TrainingConfig` of training fields. ``training_overrides`` (e.g. ``learning_rate=3e-4``) update
+        the training config. The warm-up + cosine schedule is applied on top in every case."""
+        if isinstance(optimizer, dict):
+            training_overrides = {**optimizer, **training_overrides}
+            optimizer = None
+        elif isinstance(optimizer, TrainingConfig):
+            self.config.training = copy.deepcopy(optimizer)
+            optimizer = None
+        if training_overrides:
+            merged = {**dataclasses.asdict(self.tcfg), **training_overrides}
+            self.config.training = from_dict(TrainingConfig, merged, "training")
+        self._optimizer_spec = optimizer
+        return self
+
+    def configure_optimizers(self):
+        spec, tc = self._optimizer_spec, self.tcfg
+        if spec is None:
+            opt = torch.optim.AdamW(self.model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
+        elif isinstance(spec, torch.optim.Optimizer):
+            opt = spec
+        elif callable(spec):
+            opt = spec(self.model.parameters())
+        else:
+            raise ValueError(f"optimizer must be None, a torch optimizer, a factory or a config, got {spec!r}")
+        schedule = lambda step: warmup_cosine(step, warmup_steps=tc.warmup_steps,  # noqa: E731
+                                              max_steps=tc.max_steps, min_ratio=tc.min_lr_ratio)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------------- steps
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        if generator is not None and "generator" in _forward_params(self.model):
+            return self.model(batch, generator=generator)
+        return self.model(batch)
+
+    def _noise_generator(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed((self.tcfg.seed * 1_000_003 + index) * 64 + self.global_rank)
+
+    def training_step(self, batch: dict, batch_idx: int):
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        index = self.batches_consumed
+        self.batches_consumed += 1
+        out = self(batch, generator=self._noise_generator(index))
+        terms = self.losses(out["audio"], batch["target_audio"])
+        loss = terms["total"]
+        finite_loss = torch.isfinite(loss.detach())
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(torch.where(finite_loss, loss, torch.zeros_like(loss)))
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip or float("inf"))
+        ok = torch.isfinite(grad_norm) & finite_loss
+        ok = self.trainer.strategy.reduce(ok.float(), reduce_op="min") > 0.5 if self.trainer.world_size > 1 else ok
+        if bool(ok):
+            opt.step()
+            sched.step()
+        else:
+            opt.zero_grad(set_to_none=True)
+            self.nonfinite_steps += 1
+            log.warning("skipped a non-finite training step at batch %d (loss %s, grad norm %s); %d of %d allowed",
+                        index, float(loss.detach()), float(grad_norm), self.nonfinite_steps,
+                        self.tcfg.max_nonfinite_steps)
+            if self.nonfinite_steps > self.tcfg.max_nonfinite_steps:
+                raise TrainingDiverged(
+                    f"training stopped: {self.nonfinite_steps} steps had a non-finite loss or gradient (limit "
+                    f"training.max_nonfinite_steps={self.tcfg.max_nonfinite_steps}); lower training.learning_rate, "
+                    "check the data for NaN/Inf, or use precision 32")
+        bs = batch["input_audio"].shape[0]
+        self.log("train/loss", loss.detach().float(), prog_bar=True, batch_size=bs)
+        for name, value in terms.items():
+            if name != "total":
+                self.log(f"train/{name}", value.detach().float(), batch_size=bs)
+        self.log("train/grad_norm", grad_norm.float(), batch_size=bs)
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=bs)
+        return loss.detach()
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        out = self(batch, generator=self._noise_generator(10**9 + batch_idx))
+        target, inp = batch["target_audio"], batch["input_audio"]
+        terms = self.losses(out["audio"], target)
+        bs = inp.shape[0]
+        sdr_out = si_sdr(out["audio"].float(), target)
+        sdr_in = si_sdr(inp, target)
+        self.log("val/loss", terms["total"], prog_bar=True, sync_dist=True, batch_size=bs)
+        for name, value in terms.items():
+            if name != "total":
+                self.log(f"val/{name}", value, sync_dist=True, batch_size=bs)
+        self.log("val/si_sdr", sdr_out.mean(), prog_bar=True, sync_dist=True, batch_size=bs)
+        self.log("val/si_sdr_input", sdr_in.mean(), sync_dist=True, batch_size=bs)
+        self.log("val/si_sdr_improvement", (sdr_out - sdr_in).mean(), sync_dist=True, batch_size=bs)
+        if batch_idx == 0 and self.global_rank == 0 and self._logged_audio_at != self.global_step:
+            self._logged_audio_at = self.global_step
+            self._log_examples(batch, out)
+
+    def _log_examples(self, batch: dict, out: dict) -> None:
+        experiments = [lg.experiment for lg in (self.loggers or []) if isinstance(lg, TensorBoardLogger)]
+        if not experiments or self.tcfg.n_audio_examples <= 0:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        sr = int(getattr(self.model, "sample_rate", self.config.data.train_sr))
+        n = min(self.tcfg.n_audio_examples, batch["input_audio"].shape[0])
+        for i in range(n):
+            signals = {"input": batch["input_audio"][i], "output": out["audio"][i].float(),
+                       "target": batch["target_audio"][i]}
+            fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+            for ax, (name, x) in zip(axes, signals.items()):
+                x = x.detach().cpu()
+                spec = torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+                ax.imshow(20 * torch.log10(spec + 1e-6).numpy(), origin="lower", aspect="auto", vmin=-80,
+                          extent=(0, x.shape[-1] / sr, 0, sr / 2000))
+                ax.set_ylabel(f"{name}\nkHz")
+            axes[-1].set_xlabel("s")
+            fig.tight_layout()
+            for exp in experiments:
+                for name, x in signals.items():
+                    peak = float(x.abs().max().clamp_min(1e-9))
+                    exp.add_audio(f"example{i}/{name}", (x.detach().cpu() / max(peak, 1.0)).unsqueeze(0),
+                                  self.global_step, sample_rate=sr)
+                exp.add_figure(f"example{i}/spectrograms", fig, self.global_step)
+            plt.close(fig)
+
+    # ------------------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        model = self.model
+        checkpoint[CHECKPOINT_KEY] = {
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "model_args": dict(model.init_args),
+            "config": config_to_dict(self.config),
+            "batches_consumed": self.batches_consumed,
+            "nonfinite_steps": self.nonfinite_steps,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        meta = checkpoint.get(CHECKPOINT_KEY, {})
+        self.batches_consumed = int(meta.get("batches_consumed", 0))
+        self.nonfinite_steps = int(meta.get("nonfinite_steps", 0))
+
+    # ------------------------------------------------------------------------------------------- data
+    def _train_loader(self, dataset: Dataset) -> DataLoader:
+        tc = self.tcfg
+        sampler = ResumableSampler(len(dataset), tc.batch_size, tc.seed, lambda: self.batches_consumed * tc.batch_size,
+                                   rank=self.global_rank, world_size=self.trainer.world_size)
+        return DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+                          num_workers=tc.num_workers, persistent_workers=False)
+
+    def _val_loader(self, dataset: Dataset) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.tcfg.batch_size, shuffle=False, collate_fn=collate,
+                          num_workers=self.tcfg.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._train_loader(self._train_dataset)
+
+    def fit(self, train_dataset: Dataset, validation_data: Dataset | None = None, epochs: int | None = None,
+            callbacks: list | None = None, *, max_steps: int | None = None, ckpt_path: str | None = None,
+            default_root_dir: str | os.PathLike | None = None, **trainer_kwargs: Any) -> L.Trainer:
+        """Train with a ``lightning.Trainer`` built from the ``training`` config.
+
+        Args:
+            train_dataset, validation_data: torch Datasets of example dicts (see the module docstring).
+            epochs: passes over the training data (default ``training.epochs``); ``max_steps`` (default
+                ``training.max_steps``) usually ends training first.
+            callbacks: Lightning callbacks and loggers, e.g. from :func:`create_callbacks`.
+            ckpt_path: a checkpoint to resume from (``"last"`` or a path).
+            trainer_kwargs: passed to ``lightning.Trainer`` (override the config's values).
+        Returns the ``lightning.Trainer`` (``trainer.callback_metrics`` holds the last metrics).
+        """
+        for name, ds in (("train_dataset", train_dataset), ("validation_data", validation_data)):
+            if ds is not None and (isinstance(ds, DataLoader) or not hasattr(ds, "__getitem__")
+                                   or not hasattr(ds, "__len__")):
+                raise ValueError(f"{name} must be a map-style torch Dataset of example dicts (got "
+                                 f"{type(ds).__name__}); the trainer builds its own resumable loader")
+        tc = self.tcfg
+        if max_steps is not None:
+            self.compile(max_steps=max_steps)
+        items = list(callbacks or [])
+        loggers = [c for c in items if isinstance(c, Logger)]
+        cbs = [c for c in items if not isinstance(c, Logger)]
+        if not loggers:  # Lightning refuses a learning-rate monitor without a logger
+            cbs = [c for c in cbs if not isinstance(c, LearningRateMonitor)]
+        if validation_data is None:  # nothing to monitor: no early stopping, no best checkpoint
+            cbs = [c for c in cbs if not isinstance(c, EarlyStopping)
+                   and not (isinstance(c, ModelCheckpoint) and c.monitor is not None)]
+        precision = tc.precision if tc.precision != "32" else (_DEFAULT_PRECISION or "32")
+        if precision == "16-mixed" and not torch.cuda.is_available():
+            raise DDSPDemucsError("precision 16-mixed needs a GPU; use bf16-mixed on CPU")
+        kwargs = dict(
+            max_steps=self.tcfg.max_steps, max_epochs=epochs if epochs is not None else tc.epochs,
+            accelerator=tc.accelerator, devices=tc.devices, strategy=tc.strategy, precision=precision,
+            callbacks=cbs, logger=loggers or False, log_every_n_steps=tc.log_every_steps,
+            val_check_interval=tc.val_every_steps if validation_data is not None else None,
+            check_val_every_n_epoch=None, limit_val_batches=tc.limit_val_batches if validation_data else 0,
+            num_sanity_val_steps=0, use_distributed_sampler=False, enable_model_summary=False,
+            plugins=[AtomicCheckpointIO()], default_root_dir=str(default_root_dir) if default_root_dir else None,
+            enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in cbs),
+        )
+        kwargs.update(trainer_kwargs)
+        if kwargs["val_check_interval"] is None:
+            kwargs.pop("val_check_interval")
+            kwargs["check_val_every_n_epoch"] = 1
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        trainer = L.Trainer(**kwargs)
+        self._train_dataset = train_dataset
+        val_loader = self._val_loader(validation_data) if validation_data is not None else None
+        trainer.fit(self, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+        return trainer
+
+
+def _forward_params(model: torch.nn.Module) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+# ------------------------------------------------------------------------------------------- high level
+def train_from_config(config: Config, train_dataset: Dataset, val_dataset: Dataset | None,
+                      out_dir: str | os.PathLike, resume: bool = True, *, extra_callbacks: list | None = None,
+                      **fit_kwargs: Any) -> dict:
+    """Train a model from a typed config into ``out_dir``; resume from ``out_dir/checkpoints/last.ckpt`` if
+    ``resume`` and it exists. ``extra_callbacks`` are added to :func:`create_callbacks`' list; ``fit_kwargs``
+    go to :meth:`DDSPTrainer.fit`.
+
+    Writes ``out_dir/config.yaml`` (resolved), ``out_dir/checkpoints/{best,last}.ckpt``, and logs under
+    ``out_dir/logs`` (``tensorboard/``, ``csv/metrics.csv``). Returns ``{"best_checkpoint", "last_checkpoint",
+    "global_step", "metrics"}`` (metrics: the last logged values as floats).
+    """
+    import yaml
+
+    out_dir = Path(out_dir)
+    tc = config.training
+    setup_training_environment(use_mixed_precision=False, seed=tc.seed, threads=tc.threads)
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    ckpt_dir = out_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.is_file() else None
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    module = DDSPTrainer(config=config)
+    callbacks = create_callbacks(ckpt_dir, out_dir / "logs", patience=tc.early_stopping_patience,
+                                 every_n_train_steps=tc.checkpoint_every_steps,
+                                 early_stopping=val_dataset is not None) + list(extra_callbacks or [])
+    trainer = module.fit(train_dataset, validation_data=val_dataset, callbacks=callbacks, ckpt_path=ckpt_path,
+                         default_root_dir=out_dir, **fit_kwargs)
+    best = ckpt_dir / "best.ckpt"
+    return {
+        "best_checkpoint": str(best) if best.is_file() else (str(last) if last.is_file() else None),
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "global_step": int(trainer.global_step),
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1},
+    }
+
+
+__all__ = ["DDSPTrainer", "create_callbacks", "setup_training_environment", "load_model", "train_from_config",
+           "LossTerms", "MelLoss", "ResumableSampler", "TrainingDiverged", "warmup_cosine", "collate",
+           "ResidualDDSPDecoder"]

@@ -1,0 +1,187 @@
+"""ResidualDDSPDecoder: identity at init, shapes, controls, gradients, mask transfer, spectral synthesis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ddsp_demucs.dsp import a_weighted_loudness
+from ddsp_demucs.metrics import si_sdr
+from ddsp_demucs.model import (ResidualDDSPDecoder, harmonic_spectrum, interpolate_gate, interpolate_mask,
+                               noise_spectrum)
+
+SR, FR = 22050, 250
+TINY = dict(hidden_size=32, gru_units=32, n_fc_layers=1, n_mels=16, encoder_units=16, reverb_length=512,
+            n_harmonics=24, n_noise_bands=17)
+
+
+def make_example(seed: int, n_samples: int = 11025, sample_rate: int = SR, frame_rate: int = FR) -> dict:
+    """A synthetic training example: a harmonic 'voice' target with vibrato, an unvoiced gap and 1/k harmonics;
+    the input adds bleed (two steady non-harmonic tones and white noise). Exact F0 (0 in the gap), confidence
+    1/0, and A-weighted loudness of the input, on frames ``j / frame_rate`` s."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples) / sample_rate
+    f0_base = rng.uniform(140, 320)
+    f0 = f0_base * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * t))
+    gap = (t > 0.55 * t[-1]) & (t < 0.7 * t[-1])
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    env = 0.3 * (0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t) ** 2)
+    voice = sum(np.sin(k * phase) / k for k in range(1, 16) if k * f0_base < sample_rate / 2.5) * env * ~gap
+    bleed = sum(0.08 * np.sin(2 * np.pi * rng.uniform(600, 3000) * t + rng.uniform(0, 6)) for _ in range(2))
+    bleed = bleed + 0.02 * rng.standard_normal(n_samples)
+    inp = voice + bleed
+    n_frames = n_samples * frame_rate // sample_rate
+    frame_t = np.arange(n_frames) / frame_rate
+    voiced = ~((frame_t > 0.55 * t[-1]) & (frame_t < 0.7 * t[-1]))
+    f0_frames = np.where(voiced, f0_base * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * frame_t)), 0.0)
+    inp_t = torch.tensor(inp, dtype=torch.float32)
+    loud = a_weighted_loudness(inp_t[None], sample_rate=sample_rate, frame_rate=frame_rate)[0]
+    return {"input_audio": inp_t, "target_audio": torch.tensor(voice, dtype=torch.float32),
+            "f0_hz": torch.tensor(f0_frames, dtype=torch.float32),
+            "f0_confidence": torch.tensor(voiced, dtype=torch.float32), "loudness_db": loud.float(),
+            "track": f"synthetic{seed}", "start_s": 0.0}
+
+
+def batch_of(examples: list[dict]) -> dict:
+    return {k: torch.stack([e[k] for e in examples]) for k in examples[0] if torch.is_tensor(examples[0][k])}
+
+
+def random_batch(seed: int, batch: int = 2, n_samples: int = 8000) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    n_frames = n_samples * FR // SR
+    return {"input_audio": 0.3 * torch.randn(batch, n_samples, generator=g),
+            "f0_hz": torch.where(torch.rand(batch, n_frames, generator=g) > 0.3,
+                                 100 + 300 * torch.rand(batch, n_frames, generator=g), torch.zeros(batch, n_frames)),
+            "f0_confidence": torch.rand(batch, n_frames, generator=g),
+            "loudness_db": -60 + 40 * torch.rand(batch, n_frames, generator=g)}
+
+
+@pytest.mark.parametrize("composition", ["gate", "mask"])
+@pytest.mark.parametrize("audio_encoder", [True, False])
+def test_identity_at_init(composition, audio_encoder):
+    torch.manual_seed(1)
+    model = ResidualDDSPDecoder(SR, FR, composition=composition, use_audio_encoder=audio_encoder, **TINY)
+    for batch in (random_batch(0), batch_of([make_example(3), make_example(4)])):
+        with torch.no_grad():
+            out = model(batch)["audio"]
+        assert out.shape == batch["input_audio"].shape
+        assert si_sdr(out, batch["input_audio"]).min() > 40.0
+        assert torch.allclose(out, batch["input_audio"], atol=1e-6)
+
+
+@pytest.mark.parametrize("composition", ["synth", "gate", "mask"])
+def test_shapes_and_controls(composition):
+    model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
+    batch = random_batch(1, batch=3, n_samples=6000)
+    out = model(batch)
+    nm = 6000 // 256 + 1
+    assert out["audio"].shape == (3, 6000) and torch.isfinite(out["audio"]).all()
+    assert out["f0_hz"].shape == out["amplitudes"].shape == out["voicing"].shape == (3, nm)
+    assert out["harmonic_distribution"].shape == (3, nm, TINY["n_harmonics"])
+    assert out["noise_magnitudes"].shape == (3, nm, TINY["n_noise_bands"])
+    dist = out["harmonic_distribution"]
+    voiced = out["f0_hz"] > 0
+    # normalised once over the harmonics below Nyquist; zero above it
+    assert torch.allclose(dist.sum(-1)[voiced], torch.ones(int(voiced.sum())), atol=1e-5)
+    k = torch.arange(1, TINY["n_harmonics"] + 1)
+    assert (dist[out["f0_hz"].unsqueeze(-1) * k >= SR / 2] == 0).all()
+    # harmonics are silent where F0 is 0 and fade with confidence
+    assert (out["amplitudes"][~voiced] == 0).all()
+    if composition == "mask":
+        assert out["mask"].shape == (3, 513, nm) and (out["mask"] == 1).all()
+    if composition == "gate":
+        assert out["gate"].shape == (3, nm) and (out["gate"] == 1).all()
+    if composition != "mask":
+        assert out["harmonic_audio"].shape == (3, 6000)
+
+
+def test_controls_interpolated_onto_model_grid():
+    model = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
+    batch = random_batch(2, batch=1, n_samples=22050)
+    batch["f0_hz"] = torch.full_like(batch["f0_hz"], 200.0)
+    batch["f0_hz"][:, 125:] = 0.0  # unvoiced from 0.5 s (frame 125 at 0.5 s)
+    c = model.controls(batch)
+    times = torch.arange(c["f0_hz"].shape[1]) * 256 / SR
+    assert torch.all(c["f0_hz"][0, times < 0.496] == 200.0)        # no glide towards 0 Hz
+    assert torch.all(c["f0_hz"][0, times >= 0.5] == 0.0)
+
+
+@pytest.mark.parametrize("composition", ["synth", "gate", "mask"])
+def test_gradients_reach_all_parameters(composition):
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
+    if model.residual_head is not None:  # zero-initialised: move it off zero so upstream gradients are non-zero
+        torch.nn.init.normal_(model.residual_head.weight, std=0.1)
+        torch.nn.init.constant_(model.residual_head.bias, 0.2 if composition == "gate" else 0.5)
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
+    out = model(batch)
+    loss = (out["audio"] - batch["input_audio"] * 0.5).square().mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+@pytest.mark.parametrize("composition", ["gate", "mask"])
+def test_zero_initialised_head_gets_gradient(composition):
+    model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
+    batch = batch_of([make_example(7, n_samples=6000)])
+    out = model(batch)
+    (out["audio"] - batch["target_audio"]).square().mean().backward()
+    assert model.residual_head.bias.grad.abs() > 0  # the identity is not a dead saddle
+
+
+def test_harmonic_spectrum_matches_stft_of_a_sinusoid():
+    n_fft, sr = 1024, 22050
+    f0 = 441.3
+    t = torch.arange(sr, dtype=torch.float64) / sr
+    x = 0.5 * torch.sin(2 * math.pi * f0 * t) + 0.25 * torch.sin(2 * math.pi * 2 * f0 * t)
+    spec = torch.stft(x, n_fft, 256, window=torch.hann_window(n_fft, dtype=torch.float64), return_complex=True)
+    ref = spec.abs()[:, 40]                                        # a frame away from the edges
+    amps = torch.tensor([[[0.5, 0.25, 0.0]]], dtype=torch.float64)
+    est = harmonic_spectrum(torch.tensor([[f0]], dtype=torch.float64), amps, sample_rate=sr, n_fft=n_fft)[0, 0]
+    for k in (1, 2):
+        b = round(k * f0 * n_fft / sr)
+        assert est[b - 1:b + 2].numpy() == pytest.approx(ref[b - 1:b + 2].numpy(), rel=0.02)
+    assert float(est[150:].abs().max()) == 0.0
+
+
+def test_noise_spectrum_matches_expected_rms():
+    torch.manual_seed(0)
+    n_fft = 512
+    x = torch.rand(200_000, dtype=torch.float64) * 2 - 1               # flat magnitude 1
+    spec = torch.stft(x, n_fft, 128, window=torch.hann_window(n_fft, dtype=torch.float64), return_complex=True)
+    rms = spec.abs().square().mean(dim=1).sqrt()[10:-10].mean()
+    est = noise_spectrum(torch.ones(1, 1, 5, dtype=torch.float64), n_fft=n_fft)[0, 0, 0]
+    assert float(est) == pytest.approx(float(rms), rel=0.02)
+
+
+def test_mask_transfer_to_another_rate():
+    mask = torch.rand(2, 513, 30) + 0.5
+    same = interpolate_mask(mask, src_sample_rate=22050, src_n_fft=1024, src_hop=256, dst_sample_rate=22050,
+                            dst_n_fft=1024, dst_hop=256, dst_n_frames=30)
+    assert torch.allclose(same, mask, atol=1e-6)
+    up = interpolate_mask(mask, src_sample_rate=22050, src_n_fft=1024, src_hop=256, dst_sample_rate=44100,
+                          dst_n_fft=2048, dst_hop=512, dst_n_frames=30)
+    assert up.shape == (2, 1025, 30)
+    assert torch.allclose(up[:, :513], mask, atol=1e-5)              # same Hz and seconds at both rates
+    assert (up[:, 513:] == 1).all()                                   # above the model's Nyquist: kept
+
+
+def test_gate_interpolation_is_per_sample():
+    gate = torch.tensor([[1.0, 0.0, 1.0]])
+    g = interpolate_gate(gate, frame_rate=10, sample_rate=100, n_samples=30)
+    assert g[0, 0] == 1 and g[0, 10] == 0 and g[0, 5] == pytest.approx(0.5) and g[0, 29] == 1
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="composition"):
+        ResidualDDSPDecoder(SR, FR, composition="blend")
+    model = ResidualDDSPDecoder(SR, FR, **TINY)
+    batch = random_batch(0)
+    with pytest.raises(ValueError, match="missing f0_hz"):
+        model({k: v for k, v in batch.items() if k != "f0_hz"})
+    with pytest.raises(ValueError, match="batch dim"):
+        model({**batch, "input_audio": batch["input_audio"][0]})

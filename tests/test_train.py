@@ -1,0 +1,286 @@
+"""Training: improvement on synthetic data, self-contained checkpoints, exact resume after a kill, the
+non-finite guard, schedule and sampler, 2-process DDP on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.config import Config
+from ddsp_demucs.train import (DDSPTrainer, ResumableSampler, TrainingDiverged, create_callbacks, load_model,
+                               setup_training_environment, train_from_config, warmup_cosine)
+from ddsp_demucs.utils import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from test_model import make_example  # noqa: E402  (the synthetic example generator)
+
+TINY_OVERRIDES = [
+    "model.hidden_size=32", "model.gru_units=32", "model.n_fc_layers=1", "model.n_mels=16",
+    "model.encoder_units=16", "model.n_harmonics=24", "model.n_noise_bands=17", "model.reverb_length=512",
+    "loss.fft_sizes=[512,256,128]", "training.batch_size=4", "training.warmup_steps=5",
+    "training.log_every_steps=1", "training.n_audio_examples=1", "training.threads=1",
+]
+
+
+class ListDataset(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def tiny_config(*extra: str) -> Config:
+    return load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES + list(extra))
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    train = ListDataset([make_example(s, n_samples=8192) for s in range(16)])
+    val = ListDataset([make_example(1000 + s, n_samples=8192) for s in range(8)])
+    return train, val
+
+
+def evaluate(module: DDSPTrainer, dataset) -> tuple[float, float, float]:
+    from ddsp_demucs.metrics import si_sdr
+    from ddsp_demucs.train import collate
+
+    batch = collate([dataset[i] for i in range(len(dataset))])
+    module.eval()
+    with torch.no_grad():
+        out = module(batch, generator=torch.Generator().manual_seed(0))
+        loss = module.losses(out["audio"], batch["target_audio"])["total"]
+    module.train()
+    return (float(loss), float(si_sdr(out["audio"], batch["target_audio"]).mean()),
+            float(si_sdr(batch["input_audio"], batch["target_audio"]).mean()))
+
+
+@pytest.mark.parametrize("composition", ["mask"])
+def test_short_run_improves_loss_and_si_sdr(tmp_path, datasets, composition):
+    train, val = datasets
+    config = tiny_config(f"model.composition={composition}", "training.max_steps=60", "training.learning_rate=0.003",
+                         "training.val_every_steps=30")
+    setup_training_environment(seed=0, threads=1)
+    module = DDSPTrainer(config=config)
+    loss0, sdr0, sdr_in = evaluate(module, val)
+    assert sdr0 == pytest.approx(sdr_in, abs=1e-3)   # identity at init
+    result = train_from_config(config, train, val, tmp_path / "run")
+    model = load_model(result["best_checkpoint"])
+    trained = DDSPTrainer(model, config=config)
+    loss1, sdr1, _ = evaluate(trained, val)
+    assert loss1 < loss0
+    assert sdr1 > sdr_in + 0.5, (sdr1, sdr_in)
+    metrics = result["metrics"]
+    assert metrics["val/si_sdr"] > metrics["val/si_sdr_input"]
+    assert (tmp_path / "run" / "logs" / "csv" / "metrics.csv").is_file()
+    assert any((tmp_path / "run" / "logs" / "tensorboard").iterdir())
+
+
+def test_load_model_from_checkpoint_alone_reproduces_outputs(tmp_path, datasets):
+    train, _ = datasets
+    config = tiny_config("model.composition=gate", "training.max_steps=3")
+    setup_training_environment(seed=0, threads=1)
+    module = DDSPTrainer(config=config)
+    module.fit(train, callbacks=create_callbacks(tmp_path / "ckpt"))
+    model = load_model(tmp_path / "ckpt" / "last.ckpt")
+    assert type(model).__name__ == "ResidualDDSPDecoder" and not model.training
+    assert model.config["model"]["composition"] == "gate"
+    batch = {k: v[None] for k, v in make_example(99, n_samples=8192).items() if torch.is_tensor(v)}
+    module.model.eval()
+    with torch.no_grad():
+        a = module.model(batch, generator=torch.Generator().manual_seed(1))["audio"]
+        b = model(batch, generator=torch.Generator().manual_seed(1))["audio"]
+    assert torch.equal(a, b)
+    with pytest.raises(DDSPDemucsError, match="not found"):
+        load_model(tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DDSPDemucsError, match="junk.ckpt"):
+        load_model(tmp_path / "junk.ckpt")
+
+
+RUN_SCRIPT = """
+import json, os, signal, sys, torch
+sys.path.insert(0, {tests!r})
+from test_model import make_example
+from test_train import ListDataset, tiny_config
+from lightning.pytorch.callbacks import Callback
+from ddsp_demucs.train import train_from_config
+
+out, max_steps, kill_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+class Record(Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_rank == 0:
+            with open(os.path.join(out, "order.jsonl"), "a") as f:
+                f.write(json.dumps([trainer.global_step, batch["track"]]) + "\\n")
+        if trainer.global_step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+extra = sys.argv[4:]
+config = tiny_config("training.max_steps=%d" % max_steps, "training.checkpoint_every_steps=2",
+                     "model.composition=gate", *extra)
+train = ListDataset([make_example(s, n_samples=4096) for s in range(10)])
+os.makedirs(out, exist_ok=True)
+result = train_from_config(config, train, None, out, extra_callbacks=[Record()])
+print(json.dumps({{"global_step": result["global_step"]}}))
+"""
+
+
+def _run(script: Path, out: Path, max_steps: int, kill_at: int, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, str(script), str(out), str(max_steps), str(kill_at), *extra],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def _order(path: Path) -> dict[int, list]:
+    return {step: tracks for step, tracks in map(json.loads, path.read_text().splitlines())}
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT.format(tests=str(REPO / "tests")))
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    r = _run(script, full, 7, -1)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = _run(script, killed, 7, 5)                       # killed after step 5; last.ckpt is from step 4
+    assert r.returncode == -9, r.stderr[-3000:]
+    ckpt = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4
+    r = _run(script, killed, 7, -1)                      # resume
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["global_step"] == 7
+    full_order, killed_order = _order(full / "order.jsonl"), _order(killed / "order.jsonl")
+    assert killed_order == full_order                    # same batch at every step (step 5 redone from ckpt 4)
+    a, b = _weights(full / "checkpoints" / "last.ckpt"), _weights(killed / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+class NaNDataset(ListDataset):
+    def __init__(self, items, bad):
+        super().__init__(items)
+        self.bad = bad
+
+    def __getitem__(self, i):
+        item = dict(self.items[i])
+        if i in self.bad:
+            item["input_audio"] = torch.full_like(item["input_audio"], float("nan"))
+        return item
+
+
+def test_nonfinite_steps_are_skipped_then_stop(tmp_path):
+    items = [make_example(s, n_samples=4096) for s in range(8)]
+    config = tiny_config("training.max_steps=4", "training.batch_size=2", "training.max_nonfinite_steps=1",
+                         "model.composition=mask")
+    setup_training_environment(seed=0, threads=1)
+    module = DDSPTrainer(config=config)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    with pytest.raises(TrainingDiverged, match="max_nonfinite_steps=1"):
+        module.fit(NaNDataset(items, bad=set(range(8))))
+    assert module.nonfinite_steps == 2
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k]), k                # skipped steps change nothing (not even AdamW decay)
+    module = DDSPTrainer(config=tiny_config("training.max_steps=4", "training.batch_size=2",
+                                            "training.max_nonfinite_steps=5"))
+    trainer = module.fit(NaNDataset(items, bad={0}))        # one bad batch per pass: skipped, training goes on
+    assert module.nonfinite_steps >= 1 and trainer.global_step == 4
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_compile_accepts_optimizer_factory_and_overrides(datasets):
+    train, _ = datasets
+    module = DDSPTrainer(config=tiny_config("training.max_steps=2"))
+    module.compile(optimizer=lambda params: torch.optim.SGD(params, lr=0.01), weight_decay=0.0)
+    trainer = module.fit(train)
+    assert isinstance(trainer.optimizers[0], torch.optim.SGD) and trainer.global_step == 2
+    with pytest.raises(DDSPDemucsError, match="training.learning_rate"):
+        module.compile(learning_rate="fast")
+
+
+def test_warmup_cosine_schedule():
+    f = lambda s: warmup_cosine(s, warmup_steps=10, max_steps=110, min_ratio=0.1)  # noqa: E731
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0) and f(10) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.55) and f(110) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+
+
+def test_resumable_sampler_resumes_and_shards():
+    pos = [0]
+    s = ResumableSampler(10, 3, seed=1, position=lambda: pos[0])
+    first = list(s)
+    assert len(first) == len(s) == 9 and len(set(first)) == 9
+    pos[0] = 6
+    assert list(s) == first[6:]
+    pos[0] = 9                                           # the next pass: a different permutation
+    assert sorted(list(s)) != list(s) or list(s) != first
+    ranks = [ResumableSampler(10, 2, seed=1, position=lambda: 0, rank=r, world_size=2) for r in (0, 1)]
+    a, b = list(ranks[0]), list(ranks[1])
+    assert len(a) == len(b) == 4 and not set(a) & set(b)
+    with pytest.raises(DDSPDemucsError, match="too few"):
+        ResumableSampler(3, 4, seed=0, position=lambda: 0)
+
+
+def test_cli_train_rejects_missing_data(tmp_path):
+    from ddsp_demucs.cli import main
+
+    assert main(["train", "--config", str(REPO / "configs" / "base.yaml"), "--data", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "out")]) == 2
+
+
+DDP_SCRIPT = """
+import json, sys, torch
+sys.path.insert(0, {tests!r})
+from test_model import make_example
+from test_train import ListDataset, tiny_config
+from lightning.pytorch.callbacks import Callback
+from ddsp_demucs.train import DDSPTrainer, create_callbacks, setup_training_environment
+
+out = sys.argv[1]
+
+class Record(Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        with open(f"{{out}}/rank{{trainer.global_rank}}.jsonl", "a") as f:
+            f.write(json.dumps(batch["track"]) + "\\n")
+setup_training_environment(seed=0, threads=1)
+config = tiny_config("training.max_steps=3", "training.devices=2", "training.strategy=ddp",
+                     "training.accelerator=cpu", "training.batch_size=2", "training.val_every_steps=3")
+train = ListDataset([make_example(s, n_samples=4096) for s in range(8)])
+val = ListDataset([make_example(100 + s, n_samples=4096) for s in range(4)])
+module = DDSPTrainer(config=config)
+trainer = module.fit(train, validation_data=val, callbacks=create_callbacks(out + "/ckpt") + [Record()])
+if trainer.global_rank == 0:
+    print(json.dumps({{"global_step": trainer.global_step, "world_size": trainer.world_size,
+                      "si_sdr_input": float(trainer.callback_metrics["val/si_sdr_input"])}}))
+"""
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(REPO / "tests")))
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["global_step"] == 3 and result["world_size"] == 2
+    seen = [[t for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines() for t in json.loads(line)]
+            for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) == 6
+    assert sorted(seen[0][:4] + seen[1][:4]) == sorted(f"synthetic{s}" for s in range(8))  # pass 1: disjoint shards
+    model = load_model(tmp_path / "ckpt" / "last.ckpt")
+    assert type(model).__name__ == "ResidualDDSPDecoder"
