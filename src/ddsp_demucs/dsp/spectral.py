@@ -1,0 +1,132 @@
+"""STFT magnitudes, spectral distances and the multi-resolution STFT loss.
+
+All STFTs here: periodic Hann window of ``n_fft`` samples, centred frames (``torch.stft(center=True)``) with
+reflect padding (zero padding when the signal is too short to reflect), magnitude ``|X|`` unnormalised (a sine of
+amplitude ``a`` on a bin centre reads ``a * n_fft / 4``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ddsp_demucs.dsp.core import check_positive, check_tensor
+
+__all__ = ["stft_magnitude", "spectral_convergence", "log_spectral_distance", "MultiResolutionSTFTLoss"]
+
+
+def stft_magnitude(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """``|STFT|`` of ``audio (..., n_samples)`` -> ``(..., n_fft // 2 + 1, n_frames)``,
+    ``n_frames = n_samples // hop_length + 1`` (see the module docstring for the framing)."""
+    check_positive(n_fft, "n_fft", integer=True)
+    check_positive(hop_length, "hop_length", integer=True)
+    check_tensor(audio, "audio")
+    n_fft, hop_length = int(n_fft), int(hop_length)
+    lead, n = audio.shape[:-1], audio.shape[-1]
+    if n < 1:
+        raise ValueError(f"audio must have at least one sample, got shape {tuple(audio.shape)}")
+    flat = audio.reshape(-1, n)
+    window = torch.hann_window(n_fft, dtype=flat.dtype, device=flat.device)
+    pad_mode = "reflect" if n > n_fft // 2 else "constant"
+    spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode, return_complex=True)
+    return spec.abs().reshape(*lead, *spec.shape[-2:])
+
+
+def _pair(estimate: torch.Tensor, reference: torch.Tensor) -> None:
+    check_tensor(estimate, "estimate")
+    check_tensor(reference, "reference")
+    if estimate.shape != reference.shape:
+        raise ValueError(f"estimate and reference must have the same shape, got {tuple(estimate.shape)} and "
+                         f"{tuple(reference.shape)}")
+
+
+def spectral_convergence(
+    estimate: torch.Tensor, reference: torch.Tensor, *, n_fft: int = 2048, hop_length: int = 512,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Spectral convergence per example: ``|| |X| - |Y| ||_F / (|| |Y| ||_F + eps)`` (0 when equal).
+
+    Args:
+        estimate, reference: waveforms ``(..., n_samples)`` of the same shape (``X`` and ``Y`` their STFTs).
+        n_fft, hop_length: STFT size and hop in samples.
+        eps: added to the denominator so a silent reference gives a finite value.
+
+    Returns:
+        ``(...)`` dimensionless; differentiable.
+    """
+    _pair(estimate, reference)
+    x, y = stft_magnitude(estimate, n_fft, hop_length), stft_magnitude(reference, n_fft, hop_length)
+    return torch.linalg.vector_norm(x - y, dim=(-2, -1)) / (torch.linalg.vector_norm(y, dim=(-2, -1)) + eps)
+
+
+def log_spectral_distance(
+    estimate: torch.Tensor, reference: torch.Tensor, *, n_fft: int = 2048, hop_length: int = 512,
+    floor: float = 1e-10,
+) -> torch.Tensor:
+    """Log-spectral distance in dB per example (0 when equal):
+
+    ``mean over frames of sqrt(mean over bins of (10 log10((|X|^2 + floor) / (|Y|^2 + floor)))^2)``.
+
+    Args:
+        estimate, reference: waveforms ``(..., n_samples)`` of the same shape.
+        n_fft, hop_length: STFT size and hop in samples.
+        floor: power floor (linear power units) added to both spectra, keeping silent bins finite.
+
+    Returns:
+        ``(...)`` dB; differentiable.
+    """
+    _pair(estimate, reference)
+    x, y = stft_magnitude(estimate, n_fft, hop_length), stft_magnitude(reference, n_fft, hop_length)
+    log_ratio = 10.0 * torch.log10((x * x + floor) / (y * y + floor))
+    return torch.sqrt((log_ratio * log_ratio).mean(dim=-2)).mean(dim=-1)
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Multi-resolution STFT loss: the sum over FFT sizes ``n`` (hop ``round(n * (1 - overlap))``) of
+
+    ``mag_weight * mean|X_n - Y_n| + logmag_weight * mean|log(X_n + eps) - log(Y_n + eps)|``
+
+    with ``X_n, Y_n`` the STFT magnitudes (see the module docstring) of estimate and target and means over every
+    batch element, bin and frame. Zero when estimate equals target.
+
+    Args:
+        fft_sizes: FFT sizes in samples.
+        overlap: frame overlap in [0, 1) (0.75: hop of a quarter window).
+        mag_weight, logmag_weight: weights of the linear and log magnitude L1 terms (>= 0).
+        eps: added to magnitudes inside the log (default 1e-7).
+
+    ``forward(estimate (..., n_samples), target (..., n_samples)) -> scalar``; differentiable in both.
+    """
+
+    def __init__(self, fft_sizes=(2048, 1024, 512, 256, 128, 64), overlap: float = 0.75, mag_weight: float = 1.0,
+                 logmag_weight: float = 1.0, eps: float = 1e-7):
+        super().__init__()
+        fft_sizes = tuple(int(n) for n in fft_sizes)
+        if not fft_sizes:
+            raise ValueError("fft_sizes must not be empty")
+        for n in fft_sizes:
+            check_positive(n, "fft size", integer=True)
+        if not (0.0 <= overlap < 1.0):
+            raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
+        if not (mag_weight >= 0 and logmag_weight >= 0):
+            raise ValueError(f"mag_weight and logmag_weight must be >= 0, got {mag_weight!r}, {logmag_weight!r}")
+        check_positive(eps, "eps")
+        self.fft_sizes = fft_sizes
+        self.overlap = float(overlap)
+        self.hops = tuple(max(1, int(round(n * (1.0 - overlap)))) for n in fft_sizes)
+        self.mag_weight, self.logmag_weight, self.eps = float(mag_weight), float(logmag_weight), float(eps)
+
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _pair(estimate, target)
+        total = estimate.new_zeros(())
+        for n_fft, hop in zip(self.fft_sizes, self.hops):
+            x, y = stft_magnitude(estimate, n_fft, hop), stft_magnitude(target, n_fft, hop)
+            if self.mag_weight:
+                total = total + self.mag_weight * (x - y).abs().mean()
+            if self.logmag_weight:
+                total = total + self.logmag_weight * (torch.log(x + self.eps) - torch.log(y + self.eps)).abs().mean()
+        return total
+
+    def extra_repr(self) -> str:
+        return (f"fft_sizes={self.fft_sizes}, overlap={self.overlap}, mag_weight={self.mag_weight}, "
+                f"logmag_weight={self.logmag_weight}")
