@@ -128,3 +128,13 @@ def test_unknown_separator_names_the_ones_found(tmp_path):
     write_vocals(tmp_path, "x", sung_note(1.0))
     with pytest.raises(Exception, match="separators found: sep"):
         run_features(tmp_path, "htdemucs", tmp_path / "out", small_config(), progress=False)
+
+
+def test_unknown_f0_method_in_config_is_one_clear_error(tmp_path):
+    from ddsp_demucs import DDSPDemucsError
+
+    write_vocals(tmp_path, "x", sung_note(1.0))
+    config = small_config()
+    config.features.f0_method = "yin"
+    with pytest.raises(DDSPDemucsError, match="features.f0_method 'yin' is not one of crepe-tiny"):
+        run_features(tmp_path, "sep", tmp_path / "out", config, progress=False)

@@ -159,7 +159,7 @@ def viterbi_path(act: np.ndarray, max_jump: int = 12) -> np.ndarray:
     trans_in = np.where(ok, log_trans[src, np.arange(offsets.size)[None, :]], -np.inf)  # (target, offset)
     rows = np.arange(n_bins)
     score = np.full(n_bins, -np.log(n_bins)) + log_emit[0]
-    back = np.zeros((n_frames, n_bins), dtype=np.int64)
+    back = np.zeros((n_frames, n_bins), dtype=np.int16)  # bin indices < 360
     for t in range(1, n_frames):
         cand = score[src] + trans_in
         best = cand.argmax(axis=1)

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddsp_demucs import InputError
+from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
-from ddsp_demucs.features.pitch import DEFAULT_METHOD, _as_mono, extract_f0
+from ddsp_demucs.features.pitch import DEFAULT_METHOD, METHODS, _as_mono, extract_f0
 from ddsp_demucs.features.spectral import spectral_features
 from ddsp_demucs.utils import atomic_path, get_logger, shard_of
 
@@ -172,6 +172,8 @@ def run_features(stems_dir: str | os.PathLike, separator: str, features_dir: str
     from tqdm import tqdm
 
     config = _default_config(config)
+    if config.features.f0_method not in (None, *METHODS):
+        raise DDSPDemucsError(f"features.f0_method {config.features.f0_method!r} is not one of {', '.join(METHODS)}")
     win_s, hop_s = float(config.data.win_s), float(config.data.hop_s)
     tracks = list_tracks(stems_dir, separator)
     if not tracks:
