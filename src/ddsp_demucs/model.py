@@ -403,9 +403,11 @@ class ResidualDDSPDecoder(nn.Module):
     def synthesize(self, controls: dict, n_samples: int, generator: torch.Generator | None = None) -> dict:
         """Harmonic + filtered noise (+ reverb) audio ``(batch, n_samples)`` from model-grid controls;
         ``generator`` seeds the noise."""
+        # model frame i is centred on sample i * hop: the same convention as the dsp functions' hop_length
         harm = harmonic_synth(controls["f0_hz"], controls["amplitudes"], controls["harmonic_distribution"],
-                              sample_rate=self.sample_rate, n_samples=n_samples)
-        noise = filtered_noise(controls["noise_magnitudes"], n_samples=n_samples, generator=generator)
+                              sample_rate=self.sample_rate, n_samples=n_samples, hop_length=self.hop)
+        noise = filtered_noise(controls["noise_magnitudes"], n_samples=n_samples, generator=generator,
+                               hop_length=self.hop)
         audio = harm + noise
         if self.reverb is not None:
             audio = self.reverb(audio)

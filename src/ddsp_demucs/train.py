@@ -327,10 +327,20 @@ class DDSPTrainer(L.LightningModule):
         sched = self.lr_schedulers()
         index = self.batches_consumed
         self.batches_consumed += 1
+        # Non-finite data or output must not raise (the dsp functions reject NaN) nor desynchronise DDP ranks:
+        # compute on a sanitised copy, then skip the update on every rank.
+        finite_inputs = torch.tensor(all(bool(torch.isfinite(batch[k]).all()) for k in AUDIO_KEYS if k in batch))
+        if not finite_inputs:
+            batch = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in AUDIO_KEYS else v
+                     for k, v in batch.items()}
         out = self(batch, generator=self._noise_generator(index))
-        terms = self.losses(out["audio"], batch["target_audio"])
+        audio = out["audio"]
+        finite_out = torch.isfinite(audio.detach()).all()
+        if not finite_out:
+            audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+        terms = self.losses(audio, batch["target_audio"])
         loss = terms["total"]
-        finite_loss = torch.isfinite(loss.detach())
+        finite_loss = torch.isfinite(loss.detach()) & finite_out & finite_inputs.to(loss.device)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(torch.where(finite_loss, loss, torch.zeros_like(loss)))
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip or float("inf"))
