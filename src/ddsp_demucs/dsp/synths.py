@@ -23,7 +23,7 @@ from ddsp_demucs.dsp.core import (
 __all__ = ["harmonic_synth", "filtered_noise", "noise_impulse_responses"]
 
 TWO_PI = 2.0 * math.pi
-_CHUNK_ELEMENTS = 1 << 20  # (batch x samples x harmonics) elements per chunk: a few MiB, cache friendly
+_CHUNK_ELEMENTS = 1 << 19  # (batch x samples x harmonics) elements per chunk: 2 MiB in float32
 
 
 # ---------------------------------------------------------------------------------------------- harmonic
@@ -92,74 +92,121 @@ def harmonic_synth(
     f0 = f0_hz.reshape(-1, n_frames)
     # fundamental phase: float64 accumulation, wrapped, then the working dtype
     f0_up64 = upsample(f0.to(torch.float64), n_samples, hop_length=hop)
-    phase64 = torch.cumsum(f0_up64 * (TWO_PI / sample_rate), dim=-1)
+    start = None
     if initial_phase is not None:
         check_tensor(initial_phase, "initial_phase", min_dim=0)
         if initial_phase.shape != lead:
             raise ValueError(f"initial_phase must have shape {tuple(lead)} (the leading dims of f0_hz), got "
                              f"{tuple(initial_phase.shape)}")
-        phase64 = phase64 + initial_phase.reshape(-1, 1).to(torch.float64)
-    phase = torch.remainder(phase64, TWO_PI).to(dtype)
+        start = initial_phase.reshape(-1, 1).to(torch.float64)
+    phase = wrapped_cumsum(f0_up64 * (TWO_PI / sample_rate), start).to(dtype)
     # harmonics at or above Nyquist: per-sample cutoff harmonic number (mask is k < cutoff)
     cutoff = ((sample_rate / 2.0) / f0_up64.detach()).to(dtype)  # inf where f0 == 0 (silent anyway if amp 0)
 
     harm_amps = (amplitudes.unsqueeze(-1) * harmonic_distribution).reshape(-1, n_frames, n_harmonics)
-    lo, hi, w = interpolation_weights(n_frames, n_samples, hop, device=phase.device, dtype=dtype)
-    audio = _HarmonicBank.apply(phase, harm_amps, cutoff, lo, hi, w)
-    return audio.reshape(*lead, n_samples)
+    blocks = _BlockLayout(n_frames, n_samples, hop, device=phase.device, dtype=dtype)
+    audio = _HarmonicBank.apply(blocks.split(phase), harm_amps, blocks.split(cutoff), blocks.weights,
+                                blocks.frame_index)
+    return audio.reshape(-1, blocks.n_blocks * blocks.block)[:, :n_samples].reshape(*lead, n_samples)
+
+
+def wrapped_cumsum(increments: torch.Tensor, start: torch.Tensor | None = None, block: int = 4096) -> torch.Tensor:
+    """``(start + cumsum(increments, -1)) mod 2 pi`` for ``increments (B, n)`` in float64, without the rounding
+    drift of one long running sum: cumulative sums run within blocks of ``block`` samples, and the block
+    offsets are summed after wrapping each block's total to ``[0, 2 pi)``. Differentiable (the wraps pass
+    gradients through unchanged)."""
+    batch, n = increments.shape
+    n_blocks = -(-n // block)
+    x = torch.nn.functional.pad(increments, (0, n_blocks * block - n)).view(batch, n_blocks, block)
+    local = torch.cumsum(x, dim=-1)
+    totals = torch.remainder(local[..., -1], TWO_PI)
+    offsets = torch.remainder(torch.cumsum(totals, dim=-1) - totals, TWO_PI)    # exclusive: before each block
+    if start is not None:
+        offsets = offsets + torch.remainder(start, TWO_PI)
+    return torch.remainder(local + offsets[..., None], TWO_PI).reshape(batch, -1)[:, :n]
+
+
+class _BlockLayout:
+    """Samples grouped in blocks of ``block <= hop`` samples, so each block's linear interpolation involves at
+    most ``n_near`` (<= 3 when ``hop >= 1``) consecutive frames starting at ``frame_index[b, 0]``.
+
+    ``weights (n_blocks, block, n_near)``: interpolation weight of each nearby frame at each sample;
+    ``frame_index (n_blocks, n_near)``: those frames (clamped to the last frame, whose extra copies weigh 0).
+    """
+
+    def __init__(self, n_frames: int, n_samples: int, hop: float, *, device, dtype):
+        self.block = int(max(1, min(math.floor(hop), 1024, n_samples)))
+        self.n_blocks = -(-n_samples // self.block)
+        self.n_samples = n_samples
+        lo, hi, w = interpolation_weights(n_frames, self.n_blocks * self.block, hop, device=device, dtype=dtype)
+        lo, hi, w = (t.view(self.n_blocks, self.block) for t in (lo, hi, w))
+        first = lo[:, :1]
+        self.n_near = int((hi - first).max()) + 1
+        weights = torch.zeros(self.n_blocks, self.block, self.n_near, device=device, dtype=dtype)
+        weights.scatter_add_(2, (lo - first)[..., None], (1 - w)[..., None])
+        weights.scatter_add_(2, (hi - first)[..., None], w[..., None])
+        self.weights = weights
+        self.frame_index = (first + torch.arange(self.n_near, device=device)).clamp(max=n_frames - 1)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, n_samples)`` -> zero-padded ``(B, n_blocks, block)``."""
+        pad = self.n_blocks * self.block - self.n_samples
+        return torch.nn.functional.pad(x, (0, pad)).view(x.shape[0], self.n_blocks, self.block)
 
 
 class _HarmonicBank(torch.autograd.Function):
-    """``y[b, n] = sum_k [k < cutoff[b, n]] A[b, n, k] sin(k phase[b, n])`` with ``A`` the linear interpolation of
-    frame amplitudes ``a (B, F, K)`` (indices ``lo, hi``, weight ``w``).
+    """``y[b, n] = sum_k [k < cutoff[b, n]] A[b, n, k] sin(k phase[b, n])``, ``A`` the linear interpolation of the
+    frame amplitudes ``a (B, F, K)``, on the block layout of :class:`_BlockLayout` (inputs ``(B, n_blocks,
+    block)``).
 
-    Computed chunk by chunk over time, saving only the ``(B, n)`` phase and the frame amplitudes: the
-    ``(B, n, K)`` intermediates never exist at once, in the forward or the backward pass (which recomputes them).
+    Per block, ``A`` is never formed: ``y = sum_m W_m * (S @ a_{j+m})`` with ``S`` the masked sines
+    ``(block, K)`` and ``W_m`` the interpolation weights, a small batched matmul. Work goes chunk by chunk over
+    blocks and only the ``(B, n)`` inputs are saved; the backward pass recomputes sines and cosines, so no
+    ``(B, n, K)`` tensor ever exists.
     """
 
     @staticmethod
-    def forward(ctx, phase, a, cutoff, lo, hi, w):
-        ctx.save_for_backward(phase, a, cutoff, lo, hi, w)
-        batch, n = phase.shape
+    def forward(ctx, phase, a, cutoff, weights, frame_index):
+        ctx.save_for_backward(phase, a, cutoff, weights, frame_index)
+        batch, n_blocks, block = phase.shape
         k = torch.arange(1, a.shape[-1] + 1, device=phase.device, dtype=phase.dtype)
-        out = phase.new_empty(batch, n)
-        step = max(1, _CHUNK_ELEMENTS // (batch * a.shape[-1]))
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            sines = torch.sin(phase[:, s:e, None] * k)
-            sines = sines * (k < cutoff[:, s:e, None])
-            amps = _interp(a, lo[s:e], hi[s:e], w[s:e])
-            out[:, s:e] = (sines * amps).sum(-1)
+        out = torch.empty_like(phase)
+        step = _blocks_per_chunk(batch, block, a.shape[-1])
+        for s in range(0, n_blocks, step):
+            e = min(n_blocks, s + step)
+            sines = torch.sin(phase[:, s:e, :, None] * k).masked_fill_(k >= cutoff[:, s:e, :, None], 0.0)  # (B,c,L,K)
+            near = a[:, frame_index[s:e]]                                                   # (B, c, M, K)
+            out[:, s:e] = (torch.matmul(sines, near.transpose(-1, -2)) * weights[s:e]).sum(-1)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        phase, a, cutoff, lo, hi, w = ctx.saved_tensors
-        batch, n = phase.shape
-        k = torch.arange(1, a.shape[-1] + 1, device=phase.device, dtype=phase.dtype)
+        phase, a, cutoff, weights, frame_index = ctx.saved_tensors
+        batch, n_blocks, block = phase.shape
+        n_harmonics = a.shape[-1]
+        k = torch.arange(1, n_harmonics + 1, device=phase.device, dtype=phase.dtype)
         need_phase, need_a = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_phase = torch.zeros_like(phase) if need_phase else None
         grad_a = torch.zeros_like(a) if need_a else None
-        step = max(1, _CHUNK_ELEMENTS // (batch * a.shape[-1]))
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            kphi = phase[:, s:e, None] * k
-            g = grad_out[:, s:e, None] * (k < cutoff[:, s:e, None])
+        step = _blocks_per_chunk(batch, block, n_harmonics)
+        for s in range(0, n_blocks, step):
+            e = min(n_blocks, s + step)
+            kphi = phase[:, s:e, :, None] * k
+            off = k >= cutoff[:, s:e, :, None]
+            gw = grad_out[:, s:e, :, None] * weights[s:e]                                  # (B, c, L, M)
             if need_phase:
-                amps = _interp(a, lo[s:e], hi[s:e], w[s:e])
-                grad_phase[:, s:e] = (g * amps * torch.cos(kphi) * k).sum(-1)
+                near_k = a[:, frame_index[s:e]] * k                                         # (B, c, M, K)
+                cosines = torch.cos(kphi).masked_fill_(off, 0.0)
+                grad_phase[:, s:e] = (torch.matmul(cosines, near_k.transpose(-1, -2)) * gw).sum(-1)
             if need_a:
-                ga = g * torch.sin(kphi)
-                wc = w[s:e, None]
-                grad_a.index_add_(1, lo[s:e], ga * (1 - wc))
-                grad_a.index_add_(1, hi[s:e], ga * wc)
-        return grad_phase, grad_a, None, None, None, None
+                sines = torch.sin(kphi).masked_fill_(off, 0.0)
+                g_near = torch.matmul(gw.transpose(-1, -2), sines)                           # (B, c, M, K)
+                grad_a.index_add_(1, frame_index[s:e].reshape(-1), g_near.reshape(batch, -1, n_harmonics))
+        return grad_phase, grad_a, None, None, None
 
 
-def _interp(a: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``(B, F, K)`` frames -> ``(B, len(lo), K)`` linearly interpolated values."""
-    x0 = a[:, lo]
-    return x0 + (a[:, hi] - x0) * w[:, None]
+def _blocks_per_chunk(batch: int, block: int, n_harmonics: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // (batch * block * n_harmonics))
 
 
 # ------------------------------------------------------------------------------------------------- noise
