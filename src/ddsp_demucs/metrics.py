@@ -28,6 +28,8 @@ from typing import Union
 import numpy as np
 import torch
 
+from ddsp_demucs.dsp import spectral as _dsp_spectral
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 __all__ = [
@@ -216,57 +218,43 @@ def sdr(
 
 
 # ------------------------------------------------------------------------------------- spectral distances
-def _stft_magnitude(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    """|STFT| of ``(..., n_samples)`` -> ``(..., n_bins, n_frames)``; periodic Hann window, centred frames with
-    reflect padding (zero padding for signals too short to reflect)."""
-    if n_fft <= 0 or hop_length <= 0:
-        raise ValueError(f"n_fft and hop_length must be positive, got {n_fft} and {hop_length}")
-    lead = x.shape[:-1]
-    flat = x.reshape(-1, x.shape[-1])
-    window = torch.hann_window(n_fft, dtype=flat.dtype, device=flat.device)
-    pad_mode = "reflect" if flat.shape[-1] > n_fft // 2 else "constant"
-    spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode, return_complex=True)
-    return spec.abs().reshape(*lead, *spec.shape[-2:])
-
-
 def spectral_convergence(
     estimate: ArrayLike, reference: ArrayLike, *, n_fft: int = 2048, hop_length: int = 512, eps: float = 1e-12
 ) -> ArrayLike:
-    """Spectral convergence ``|| |X| - |Y| ||_F / || |Y| ||_F`` per example (dimensionless, 0 when equal).
+    """Spectral convergence ``|| |X| - |Y| ||_F / (|| |Y| ||_F + eps)`` per example (dimensionless, 0 when equal).
+
+    :func:`ddsp_demucs.dsp.spectral_convergence` (periodic Hann window, centred frames), also accepting numpy.
 
     Args:
         estimate, reference: waveforms ``(..., n_samples)``, numpy or torch, same shape.
-        n_fft, hop_length: STFT size and hop in samples (periodic Hann window, centred frames).
+        n_fft, hop_length: STFT size and hop in samples.
         eps: added to the denominator so a silent reference gives a finite value.
 
     Returns:
         ``(...)``; torch in, torch out (differentiable); numpy in, float64 out.
     """
     est, ref, is_torch = _as_tensor_pair(estimate, reference)
-    x, y = _stft_magnitude(est, n_fft, hop_length), _stft_magnitude(ref, n_fft, hop_length)
-    value = torch.linalg.vector_norm(x - y, dim=(-2, -1)) / (torch.linalg.vector_norm(y, dim=(-2, -1)) + eps)
-    return _out(value, is_torch)
+    return _out(_dsp_spectral.spectral_convergence(est, ref, n_fft=n_fft, hop_length=hop_length, eps=eps), is_torch)
 
 
 def log_spectral_distance(
     estimate: ArrayLike, reference: ArrayLike, *, n_fft: int = 2048, hop_length: int = 512, floor: float = 1e-10
 ) -> ArrayLike:
-    """Log-spectral distance in dB per example (0 when equal).
-
+    """Log-spectral distance in dB per example (0 when equal):
     ``mean over frames of sqrt(mean over bins of (10 log10((|X|² + floor) / (|Y|² + floor)))²)``.
+
+    :func:`ddsp_demucs.dsp.log_spectral_distance` (periodic Hann window, centred frames), also accepting numpy.
 
     Args:
         estimate, reference: waveforms ``(..., n_samples)``, numpy or torch, same shape.
-        n_fft, hop_length: STFT size and hop in samples (periodic Hann window, centred frames).
+        n_fft, hop_length: STFT size and hop in samples.
         floor: power floor (linear power units) added to both spectra, keeping silent bins finite.
 
     Returns:
         ``(...)`` dB; torch in, torch out (differentiable); numpy in, float64 out.
     """
     est, ref, is_torch = _as_tensor_pair(estimate, reference)
-    x, y = _stft_magnitude(est, n_fft, hop_length), _stft_magnitude(ref, n_fft, hop_length)
-    log_ratio = 10 * torch.log10((x * x + floor) / (y * y + floor))  # (..., bins, frames)
-    value = torch.sqrt((log_ratio * log_ratio).mean(dim=-2)).mean(dim=-1)
+    value = _dsp_spectral.log_spectral_distance(est, ref, n_fft=n_fft, hop_length=hop_length, floor=floor)
     return _out(value, is_torch)
 
 
