@@ -1,0 +1,65 @@
+"""MultiResolutionSTFTLoss, spectral_convergence and log_spectral_distance: zero on equal inputs and closed
+forms on stationary cosines (each frame holds whole periods of a cosine on a bin centre, whose periodic-Hann
+spectrum is exactly n/4 at the bin and n/8 at its two neighbours, 0 elsewhere)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ddsp_demucs.dsp import MultiResolutionSTFTLoss, log_spectral_distance, spectral_convergence, stft_magnitude
+
+PERIOD = 16          # samples: a bin centre for every FFT size that is a multiple of 16
+N = 8 * 512 + 1      # (N - 1) a multiple of PERIOD / 2, so reflect padding continues the cosine exactly
+
+
+def cosine(amp: float) -> torch.Tensor:
+    return amp * torch.cos(2 * math.pi * torch.arange(N, dtype=torch.float64) / PERIOD)[None]
+
+
+def test_stft_magnitude_of_cosine_is_closed_form():
+    mag = stft_magnitude(cosine(2.0), 64, 16)[0]
+    k0 = 64 // PERIOD
+    np.testing.assert_allclose(mag[k0].numpy(), 2.0 * 64 / 4, rtol=1e-9)
+    np.testing.assert_allclose(mag[k0 + 1].numpy(), 2.0 * 64 / 8, rtol=1e-9)
+    others = torch.ones(mag.shape[0], dtype=torch.bool)
+    others[k0 - 1:k0 + 2] = False
+    assert float(mag[others].abs().max()) < 1e-9
+
+
+@pytest.mark.parametrize("sizes,a,b", [((256, 128, 64), 0.5, 2.0), ((64,), 1.0, 0.3), ((512, 64), 3.0, 3.5)])
+def test_mrstft_loss_closed_form_on_cosines(sizes, a, b):
+    loss = MultiResolutionSTFTLoss(fft_sizes=sizes, overlap=0.75, mag_weight=1.0, logmag_weight=1.0)
+    got = float(loss(cosine(a), cosine(b)))
+    expected = sum((n / 2) / (n / 2 + 1) * abs(a - b) + 3 / (n / 2 + 1) * abs(math.log(a / b)) for n in sizes)
+    assert got == pytest.approx(expected, rel=1e-5)  # zero bins: float64 noise ~1e-13 against eps 1e-7
+    lin_only = MultiResolutionSTFTLoss(fft_sizes=sizes, logmag_weight=0.0)
+    assert float(lin_only(cosine(a), cosine(b))) == pytest.approx(
+        sum((n / 2) / (n / 2 + 1) * abs(a - b) for n in sizes), rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1, 4000), (3, 1001), (2, 2, 513), (100,)])
+def test_losses_zero_on_equal_inputs(shape):
+    x = torch.randn(*shape)
+    assert float(MultiResolutionSTFTLoss()(x, x)) == 0.0
+    assert torch.all(spectral_convergence(x, x, n_fft=256, hop_length=64) == 0)
+    assert torch.all(log_spectral_distance(x, x, n_fft=256, hop_length=64) == 0)
+    assert spectral_convergence(x, x, n_fft=256, hop_length=64).shape == shape[:-1]
+
+
+def test_spectral_distances_closed_form_on_cosines():
+    a, b, n = 0.5, 2.0, 64
+    sc = spectral_convergence(cosine(a), cosine(b), n_fft=n, hop_length=16)
+    assert float(sc[0]) == pytest.approx(abs(a - b) / b, rel=1e-9)
+    lsd = log_spectral_distance(cosine(a), cosine(b), n_fft=n, hop_length=16, floor=1e-12)
+    assert float(lsd[0]) == pytest.approx(math.sqrt(3 / (n / 2 + 1)) * abs(20 * math.log10(a / b)), rel=1e-6)
+
+
+def test_spectral_distances_agree_with_metrics_module():
+    metrics = pytest.importorskip("ddsp_demucs.metrics")
+    x, y = torch.randn(2, 3000), torch.randn(2, 3000)
+    torch.testing.assert_close(spectral_convergence(x, y), metrics.spectral_convergence(x, y))
+    torch.testing.assert_close(log_spectral_distance(x, y), metrics.log_spectral_distance(x, y))
