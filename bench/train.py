@@ -1,0 +1,90 @@
+"""Training-step speed: forward + backward + AdamW step at batch 8 x 4 s, 22.05 kHz, torch threads 2.
+
+Each configuration runs in its own subprocess (so ``peak_rss_mb`` is that process's peak resident memory):
+the small and base configs (mask composition, as configured), and as a reference the same base sizes with
+the original-style pure resynthesis (``composition=synth``: time-domain harmonic synth + filtered noise +
+reverb), and the small model before tuning (model grid hop 256, four loss FFT sizes) for comparison.
+``step_s`` is the median over the timed steps after warm-up. Writes ``bench/results/train.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = {  # name -> (config file, overrides)
+    "small": ("ddsp_residual_small.yaml", []),
+    "base": ("base.yaml", []),
+    "base_synth_reference": ("base.yaml", ["model.composition=synth"]),
+    "small_hop256_4fft": ("ddsp_residual_small.yaml", ["model.mask_hop=256", "loss.fft_sizes=[1024,512,256,128]"]),
+}
+BATCH, SECONDS, SR, THREADS, WARMUP, STEPS = 8, 4.0, 22050, 2, 2, 7
+
+
+def measure(config_file: str, overrides: list[str]) -> dict:
+    """One configuration, in this process: time training steps and report peak RSS."""
+    import resource
+
+    import torch
+
+    from ddsp_demucs.train import DDSPTrainer
+    from ddsp_demucs.utils import load_config
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    config = load_config(REPO / "configs" / config_file, [f"data.train_sr={SR}", *overrides])
+    module = DDSPTrainer(config=config)
+    model = module.model.train()
+    n = int(SECONDS * SR)
+    n_frames = n * config.data.frame_rate // SR
+    t = torch.arange(n) / SR
+    f0 = 150 + 100 * torch.rand(BATCH, 1)
+    target = 0.2 * torch.sin(2 * torch.pi * f0 * t)
+    batch = {"input_audio": target + 0.05 * torch.randn(BATCH, n), "target_audio": target,
+             "f0_hz": f0.expand(BATCH, n_frames).contiguous(), "f0_confidence": torch.ones(BATCH, n_frames),
+             "loudness_db": torch.full((BATCH, n_frames), -30.0)}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(WARMUP + STEPS):
+        start = time.perf_counter()
+        out = model(batch)
+        loss = module.losses(out["audio"], batch["target_audio"])["total"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+        opt.step()
+        if i >= WARMUP:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return {"step_s": round(times[len(times) // 2], 4), "step_s_min": round(times[0], 4),
+            "step_s_max": round(times[-1], 4), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "n_parameters": sum(p.numel() for p in model.parameters()), "composition": config.model.composition,
+            "loss_fft_sizes": list(config.loss.fft_sizes), "config": config_file, "overrides": overrides}
+
+
+def main() -> dict:
+    from ddsp_demucs.utils import write_json_atomic
+
+    results: dict = {}
+    for name, (config_file, overrides) in RUNS.items():
+        code = ("import json, sys; sys.path.insert(0, %r); from bench.train import measure; "
+                "print(json.dumps(measure(%r, %r)))" % (str(REPO), config_file, overrides))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench/train.py {name} failed:\n{proc.stderr[-3000:]}")
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{name}: {results[name]['step_s']:.3f} s/step, peak {results[name]['peak_rss_mb']:.0f} MB", flush=True)
+    results["setup"] = {"batch": BATCH, "seconds": SECONDS, "sample_rate": SR, "torch_threads": THREADS,
+                        "warmup_steps": WARMUP, "timed_steps": STEPS, "statistic": "median",
+                        "machine": platform.machine(), "python": platform.python_version()}
+    write_json_atomic(REPO / "bench" / "results" / "train.json", results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
