@@ -14,6 +14,7 @@ from ddsp_demucs import DDSPDemucsError, __version__
 
 # (subcommand, module under ddsp_demucs.cli, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
+    ("corpus", "corpus", "write the synthetic multitrack corpus or real remixes in the MUSDB18-HQ layout"),
     ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
     ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),

@@ -1,0 +1,42 @@
+"""Data: track sources (MUSDB18-HQ, folders of songs, the synthetic corpus, real remixes) and the dataset.
+
+Track sources live in :mod:`ddsp_demucs.data.sources`; their public names are re-exported here.
+"""
+
+from ddsp_demucs.data.sources import (
+    MUSDB_STEMS,
+    MUSDB_VALIDATION_TRACKS,
+    REMIX_VOCALS,
+    SAMPLE_RATE,
+    Track,
+    TrackList,
+    check_track,
+    folder_tracks,
+    load_track_audio,
+    loop_to_length,
+    make_remix,
+    musdb_tracks,
+    read_f0_csv,
+    remix_tracks,
+    validation_track_names,
+    vocal_to_accompaniment_db,
+)
+
+__all__ = [
+    "MUSDB_STEMS",
+    "MUSDB_VALIDATION_TRACKS",
+    "REMIX_VOCALS",
+    "SAMPLE_RATE",
+    "Track",
+    "TrackList",
+    "check_track",
+    "folder_tracks",
+    "load_track_audio",
+    "loop_to_length",
+    "make_remix",
+    "musdb_tracks",
+    "read_f0_csv",
+    "remix_tracks",
+    "validation_track_names",
+    "vocal_to_accompaniment_db",
+]
