@@ -6,6 +6,7 @@ f0 a smooth random contour in 100-400 Hz, random amplitudes and harmonic distrib
 - ``reference_bank``: the magenta-ddsp algorithm written here: upsample f0 and every harmonic's amplitude to the
   sample rate (the same linear interpolation as ``harmonic_synth``), per-harmonic frequencies, Nyquist mask,
   per-harmonic float32 cumulative phase (``torch.cumsum`` over time), ``sin``, weight, sum over harmonics.
+- Threads: ``DDSP_BENCH_THREADS`` (default 1) torch threads in every case, recorded with the load average.
 - Time: forward + backward (``loss = sum(y * g)``, ``g`` fixed random) per call; ``repeats`` calls after one warm-up,
   the median reported (all values kept). Each case runs in its own subprocess.
 - Peak memory: ``ru_maxrss`` of that subprocess (peak resident set, MiB) minus its resident set just before the
@@ -34,6 +35,9 @@ RESULTS = ROOT / "bench" / "results" / "synth.json"
 BATCH, SECONDS, SAMPLE_RATE, FRAME_RATE = 8, 4.0, 22050, 250
 HARMONICS = (64, 100)
 REPEATS = {"harmonic_synth": 5, "reference_bank": 3, "mrstft_loss": 5}
+# torch threads per case (DDSP_BENCH_THREADS, default 1): on a shared 2-core machine one thread gives the steadiest
+# timings for both contenders.
+THREADS = int(os.environ.get("DDSP_BENCH_THREADS", "1"))
 
 
 def make_controls(n_harmonics: int, seed: int = 0) -> dict:
@@ -83,6 +87,7 @@ def _child(name: str, n_harmonics: int) -> dict:
     """One case in this (fresh) process: times, peak memory, error."""
     from ddsp_demucs.dsp import MultiResolutionSTFTLoss, harmonic_synth
 
+    torch.set_num_threads(THREADS)
     c = make_controls(n_harmonics)
     n = c["n_samples"]
     f0 = torch.from_numpy(c["f0"]).requires_grad_()
@@ -149,7 +154,8 @@ def main() -> dict:
         method=dict(time="median of repeats after one warm-up, one subprocess per case",
                     memory="ru_maxrss of the case's subprocess minus its value before the first call (MiB)",
                     error="10 log10(||y - y64||^2 / ||y64||^2) vs a float64 numpy oscillator bank"),
-        torch_version=torch.__version__, torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+        torch_version=torch.__version__, torch_threads=THREADS, cpu_count=os.cpu_count(),
+        load_average_at_start=list(os.getloadavg()),
         cases={},
     )
     for k in HARMONICS:
