@@ -33,8 +33,8 @@ least 10 % (-20 dB) of its sustained level, else 0.
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from ddsp_demucs.audio_io import save_audio
+from ddsp_demucs.data.sources import write_f0_csv, write_wav_float32
 from ddsp_demucs.utils import get_logger, write_json_atomic
 
 log = get_logger(__name__)
@@ -112,6 +112,13 @@ class SyntheticSong:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def _rms(x: np.ndarray) -> float:
+    """Root mean square with an exactly rounded sum (``math.fsum``): numpy's pairwise SIMD sums can differ in
+    the last bit with memory alignment, which would break byte-identical regeneration."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return math.sqrt(math.fsum(x * x) / len(x))
+
+
 def _midi_to_hz(m):
     return 440.0 * 2.0 ** ((np.asarray(m, dtype=np.float64) - 69.0) / 12.0)
 
@@ -193,7 +200,7 @@ def _formant_filter(x: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray,
 def _bandpass_noise(rng: np.random.Generator, n: int, lo: float, hi: float, sample_rate: int) -> np.ndarray:
     sos = signal.butter(4, [lo, hi], btype="bandpass", fs=sample_rate, output="sos")
     noise = signal.sosfilt(sos, rng.standard_normal(n + 512))[512:]
-    return noise / (np.std(noise) + 1e-12)
+    return noise / (_rms(noise - math.fsum(noise) / len(noise)) + 1e-12)
 
 
 def _ramp(n_up: int, n_total: int, n_down: int) -> np.ndarray:
@@ -287,12 +294,12 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
             offset = onset + nd["dur_beats"] * beat * nd["legato"]
             if nxt is not None and nxt["consonant"] is not None and nd["rest_after"] == 0.0:
                 offset = min(offset, full_end - 0.12)  # room for the next consonant
-        notes.append(Note(onset_s=round(onset, 6), offset_s=round(max(offset, onset + 0.08), 6), midi=nd["midi"],
+        offset = min(max(offset, onset + 0.08), n / sr)
+        notes.append(Note(onset_s=round(onset, 6), offset_s=round(offset, 6), midi=nd["midi"],
                           vowel=nd["vowel"], consonant=nd["consonant"], vibrato_rate_hz=nd["vibrato_rate_hz"],
                           vibrato_depth_cents=nd["vibrato_depth_cents"], legato_next=bool(legato)))
     notes = [nt for nt in notes if nt.onset_s * sr < n - int(0.1 * sr)]
 
-    t = np.arange(n) / sr
     # --- F0: step pitch (each gap takes the next note's pitch), intonation offsets, portamento
     midi = np.full(n, float(notes[0].midi) if notes else 60.0)
     bounds = [int(round(nt.onset_s * sr)) for nt in notes] + [n]
@@ -356,7 +363,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     phase = np.cumsum(f0) / sr
     src = (1.0 - effort) * _read_table(lax, phase) + effort * _read_table(pressed, phase)
     amp = gate * level * shimmer
-    src *= amp / (np.sqrt(np.mean(src[voiced] ** 2)) + 1e-12 if voiced.any() else 1.0)
+    src *= amp / (_rms(src[voiced]) + 1e-12 if voiced.any() else 1.0)
     breathiness = rng.uniform(0.02, 0.08)
     aspiration = breathiness * rng.standard_normal(n) * amp * (0.6 + 0.4 * np.cos(2 * np.pi * phase))
     excitation = src + aspiration
@@ -384,7 +391,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     formants[:, 1] = np.maximum(formants[:, 1], formants[:, 0] + 250.0)
     formants = np.minimum(formants, 0.45 * sr)
     vocal = _formant_filter(excitation, formants, np.broadcast_to(_BANDWIDTHS, formants.shape), sr)
-    rms_voiced = np.sqrt(np.mean(vocal[gate > 0.5] ** 2)) if (gate > 0.5).any() else 1.0
+    rms_voiced = _rms(vocal[gate > 0.5]) if (gate > 0.5).any() else 1.0
     vocal /= rms_voiced + 1e-12
 
     # --- consonants before notes, inhalations before phrases
@@ -515,7 +522,7 @@ def _room(rng: np.random.Generator, x: np.ndarray, sr: int, wet_db: float) -> np
     out = x.copy()
     for ch in range(2):
         ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
-        ir = np.concatenate([np.zeros(pre), ir / np.sqrt(np.sum(ir**2))])
+        ir = np.concatenate([np.zeros(pre), ir / (_rms(ir) * np.sqrt(len(ir)))])
         out[:, ch] += 10 ** (wet_db / 20) * signal.oaconvolve(x.mean(axis=1), ir)[: len(x)]
     return out
 
@@ -543,7 +550,7 @@ def generate_song(seed: int, duration_s: float = 20.0, sample_rate: int = 44100,
     levels_db = {"drums": rng.uniform(-11.0, -5.0), "bass": rng.uniform(-11.0, -6.0),
                  "other": rng.uniform(-13.0, -7.0), "vocals": rng.uniform(-9.0, -3.0)}
     for name, x in stems64.items():
-        rms = np.sqrt(np.mean(x**2))
+        rms = _rms(x)
         stems64[name] = x * (10 ** (levels_db[name] / 20) / rms if rms > 0 else 0.0)
     peak_target = rng.uniform(0.5, 0.9)
     peak = max(float(np.max(np.abs(sum(stems64.values())))), *(float(np.max(np.abs(x))) for x in stems64.values()))
@@ -563,18 +570,6 @@ def generate_song(seed: int, duration_s: float = 20.0, sample_rate: int = 44100,
                          f0_hz=f0_frames, notes=notes, info=info)
 
 
-def write_f0_csv(path: str | os.PathLike, times_s: np.ndarray, f0_hz: np.ndarray) -> Path:
-    """Write ``time_s,f0_hz`` rows (0 = unvoiced) atomically."""
-    from ddsp_demucs.utils import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["time_s", "f0_hz"])
-        for t, f in zip(np.asarray(times_s, dtype=np.float64), np.asarray(f0_hz, dtype=np.float64)):
-            writer.writerow([f"{t:.6f}", f"{f:.6f}"])
-    return Path(path)
-
-
 def write_song(song: SyntheticSong, track_dir: str | os.PathLike) -> Path:
     """Write a song as a MUSDB18-HQ track folder, atomically: everything goes to a temporary sibling folder that
     is renamed onto ``track_dir`` at the end (an existing ``track_dir`` is replaced)."""
@@ -586,8 +581,8 @@ def write_song(song: SyntheticSong, track_dir: str | os.PathLike) -> Path:
     tmp.mkdir()
     try:
         for name in STEM_NAMES:
-            save_audio(tmp / f"{name}.wav", song.stems[name], song.sample_rate)
-        save_audio(tmp / "mixture.wav", song.mixture, song.sample_rate)
+            write_wav_float32(tmp / f"{name}.wav", song.stems[name], song.sample_rate)
+        write_wav_float32(tmp / "mixture.wav", song.mixture, song.sample_rate)
         write_f0_csv(tmp / "f0.csv", song.f0_times, song.f0_hz)
         write_json_atomic(tmp / "track.json", {**song.info, "notes": [asdict(nt) for nt in song.notes]})
         if track_dir.exists():

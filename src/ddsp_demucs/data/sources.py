@@ -12,10 +12,12 @@ a vocals stem where stems are expected) and skip bad tracks with a logged one-li
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import shutil
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Iterable, Sequence
@@ -24,8 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from ddsp_demucs import InputError
-from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files, load_audio, resample, save_audio
-from ddsp_demucs.utils import get_logger, write_json_atomic
+from ddsp_demucs.audio_io import list_audio_files, load_audio, resample
+from ddsp_demucs.utils import atomic_path, get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
@@ -133,6 +135,35 @@ def read_f0_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if rows.ndim != 2 or rows.shape[1] < 2 or not np.isfinite(rows[:, :2]).all():
         raise InputError(f"{path}: expected rows of time_s,f0_hz")
     return rows[:, 0].copy(), rows[:, 1].copy()
+
+
+def write_f0_csv(path: str | os.PathLike, times_s: np.ndarray, f0_hz: np.ndarray) -> Path:
+    """Write ``time_s,f0_hz`` rows (0 = unvoiced) atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["time_s", "f0_hz"])
+        for t, f in zip(np.asarray(times_s, dtype=np.float64), np.asarray(f0_hz, dtype=np.float64)):
+            writer.writerow([f"{t:.6f}", f"{f:.6f}"])
+    return Path(path)
+
+
+def write_wav_float32(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write ``audio (n_samples, n_channels)`` (or ``(n_samples,)``) as a 32-bit float WAV, atomically.
+
+    Unlike libsndfile, no PEAK chunk (which holds the time of writing) is added: equal audio gives equal bytes.
+    The values are stored exactly (float32, little-endian)."""
+    audio = np.asarray(audio, dtype="<f4")
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    n, channels = audio.shape
+    data = np.ascontiguousarray(audio).tobytes()
+    fmt = struct.pack("<HHIIHH", 3, channels, sample_rate, sample_rate * 4 * channels, 4 * channels, 32)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, n)
+            + b"data" + struct.pack("<I", len(data)))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(b"RIFF" + struct.pack("<I", len(body) + len(data)) + body)
+        fh.write(data)
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------------- probing
@@ -412,8 +443,6 @@ def _read_json(path: Path):
 
 
 def _write_remix(folder: Path, stems: dict[str, np.ndarray], f0, duration_s: float, request: dict) -> None:
-    from ddsp_demucs.synthetic import write_f0_csv
-
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -421,7 +450,7 @@ def _write_remix(folder: Path, stems: dict[str, np.ndarray], f0, duration_s: flo
     tmp.mkdir()
     try:
         for name, audio in stems.items():
-            save_audio(tmp / f"{name}.wav", audio, SAMPLE_RATE)
+            write_wav_float32(tmp / f"{name}.wav", audio, SAMPLE_RATE)
         if f0 is not None:
             times, values = f0
             keep = times < duration_s
