@@ -386,7 +386,8 @@ def remix_tracks(out_dir: str | os.PathLike, shared_data: str | os.PathLike, voc
     over the MUSDB sample's ``drums, bass, other`` looped (equal-power crossfades) or cropped to the vocal's length
     (at most ``max_duration_s``), at ``vocal_ratio_db``; the mixture is the exact float32 sum
     ``drums + bass + other + vocals``. The vocal's F0 annotation, when it has one, is copied to ``f0.csv`` (its own
-    time grid, rows past the end dropped). A remix whose ``remix.json`` matches the request is not rewritten;
+    time grid, rows past the end dropped; vocadito lists every 5.8 ms frame with 0 = unvoiced, the MedleyDB stem
+    only its voiced frames). A remix whose ``remix.json`` matches the request is not rewritten;
     a missing vocal file is skipped and reported. ``out_dir/manifest.json`` records the parameters.
     """
     if subset not in MUSDB_SUBSETS:
