@@ -113,10 +113,12 @@ class SyntheticSong:
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _rms(x: np.ndarray) -> float:
-    """Root mean square with an exactly rounded sum (``math.fsum``): numpy's pairwise SIMD sums can differ in
-    the last bit with memory alignment, which would break byte-identical regeneration."""
+    """Root mean square summed in a fixed order (1024 column sums, row after row, then ``math.fsum``): numpy's
+    pairwise SIMD sums can differ in the last bit with memory alignment, breaking byte-identical regeneration."""
     x = np.asarray(x, dtype=np.float64).ravel()
-    return math.sqrt(math.fsum(x * x) / len(x))
+    squares = np.zeros(-(-len(x) // 1024) * 1024)
+    squares[: len(x)] = x * x
+    return math.sqrt(math.fsum(squares.reshape(-1, 1024).sum(axis=0)) / len(x))
 
 
 def _midi_to_hz(m):
