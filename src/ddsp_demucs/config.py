@@ -1,6 +1,6 @@
 """The typed configuration schema. YAML files in ``configs/`` fill these dataclasses via ``load_config``.
 
-Sections: ``data`` (sources, rates, windows), ``features`` (F0 method and voicing), ``gate`` (segment
+Sections: ``data`` (sources, rates, windows), ``corpus`` (the synthetic corpus of the demo), ``features`` (F0 method and voicing), ``gate`` (segment
 thresholds), ``model`` (ResidualDDSPDecoder arguments), ``loss`` (term weights), ``training`` (optimiser and
 loop). Every field has a default, so a config file holds only what differs.
 Dict-style access (``config["training"]["learning_rate"]``) works as in the original code.
@@ -104,8 +104,20 @@ class TrainingConfig(_Section):
 
 
 @dataclass
+class CorpusConfig(_Section):
+    """The synthetic corpus the demo builds (``ddsp_demucs.synthetic.write_corpus``)."""
+
+    n_train: int = 16                 # training songs, of which the last n_valid form the validation split
+    n_valid: int = 2
+    n_test: int = 4                   # held-out songs the demo evaluates on
+    duration_s: float = 20.0          # seconds per song
+    seed: int = 0
+
+
+@dataclass
 class Config(_Section):
     data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
