@@ -1,7 +1,8 @@
 """The ``ddsp-demucs`` command. Each subcommand lives in its own module with ``add_parser`` and ``run``.
 
 The CLI only calls the library. Errors meant for the user (:class:`ddsp_demucs.DDSPDemucsError`) print as
-one line and exit 2; Ctrl-C exits 130; nothing prints a traceback unless ``--debug`` is given.
+one line and exit 2, as do OS errors such as an unwritable output folder; Ctrl-C exits 130; nothing prints a
+traceback unless ``--debug`` is given.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ddsp_demucs import DDSPDemucsError, __version__
 
 # (subcommand, module under ddsp_demucs.cli, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "demo", "the whole pipeline on the embedded synthetic corpus, ending in runs/demo/report.html"),
     ("corpus", "corpus", "write the synthetic multitrack corpus or real remixes in the MUSDB18-HQ layout"),
     ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
     ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
@@ -51,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable output folder, full disk...: the file and the problem, one line
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept and a re-run resumes", file=sys.stderr)
