@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
 from ddsp_demucs.utils import ConfigError, atomic_path, load_config, shard_of
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_defaults_and_dict_access():
@@ -73,3 +77,11 @@ def test_resample_length_and_tone():
     assert out.shape == (sr_out, 1)
     ref = np.sin(2 * np.pi * 440 * np.arange(sr_out) / sr_out)
     assert np.max(np.abs(out[1000:-1000, 0] - ref[1000:-1000])) < 1e-3
+
+
+def test_training_section_reads_the_model_rates_like_the_original_code():
+    config = load_config(CONFIGS / "base.yaml", ["data.train_sr=16000", "data.frame_rate=200"])
+    assert config["training"]["sample_rate"] == 16000
+    assert config["training"]["frame_rate"] == 200
+    with pytest.raises(KeyError):
+        config["training"]["no_such_key"]

@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 class _Section:
     def __getitem__(self, key: str):
-        if key not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+        if key not in self.__dataclass_fields__ and not isinstance(getattr(type(self), key, None), property):  # type: ignore[attr-defined]
             raise KeyError(key)
         return getattr(self, key)
 
@@ -102,6 +102,24 @@ class TrainingConfig(_Section):
     n_audio_examples: int = 2         # audio examples + spectrograms logged to TensorBoard per validation
     checkpoint_every_steps: int = 0   # also save last.ckpt every N steps (0: at validation only)
 
+    # The original code read the model's rates from this section (``config["training"]["sample_rate"]``); they
+    # are set in ``data`` and readable here, read-only, once the section belongs to a :class:`Config`.
+    @property
+    def sample_rate(self) -> int:
+        """``data.train_sr``: the rate the model trains at (Hz)."""
+        return self._data().train_sr
+
+    @property
+    def frame_rate(self) -> int:
+        """``data.frame_rate``: the control frame rate (Hz)."""
+        return self._data().frame_rate
+
+    def _data(self) -> "DataConfig":
+        data = getattr(self, "_data_section", None)
+        if data is None:
+            raise AttributeError("training.sample_rate / frame_rate are read from a Config's data section")
+        return data
+
 
 @dataclass
 class CorpusConfig(_Section):
@@ -123,3 +141,6 @@ class Config(_Section):
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self.training, "_data_section", self.data)
