@@ -43,7 +43,7 @@ class Track:
         return self._audio
 
 
-def _audio(seed, n=2000):
+def _audio(seed, n=44100):
     return np.random.default_rng(seed).uniform(-0.5, 0.5, (n, 2)).astype(np.float32)
 
 
@@ -82,7 +82,7 @@ def test_writes_stems_and_manifest_then_skips_and_redoes(tmp_path):
 
 def test_bad_tracks_are_reported_and_the_others_processed(tmp_path):
     tracks = [Track("good 1", _audio(0)), Track("unreadable", error="/x/song.wav: cannot decode audio"),
-              Track("nan", np.full((100, 2), np.nan, dtype=np.float32)), Track("flat", np.zeros(100, np.float32)),
+              Track("nan", np.full((44100, 2), np.nan, dtype=np.float32)), Track("flat", np.zeros(100, np.float32)),
               Track("good 2", _audio(1))]
 
     class Checking(ScaleSeparator):
@@ -100,7 +100,7 @@ def test_bad_tracks_are_reported_and_the_others_processed(tmp_path):
 
 
 def test_shards_split_the_tracks(tmp_path):
-    tracks = [Track(f"t{i}", _audio(i, 500)) for i in range(5)]
+    tracks = [Track(f"t{i}", _audio(i)) for i in range(5)]
     for index in range(2):
         separate_tracks(tracks, ScaleSeparator(), tmp_path, num_shards=2, shard_index=index, progress=False)
         done = sorted(p.parent.name for p in (tmp_path / "scale").glob("*/manifest.json"))

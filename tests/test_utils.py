@@ -85,3 +85,14 @@ def test_training_section_reads_the_model_rates_like_the_original_code():
     assert config["training"]["frame_rate"] == 200
     with pytest.raises(KeyError):
         config["training"]["no_such_key"]
+
+
+def test_a_truncated_wav_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "cut.wav"
+    save_audio(path, np.full((4410, 2), 0.1, np.float32), 44100)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.wav: file is truncated"):
+        load_audio(path)
+    path.write_bytes(data)  # the whole file reads
+    assert load_audio(path)[0].shape == (4410, 2)

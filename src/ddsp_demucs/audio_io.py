@@ -39,6 +39,8 @@ def load_audio(
         raise InputError(f"{path}: is a folder, not an audio file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
+    if path.suffix.lower() == ".wav":
+        _check_wav_not_truncated(path)
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for corrupt data
@@ -60,11 +62,40 @@ def load_audio(
     return audio, sr
 
 
+def _check_wav_not_truncated(path: Path) -> None:
+    """Raise InputError if a RIFF/WAVE file's ``data`` chunk declares more bytes than the file holds.
+
+    libsndfile reads a cut-off WAV without complaint, returning only what is there; a copy interrupted half-way
+    would then pass as a shorter song. Streamed files that declare an unknown size (0 or 0xFFFFFFFF) and files
+    that are not plain RIFF/WAVE are left to the decoder.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk_id, chunk_size = f.read(4), int.from_bytes(f.read(4), "little")
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                    raise InputError(f"{path}: file is truncated (header declares {chunk_size} bytes of audio, "
+                                     f"{available} present)")
+                return
+            offset += 8 + chunk_size + (chunk_size & 1)
+
+
 def _load_with_librosa(path: Path, first_error: Exception) -> tuple[np.ndarray, int]:
+    import warnings
+
     try:
         import librosa
 
-        audio, sr = librosa.load(str(path), sr=None, mono=False)
+        with warnings.catch_warnings():  # its "PySoundFile failed, trying audioread" notices are not news here
+            warnings.simplefilter("ignore")
+            audio, sr = librosa.load(str(path), sr=None, mono=False)
     except Exception:
         raise InputError(f"{path}: cannot decode audio ({_short(first_error)})") from None
     audio = np.atleast_2d(audio).T.astype(np.float32)

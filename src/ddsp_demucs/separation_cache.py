@@ -25,6 +25,7 @@ log = get_logger(__name__)
 
 MANIFEST = "manifest.json"
 STEMS = ("vocals", "accompaniment")
+MIN_DURATION_S = 1.0  # shorter clips hold too little to separate (and to refine: no 4 s window fits)
 
 
 class TrackLike(Protocol):
@@ -113,6 +114,9 @@ def separate_tracks(tracks: Iterable[TrackLike], separator: SeparatorLike, stems
             mixture = np.asarray(track.mixture(), dtype=np.float32)
             if mixture.ndim != 2 or mixture.shape[0] == 0:
                 raise InputError(f"mixture must be (n_samples, n_channels) with samples, got shape {mixture.shape}")
+            if mixture.shape[0] < MIN_DURATION_S * sample_rate:
+                raise InputError(f"{getattr(track, 'mixture_path', name)}: too short ({mixture.shape[0] / sample_rate:.2f} s; "
+                                 f"separation needs at least {MIN_DURATION_S:g} s)")
             key = _manifest_key(separator, mixture_checksum(mixture), sample_rate)
             if is_done(folder, key):
                 skipped += 1
