@@ -1,0 +1,111 @@
+"""Separate and refine the vocals of whole songs with a trained checkpoint.
+
+For each SONG (a file, or every audio file under a folder) writes OUT/<song file stem>/separated_vocals.wav
+(the separator's vocal), refined_vocals.wav (the model's refinement of it) and refine.json (settings,
+checkpoint, separator, timings), at the song's sample rate, channel count and exact length. Songs are
+refined in overlapping windows (--window-s, crossfaded over --overlap-s), so memory does not grow with the
+song's length. A re-run skips songs whose outputs are newer than the song and the checkpoint (--force redoes
+them). Songs that cannot be read or separated are reported at the end and make the exit status 1; the
+others are still processed.
+
+Separators: any Demucs model name (htdemucs, htdemucs_ft, ...), "fallback" (weight-free, much lower quality),
+or "auto" (htdemucs if its weights load, else fallback, with a warning). --demucs-repo DIR holds Demucs
+weights for offline machines (<name>.yaml + <sig>.th).
+
+examples:
+  ddsp-demucs refine song.wav --checkpoint runs/demo/model.ckpt --separator htdemucs --out refined
+  ddsp-demucs refine album/ other.flac --checkpoint best.ckpt --separator auto --out refined --demucs-repo weights/
+  ddsp-demucs refine long_set.wav --checkpoint best.ckpt --separator fallback --out refined --window-s 20
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.utils import get_logger
+
+log = get_logger(__name__)
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("songs", nargs="+", metavar="SONG", help="song files and/or folders of songs")
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
+                   help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)")
+    p.add_argument("--separator", default="auto", metavar="NAME",
+                   help="a Demucs model name, 'fallback', or 'auto' (default: auto)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--demucs-repo", metavar="DIR", help="local folder of Demucs weights for offline use")
+    p.add_argument("--window-s", type=float, default=30.0,
+                   help="refinement window in seconds (default 30; rounded down to the model's window grid)")
+    p.add_argument("--overlap-s", type=float, default=1.0, help="crossfade between windows in seconds (default 1)")
+    p.add_argument("--force", action="store_true", help="redo songs whose outputs are up to date")
+
+
+def collect_songs(items: list[str]) -> tuple[list[Path], list[str]]:
+    """Song paths from files and folders, and the problems found (an empty folder; two songs with the same
+    file stem, which would share an output folder: the later one is not processed)."""
+    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files
+
+    songs: list[Path] = []
+    problems: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = list_audio_files(path)
+            if not found:
+                problems.append(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+            songs.extend(found)
+        else:
+            songs.append(path)  # a missing or unreadable file fails as a song; the others still run
+    unique: dict[str, Path] = {}
+    for song in songs:
+        if song.stem in unique:
+            if unique[song.stem].resolve() != song.resolve():
+                problems.append(f"{song}: same file name as {unique[song.stem]} (both would write "
+                                f"OUT/{song.stem}/); rename one")
+            continue
+        unique[song.stem] = song
+    return list(unique.values()), problems
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.model import ResidualDDSPDecoder
+    from ddsp_demucs.refine import check_window_args, refine_song
+    from ddsp_demucs.train import load_model
+
+    check_window_args(args.window_s, args.overlap_s)
+    model = load_model(args.checkpoint)
+    if not isinstance(model, ResidualDDSPDecoder):
+        raise DDSPDemucsError(f"{args.checkpoint}: holds a {type(model).__name__}, not a ResidualDDSPDecoder")
+    songs, failures = collect_songs(args.songs)
+    for problem in failures:
+        log.error(problem)
+    separator = get_separator(args.separator, repo=args.demucs_repo)
+    log.info("refining %d song(s) with %s (%s model), separator %s, into %s", len(songs), args.checkpoint,
+             model.composition, separator.name, args.out)
+    done = skipped = 0
+    for song in tqdm(songs, desc="songs", unit="song", disable=len(songs) < 2):
+        try:
+            record = refine_song(song, model, separator, args.out, window_s=args.window_s,
+                                 overlap_s=args.overlap_s, force=args.force, checkpoint=args.checkpoint,
+                                 progress=True)
+        except (DDSPDemucsError, OSError) as exc:
+            message = str(exc) if isinstance(exc, DDSPDemucsError) else \
+                f"{exc.filename or song}: {exc.strerror or exc}"
+            if not message.startswith(str(song)):
+                message = f"{song}: {message}"
+            log.error(message)
+            failures.append(message)
+            continue
+        skipped += record["skipped"]
+        done += not record["skipped"]
+    log.info("%d song(s) refined, %d up to date, %d failed", done, skipped, len(failures))
+    if failures:
+        log.error("%d song(s) not refined:\n  %s", len(failures), "\n  ".join(failures))
+        return 1
+    return 0

@@ -1,0 +1,353 @@
+"""Refine the separated vocal of a whole song with a trained :class:`~ddsp_demucs.model.ResidualDDSPDecoder`.
+
+:func:`refine_vocals` takes a separated vocal at any sample rate and channel count and returns the refined
+vocal at the same rate, channels and exact length:
+
+1. the song is cut into overlapping windows of ``window_s`` seconds (``overlap_s`` shared by neighbours);
+2. per window, an *analysis span* (the window plus :data:`CONTEXT_S` on each side, within the song) is
+   downmixed to mono, resampled to ``model.sample_rate`` and its frame controls are computed as the dataset
+   computes them (:func:`~ddsp_demucs.features.extract_f0` and :func:`~ddsp_demucs.dsp.a_weighted_loudness` at
+   ``model.frame_rate``, F0 method and voicing threshold from the checkpoint's ``features`` config); the
+   window's own samples and frames are cut from it, so the controls inside a window equal those of the whole
+   song up to the F0 tracker's Viterbi decoding near the span's edges;
+3. the model runs on that window only (model rate, mono) and its result is applied to *each channel* of the
+   song-rate vocal: ``mask``: the mask (:meth:`~ResidualDDSPDecoder.compute_mask`) is moved onto the song-rate
+   STFT of each channel (:func:`~ddsp_demucs.model.interpolate_mask`; frequencies above the model's Nyquist are
+   kept) and applied keeping that channel's phase; ``gate``: the per-frame gate
+   (:meth:`~ResidualDDSPDecoder.compute_gate`, :func:`~ddsp_demucs.model.interpolate_gate`) blends each channel
+   with the synthesis resampled to the song rate; ``synth``: the model's mono resynthesis, resampled to the
+   song rate, is every channel's output (pure resynthesis has no per-channel information);
+4. windows are summed with complementary raised-cosine crossfades over the overlaps (the weights sum to 1).
+
+The model, STFTs and analysis never see more than one window (+ context), so peak memory beyond the input and
+output arrays does not grow with the song's length. A ``gate`` or ``mask`` model at initialisation returns its
+input (up to float rounding). :func:`refine_song` adds separation and files; ``ddsp-demucs refine`` is its CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.audio_io import load_audio, resample, save_audio
+from ddsp_demucs.model import ResidualDDSPDecoder, interpolate_gate, interpolate_mask
+from ddsp_demucs.utils import get_logger, write_json_atomic
+
+log = get_logger("refine")
+
+CONTEXT_S = 0.5                 # analysis context on each side of a window (s): resampling, F0, loudness
+SEPARATED_NAME, REFINED_NAME, RECORD_NAME = "separated_vocals.wav", "refined_vocals.wav", "refine.json"
+MIN_SONG_S = 0.5                # shortest song refine_song accepts (s)
+
+
+# ---------------------------------------------------------------------------------------------- windows
+@dataclass(frozen=True)
+class Window:
+    """One window of the song, in song-rate samples: ``[start, stop)`` is refined from the analysis span
+    ``[context_start, context_stop)``; ``fade_in`` / ``fade_out`` are the crossfade lengths at each end."""
+
+    start: int
+    stop: int
+    context_start: int
+    context_stop: int
+    fade_in: int
+    fade_out: int
+
+
+def time_quantum(sample_rate: int, model_sample_rate: int, frame_rate: int) -> int:
+    """The smallest step in song samples that is also a whole number of model samples and of control frames:
+    ``sample_rate / gcd(sample_rate, model_sample_rate, frame_rate)`` (882 samples = 20 ms at 44.1 kHz with a
+    22.05 kHz / 250 Hz model). Analysis spans start on this grid, so their controls are the song's frames."""
+    return sample_rate // math.gcd(math.gcd(int(sample_rate), int(model_sample_rate)), int(frame_rate))
+
+
+def window_step(sample_rate: int, model: ResidualDDSPDecoder) -> int:
+    """The grid of window starts in song samples: the least common multiple of one song sample, one model
+    frame (``mask_hop / model.sample_rate`` s) and one control frame (``1 / frame_rate`` s) — 5.12 s for a
+    22.05 kHz model with hop 256 and 250 Hz controls. On this grid a window's model frames and control frames
+    are exactly the whole song's, so a window's result converges to the whole-song result once the model's
+    recurrent state has forgotten its start (the crossfade covers that)."""
+    steps = [Fraction(1, int(sample_rate)), Fraction(int(model.hop), int(model.sample_rate)),
+             Fraction(1, int(model.frame_rate))]
+    numerator = math.lcm(*(f.numerator for f in steps))
+    denominator = math.gcd(*(f.denominator for f in steps))
+    return int(Fraction(numerator, denominator) * int(sample_rate))
+
+
+def plan_windows(n_samples: int, sample_rate: int, model: ResidualDDSPDecoder, window_s: float | None,
+                 overlap_s: float) -> list[Window]:
+    """Overlapping windows covering ``n_samples`` song samples at ``sample_rate`` Hz.
+
+    Windows start every ``hop = window_s - overlap_s`` seconds rounded down to :func:`window_step` (at least
+    one step), and each is ``hop + overlap`` long, so it is never longer than ``window_s`` unless that is
+    shorter than one step plus the overlap; the overlap is cut to the hop if it exceeds it. The last window
+    runs to the song's end and is longer than the overlap (a remainder too short for that joins the previous
+    window). Analysis spans add :data:`CONTEXT_S` on each side, within the song. ``window_s=None`` (or a
+    window at least as long as the song) gives one window over the whole song.
+    """
+    check_window_args(window_s, overlap_s)
+    if window_s is None or math.isinf(window_s) or window_s * sample_rate >= n_samples:
+        return [Window(0, n_samples, 0, n_samples, 0, 0)]
+    q = time_quantum(sample_rate, model.sample_rate, int(model.frame_rate))
+    context = math.ceil(CONTEXT_S * sample_rate / q) * q
+    min_len = math.ceil(model.n_fft * sample_rate / model.sample_rate)
+    step = window_step(sample_rate, model)
+    hop = max(1, math.floor((window_s - overlap_s) * sample_rate / step)) * step
+    overlap = min(round(overlap_s * sample_rate), hop)
+    starts = [0]
+    while starts[-1] + hop + overlap < n_samples:
+        nxt = starts[-1] + hop
+        if n_samples - nxt <= max(min_len, overlap):   # a tiny remainder joins the current window
+            break
+        starts.append(nxt)
+    windows = []
+    for i, start in enumerate(starts):
+        last = i == len(starts) - 1
+        stop = n_samples if last else start + hop + overlap
+        windows.append(Window(start, stop, max(0, start - context), min(n_samples, stop + context),
+                              fade_in=overlap if i > 0 else 0, fade_out=0 if last else overlap))
+    return windows
+
+
+def check_window_args(window_s: float | None, overlap_s: float) -> None:
+    """Raise :class:`InputError` unless ``window_s`` is None or > 0 and ``0 <= overlap_s <= window_s / 2``."""
+    if window_s is not None and not (window_s > 0):
+        raise InputError(f"--window-s must be positive, got {window_s}")
+    if not (overlap_s >= 0) or (window_s is not None and overlap_s > window_s / 2):
+        raise InputError(f"--overlap-s must be between 0 and half the window ({window_s} s), got {overlap_s}")
+
+
+def crossfade_weights(window: Window) -> np.ndarray:
+    """Per-sample weights ``(stop - start,)`` of a window: raised-cosine fade-in / fade-out over the overlaps,
+    1 elsewhere. A fade-out and the next window's fade-in sum to exactly 1 (one is computed as 1 - the other)."""
+    w = np.ones(window.stop - window.start, dtype=np.float64)
+    if window.fade_in:
+        w[: window.fade_in] = _fade(window.fade_in)
+    if window.fade_out:
+        w[-window.fade_out:] *= 1.0 - _fade(window.fade_out)
+    return w.astype(np.float32)
+
+
+def _fade(n: int) -> np.ndarray:
+    return np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2
+
+
+# --------------------------------------------------------------------------------------------- controls
+def _feature_settings(model: ResidualDDSPDecoder, f0_method: str | None,
+                      voicing_threshold: float | None) -> tuple[str | None, float]:
+    """F0 method and voicing threshold: the arguments, else the checkpoint's ``features`` config, else defaults."""
+    from ddsp_demucs.config import FeaturesConfig
+
+    feats = dict((getattr(model, "config", None) or {}).get("features") or {})
+    method = f0_method if f0_method is not None else feats.get("f0_method", FeaturesConfig.f0_method)
+    threshold = voicing_threshold if voicing_threshold is not None else feats.get(
+        "voicing_threshold", FeaturesConfig.voicing_threshold)
+    return method, float(threshold)
+
+
+def frame_controls(mono: np.ndarray, model: ResidualDDSPDecoder, *, f0_method: str | None,
+                   voicing_threshold: float) -> dict[str, np.ndarray]:
+    """The dataset's frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
+    ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s."""
+    from ddsp_demucs.dsp import a_weighted_loudness
+    from ddsp_demucs.features import extract_f0
+
+    sr, fr = model.sample_rate, int(model.frame_rate)
+    f0, conf = extract_f0(mono, sr, frame_rate=fr, method=f0_method, voicing_threshold=voicing_threshold)
+    with torch.inference_mode():
+        loud = a_weighted_loudness(torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None],
+                                   sample_rate=sr, frame_rate=fr)[0].numpy()
+    return {"f0_hz": f0, "f0_confidence": conf, "loudness_db": loud.astype(np.float32)}
+
+
+# --------------------------------------------------------------------------------------------- refining
+def _check_vocals(vocals: np.ndarray, sample_rate: int, model) -> np.ndarray:
+    if not isinstance(model, ResidualDDSPDecoder):
+        raise DDSPDemucsError(f"refine needs a ResidualDDSPDecoder, got {type(model).__name__}")
+    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise InputError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    audio = np.asarray(vocals, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[1] < 1:
+        raise InputError(f"vocals must be (n_samples, n_channels), got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise InputError("vocals contain NaN or infinite samples")
+    shortest = math.ceil(model.n_fft * sample_rate / model.sample_rate)
+    if audio.shape[0] < shortest:
+        raise InputError(f"vocals too short ({audio.shape[0] / sample_rate:.3f} s; the model needs at least "
+                         f"{shortest / sample_rate:.3f} s)")
+    return audio
+
+
+def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: int, *, window_s: float | None = 30.0,
+                  overlap_s: float = 1.0, f0_method: str | None = None, voicing_threshold: float | None = None,
+                  progress: bool = False, seed: int = 0) -> np.ndarray:
+    """Refine a separated vocal with ``model`` (see the module docstring for the method).
+
+    Args:
+        model: a :class:`ResidualDDSPDecoder` (e.g. from :func:`ddsp_demucs.train.load_model`), in eval mode.
+        vocals: ``(n_samples, n_channels)`` float at ``sample_rate`` Hz, any rate, one or more channels.
+        window_s, overlap_s: window length and crossfade overlap in seconds (``window_s=None``: one window
+            over the whole song, memory growing with its length).
+        f0_method, voicing_threshold: override the checkpoint's ``features`` settings.
+        progress: show a progress bar over windows.
+        seed: seeds the filtered noise of ``synth`` / ``gate`` models (window ``i`` uses ``seed + i``).
+
+    Returns:
+        float32 ``(n_samples, n_channels)`` at ``sample_rate``: same length and channels as ``vocals``.
+    """
+    audio = _check_vocals(vocals, sample_rate, model)
+    method, threshold = _feature_settings(model, f0_method, voicing_threshold)
+    windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
+    out = np.zeros_like(audio)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(windows, desc="windows", unit="win", leave=False, disable=not progress or len(windows) < 2)
+    for i, win in enumerate(bar):
+        y = refine_window(model, audio, sample_rate, win, f0_method=method, voicing_threshold=threshold,
+                          generator=torch.Generator().manual_seed(seed + i))
+        if len(windows) == 1:
+            out[:] = y
+        else:
+            out[win.start:win.stop] += crossfade_weights(win)[:, None] * y
+    return out
+
+
+def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: int, window: Window, *,
+                  f0_method: str | None, voicing_threshold: float,
+                  generator: torch.Generator | None = None) -> np.ndarray:
+    """Refine ``audio[window.start:window.stop]`` (``(n, n_channels)`` at ``sample_rate``) -> the same shape,
+    float32, with controls from the window's analysis span and the model run on the window alone."""
+    msr, fr = model.sample_rate, int(model.frame_rate)
+    span = audio[window.context_start:window.context_stop]
+    mono = resample(span.mean(axis=1), sample_rate, msr)
+    controls = frame_controls(mono, model, f0_method=f0_method, voicing_threshold=voicing_threshold)
+    # window boundaries are on the time quantum, so these offsets are exact integers
+    m0 = (window.start - window.context_start) * msr // sample_rate
+    n_model = math.ceil((window.stop - window.start) * msr / sample_rate)
+    f_off, n_frames = m0 * fr // msr, n_model * fr // msr
+    batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0:m0 + n_model]))[None]}
+    batch.update({k: torch.from_numpy(v[f_off:f_off + n_frames].copy())[None] for k, v in controls.items()})
+    x = torch.from_numpy(np.ascontiguousarray(audio[window.start:window.stop].T))   # (ch, n)
+    n = x.shape[-1]
+    with torch.inference_mode():
+        if model.composition == "mask":
+            y = _apply_mask(model, model.compute_mask(batch), x, sample_rate)
+        elif model.composition == "gate":
+            g = model.compute_gate(batch)
+            synth = model.synthesize(g["controls"], n_model, generator)["synth_audio"][0]
+            gate = interpolate_gate(g["gate"], frame_rate=g["frame_rate"], sample_rate=sample_rate, n_samples=n)
+            y = x + (1.0 - gate) * (_to_song_rate(synth, msr, sample_rate, n) - x)
+        else:
+            synth = model(batch, generator=generator)["audio"][0]
+            y = _to_song_rate(synth, msr, sample_rate, n).expand_as(x)
+    return np.ascontiguousarray(y.T.numpy(), dtype=np.float32)
+
+
+def _apply_mask(model: ResidualDDSPDecoder, m: dict, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Apply a model-rate mask to every channel of ``x (ch, n)`` on an STFT of the same duration at the song
+    rate (window and hop scaled by ``sample_rate / model.sample_rate``), keeping each channel's phase."""
+    ratio = sample_rate / m["sample_rate"]
+    n_fft, hop = max(2, round(m["n_fft"] * ratio)), max(1, round(m["hop"] * ratio))
+    window = torch.hann_window(n_fft, dtype=x.dtype)
+    spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)   # (ch, bins, frames)
+    mask = interpolate_mask(m["mask"], src_sample_rate=m["sample_rate"], src_n_fft=m["n_fft"], src_hop=m["hop"],
+                            dst_sample_rate=sample_rate, dst_n_fft=n_fft, dst_hop=hop, dst_n_frames=spec.shape[-1])
+    # x + istft((mask - 1) X): exactly x where the mask is 1 (as the model's own forward)
+    return x + torch.istft((mask - 1.0) * spec, n_fft, hop, window=window, center=True, length=x.shape[-1])
+
+
+def _to_song_rate(audio: torch.Tensor, model_rate: int, sample_rate: int, n_samples: int) -> torch.Tensor:
+    """Model-rate mono ``(n,)`` -> ``(1, n_samples)`` at the song rate (polyphase, cut or zero-padded)."""
+    y = resample(audio.numpy(), model_rate, sample_rate)[:n_samples]
+    return torch.from_numpy(np.pad(y, (0, n_samples - y.shape[0])))[None]
+
+
+# ------------------------------------------------------------------------------------------------- songs
+def song_output_dir(song_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """``out_dir/<song file stem>``: where :func:`refine_song` writes a song's files."""
+    return Path(out_dir) / Path(song_path).stem
+
+
+def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overlap_s) -> dict:
+    return {"checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+            "separator": separator.name, "separator_signature": getattr(separator, "signature", None),
+            "composition": model.composition, "window_s": window_s, "overlap_s": overlap_s}
+
+
+def _is_up_to_date(song_path: Path, song_dir: Path, settings: dict, checkpoint) -> bool:
+    outputs = [song_dir / SEPARATED_NAME, song_dir / REFINED_NAME, song_dir / RECORD_NAME]
+    if not all(p.is_file() for p in outputs):
+        return False
+    try:
+        record = json.loads(outputs[-1].read_text())
+    except (OSError, ValueError):
+        return False
+    if any(record.get(k) != v for k, v in settings.items()):
+        return False
+    inputs = [song_path] + ([Path(checkpoint)] if checkpoint else [])
+    newest_input = max(p.stat().st_mtime for p in inputs)
+    return min(p.stat().st_mtime for p in outputs) >= newest_input
+
+
+def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separator, out_dir: str | os.PathLike, *,
+                window_s: float | None = 30.0, overlap_s: float = 1.0, force: bool = False,
+                checkpoint: str | os.PathLike | None = None, progress: bool = False) -> dict:
+    """Separate and refine one song file.
+
+    Writes ``out_dir/<song stem>/separated_vocals.wav`` and ``refined_vocals.wav`` (float WAV at the song's
+    rate, channels and exact length) and ``refine.json`` (settings, checkpoint, separator, timings), each
+    atomically, the record last. Skips the song when all three exist, the record's settings match and the
+    outputs are newer than the song (and ``checkpoint``, the model's file if given), unless ``force``.
+    ``separator`` is any object with ``name`` and ``separate(mixture, sample_rate) -> {"vocals": ...}`` (see
+    :func:`ddsp_demucs.demucs_wrappers.get_separator`).
+
+    Returns the record (with ``"skipped": True`` when nothing was redone). Raises :class:`InputError` naming
+    the file for a missing, unreadable, empty, silent, non-finite or too short song, or one the separator
+    cannot take (e.g. more than two channels).
+    """
+    song_path = Path(song_path)
+    song_dir = song_output_dir(song_path, out_dir)
+    settings = _settings(model, separator, checkpoint, window_s, overlap_s)
+    if not force and song_path.is_file() and _is_up_to_date(song_path, song_dir, settings, checkpoint):
+        log.info("%s: up to date in %s, skipped", song_path.name, song_dir)
+        return {**json.loads((song_dir / RECORD_NAME).read_text()), "skipped": True}
+    t0 = time.perf_counter()
+    mixture, sr = load_audio(song_path, min_duration_s=MIN_SONG_S)
+    t1 = time.perf_counter()
+    log.info("%s: %.1f s, %d Hz, %d ch; separating with %s", song_path.name, mixture.shape[0] / sr, sr,
+             mixture.shape[1], separator.name)
+    try:
+        vocals = separator.separate(mixture, sr)["vocals"]
+    except InputError as exc:
+        raise InputError(f"{song_path}: {exc}") from None
+    t2 = time.perf_counter()
+    log.info("%s: refining (%s model)", song_path.name, model.composition)
+    try:
+        refined = refine_vocals(model, vocals, sr, window_s=window_s, overlap_s=overlap_s, progress=progress)
+    except InputError as exc:
+        raise InputError(f"{song_path}: {exc}") from None
+    t3 = time.perf_counter()
+    save_audio(song_dir / SEPARATED_NAME, vocals, sr)
+    save_audio(song_dir / REFINED_NAME, refined, sr)
+    duration = mixture.shape[0] / sr
+    record = {"song": str(song_path), **settings, "sample_rate": sr, "channels": int(mixture.shape[1]),
+              "n_samples": int(mixture.shape[0]), "duration_s": duration,
+              "timings_s": {"load": t1 - t0, "separate": t2 - t1, "refine": t3 - t2, "write": time.perf_counter() - t3},
+              "refine_real_time_factor": (t3 - t2) / duration}
+    write_json_atomic(song_dir / RECORD_NAME, record)
+    log.info("%s: wrote %s (refinement %.2fx real time)", song_path.name, song_dir, record["refine_real_time_factor"])
+    return {**record, "skipped": False}
+
+
+__all__ = ["refine_vocals", "refine_song", "refine_window", "plan_windows", "crossfade_weights", "time_quantum", "window_step",
+           "frame_controls", "check_window_args", "song_output_dir", "Window", "CONTEXT_S", "SEPARATED_NAME",
+           "REFINED_NAME", "RECORD_NAME"]
