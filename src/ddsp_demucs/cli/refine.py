@@ -70,6 +70,19 @@ def collect_songs(items: list[str]) -> tuple[list[Path], list[str]]:
     return list(unique.values()), problems
 
 
+def check_output_folder(out: Path) -> None:
+    """Create ``out`` if needed and check that files can be written in it, before any song is processed;
+    raises :class:`DDSPDemucsError` naming the folder and the problem."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise DDSPDemucsError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -82,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     if not isinstance(model, ResidualDDSPDecoder):
         raise DDSPDemucsError(f"{args.checkpoint}: holds a {type(model).__name__}, not a ResidualDDSPDecoder")
+    check_output_folder(args.out)
     songs, failures = collect_songs(args.songs)
     for problem in failures:
         log.error(problem)

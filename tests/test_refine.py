@@ -1,0 +1,349 @@
+"""Full-song refinement: identity at init, shapes / rates / lengths, windows (plan, crossfade, windowed == whole
+song, bounded model calls), the gate and synth paths, and ``ddsp-demucs refine`` end to end with bad inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.audio_io import resample
+from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.metrics import si_sdr
+from ddsp_demucs.model import ResidualDDSPDecoder
+from ddsp_demucs.refine import (crossfade_weights, frame_controls, plan_windows, refine_vocals, time_quantum,
+                                window_step)
+from ddsp_demucs.synthetic import generate_song
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from test_model import make_example  # noqa: E402  (the synthetic training example generator)
+
+TINY = dict(hidden_size=32, gru_units=32, n_fc_layers=1, n_mels=16, encoder_units=16, reverb_length=512,
+            n_harmonics=16, n_noise_bands=17)
+TINY_OVERRIDES = ["model.hidden_size=32", "model.gru_units=32", "model.n_fc_layers=1", "model.n_mels=16",
+                  "model.encoder_units=16", "model.n_harmonics=16", "model.n_noise_bands=17",
+                  "model.reverb_length=512", "loss.fft_sizes=[512,256]", "training.batch_size=2",
+                  "training.max_steps=1", "training.threads=1", "training.n_audio_examples=0"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(composition: str = "mask", perturb: float = 0.0, seed: int = 0, bias: float = 0.3) -> ResidualDDSPDecoder:
+    """A tiny randomly initialised model; ``perturb > 0`` gives its residual head random weights of that standard
+    deviation and the bias ``bias`` (a non-identity model)."""
+    torch.manual_seed(seed)
+    model = ResidualDDSPDecoder(composition=composition, **TINY).eval()
+    if perturb and model.residual_head is not None:
+        with torch.no_grad():
+            torch.nn.init.normal_(model.residual_head.weight, std=perturb)
+            model.residual_head.bias.fill_(bias)
+    return model
+
+
+def vocal(duration_s: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """A 'separated vocal': a synthetic song's vocal stem with some accompaniment bleed, ``(n, channels)``."""
+    song = generate_song(seed, duration_s=duration_s)
+    x = resample(song.stems["vocals"] + 0.3 * song.stems["other"] + 0.2 * song.stems["drums"], 44100, sample_rate)
+    return np.ascontiguousarray(x if channels == 2 else x.mean(axis=1, keepdims=True), dtype=np.float32)
+
+
+def sisdr_db(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-channel SI-SDR in dB of ``(n, ch)`` arrays."""
+    return si_sdr(torch.from_numpy(estimate.T.copy()), torch.from_numpy(reference.T.copy())).numpy()
+
+
+# ------------------------------------------------------------------------------------------------ identity
+@pytest.mark.parametrize("composition", ["mask", "gate"])
+@pytest.mark.parametrize("sample_rate, channels, n_samples", [(44100, 2, 88201), (48000, 1, 96001)])
+def test_identity_at_init(composition, sample_rate, channels, n_samples):
+    x = vocal(2.1, sample_rate, channels)[:n_samples]
+    y = refine_vocals(tiny_model(composition), x, sample_rate)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert sisdr_db(y, x).min() > 40.0
+    assert np.abs(y - x).max() < 1e-5
+
+
+def test_identity_windowed():
+    x = vocal(7.3, 44100, 2)[:321_999]
+    y = refine_vocals(tiny_model("mask"), x, 44100, window_s=6.0, overlap_s=1.0)
+    assert y.shape == x.shape
+    assert sisdr_db(y, x).min() > 40.0
+
+
+# ------------------------------------------------------------------------------------------------- windows
+@pytest.mark.parametrize("sample_rate", [8000, 22050, 44100, 48000, 96000])
+def test_window_grid_matches_model_and_control_frames(sample_rate):
+    model = tiny_model()
+    step = window_step(sample_rate, model)
+    seconds = step / sample_rate
+    for unit in (model.hop / model.sample_rate, 1 / model.frame_rate, 1 / sample_rate):
+        assert abs(seconds / unit - round(seconds / unit)) < 1e-9
+    q = time_quantum(sample_rate, model.sample_rate, int(model.frame_rate))
+    assert step % q == 0 and (q * model.sample_rate) % sample_rate == 0 and (q * 250) % sample_rate == 0
+
+
+@pytest.mark.parametrize("n_samples, window_s, overlap_s", [
+    (10 * 44100 + 17, 6.0, 1.0), (60 * 44100, 30.0, 1.0), (61 * 44100 + 1, 12.0, 0.0), (40 * 44100, 12.0, 6.0),
+    (int(15.35 * 44100), 6.0, 1.0), (11 * 44100, 11.0, 1.0), (5 * 44100, 30.0, 1.0)])
+def test_plan_covers_song_and_weights_sum_to_one(n_samples, window_s, overlap_s):
+    sr, model = 44100, tiny_model()
+    windows = plan_windows(n_samples, sr, model, window_s, overlap_s)
+    total = np.zeros(n_samples)
+    for i, w in enumerate(windows):
+        assert 0 <= w.context_start <= w.start < w.stop <= w.context_stop <= n_samples
+        assert w.start % window_step(sr, model) == 0
+        if len(windows) > 1 and window_s * sr >= window_step(sr, model) + overlap_s * sr:
+            assert w.stop - w.start <= window_s * sr
+        if i > 0:
+            assert windows[i - 1].stop - w.start == w.fade_in == windows[i - 1].fade_out
+        total[w.start:w.stop] += crossfade_weights(w)
+    assert windows[0].start == 0 and windows[-1].stop == n_samples
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+    if n_samples <= window_s * sr:
+        assert len(windows) == 1 and windows[0].context_stop == n_samples
+
+
+def test_bad_window_arguments():
+    model = tiny_model()
+    for window_s, overlap_s in ((0.0, 0.0), (-1.0, 0.0), (4.0, 2.5), (4.0, -0.1), (float("nan"), 1.0)):
+        with pytest.raises(InputError, match="window|overlap"):
+            plan_windows(10 * 44100, 44100, model, window_s, overlap_s)
+
+
+def test_windowed_matches_whole_song_and_calls_stay_within_a_window():
+    sr, x = 44100, vocal(8.0, 44100, 2)[:352_799]
+    model = tiny_model("mask", perturb=0.5)
+    calls: list[int] = []
+    original = model.compute_mask
+
+    def counting(batch):
+        calls.append(batch["input_audio"].shape[-1])
+        return original(batch)
+
+    model.compute_mask = counting
+    windows = plan_windows(x.shape[0], sr, model, 6.0, 1.0)
+    assert len(windows) == 2
+    windowed = refine_vocals(model, x, sr, window_s=6.0, overlap_s=1.0)
+    longest = max(w.stop - w.start for w in windows)
+    assert len(calls) == len(windows) and max(calls) <= math.ceil(longest * model.sample_rate / sr)
+    assert max(calls) < x.shape[0] * model.sample_rate / sr * 0.8
+    whole = refine_vocals(model, x, sr, window_s=None)
+    assert calls[-1] == math.ceil(x.shape[0] * model.sample_rate / sr)
+    assert sisdr_db(whole, x).max() < 15.0                      # the model really changes the vocal...
+    assert sisdr_db(windowed, whole).min() > 30.0               # ...and windows reproduce the whole-song result
+    inner = slice(int(0.5 * sr), x.shape[0] - int(0.5 * sr))
+    assert np.abs(windowed[inner] - whole[inner]).max() < 0.01 * np.abs(whole).max()
+
+
+def test_shapes_rates_and_lengths_with_a_non_identity_model():
+    model = tiny_model("mask", perturb=0.3)
+    for sr, ch, n, window_s in [(44100, 2, 2 * 44100 + 1, 30.0),        # shorter than one window
+                                (48000, 1, 3 * 48000, 3.0),             # exactly one window
+                                (22050, 3, 7 * 22050 + 5, 6.0),         # three channels, windowed
+                                (16000, 1, 8001, 30.0)]:                # below the model rate
+        x = vocal(n / sr + 0.05, sr, 2)[:n]
+        x = np.concatenate([x, x[:, :1] * 0.5], axis=1)[:, :ch] if ch == 3 else x[:, :ch]
+        y = refine_vocals(model, x, sr, window_s=window_s)
+        assert y.shape == (n, ch) and y.dtype == np.float32 and np.all(np.isfinite(y))
+        assert np.abs(y - x).max() > 1e-3                            # the model did something, per channel
+        if ch > 1:
+            assert not np.allclose(y[:, 0], y[:, 1])                 # channels keep their own content and phase
+
+
+def test_mask_keeps_each_channels_phase():
+    sr, x = 44100, vocal(2.0, 44100, 1)
+    stereo = np.concatenate([x, -x], axis=1)                         # the second channel is the first inverted
+    y = refine_vocals(tiny_model("mask", perturb=0.5), stereo, sr)
+    np.testing.assert_allclose(y[:, 1], -y[:, 0], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ gate and synth
+def test_gate_path_blends_each_channel_with_the_synthesis():
+    sr, x = 44100, vocal(2.0, 44100, 2)
+    model = tiny_model("gate", perturb=0.05, bias=0.5)             # gate about 0.5, varying over time
+    y = refine_vocals(model, x, sr)
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+    assert sisdr_db(y, x).max() < 30.0
+    # the blend is the same per-sample gate for every channel: y_c - x_c = (1 - g) (s - x_c), so
+    # (y_0 - x_0) - (y_1 - x_1) = (1 - g) (x_1 - x_0)
+    d = (y[:, 0] - x[:, 0]) - (y[:, 1] - x[:, 1])
+    one_minus_g = np.divide(d, x[:, 1] - x[:, 0], out=np.full_like(d, np.nan), where=np.abs(x[:, 1] - x[:, 0]) > 1e-3)
+    ok = np.isfinite(one_minus_g)
+    assert ok.sum() > 1000 and np.all((one_minus_g[ok] > -1e-3) & (one_minus_g[ok] < 1 + 1e-3))
+
+
+def test_synth_path_is_the_model_resynthesis_on_every_channel():
+    sr, x = 44100, vocal(2.0, 44100, 2)
+    model = tiny_model("synth")
+    y = refine_vocals(model, x, sr, seed=3)
+    assert y.shape == x.shape
+    np.testing.assert_array_equal(y[:, 0], y[:, 1])
+    mono = resample(x.mean(axis=1), sr, model.sample_rate)
+    controls = frame_controls(mono, model, f0_method=None, voicing_threshold=0.5)
+    batch = {"input_audio": torch.from_numpy(mono)[None], **{k: torch.from_numpy(v)[None] for k, v in controls.items()}}
+    with torch.no_grad():
+        direct = model(batch, generator=torch.Generator().manual_seed(3))["audio"][0].numpy()
+    expected = resample(direct, model.sample_rate, sr)[: x.shape[0]]
+    np.testing.assert_allclose(y[:, 0], expected, atol=1e-5)
+
+
+def test_bad_vocals_are_input_errors():
+    model = tiny_model()
+    x = vocal(1.0, 44100, 2)
+    with pytest.raises(InputError, match="NaN"):
+        refine_vocals(model, np.where(np.arange(x.shape[0])[:, None] == 5, np.nan, x), 44100)
+    with pytest.raises(InputError, match="too short"):
+        refine_vocals(model, x[:500], 44100)
+    with pytest.raises(InputError, match="n_samples, n_channels"):
+        refine_vocals(model, x[:, 0], 44100)
+    with pytest.raises(InputError, match="sample_rate"):
+        refine_vocals(model, x, 44100.0)
+    with pytest.raises(DDSPDemucsError, match="ResidualDDSPDecoder"):
+        refine_vocals(torch.nn.Linear(2, 2), x, 44100)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+class ListDataset(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny mask model saved by the trainer after one step (the real checkpoint format)."""
+    from ddsp_demucs.train import train_from_config
+    from ddsp_demucs.utils import load_config
+
+    out = tmp_path_factory.mktemp("ckpt")
+    config = load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES)
+    result = train_from_config(config, ListDataset([make_example(s, n_samples=4096) for s in range(2)]), None, out)
+    return Path(result["last_checkpoint"])
+
+
+def write(path: Path, audio: np.ndarray, sr: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, sr, subtype="FLOAT" if path.suffix == ".wav" else "PCM_24")
+    return path
+
+
+def song(duration_s: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
+    mix = generate_song(seed, duration_s=duration_s, sample_rate=sample_rate).mixture
+    return mix if channels == 2 else mix.mean(axis=1, keepdims=True)
+
+
+def refine_cli(*args: str) -> int:
+    return cli_main(["refine", *args])
+
+
+def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
+    caplog.set_level(logging.INFO, logger="ddsp_demucs")
+    songs = tmp_path / "songs"
+    good = {"stereo": (write(songs / "stereo.wav", song(2.1, 44100, 2)[:88_201], 44100), 44100, 2, 88_201),
+            "mono48": (write(songs / "more" / "mono48.flac", song(1.5, 48000, 1, seed=1)[:71_999], 48000), 48000, 1,
+                       71_999)}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    truncated = bad / "truncated.wav"
+    truncated.write_bytes((songs / "stereo.wav").read_bytes()[:3000])
+    (bad / "notaudio.wav").write_text("this is not audio\n" * 50)
+    (bad / "empty.wav").write_bytes(b"")
+    write(bad / "silent.wav", np.zeros((44100, 2), np.float32), 44100)
+    nan = song(1.0)
+    nan[100, 0] = np.nan
+    write(bad / "nan.wav", nan, 44100)
+    write(bad / "short.wav", song(0.2), 44100)
+    write(bad / "six.wav", np.tile(song(1.0, 96000, 1), (1, 6)), 96000)
+    out = tmp_path / "out"
+    bad_names = ["truncated", "notaudio", "empty", "silent", "nan", "short", "six"]
+    code = refine_cli(str(songs), str(bad), str(tmp_path / "missing.wav"), "--checkpoint", str(checkpoint),
+                      "--separator", "fallback", "--out", str(out), "--window-s", "6")
+    assert code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    for name in bad_names + ["missing"]:
+        lines = [e for e in errors if e.startswith(str(tmp_path)) and f"{name}." in e.splitlines()[0]]
+        assert lines, (name, errors)
+        assert "Traceback" not in caplog.text
+    assert "channels" in next(e for e in errors if "six." in e)
+    summary = errors[-1]
+    assert all(f"{name}." in summary for name in bad_names)
+    for name, (path, sr, ch, n) in good.items():
+        for stem in ("separated_vocals.wav", "refined_vocals.wav"):
+            info = sf.info(out / name / stem)
+            assert (info.samplerate, info.channels, info.frames) == (sr, ch, n), (name, stem)
+        record = json.loads((out / name / "refine.json").read_text())
+        assert record["separator"] == "fallback" and record["checkpoint"] == str(checkpoint.resolve())
+        assert record["timings_s"]["refine"] > 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(good)              # nothing for the bad songs
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+
+    # re-run: everything up to date, nothing rewritten; a newer song is redone; --force redoes all
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
+    caplog.clear()
+    assert refine_cli(str(songs), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out),
+                      "--window-s", "6") == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == stamps
+    assert caplog.text.count("up to date") >= 2
+    later = stamps[out / "stereo" / "refined_vocals.wav"] / 1e9 + 5
+    os.utime(good["stereo"][0], (later, later))
+    assert refine_cli(str(songs), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out),
+                      "--window-s", "6") == 0
+    assert (out / "stereo" / "refined_vocals.wav").stat().st_mtime_ns != stamps[out / "stereo" / "refined_vocals.wav"]
+    assert (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns == stamps[out / "mono48" / "refined_vocals.wav"]
+
+
+def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path, checkpoint):
+    from ddsp_demucs.train import load_model
+
+    path = write(tmp_path / "a.wav", song(2.0), 44100)
+    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out",
+                      str(tmp_path / "out")) == 0
+    separated, sr = sf.read(tmp_path / "out" / "a" / "separated_vocals.wav", dtype="float32", always_2d=True)
+    refined, _ = sf.read(tmp_path / "out" / "a" / "refined_vocals.wav", dtype="float32", always_2d=True)
+    expected = refine_vocals(load_model(checkpoint), separated, sr)
+    np.testing.assert_allclose(refined, expected, atol=1e-6)
+
+
+def test_cli_checkpoint_and_output_errors(tmp_path, checkpoint, capsys):
+    path = write(tmp_path / "a.wav", song(1.0), 44100)
+    assert refine_cli(str(path), "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.ckpt" in err[0] and "not found" in err[0]
+    foreign = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"weight": torch.zeros(3)}, "epoch": 1}, foreign)
+    assert refine_cli(str(path), "--checkpoint", str(foreign), "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other.ckpt" in err[0] and "not a ddsp-demucs checkpoint" in err[0]
+    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
+                      "--overlap-s", "-1") == 2
+    assert "overlap" in capsys.readouterr().err
+    # an output "folder" that cannot be created (a plain file is in the way): one line, before any work
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--separator", "fallback",
+                      "--out", str(blocker / "sub")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "blocker" in err[0] and "cannot write the output folder" in err[0]
+    assert blocker.read_text() == "a file, not a folder"
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
