@@ -153,8 +153,9 @@ def main() -> dict:
         for name in CASES:
             case = _subprocess("--child", name, str(vocal_path), str(outputs.get(name, "")), str(sr))
             result["cases"][name] = case
-            print(f"{name}: {case['audio_s']:.0f} s audio in {case['wall_s']:.1f} s (RTF {case['real_time_factor']:.3f}), "
-                  f"peak {case['peak_rss_mb']:.0f} MiB, working {case['working_mb']:.0f} MiB", flush=True)
+            print(f"{name}: {case['audio_s']:.0f} s audio in {case['wall_s']:.1f} s (RTF "
+                  f"{case['real_time_factor']:.3f}), peak {case['peak_rss_mb']:.0f} MiB, working "
+                  f"{case['working_mb']:.0f} MiB", flush=True)
         windowed, whole = np.load(outputs["windowed"]), np.load(outputs["whole_song"])
         vocal = np.load(vocal_path)
     import torch
@@ -164,13 +165,14 @@ def main() -> dict:
 
     result["torch_version"] = torch.__version__
     c = result["cases"]
-    diff = float(10 * np.log10(np.sum((windowed.astype(np.float64) - whole) ** 2) / np.sum(whole.astype(np.float64) ** 2)))
+    whole64 = whole.astype(np.float64)
+    diff = float(10 * np.log10(np.sum((windowed - whole64) ** 2) / np.sum(whole64 ** 2)))
     change = si_sdr(torch.from_numpy(whole.T.copy()), torch.from_numpy(vocal.T.copy())).tolist()
     result["windowed_vs_whole"] = dict(
         difference_db=round(diff, 2), whole_output_si_sdr_vs_input_db=[round(v, 2) for v in change],
         time_ratio_whole_over_windowed=round(c["whole_song"]["wall_s"] / c["windowed"]["wall_s"], 3),
         peak_rss_ratio_whole_over_windowed=round(c["whole_song"]["peak_rss_mb"] / c["windowed"]["peak_rss_mb"], 3),
-        working_mb_ratio_whole_over_windowed=round(c["whole_song"]["working_mb"] / max(c["windowed"]["working_mb"], 1e-9), 3))
+        working_mb_ratio_whole_over_windowed=round(c["whole_song"]["working_mb"] / c["windowed"]["working_mb"], 3))
     result["constant_memory"] = dict(
         working_mb_10_min=c["minutes_10"]["working_mb"], working_mb_1_min=c["minutes_1"]["working_mb"],
         peak_rss_mb_10_min=c["minutes_10"]["peak_rss_mb"], peak_rss_mb_1_min=c["minutes_1"]["peak_rss_mb"],

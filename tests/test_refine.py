@@ -44,7 +44,8 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_model(composition: str = "mask", perturb: float = 0.0, seed: int = 0, bias: float = 0.3) -> ResidualDDSPDecoder:
+def tiny_model(composition: str = "mask", perturb: float = 0.0, seed: int = 0,
+               bias: float = 0.3) -> ResidualDDSPDecoder:
     """A tiny randomly initialised model; ``perturb > 0`` gives its residual head random weights of that standard
     deviation and the bias ``bias`` (a non-identity model)."""
     torch.manual_seed(seed)

@@ -3,7 +3,9 @@
 :func:`refine_vocals` takes a separated vocal at any sample rate and channel count and returns the refined
 vocal at the same rate, channels and exact length:
 
-1. the song is cut into overlapping windows of ``window_s`` seconds (``overlap_s`` shared by neighbours);
+1. the song is cut into overlapping windows of at most ``window_s`` seconds (``overlap_s`` shared by
+   neighbours) that start on a grid common to the model's frames and the control frames (:func:`window_step`,
+   5.12 s for the shipped configs), so that a window's frames are the whole song's frames;
 2. per window, an *analysis span* (the window plus :data:`CONTEXT_S` on each side, within the song) is
    downmixed to mono, resampled to ``model.sample_rate`` and its frame controls are computed as the dataset
    computes them (:func:`~ddsp_demucs.features.extract_f0` and :func:`~ddsp_demucs.dsp.a_weighted_loudness` at
@@ -121,9 +123,9 @@ def plan_windows(n_samples: int, sample_rate: int, model: ResidualDDSPDecoder, w
 def check_window_args(window_s: float | None, overlap_s: float) -> None:
     """Raise :class:`InputError` unless ``window_s`` is None or > 0 and ``0 <= overlap_s <= window_s / 2``."""
     if window_s is not None and not (window_s > 0):
-        raise InputError(f"--window-s must be positive, got {window_s}")
+        raise InputError(f"window_s (--window-s) must be positive, got {window_s}")
     if not (overlap_s >= 0) or (window_s is not None and overlap_s > window_s / 2):
-        raise InputError(f"--overlap-s must be between 0 and half the window ({window_s} s), got {overlap_s}")
+        raise InputError(f"overlap_s (--overlap-s) must be between 0 and half the window ({window_s} s), got {overlap_s}")
 
 
 def crossfade_weights(window: Window) -> np.ndarray:
@@ -207,17 +209,16 @@ def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: i
     audio = _check_vocals(vocals, sample_rate, model)
     method, threshold = _feature_settings(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
-    out = np.zeros_like(audio)
+    if len(windows) == 1:
+        return refine_window(model, audio, sample_rate, windows[0], f0_method=method, voicing_threshold=threshold,
+                             generator=torch.Generator().manual_seed(seed))
     from tqdm.auto import tqdm
 
-    bar = tqdm(windows, desc="windows", unit="win", leave=False, disable=not progress or len(windows) < 2)
-    for i, win in enumerate(bar):
+    out = np.zeros_like(audio)
+    for i, win in enumerate(tqdm(windows, desc="windows", unit="win", leave=False, disable=not progress)):
         y = refine_window(model, audio, sample_rate, win, f0_method=method, voicing_threshold=threshold,
                           generator=torch.Generator().manual_seed(seed + i))
-        if len(windows) == 1:
-            out[:] = y
-        else:
-            out[win.start:win.stop] += crossfade_weights(win)[:, None] * y
+        out[win.start:win.stop] += crossfade_weights(win)[:, None] * y
     return out
 
 
@@ -341,13 +342,14 @@ def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separa
     duration = mixture.shape[0] / sr
     record = {"song": str(song_path), **settings, "sample_rate": sr, "channels": int(mixture.shape[1]),
               "n_samples": int(mixture.shape[0]), "duration_s": duration,
-              "timings_s": {"load": t1 - t0, "separate": t2 - t1, "refine": t3 - t2, "write": time.perf_counter() - t3},
+              "timings_s": {"load": t1 - t0, "separate": t2 - t1, "refine": t3 - t2,
+                            "write": time.perf_counter() - t3},
               "refine_real_time_factor": (t3 - t2) / duration}
     write_json_atomic(song_dir / RECORD_NAME, record)
     log.info("%s: wrote %s (refinement %.2fx real time)", song_path.name, song_dir, record["refine_real_time_factor"])
     return {**record, "skipped": False}
 
 
-__all__ = ["refine_vocals", "refine_song", "refine_window", "plan_windows", "crossfade_weights", "time_quantum", "window_step",
-           "frame_controls", "check_window_args", "song_output_dir", "Window", "CONTEXT_S", "SEPARATED_NAME",
-           "REFINED_NAME", "RECORD_NAME"]
+__all__ = ["refine_vocals", "refine_song", "refine_window", "plan_windows", "crossfade_weights", "time_quantum",
+           "window_step", "frame_controls", "check_window_args", "song_output_dir", "Window", "CONTEXT_S",
+           "SEPARATED_NAME", "REFINED_NAME", "RECORD_NAME"]
