@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),
     ("refine", "refine", "separate and refine the vocals of whole songs with a checkpoint (any rate, channels, length)"),
+    ("analyze", "analyze", "F0-noise and stability analyses of a model (analyze f0-noise | analyze stability)"),
 ]
 
 
