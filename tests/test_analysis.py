@@ -334,6 +334,29 @@ def test_divergence_is_flagged_not_raised(small_sets, tmp_path):
     assert "Diverged: seed0_lr0.001_fp32" in (tmp_path / "stability.md").read_text()
 
 
+def test_run_summary_counts_spikes_and_flags_a_loss_blow_up(small_sets, tmp_path, monkeypatch):
+    import ddsp_demucs.analysis.stability as stability_module
+
+    train, val = small_sets
+    config = tiny_config(*STABILITY)
+    ckpt = save_checkpoint(tiny_model("mask"), tmp_path / "model.ckpt", config)
+    losses = [1.0] * 20 + [5.0] + [1.0] * 9 + [3.0] * 10       # a spike at index 20, then the loss triples
+
+    def fake_training(cfg, train_ds, val_ds, out_dir, resume=True, extra_callbacks=()):
+        (recorder,) = extra_callbacks
+        recorder.steps = [{"step": i + 1, "loss": v, "grad_norm": 1.0 + i, "skipped": False}
+                          for i, v in enumerate(losses)]
+        return {"last_checkpoint": str(ckpt)}
+
+    monkeypatch.setattr(stability_module, "train_from_config", fake_training)
+    run = stability_module.train_run(config, train, val, tmp_path / "run")
+    assert run["n_loss_spikes"] == 11 and run["spike_steps"][0] == 21      # the jump to 3.0 counts once per step
+    assert run["loss_start"] == 1.0 and run["loss_end"] == 3.0
+    assert run["grad_norm_max"] == 40.0 and run["grad_norm_end"] == pytest.approx(35.5)
+    assert run["diverged"] and "blew up" in run["divergence_reason"]
+    assert math.isfinite(run["val_si_sdr"])              # the final model was still evaluated
+
+
 # --------------------------------------------------------------------------------------------------- CLI
 def save_checkpoint(model: ResidualDDSPDecoder, path: Path, config) -> Path:
     torch.save({"ddsp_demucs": {"model_class": "ddsp_demucs.model.ResidualDDSPDecoder",

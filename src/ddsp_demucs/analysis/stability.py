@@ -7,10 +7,13 @@ trained with :func:`~ddsp_demucs.train.train_from_config` into ``out_dir/runs/<n
 
 - the final model (``last.ckpt``) evaluated on the whole validation set: the training loss (mean over
   examples) and SI-SDR (median; the separated input's median for reference, and the paired improvement);
-- diverged: training stopped with :class:`~ddsp_demucs.train.TrainingDiverged` (too many non-finite steps) or
-  the final model gives non-finite validation outputs or loss; steps the trainer skipped as non-finite are
-  counted either way and left out of the loss and gradient statistics;
-- gradient-norm median, 95th percentile and maximum over the steps taken;
+- diverged: training stopped with :class:`~ddsp_demucs.train.TrainingDiverged` (too many non-finite steps),
+  the final model gives non-finite validation outputs or loss, or the training loss blew up (its median over
+  the last :data:`EDGE_STEPS` (10) steps exceeds :data:`SPIKE_FACTOR` times the median over the first 10);
+  steps the trainer skipped as non-finite are counted either way and left out of the loss and gradient
+  statistics. A run can also end finite but useless (e.g. a saturated network whose gradient norm collapses):
+  ``val_si_sdr_improvement``, ``loss_start`` / ``loss_end`` and ``grad_norm_end`` show it;
+- gradient-norm median, 95th percentile and maximum over the steps taken, and its median over the last 10;
 - loss spikes: steps whose loss exceeds :data:`SPIKE_FACTOR` (2) times the median of the previous
   :data:`SPIKE_WINDOW` (50) finite losses (at least :data:`SPIKE_MIN_HISTORY` (10) of them, median > 0;
   the default MR-STFT loss is always positive). A factor of 2 is far outside the step-to-step scatter of a
@@ -60,12 +63,14 @@ log = get_logger("analysis.stability")
 SPIKE_FACTOR = 2.0
 SPIKE_WINDOW = 50
 SPIKE_MIN_HISTORY = 10
+EDGE_STEPS = 10             # steps whose median is the loss / gradient norm at the start and at the end of a run
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 SUMMARY_NAME = "run_summary.json"
 
 RUN_COLUMNS = ("name", "seed", "learning_rate", "precision", "steps", "diverged", "nonfinite_steps", "val_loss",
-               "val_si_sdr", "val_si_sdr_input", "val_si_sdr_improvement", "grad_norm_median", "grad_norm_p95",
-               "grad_norm_max", "n_loss_spikes", "wall_s", "divergence_reason")
+               "val_si_sdr", "val_si_sdr_input", "val_si_sdr_improvement", "loss_start", "loss_end",
+               "grad_norm_median", "grad_norm_p95", "grad_norm_max", "grad_norm_end", "n_loss_spikes", "wall_s",
+               "divergence_reason")
 SPREAD_COLUMNS = ("config", "n_runs", "n_diverged", "val_loss_mean", "val_loss_std", "val_loss_min", "val_loss_max",
                   "val_si_sdr_mean", "val_si_sdr_std", "val_si_sdr_min", "val_si_sdr_max",
                   "val_si_sdr_improvement_mean", "grad_norm_p95_median", "n_loss_spikes_total")
@@ -224,12 +229,17 @@ def train_run(config, train_ds, val_ds, run_dir: str | os.PathLike, *, name: str
     losses = [math.nan if s["skipped"] else s["loss"] for s in steps]
     grads = [math.nan if s["skipped"] else s["grad_norm"] for s in steps]
     spikes = loss_spikes(losses, factor=spike_factor, window=spike_window)
+    ends = _start_end(losses, "loss") | _start_end(grads, "grad_norm")
+    if not diverged and ends["loss_end"] > spike_factor * ends["loss_start"]:
+        diverged = True
+        reason = (f"the training loss blew up: {ends['loss_end']:.4g} at the end vs {ends['loss_start']:.4g} at the "
+                  f"start (medians of {EDGE_STEPS} steps; limit {spike_factor:g}x)")
     summary = {
         "name": name or run_dir.name, "seed": tc.seed, "learning_rate": tc.learning_rate, "precision": tc.precision,
         "steps": len(steps), "diverged": diverged, "divergence_reason": reason,
         "nonfinite_steps": int(sum(s["skipped"] for s in steps)),
         **{k: v for k, v in final.items() if k != "n_nonfinite"},
-        **stats(grads, "grad_norm", ("median", "p95", "max")),
+        **stats(grads, "grad_norm", ("median", "p95", "max")), **ends,
         "n_loss_spikes": len(spikes), "spike_steps": [steps[i]["step"] for i in spikes],
         "spike_factor": spike_factor, "spike_window": spike_window,
         "wall_s": wall_s, "validations": recorder.validations, "last_checkpoint": last, "settings": settings,
@@ -240,6 +250,16 @@ def train_run(config, train_ds, val_ds, run_dir: str | os.PathLike, *, name: str
              "DIVERGED" if diverged else "finished", len(steps), summary["val_si_sdr"], summary["val_si_sdr_input"],
              summary["val_loss"])
     return {**summary, "skipped_rerun": False}
+
+
+def _start_end(values: list[float], prefix: str) -> dict[str, float]:
+    """Medians of the first and the last :data:`EDGE_STEPS` finite values (NaN with fewer than 2 values)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return {f"{prefix}_start": math.nan, f"{prefix}_end": math.nan}
+    n = min(EDGE_STEPS, x.size // 2)
+    return {f"{prefix}_start": float(np.median(x[:n])), f"{prefix}_end": float(np.median(x[-n:]))}
 
 
 def read_steps(run_dir: str | os.PathLike) -> list[dict]:
