@@ -125,7 +125,8 @@ def check_window_args(window_s: float | None, overlap_s: float) -> None:
     if window_s is not None and not (window_s > 0):
         raise InputError(f"window_s (--window-s) must be positive, got {window_s}")
     if not (overlap_s >= 0) or (window_s is not None and overlap_s > window_s / 2):
-        raise InputError(f"overlap_s (--overlap-s) must be between 0 and half the window ({window_s} s), got {overlap_s}")
+        raise InputError(f"overlap_s (--overlap-s) must be between 0 and half the window ({window_s} s), "
+                         f"got {overlap_s}")
 
 
 def crossfade_weights(window: Window) -> np.ndarray:
