@@ -33,10 +33,13 @@ def select_indices(n_items: int, n_examples: int | None) -> list[int]:
 
 
 def batches(dataset, indices: Sequence[int], batch_size: int) -> Iterator[tuple[list[int], dict]]:
-    """``(indices of the batch, collated batch)`` over ``indices`` in order."""
+    """``(indices of the batch, collated batch)`` over ``indices`` in order; ``batch["track"]`` is always there
+    (the item index as a string for items without a track name)."""
     for start in range(0, len(indices), batch_size):
         chunk = list(indices[start:start + batch_size])
-        yield chunk, collate([dataset[i] for i in chunk])
+        batch = collate([dataset[i] for i in chunk])
+        batch.setdefault("track", [str(i) for i in chunk])
+        yield chunk, batch
 
 
 def check_rates(model: torch.nn.Module, dataset) -> tuple[int, int]:
@@ -48,6 +51,10 @@ def check_rates(model: torch.nn.Module, dataset) -> tuple[int, int]:
             raise DDSPDemucsError(f"the dataset's {name} is {value} but the model's is {model_value}: use a dataset "
                                   "built for this checkpoint")
     return sr, fr
+
+
+# Seed streams: ``example_seed(seed, STREAM, ...)`` keeps the draws made for different purposes independent.
+MODEL_NOISE, F0_PERTURBATION, AUDIO_NOISE = 1, 2, 3
 
 
 def example_seed(*keys: int) -> int:

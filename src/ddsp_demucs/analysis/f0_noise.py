@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddsp_demucs.analysis.common import (MRSTFTDistance, batches, check_rates, example_seed, markdown_table,
-                                         pyplot, run_model, save_figure, select_indices, stats, write_csv,
-                                         write_json, write_markdown)
+from ddsp_demucs.analysis.common import (F0_PERTURBATION, MODEL_NOISE, MRSTFTDistance, batches, check_rates,
+                                         example_seed, markdown_table, pyplot, run_model, save_figure,
+                                         select_indices, stats, write_csv, write_json, write_markdown)
 from ddsp_demucs.analysis.perturb import flip_voicing, jitter_cents, octave_errors
 from ddsp_demucs.metrics import f0_metrics, si_sdr
 from ddsp_demucs.utils import get_logger
@@ -140,22 +140,22 @@ def f0_noise_analysis(model: torch.nn.Module, dataset, *, cents_jitter: Sequence
     for b, (chunk, batch) in enumerate(tqdm(batches(dataset, indices, batch_size), total=n_batches,
                                             desc="F0 perturbations", disable=not progress)):
         target, inp = batch["target_audio"], batch["input_audio"]
-        noise_seed = example_seed(seed, 1_000_003, b)
+        noise_seed = example_seed(seed, MODEL_NOISE, b)
         reference = run_model(model, batch, noise_seed)
         ref_sdr, in_sdr = si_sdr(reference, target).numpy(), si_sdr(inp, target).numpy()
         in_mrstft = mrstft(inp, target)
         for j, i in enumerate(chunk):
-            examples.append({"index": i, "track": batch.get("track", [str(i)] * len(chunk))[j], "family": "baseline",
+            examples.append({"index": i, "track": batch["track"][j], "family": "baseline",
                              "level": math.nan, "si_sdr": float(in_sdr[j]), "mrstft": float(in_mrstft[j]),
                              "delta_si_sdr": math.nan, "improvement": 0.0})
         for family, level in conditions:
-            key = (seed, FAMILIES.index(family), int(round(level * 1e6)))
+            key = (seed, F0_PERTURBATION, FAMILIES.index(family), int(round(level * 1e6)))
             gens = [torch.Generator().manual_seed(example_seed(*key, i)) for i in chunk]
             audio = run_model(model, perturb_controls(batch, family, level, gens), noise_seed)
             sdr = si_sdr(audio, target).numpy()
             dist = mrstft(audio, target)
             for j, i in enumerate(chunk):
-                examples.append({"index": i, "track": batch.get("track", [str(i)] * len(chunk))[j], "family": family,
+                examples.append({"index": i, "track": batch["track"][j], "family": family,
                                  "level": level, "si_sdr": float(sdr[j]), "mrstft": float(dist[j]),
                                  "delta_si_sdr": float(sdr[j] - ref_sdr[j]), "improvement": float(sdr[j] - in_sdr[j])})
     table = [_table_row(examples, "baseline", math.nan)] + [_table_row(examples, f, lv) for f, lv in conditions]

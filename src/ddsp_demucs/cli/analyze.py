@@ -43,7 +43,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     f.add_argument("--data", required=True, type=Path, help="dataset directory (from build-dataset)")
     f.add_argument("--out", required=True, type=Path, help="output folder")
     f.add_argument("--split", default="test", choices=SPLITS, help="dataset split (default: test)")
-    f.add_argument("--n-examples", type=int, default=None, help="analyse N windows spread over the split (default: all)")
+    f.add_argument("--n-examples", type=int, default=None,
+                   help="analyse N windows spread over the split (default: all)")
     f.add_argument("--jitter-cents", type=float, nargs="+", default=[0, 10, 25, 50, 100], metavar="C",
                    help="Gaussian jitter std levels in cents (default: 0 10 25 50 100)")
     f.add_argument("--octave-rates", type=float, nargs="+", default=[0, 0.01, 0.05, 0.10], metavar="R",
