@@ -140,12 +140,15 @@ def _md_value(v: Any, digits: int) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        return "–" if math.isnan(v) else f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+        if math.isnan(v):
+            return "–"
+        return f"{v:.{digits}f}" if abs(v) >= 0.01 or v == 0 else f"{v:.3g}"
     return "–" if v is None else str(v)
 
 
 def markdown_table(rows: list[dict], columns: Sequence[str], *, digits: int = 2) -> str:
-    """A GitHub markdown table of ``rows`` over ``columns`` (floats with ``digits`` decimals, NaN as –)."""
+    """A GitHub markdown table of ``rows`` over ``columns`` (floats with ``digits`` decimals, or 3 significant
+    digits below 0.01; NaN as –)."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(_md_value(row.get(c), digits) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
