@@ -19,8 +19,9 @@ trained with :func:`~ddsp_demucs.train.train_from_config` into ``out_dir/runs/<n
   the default MR-STFT loss is always positive). A factor of 2 is far outside the step-to-step scatter of a
   healthy run (a few percent once warm-up is over) and catches the jumps that precede divergence.
 
-A run whose ``run_summary.json`` records the same settings (resolved config, dataset sizes) is skipped on
-re-run; an interrupted run resumes from its ``last.ckpt``. ``stability_runs.csv`` has a row per run,
+A run whose ``run_summary.json`` records the same settings (resolved config, dataset sizes, spike rule) is
+skipped on re-run; otherwise it resumes from its ``last.ckpt`` (an interrupted run continues; a finished one
+with, say, more ``max_steps`` trains on, and with only a new spike rule it is re-evaluated without training). ``stability_runs.csv`` has a row per run,
 ``stability_spread.csv`` the spread (mean, std, min, max) of the final metrics per (learning rate, precision)
 and over all runs; ``stability.md``, ``stability_loss.png`` (loss and gradient norm per step, spikes marked),
 ``stability_final.png`` (final metrics per configuration) and ``stability.json``.
@@ -196,7 +197,8 @@ def train_run(config, train_ds, val_ds, run_dir: str | os.PathLike, *, name: str
     ``spike_steps``, ``validations``, ``last_checkpoint``, ``settings``, ``skipped_rerun``)."""
     run_dir = Path(run_dir)
     tc = config.training
-    settings = _jsonable({"config": config_to_dict(config), "n_train": len(train_ds), "n_val": len(val_ds)})
+    settings = _jsonable({"config": config_to_dict(config), "n_train": len(train_ds), "n_val": len(val_ds),
+                          "spike_factor": spike_factor, "spike_window": spike_window})
     summary_path = run_dir / SUMMARY_NAME
     if summary_path.is_file():
         try:
