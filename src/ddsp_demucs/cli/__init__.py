@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
     ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),
+    ("evaluate", "evaluate", "score a checkpoint against the separator alone: CSV tables, summary.json, plots, report.html"),
     ("refine", "refine", "separate and refine the vocals of whole songs with a checkpoint (any rate, channels, length)"),
     ("analyze", "analyze", "F0-noise and stability analyses of a model (analyze f0-noise | analyze stability)"),
 ]
