@@ -39,7 +39,7 @@ h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin
 .verdict.good{border-color:#2e7d32}.verdict.bad{border-color:#c62828}
 table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}th{background:#f0f0f0}
-td.l,th.l{text-align:left}td.pos{color:#2e7d32}td.neg{color:#c62828}
+td.l,th.l{text-align:left;white-space:normal}code{font-size:.85em;color:#555}td.pos{color:#2e7d32}td.neg{color:#c62828}
 img{max-width:100%;height:auto;border:1px solid #eee}
 .players{display:flex;flex-wrap:wrap;gap:.8em}.players figure{margin:0}
 .players figcaption{font-size:.85em;color:#444}
@@ -71,7 +71,7 @@ def summary_table(summary: dict) -> str:
         lo, hi = m["improvement_ci95"]
         cls = "pos" if lo is not None and lo > 0 else "neg" if hi is not None and hi < 0 else ""
         rows.append(
-            f"<tr><td class='l'>{_e(m['label'])} <code>{_e(key)}</code></td><td>{_e(m['unit'])}</td>"
+            f"<tr><td class='l'>{_e(m['label'])}<br><code>{_e(key)}</code></td><td>{_e(m['unit'])}</td>"
             f"<td>{'higher' if m['higher_is_better'] else 'lower'}</td><td>{m['n']}</td>"
             f"<td>{_num(m['baseline_median'])}</td><td>{_num(m['refined_median'])}</td>"
             f"<td class='{cls}'>{_signed(m['improvement_median'])}</td>"
