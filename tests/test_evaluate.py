@@ -20,7 +20,7 @@ import torch
 from ddsp_demucs import data as data_module
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.evaluate import (METRIC_KEYS, METRICS, EvaluationResults, bootstrap_median_ci, evaluate_model,
+from ddsp_demucs.evaluate import (EXCERPT_S, METRIC_KEYS, METRICS, EvaluationResults, bootstrap_median_ci, evaluate_model,
                                   evaluate_tracks, metric_spec, plot_evaluation_results, summarize, track_table,
                                   verdict, write_examples_csv, write_report, write_tracks_csv)
 from ddsp_demucs.features import extract_f0
@@ -384,6 +384,38 @@ def test_whole_tracks_report_unreadable_songs(tmp_path):
     results = evaluate_tracks(tiny_model(), manifest, "test", compute_f0=False, progress=False)
     assert [r["track"] for r in results.rows] == ["synth_0000"]
     assert [name for name, _ in results.errors] == ["synth_0001"] and "vocals.wav" in results.errors[0][1]
+
+
+def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
+    """The MUSDB sample (real stems) in the MUSDB layout, an imperfect 'separation' (vocals + 0.3 x
+    accompaniment): the whole-song baseline SDR is museval v4's (nanmedian over 1 s windows)."""
+    from test_metrics import _import_museval
+
+    from conftest import shared_file
+
+    source = shared_file("musdb18_sample/music_delta_80s_rock/vocals.flac").parent
+    song = tmp_path / "musdb" / "test" / source.name
+    song.mkdir(parents=True)
+    for stem in ("mixture", "drums", "bass", "other", "vocals"):
+        (song / f"{stem}.flac").symlink_to(source / f"{stem}.flac")
+    read = lambda stem: sf.read(source / f"{stem}.flac", dtype="float32", always_2d=True)[0]  # noqa: E731
+    vocals = read("vocals")
+    separated = vocals + 0.3 * (read("drums") + read("bass") + read("other"))
+    (tmp_path / "stems" / source.name).mkdir(parents=True)
+    sf.write(tmp_path / "stems" / source.name / "vocals.wav", separated, 44100, subtype="FLOAT")
+    manifest = {"separator": "vocals+0.3acc", "stems_dir": str(tmp_path / "stems"),
+                "musdb_root": str(tmp_path / "musdb")}
+    results = evaluate_tracks(tiny_model(perturb=0.3), manifest, "test", progress=False)
+    (row,) = results.rows
+    museval = _import_museval()
+    frames = museval.evaluate(vocals[None].astype(np.float64), separated[None].astype(np.float64), win=44100,
+                              hop=44100, mode="v4")[0]
+    assert row["sdr_baseline"] == pytest.approx(float(np.nanmedian(frames)), abs=1e-6)
+    assert math.isfinite(row["sdr_refined"]) and row["sdr_refined"] != row["sdr_baseline"]
+    # F0 of real singing: the clean vocal's own F0 against the separated one's is mostly right
+    assert 0.5 < row["raw_pitch_accuracy_baseline"] <= 1.0
+    ex = results.examples[0]
+    assert ex.signals["target"].shape == (int(EXCERPT_S * 44100), 2) and ex.f0["target"].size == int(EXCERPT_S * FR)
 
 
 # -------------------------------------------------------------------------------------------- CLI

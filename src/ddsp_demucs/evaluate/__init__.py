@@ -11,6 +11,7 @@ Quick start (as the original README)::
 """
 
 from ddsp_demucs.evaluate.core import (
+    EXCERPT_S,
     METRIC_KEYS,
     METRICS,
     SILENCE_DB,
@@ -40,7 +41,7 @@ from ddsp_demucs.evaluate.summary import (
 )
 
 __all__ = [
-    "EvaluationResults", "ExampleAudio", "METRICS", "METRIC_KEYS", "MetricSpec", "SILENCE_DB",
+    "EXCERPT_S", "EvaluationResults", "ExampleAudio", "METRICS", "METRIC_KEYS", "MetricSpec", "SILENCE_DB",
     "bootstrap_median_ci", "evaluate_model", "evaluate_tracks", "evaluation_figures", "figure_png",
     "loudest_start", "metric_spec", "metric_summary", "mrstft_distance", "plot_evaluation_results", "rms_db",
     "summarize", "summary_table", "track_f0", "track_table", "verdict", "waveform_metrics", "write_evaluation",

@@ -72,6 +72,7 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 METRIC_KEYS = tuple(m.key for m in METRICS)
 SIDES = ("baseline", "refined")
+F0_NAMES = {"baseline": "separated", "refined": "refined"}   # keys of ExampleAudio.f0 (and "target")
 
 
 @dataclass
@@ -221,24 +222,21 @@ class _Scorer:
         return track_f0(audio, self.sample_rate, self.frame_rate, self.f0_method, self.voicing_threshold)
 
     def score(self, separated: np.ndarray, refined: np.ndarray, target: np.ndarray) -> tuple[dict, dict]:
-        """``(row figures, F0 tracks)`` of one example; ``refined`` may be non-finite (its figures are NaN)."""
-        ok = bool(np.all(np.isfinite(refined)))
-        figures: dict[str, float] = {}
+        """``(row figures, F0 tracks)`` of one example; a non-finite ``refined`` gets NaN refined figures."""
+        estimates = {"baseline": separated}
+        if np.all(np.isfinite(refined)):
+            estimates["refined"] = refined
+        keys = [m.key for m in METRICS if not m.f0 or self.compute_f0]
+        figures = {f"{k}_{side}": math.nan for k in keys for side in SIDES}
         tracks: dict[str, np.ndarray] = {}
-        for side, est in (("baseline", separated), ("refined", refined)):
-            values = waveform_metrics(est, target, self.sample_rate, self.mrstft) if (side == "baseline" or ok) \
-                else dict.fromkeys(("si_sdr", "sdr", "spectral_convergence", "log_spectral_distance", "mrstft"),
-                                   math.nan)
-            figures.update({f"{k}_{side}": v for k, v in values.items()})
         if self.compute_f0:
             tracks["target"] = self.f0(target)
-            for side, name, est in (("baseline", "separated", separated), ("refined", "refined", refined)):
-                if side == "baseline" or ok:
-                    tracks[name] = self.f0(est)
-                    values = {k: float(v) for k, v in f0_metrics(tracks["target"], tracks[name]).items()}
-                else:
-                    values = {m.key: math.nan for m in METRICS if m.f0}
-                figures.update({f"{k}_{side}": v for k, v in values.items()})
+        for side, est in estimates.items():
+            values = waveform_metrics(est, target, self.sample_rate, self.mrstft)
+            if self.compute_f0:
+                tracks[F0_NAMES[side]] = self.f0(est)
+                values.update(f0_metrics(tracks["target"], tracks[F0_NAMES[side]]))
+            figures.update({f"{k}_{side}": float(v) for k, v in values.items()})
         return figures, tracks
 
 
@@ -491,4 +489,4 @@ def _excerpt(name: str, signals: dict[str, np.ndarray], f0: dict[str, np.ndarray
 
 __all__ = ["EvaluationResults", "ExampleAudio", "METRICS", "METRIC_KEYS", "MetricSpec", "evaluate_model",
            "evaluate_tracks", "metric_spec", "mrstft_distance", "waveform_metrics", "track_f0", "loudest_start", "rms_db",
-           "SILENCE_DB"]
+           "SILENCE_DB", "EXCERPT_S"]
