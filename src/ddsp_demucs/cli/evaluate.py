@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         print(headline(summary["full_tracks"], f"{summary['full_tracks']['n_examples']} whole songs"))
     print(f"report: {written['paths']['report']}\nsummary: {written['paths']['summary']}")
     problems = [f"{e}: {r}" for res in (results, tracks) if res is not None for e, r in res.failed + res.errors]
+    if not results.rows:
+        problems.append(f"{args.data}: no {args.split} window could be scored (see the skipped windows above)")
     if problems:
         log.error("%d example(s) failed or could not be evaluated:\n  %s", len(problems), "\n  ".join(problems))
         return 1
