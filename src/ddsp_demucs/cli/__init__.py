@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("corpus", "corpus", "write the synthetic multitrack corpus or real remixes in the MUSDB18-HQ layout"),
     ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
     ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
+    ("build-dataset", "build_dataset", "cut the accepted windows into memory-mappable training shards with a manifest"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),
     ("evaluate", "evaluate", "score a checkpoint against the separator alone: CSV tables, summary.json, plots, report.html"),
     ("refine", "refine", "separate and refine the vocals of whole songs with a checkpoint (any rate, channels, length)"),

@@ -1,7 +1,16 @@
 """Data: track sources (MUSDB18-HQ, folders of songs, the synthetic corpus, real remixes) and the dataset.
 
-Track sources live in :mod:`ddsp_demucs.data.sources`; their public names are re-exported here.
+Track sources live in :mod:`ddsp_demucs.data.sources`, the window dataset (building and reading shards) in
+:mod:`ddsp_demucs.data.dataset`; their public names are re-exported here.
 """
+
+from ddsp_demucs.data.dataset import (
+    DatasetReport,
+    ShardDataset,
+    assign_splits,
+    build_dataset_from_segments,
+    load_dataset,
+)
 
 from ddsp_demucs.data.sources import (
     MUSDB_STEMS,
@@ -23,6 +32,11 @@ from ddsp_demucs.data.sources import (
 )
 
 __all__ = [
+    "DatasetReport",
+    "ShardDataset",
+    "assign_splits",
+    "build_dataset_from_segments",
+    "load_dataset",
     "MUSDB_STEMS",
     "MUSDB_VALIDATION_TRACKS",
     "REMIX_VOCALS",
