@@ -60,7 +60,7 @@ ARRAY_FILES = (*AUDIO_FIELDS, *FRAME_FIELDS, "start_s")
 
 
 def _sha256_file(path: Path) -> str:
-    from ddsp_demucs.features import file_sha256
+    from ddsp_demucs.features.pipeline import file_sha256
 
     return file_sha256(path)
 
