@@ -113,7 +113,8 @@ def run_demo(config: Config, out_dir: str | os.PathLike = "runs/demo", *, separa
     train_ds, val_ds, test_ds = (load_dataset(dataset_dir, split) for split in ("train", "validation", "test"))
 
     result = stages.run("train", f"{config.model.composition} model, {config.training.max_steps} steps",
-                        train_from_config, config, train_ds, val_ds, out / "train", resume=True)
+                        train_from_config, config, train_ds, val_ds, out / "train", resume=True,
+                        enable_progress_bar=progress)
     checkpoint = out / "model.ckpt"
     with atomic_path(checkpoint) as tmp:
         shutil.copyfile(result["best_checkpoint"], tmp)
