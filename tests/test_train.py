@@ -173,6 +173,21 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_resumed_run_keeps_its_csv_log(tmp_path, datasets):
+    """Lightning's CSV logger deletes metrics.csv when a run resumes; ours continues it."""
+    import csv
+
+    train, _ = datasets
+    first = train_from_config(tiny_config("training.max_steps=3", "training.log_every_steps=1"), train, None, tmp_path)
+    assert first["global_step"] == 3
+    resumed = train_from_config(tiny_config("training.max_steps=6", "training.log_every_steps=1"), train, None,
+                                tmp_path)
+    assert resumed["global_step"] == 6
+    with open(tmp_path / "logs" / "csv" / "metrics.csv", newline="") as fh:
+        steps = sorted({int(r["step"]) for r in csv.DictReader(fh) if r.get("train/loss")})
+    assert steps[0] < 3 <= steps[-1] and steps[-1] >= 4, steps
+
+
 class NaNDataset(ListDataset):
     def __init__(self, items, bad):
         super().__init__(items)

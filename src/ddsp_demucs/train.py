@@ -22,6 +22,7 @@ every checkpoint, and the filtered-noise generator is seeded per (seed, batch in
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import importlib
 import math
@@ -36,6 +37,8 @@ import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddsp_demucs import DDSPDemucsError
@@ -218,8 +221,29 @@ def create_callbacks(checkpoint_dir: str | os.PathLike, log_dir: str | os.PathLi
         items.append(EarlyStopping(monitor=monitor, mode="min", patience=patience, check_finite=False))
     if log_dir is not None:
         items += [TensorBoardLogger(str(log_dir), name="tensorboard", version=""),
-                  CSVLogger(str(log_dir), name="csv", version="")]
+                  ResumableCSVLogger(str(log_dir), name="csv", version="")]
     return items
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued instead of deleted."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
+                self.metrics_keys = list(csv.DictReader(fh).fieldnames or [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """A CSV logger whose ``metrics.csv`` keeps the rows of the run it resumes (Lightning's deletes them)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
