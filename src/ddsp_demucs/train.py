@@ -388,7 +388,7 @@ class DDSPTrainer(L.LightningModule):
         self.log("train/loss", loss.detach().float(), prog_bar=True, batch_size=bs)
         for name, value in terms.items():
             if name != "total":
-                self.log(f"train/{name}", value.detach().float(), batch_size=bs)
+                self.log(f"train/loss_{name}", value.detach().float(), batch_size=bs)
         self.log("train/grad_norm", grad_norm.float(), batch_size=bs)
         self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=bs)
         return loss.detach()
@@ -403,7 +403,7 @@ class DDSPTrainer(L.LightningModule):
         self.log("val/loss", terms["total"], prog_bar=True, sync_dist=True, batch_size=bs)
         for name, value in terms.items():
             if name != "total":
-                self.log(f"val/{name}", value, sync_dist=True, batch_size=bs)
+                self.log(f"val/loss_{name}", value, sync_dist=True, batch_size=bs)
         self.log("val/si_sdr", sdr_out.mean(), prog_bar=True, sync_dist=True, batch_size=bs)
         self.log("val/si_sdr_input", sdr_in.mean(), sync_dist=True, batch_size=bs)
         self.log("val/si_sdr_improvement", (sdr_out - sdr_in).mean(), sync_dist=True, batch_size=bs)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"separator: {result.separator}" + ("  (weight-free fallback, not Demucs)" if result.separator == "fallback" else ""))
     print(f"held-out windows: {result.summary['n_examples']}; SI-SDR separated {si['baseline_median']:.2f} dB, "
           f"refined {si['refined_median']:.2f} dB (medians)")
-    verdict = "beats" if result.improved else "does NOT beat"
+    verdict = "beat" if result.improved else "do NOT beat"
     print(f"the refined vocals {verdict} the separator's: median SI-SDR improvement {si['improvement_median']:+.2f} dB "
           f"(95% CI {lo:+.2f} to {hi:+.2f}), {si['n_improved']} windows improved, {si['n_worsened']} worsened")
     print(f"report: {result.report}\nsummary: {result.out_dir / 'summary.json'}\ncheckpoint: {result.checkpoint}")
