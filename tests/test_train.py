@@ -4,6 +4,7 @@ non-finite guard, schedule and sampler, 2-process DDP on CPU."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -86,6 +87,17 @@ def test_short_run_improves_loss_and_si_sdr(tmp_path, datasets, composition):
     assert metrics["val/si_sdr"] > metrics["val/si_sdr_input"]
     assert (tmp_path / "run" / "logs" / "csv" / "metrics.csv").is_file()
     assert any((tmp_path / "run" / "logs" / "tensorboard").iterdir())
+
+
+def test_every_loss_term_trains_and_is_logged_by_name(tmp_path, datasets):
+    train, val = datasets
+    config = tiny_config("training.max_steps=2", "training.val_every_steps=2", "loss.si_sdr_weight=5",
+                         "loss.mel_weight=1", "loss.n_mels=16", "training.log_every_steps=1")
+    metrics = train_from_config(config, train, val, tmp_path)["metrics"]
+    for split in ("train", "val"):
+        for term in ("stft", "si_sdr", "mel"):
+            assert math.isfinite(metrics[f"{split}/loss_{term}"]), (split, term)
+    assert metrics["val/si_sdr"] == pytest.approx(-10 * metrics["val/loss_si_sdr"], abs=1e-3)
 
 
 def test_load_model_from_checkpoint_alone_reproduces_outputs(tmp_path, datasets):
