@@ -32,14 +32,17 @@ SEPARATOR=${SEPARATOR:-auto}
 SHARED_DATA=${SHARED_DATA:-../shared/data}
 
 echo "== data: synthetic corpus and real remixes"
-"$DDSP" corpus --out "$DATA/synthetic" --n-train 16 --n-valid 2 --n-test 4 --duration 20 --seed 0
+"$DDSP" corpus --out "$DATA/synthetic" --n-train 36 --n-valid 4 --n-test 8 --duration 10 --seed 0  # = demo.yaml
 "$DDSP" corpus --kind remix --out "$DATA/remix" --shared-data "$SHARED_DATA" --vocal-ratio-db -3 --subset test
 for corpus in synthetic remix; do
-  "$DDSP" separate --musdb "$DATA/$corpus" --separator "$SEPARATOR" --stems-dir "$DATA/stems_$corpus"
-  "$DDSP" features --stems-dir "$DATA/stems_$corpus" --separator "$SEPARATOR" --out "$DATA/features_$corpus" \
-    --config "$CONFIG"
+  # separate prints the stem folder it wrote: its name is the separator actually used (auto picks one)
+  stems=$("$DDSP" separate --musdb "$DATA/$corpus" --separator "$SEPARATOR" --stems-dir "$DATA/stems_$corpus" | tail -n 1)
+  used=$(basename "$stems")
+  # exit 1 = some songs skipped and listed (the 2 s and 3 s real vocals are shorter than one 4 s window); 2 = error
+  "$DDSP" features --stems-dir "$DATA/stems_$corpus" --separator "$used" --out "$DATA/features_$corpus" \
+    --config "$CONFIG" || [ $? -eq 1 ]
   "$DDSP" build-dataset --features-dir "$DATA/features_$corpus" --stems-dir "$DATA/stems_$corpus" \
-    --separator "$SEPARATOR" --musdb-root "$DATA/$corpus" --out "$DATA/dataset_$corpus" --config "$CONFIG"
+    --separator "$used" --musdb-root "$DATA/$corpus" --out "$DATA/dataset_$corpus" --config "$CONFIG" || [ $? -eq 1 ]
 done
 
 for composition in $COMPOSITIONS; do

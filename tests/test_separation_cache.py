@@ -117,6 +117,7 @@ def test_cli_separates_songs_with_fallback_and_exits_nonzero_on_a_bad_file(tmp_p
     code = cli_main(["separate", "--songs", str(tmp_path / "songs"), "--separator", "fallback",
                      "--stems-dir", str(stems)])
     assert code == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(stems / "fallback")   # the folder, for scripts
     assert sorted(p.parent.name for p in stems.glob("fallback/*/manifest.json")) == ["good", "mono"]
     vocals, sr = load_audio(stems / "fallback" / "mono" / "vocals.wav")
     assert sr == 44100 and vocals.shape == (44100, 2)  # resampled to 44.1 kHz and made stereo as a track

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                               overlap=args.overlap, segment=args.segment)
     log.info("separator: %s (%s)", separator.name, separator.signature)
     failures = separate_tracks(tracks, separator, args.stems_dir, args.num_shards, args.shard_index)
+    print(Path(args.stems_dir) / separator.name)     # the stem folder, for scripts (auto names the one it chose)
     if failures:
         log.error("%d track(s) skipped:\n  %s", len(failures), "\n  ".join(str(f) for f in failures))
         return 1
