@@ -379,8 +379,7 @@ class ShardDataset(torch.utils.data.Dataset):
     Items are dicts: float32 tensors ``input_audio``, ``target_audio``, ``mixture_audio`` ``(n_samples,)`` and
     ``f0_hz``, ``f0_confidence``, ``loudness_db`` ``(n_frames,)``, plus ``track`` (str) and ``start_s``
     (float). Attributes: ``manifest`` (the folder's ``manifest.json``), ``split``, ``tracks`` (song names),
-    ``sample_rate``, ``frame_rate``, ``n_samples``, ``n_frames``. Safe to use in DataLoader workers (each opens
-    its own maps).
+    ``sample_rate``, ``frame_rate``, ``n_samples``, ``n_frames``. Works in DataLoader workers (read-only maps).
     """
 
     def __init__(self, dataset_dir: str | os.PathLike, split: str = "train"):
@@ -405,15 +404,12 @@ class ShardDataset(torch.utils.data.Dataset):
         self.sample_rate, self.frame_rate = int(self.manifest["sample_rate"]), int(self.manifest["frame_rate"])
         self.n_samples, self.n_frames = int(self.manifest["n_samples"]), int(self.manifest["n_frames"])
         self._offsets = np.cumsum([0] + [s["n_windows"] for s in self.shards])
-        self._maps: dict[int, dict[str, np.ndarray]] = {}
-        self._pid = os.getpid()
+        self._maps: dict[int, dict[str, np.ndarray]] = {}     # shard index -> its arrays, memory-mapped on first use
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
     def _shard(self, k: int) -> dict[str, np.ndarray]:
-        if self._pid != os.getpid():           # a forked worker opens its own maps
-            self._maps, self._pid = {}, os.getpid()
         if k not in self._maps:
             folder = self.dataset_dir / self.shards[k]["path"]
             try:
