@@ -168,7 +168,8 @@ def _read_shard_meta(folder: Path) -> dict | None:
         return None
 
 
-def _shard_arrays(track, starts_s: list[float], vocals: Path, features_path: Path, req: _Request) -> dict:
+def _shard_arrays(track, starts_s: list[float], vocals: Path, vocals_sha256: str, features_path: Path,
+                  req: _Request) -> dict:
     """The arrays of one song's shard (see the module docstring)."""
     from ddsp_demucs.audio_io import load_audio
     from ddsp_demucs.dsp import a_weighted_loudness
@@ -178,7 +179,7 @@ def _shard_arrays(track, starts_s: list[float], vocals: Path, features_path: Pat
     if int(feats["frame_rate"]) != req.frame_rate:
         raise InputError(f"{features_path}: features at {feats['frame_rate']} frames/s, the dataset needs "
                          f"{req.frame_rate} (re-run features with data.frame_rate={req.frame_rate})")
-    if feats["meta"].get("input_sha256") != _sha256_file(vocals):
+    if feats["meta"].get("input_sha256") != vocals_sha256:
         raise InputError(f"{features_path}: computed from another version of {vocals} (re-run features)")
     separated, sr = load_audio(vocals, allow_silent=True)
     mixture = track.mixture()
@@ -306,7 +307,8 @@ def build_dataset_from_segments(accepted_segments_csv: str | os.PathLike, stems_
                 if not force and meta is not None and all(meta.get(k) == v for k, v in key.items()):
                     report.reused.append(name)
                     continue
-                _write_shard(folder, _shard_arrays(track, starts_s, vocals, features_path, req), key)
+                arrays = _shard_arrays(track, starts_s, vocals, key["separated_sha256"], features_path, req)
+                _write_shard(folder, arrays, key)
                 report.built.append(name)
             except InputError as exc:
                 log.warning("skipped: %s", exc)
