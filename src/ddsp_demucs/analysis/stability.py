@@ -352,8 +352,8 @@ def _write_stability_outputs(result: dict, out_dir: Path) -> None:
     diverged = [r["name"] for r in runs if r["diverged"]]
     write_markdown(out_dir / "stability.md", "Training stability", [
         ("Runs", f"{len(runs)} runs, {s['max_steps']} steps each, {s['n_train']} training and {s['n_val']} validation "
-                 "examples. Final metrics from the last checkpoint on the whole validation set (val_loss: mean "
-                 "training loss; SI-SDR: medians, dB). Loss spike: loss > "
+                 "examples. Final metrics from the last checkpoint on the whole validation set (val_loss: the training "
+                 "objective, mean over the validation examples; SI-SDR: medians, dB). Loss spike: loss > "
                  f"{s['spike_factor']:g} x the median of the previous {s['spike_window']} finite losses. "
                  f"Diverged: {', '.join(diverged) if diverged else 'none'}.\n\n"
                  + markdown_table(runs, [c for c in RUN_COLUMNS if c not in ("divergence_reason",)])),
