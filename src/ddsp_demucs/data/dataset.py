@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.features.pipeline import file_sha256
 from ddsp_demucs.utils import config_to_dict, get_logger, shard_of, write_json_atomic
 
 log = get_logger("data")
@@ -57,12 +58,6 @@ SPLITS = ("train", "validation", "test")
 AUDIO_FIELDS = ("input_audio", "target_audio", "mixture_audio")
 FRAME_FIELDS = ("f0_hz", "f0_confidence", "loudness_db")
 ARRAY_FILES = (*AUDIO_FIELDS, *FRAME_FIELDS, "start_s")
-
-
-def _sha256_file(path: Path) -> str:
-    from ddsp_demucs.features.pipeline import file_sha256
-
-    return file_sha256(path)
 
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -156,9 +151,9 @@ def _cut(signal: np.ndarray, starts: list[int], length: int, what: str) -> np.nd
 
 def _shard_key(track, split: str, starts_s: list[float], vocals: Path, features: Path, req: _Request) -> dict:
     return {**req.as_dict(), "track": track.name, "split": split, "start_s": starts_s,
-            "separated_sha256": _sha256_file(vocals), "features_sha256": _sha256_file(features),
-            "target_sha256": _sha256_file(track.stem_paths["vocals"]),
-            "mixture_sha256": _sha256_file(track.mixture_path)}
+            "separated_sha256": file_sha256(vocals), "features_sha256": file_sha256(features),
+            "target_sha256": file_sha256(track.stem_paths["vocals"]),
+            "mixture_sha256": file_sha256(track.mixture_path)}
 
 
 def _read_shard_meta(folder: Path) -> dict | None:
@@ -215,7 +210,7 @@ def _write_shard(folder: Path, arrays: dict, key: dict) -> dict:
         for name in ARRAY_FILES:
             path = tmp / f"{name}.npy"
             np.save(path, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            files[f"{name}.npy"] = _sha256_file(path)
+            files[f"{name}.npy"] = file_sha256(path)
         meta = {**key, "n_windows": int(arrays["start_s"].shape[0]), "files": files}
         (tmp / SHARD_META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         old = None
@@ -351,7 +346,7 @@ def _write_manifest(out: Path, wanted: list[str], split_of: dict, report: Datase
         "separator_signature": separator_manifest.get("weights_signature"),
         "stems_dir": str(stems_dir.resolve()), "musdb_root": str(musdb_root.resolve()),
         "features_dir": str(features_dir.resolve()), "segments_csv": str(csv_path.resolve()),
-        "segments_sha256": _sha256_file(csv_path),
+        "segments_sha256": file_sha256(csv_path),
         "fields": {**{k: ["n_samples"] for k in AUDIO_FIELDS}, **{k: ["n_frames"] for k in FRAME_FIELDS}},
         "splits": {s: {"n_windows": n_windows[s], "tracks": [x["track"] for x in shards[s]], "shards": shards[s]}
                    for s in SPLITS},
@@ -438,7 +433,7 @@ class ShardDataset(torch.utils.data.Dataset):
         for shard in self.shards:
             for name, digest in shard["files"].items():
                 path = self.dataset_dir / shard["path"] / name
-                if not path.is_file() or _sha256_file(path) != digest:
+                if not path.is_file() or file_sha256(path) != digest:
                     raise InputError(f"{path}: missing or changed since the dataset was built (rebuild it)")
 
 
