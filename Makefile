@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps test test-slow demo bench clean
+.PHONY: install sysdeps test test-slow demo bench bench-real clean
 
 install: $(STAMP) sysdeps
 
@@ -45,6 +45,11 @@ demo: install
 
 bench: install
 	$(PY) -m bench
+
+# Real singing, whole songs (needs ../shared/data): trains the demo and the real-vocal models, scores them and the
+# comb filter on the singer-held-out songs; bench/results/real_singing.json. About 45 minutes on 2 cores; resumes.
+bench-real: install
+	$(PY) -m bench real_singing
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -33,7 +33,7 @@ SHARED_DATA=${SHARED_DATA:-../shared/data}
 
 echo "== data: synthetic corpus and real remixes"
 "$DDSP" corpus --out "$DATA/synthetic" --n-train 36 --n-valid 4 --n-test 8 --duration 10 --seed 0  # = demo.yaml
-"$DDSP" corpus --kind remix --out "$DATA/remix" --shared-data "$SHARED_DATA" --vocal-ratio-db -3 --subset test
+"$DDSP" corpus --kind remix-sample --out "$DATA/remix" --shared-data "$SHARED_DATA" --vocal-ratio-db -3 --subset test
 for corpus in synthetic remix; do
   # separate prints the stem folder it wrote: its name is the separator actually used (auto picks one)
   stems=$("$DDSP" separate --musdb "$DATA/$corpus" --separator "$SEPARATOR" --stems-dir "$DATA/stems_$corpus" | tail -n 1)

@@ -221,7 +221,7 @@ def test_remix_cli_reports_missing_vocals(tmp_path):
     (shared / "musdb18_sample" / "music_delta_80s_rock").symlink_to(acc)
     (shared / "sms_tools").mkdir()
     sf.write(str(shared / "sms_tools" / "vignesh.flac"), _tone(SR), SR)
-    code = main(["corpus", "--kind", "remix", "--out", str(tmp_path / "out"), "--shared-data", str(shared),
+    code = main(["corpus", "--kind", "remix-sample", "--out", str(tmp_path / "out"), "--shared-data", str(shared),
                  "--vocal-ratio-db", "0"])
     assert code == 1  # the other three vocals are missing: reported, the one present is written
     (track,) = musdb_tracks(tmp_path / "out")

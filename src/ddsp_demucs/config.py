@@ -74,6 +74,7 @@ class LossConfig(_Section):
     logmag_weight: float = 1.0
     si_sdr_weight: float = 0.0
     mel_weight: float = 0.0
+    no_harm_weight: float = 0.0       # penalty on examples the model makes worse than the separated input
     n_mels: int = 80                  # mel loss bands (mel_weight > 0)
 
 

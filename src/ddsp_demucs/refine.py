@@ -345,7 +345,8 @@ def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separa
               "n_samples": int(mixture.shape[0]), "duration_s": duration,
               "timings_s": {"load": t1 - t0, "separate": t2 - t1, "refine": t3 - t2,
                             "write": time.perf_counter() - t3},
-              "refine_real_time_factor": (t3 - t2) / duration}
+              "refine_real_time_factor": (t3 - t2) / duration,
+              "provenance": getattr(model, "provenance", None)}   # what the checkpoint was trained on
     write_json_atomic(song_dir / RECORD_NAME, record)
     log.info("%s: wrote %s (refinement %.2fx real time)", song_path.name, song_dir, record["refine_real_time_factor"])
     return {**record, "skipped": False}

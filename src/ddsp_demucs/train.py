@@ -46,10 +46,10 @@ from ddsp_demucs.config import Config, LossConfig, TrainingConfig
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
+from ddsp_demucs.provenance import CHECKPOINT_KEY, training_provenance
 from ddsp_demucs.utils import atomic_path, config_to_dict, from_dict, get_logger, write_text_atomic
 
 log = get_logger("train")
-CHECKPOINT_KEY = "ddsp_demucs"
 AUDIO_KEYS = ("input_audio", "target_audio", "f0_hz", "f0_confidence", "loudness_db")
 
 
@@ -102,26 +102,38 @@ class MelLoss(torch.nn.Module):
 class LossTerms(torch.nn.Module):
     """Loss terms by name, weighted from a :class:`~ddsp_demucs.config.LossConfig`.
 
-    ``forward(estimate, target)`` with ``(batch, n_samples)`` waveforms -> dict of unweighted scalar terms
-    (``stft``: multi-resolution linear + log magnitude; ``si_sdr``: negative mean SI-SDR in dB / 10;
-    ``mel``: log-mel L1; only the terms with a non-zero weight) and ``total``, the weighted sum.
+    ``forward(estimate, target, separated)`` with ``(batch, n_samples)`` waveforms -> dict of unweighted scalar
+    terms (``stft``: multi-resolution linear + log magnitude; ``si_sdr``: negative mean SI-SDR in dB / 10;
+    ``mel``: log-mel L1; ``no_harm``: the mean over examples of how far the estimate's SI-SDR falls below the
+    separated input's, ``relu(si_sdr(separated) - si_sdr(estimate))`` in dB / 10, so only examples the model
+    makes worse are pushed back; only the terms with a non-zero weight) and ``total``, the weighted sum.
     """
 
     def __init__(self, config: LossConfig, sample_rate: int):
         super().__init__()
         self.config = config
-        self.weights = {"stft": 1.0, "si_sdr": config.si_sdr_weight, "mel": config.mel_weight}
+        self.weights = {"stft": 1.0, "si_sdr": config.si_sdr_weight, "mel": config.mel_weight,
+                        "no_harm": config.no_harm_weight}
         self.stft = MultiResolutionSTFTLoss(fft_sizes=tuple(config.fft_sizes), overlap=config.overlap,
                                             mag_weight=config.mag_weight, logmag_weight=config.logmag_weight)
         self.mel = MelLoss(sample_rate, config.n_mels) if config.mel_weight else None
 
-    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor,
+                separated: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         estimate, target = estimate.float(), target.float()
         terms = {"stft": self.stft(estimate, target)}
+        if self.weights["si_sdr"] or self.weights["no_harm"]:
+            sdr_out = si_sdr(estimate, target)
         if self.weights["si_sdr"]:
-            terms["si_sdr"] = -si_sdr(estimate, target).mean() / 10.0
+            terms["si_sdr"] = -sdr_out.mean() / 10.0
         if self.mel is not None:
             terms["mel"] = self.mel(estimate, target)
+        if self.weights["no_harm"]:
+            if separated is None:
+                raise ValueError("the no_harm loss term needs the separated input")
+            with torch.no_grad():
+                sdr_in = si_sdr(separated.float(), target)
+            terms["no_harm"] = F.relu(sdr_in - sdr_out).mean() / 10.0
         terms["total"] = sum(self.weights[k] * v for k, v in terms.items())
         return terms
 
@@ -268,6 +280,7 @@ def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.dev
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     model.config = meta.get("config")
+    model.provenance = meta.get("provenance", {})   # see ddsp_demucs.provenance ({} for older checkpoints)
     return model.eval()
 
 
@@ -299,6 +312,7 @@ class DDSPTrainer(L.LightningModule):
         self.batches_consumed = 0     # batches drawn from the training stream (incl. skipped steps)
         self.nonfinite_steps = 0
         self._logged_audio_at = -1
+        self.provenance: dict | None = None   # set by fit() from the training dataset (ddsp_demucs.provenance)
 
     @property
     def tcfg(self) -> TrainingConfig:
@@ -362,7 +376,7 @@ class DDSPTrainer(L.LightningModule):
         finite_out = torch.isfinite(audio.detach()).all()
         if not finite_out:
             audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-        terms = self.losses(audio, batch["target_audio"])
+        terms = self.losses(audio, batch["target_audio"], batch["input_audio"])
         loss = terms["total"]
         finite_loss = torch.isfinite(loss.detach()) & finite_out & finite_inputs.to(loss.device)
         opt.zero_grad(set_to_none=True)
@@ -396,7 +410,7 @@ class DDSPTrainer(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int):
         out = self(batch, generator=self._noise_generator(10**9 + batch_idx))
         target, inp = batch["target_audio"], batch["input_audio"]
-        terms = self.losses(out["audio"], target)
+        terms = self.losses(out["audio"], target, inp)
         bs = inp.shape[0]
         sdr_out = si_sdr(out["audio"].float(), target)
         sdr_in = si_sdr(inp, target)
@@ -451,12 +465,15 @@ class DDSPTrainer(L.LightningModule):
             "config": config_to_dict(self.config),
             "batches_consumed": self.batches_consumed,
             "nonfinite_steps": self.nonfinite_steps,
+            "provenance": self.provenance if self.provenance is not None else training_provenance(None, model),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get(CHECKPOINT_KEY, {})
         self.batches_consumed = int(meta.get("batches_consumed", 0))
         self.nonfinite_steps = int(meta.get("nonfinite_steps", 0))
+        if self.provenance is None and meta.get("provenance"):
+            self.provenance = meta["provenance"]
 
     # ------------------------------------------------------------------------------------------- data
     def _train_loader(self, dataset: Dataset) -> DataLoader:
@@ -524,6 +541,7 @@ class DDSPTrainer(L.LightningModule):
             torch.set_num_threads(tc.threads)
         trainer = L.Trainer(**kwargs)
         self._train_dataset = train_dataset
+        self.provenance = training_provenance(train_dataset, self.model)
         val_loader = self._val_loader(validation_data) if validation_data is not None else None
         trainer.fit(self, val_dataloaders=val_loader, ckpt_path=ckpt_path)
         return trainer

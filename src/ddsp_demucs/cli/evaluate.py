@@ -10,6 +10,14 @@ report.html (self-contained: figures, audio players, the command). --full-tracks
 44.1 kHz stereo and scores them against the true vocals (SiSEC18 SDR, comparable with published MUSDB18
 figures): full_tracks.csv, full_tracks*.png and "full_tracks" in summary.json.
 
+--songs DIR scores the path a user takes instead: every song of DIR (MUSDB18-HQ layout: a folder per song with
+mixture and vocals; --songs-subset test by default, e.g. a corpus from `ddsp-demucs corpus --kind remix`) is
+separated by --separator and refined whole, at its own rate and channels, as `ddsp-demucs refine` does, by the
+checkpoint or, with --comb, by the non-learned F0-guided harmonic comb filter. Per song: SI-SDR of the mono
+downmix, SiSEC18 SDR, and the error per frequency band (< 0.3, 0.3-1, 1-3, 3-8, > 8 kHz) and per region of the
+true vocal (voiced, unvoiced, silent), so a regression shows where it is; songs.csv, summary.json, plots and
+report.html as above. Separations are cached in OUT/song_cache.
+
 Windows with a silent true vocal are skipped (listed); windows whose refined output is not finite, and songs
 that cannot be read, are listed at the end and make the exit status 1.
 
@@ -17,6 +25,8 @@ examples:
   ddsp-demucs evaluate --checkpoint runs/train/checkpoints/best.ckpt --data runs/dataset --out runs/eval
   ddsp-demucs evaluate --checkpoint best.ckpt --data dataset --out eval --n-examples 200 --no-f0
   ddsp-demucs evaluate --checkpoint best.ckpt --data dataset --out eval --full-tracks --n-tracks 5
+  ddsp-demucs evaluate --checkpoint runs/demo/model.ckpt --songs data/real --separator auto --out eval_real
+  ddsp-demucs evaluate --comb --songs data/real --separator auto --out eval_comb
 """
 
 from __future__ import annotations
@@ -32,9 +42,20 @@ log = get_logger(__name__)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
-                   help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder (`ddsp-demucs build-dataset`)")
+    system = p.add_mutually_exclusive_group(required=True)
+    system.add_argument("--checkpoint", type=Path, metavar="CKPT",
+                        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)")
+    system.add_argument("--comb", action="store_true",
+                        help="with --songs: score the non-learned F0-guided harmonic comb filter instead of a model")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", type=Path, metavar="DIR", help="dataset folder (`ddsp-demucs build-dataset`)")
+    data.add_argument("--songs", type=Path, metavar="DIR",
+                      help="folder of songs with true vocals (MUSDB18-HQ layout): score whole songs, the user's path")
+    p.add_argument("--songs-subset", default="test", choices=("train", "test"),
+                   help="with --songs: the subset folder to score (default test)")
+    p.add_argument("--separator", default="auto", metavar="NAME",
+                   help="with --songs: separator (a Demucs model name, fallback, or auto; default auto)")
+    p.add_argument("--demucs-repo", type=Path, metavar="DIR", help="with --songs: local folder of Demucs weights")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
                    help="dataset split to evaluate (default: test)")
@@ -53,8 +74,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command as it could be typed again (every option with its value)."""
-    parts = ["ddsp-demucs", "evaluate", "--checkpoint", str(args.checkpoint), "--data", str(args.data),
-             "--out", str(args.out), "--split", args.split]
+    parts = ["ddsp-demucs", "evaluate"] + (["--comb"] if args.comb else ["--checkpoint", str(args.checkpoint)])
+    if args.songs is not None:
+        parts += ["--songs", str(args.songs), "--songs-subset", args.songs_subset, "--separator", args.separator]
+        if args.demucs_repo is not None:
+            parts += ["--demucs-repo", str(args.demucs_repo)]
+    else:
+        parts += ["--data", str(args.data), "--split", args.split]
+    parts += ["--out", str(args.out)]
     for flag, value in (("--n-examples", args.n_examples), ("--batch-size", args.batch_size),
                         ("--f0-method", args.f0_method), ("--n-tracks", args.n_tracks),
                         ("--n-boot", args.n_boot), ("--seed", args.seed)):
@@ -72,7 +99,7 @@ def headline(summary: dict, what: str) -> str:
     from ddsp_demucs.evaluate import verdict
 
     lines = []
-    for key in ("si_sdr", "sdr"):
+    for key in ("si_sdr", "si_sdr_mono", "sdr"):
         m = summary.get(key)
         if m:
             lo, hi = m["improvement_ci95"]
@@ -82,19 +109,69 @@ def headline(summary: dict, what: str) -> str:
     return "\n".join(lines + [verdict(summary)])
 
 
+def load_refinement_model(checkpoint: Path):
+    """The ResidualDDSPDecoder of ``checkpoint``; DDSPDemucsError naming the file otherwise."""
+    from ddsp_demucs.model import ResidualDDSPDecoder
+    from ddsp_demucs.train import load_model
+
+    model = load_model(checkpoint)
+    if not isinstance(model, ResidualDDSPDecoder):
+        raise DDSPDemucsError(f"{checkpoint}: holds a {type(model).__name__}, not a ResidualDDSPDecoder")
+    return model
+
+
+def run_songs(args: argparse.Namespace) -> int:
+    """``evaluate --songs``: whole songs through separation and refinement (see the module docstring)."""
+    from ddsp_demucs.cli.refine import check_output_folder
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.evaluate import write_evaluation
+    from ddsp_demucs.evaluate.songs import comb_refiner, evaluate_songs, model_refiner
+    from ddsp_demucs.provenance import provenance_warnings
+
+    if not args.songs.is_dir():
+        raise DDSPDemucsError(f"{args.songs}: songs folder not found")
+    check_output_folder(args.out)
+    separator = get_separator(args.separator, repo=args.demucs_repo)
+    if args.comb:
+        refiner, system, provenance = comb_refiner(f0_method=args.f0_method), "comb filter (no training)", {}
+    else:
+        model = load_refinement_model(args.checkpoint)
+        provenance = getattr(model, "provenance", {}) or {}
+        for warning in provenance_warnings(provenance, separator.name):
+            log.warning("%s: %s", args.checkpoint, warning)
+        refiner = model_refiner(model, window_s=args.window_s, seed=args.seed)
+        system = f"model {args.checkpoint}"
+    results = evaluate_songs(refiner, args.songs, separator, system=system, cache_dir=args.out / "song_cache",
+                             subset=args.songs_subset, n_songs=args.n_tracks, f0_method=args.f0_method,
+                             settings={"provenance": provenance}, progress=True)
+    written = write_evaluation(args.out, results, n_boot=args.n_boot, seed=args.seed,
+                               title=f"ddsp-demucs evaluation: {system} on the songs of {args.songs.name}",
+                               command=command_line(args))
+    summary = written["summary"]
+    print(headline(summary, f"{summary['n_examples']} whole songs ({system}, separator {separator.name})"))
+    print(f"report: {written['paths']['report']}\nsummary: {written['paths']['summary']}")
+    problems = [f"{e}: {r}" for e, r in results.failed + results.errors]
+    if not results.rows:
+        problems.append(f"{args.songs}: no song could be scored")
+    if problems:
+        log.error("%d song(s) failed or could not be evaluated:\n  %s", len(problems), "\n  ".join(problems))
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.cli.refine import check_output_folder
     from ddsp_demucs.evaluate import evaluate_model, evaluate_tracks, write_evaluation
-    from ddsp_demucs.model import ResidualDDSPDecoder
-    from ddsp_demucs.train import load_model
 
     for name in ("n_examples", "n_tracks", "batch_size", "n_boot"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise DDSPDemucsError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    model = load_model(args.checkpoint)
-    if not isinstance(model, ResidualDDSPDecoder):
-        raise DDSPDemucsError(f"{args.checkpoint}: holds a {type(model).__name__}, not a ResidualDDSPDecoder")
+    if args.songs is not None:
+        return run_songs(args)
+    if args.comb:
+        raise DDSPDemucsError("--comb scores whole songs: use it with --songs DIR")
+    model = load_refinement_model(args.checkpoint)
     if not args.data.is_dir():
         raise DDSPDemucsError(f"{args.data}: dataset folder not found")
     from ddsp_demucs.data import load_dataset

@@ -2,11 +2,12 @@
 
 For each SONG (a file, or every audio file under a folder) writes OUT/<song file stem>/separated_vocals.wav
 (the separator's vocal), refined_vocals.wav (the model's refinement of it) and refine.json (settings,
-checkpoint, separator, timings), at the song's sample rate, channel count and exact length. Songs are
-refined in overlapping windows (--window-s, crossfaded over --overlap-s), so memory does not grow with the
-song's length. A re-run skips songs whose outputs are newer than the song and the checkpoint (--force redoes
-them). Songs that cannot be read or separated are reported at the end and make the exit status 1; the
-others are still processed.
+checkpoint and its provenance, separator, timings), at the song's sample rate, channel count and exact length.
+The checkpoint's provenance is checked first: a warning is logged when it was trained on another separator,
+on synthetic voices only, or does not say. Songs are refined in overlapping windows (--window-s, crossfaded
+over --overlap-s), so memory does not grow with the song's length. A re-run skips songs whose outputs are
+newer than the song and the checkpoint (--force redoes them). Songs that cannot be read or separated are
+reported at the end and make the exit status 1; the others are still processed.
 
 Separators: any Demucs model name (htdemucs, htdemucs_ft, ...), "fallback" (weight-free, much lower quality),
 or "auto" (htdemucs if its weights load, else fallback, with a warning). --demucs-repo DIR holds Demucs
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.model import ResidualDDSPDecoder
+    from ddsp_demucs.provenance import provenance_warnings
     from ddsp_demucs.refine import check_window_args, refine_song
     from ddsp_demucs.train import load_model
 
@@ -102,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     separator = get_separator(args.separator, repo=args.demucs_repo)
     log.info("refining %d song(s) with %s (%s model), separator %s, into %s", len(songs), args.checkpoint,
              model.composition, separator.name, args.out)
+    for warning in provenance_warnings(getattr(model, "provenance", {}), separator.name):
+        log.warning("%s: %s", args.checkpoint, warning)
     done = skipped = 0
     for song in tqdm(songs, desc="songs", unit="song", disable=len(songs) < 2):
         try:

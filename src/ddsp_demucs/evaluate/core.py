@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.analysis.common import MODEL_NOISE, MRSTFT_FFT_SIZES, check_rates, example_seed, select_indices
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.metrics import f0_metrics, log_spectral_distance, sdr, si_sdr, spectral_convergence
+from ddsp_demucs.metrics import BAND_NAMES, REGION_NAMES, f0_metrics, log_spectral_distance, sdr, si_sdr, spectral_convergence
 from ddsp_demucs.train import collate
 from ddsp_demucs.utils import get_logger
 
@@ -71,6 +71,14 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("median_cents_error", "median F0 error", "cents", False, f0=True),
 )
 METRIC_KEYS = tuple(m.key for m in METRICS)
+#: The ``"songs"`` protocol's metrics (:mod:`ddsp_demucs.evaluate.songs`): SI-SDR of the mono downmix, SiSEC18
+#: SDR, and the error energy per frequency band and per region of the true vocal (dB, lower is better).
+SONG_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("si_sdr_mono", "SI-SDR (mono downmix)", "dB", True),
+    MetricSpec("sdr", "SDR (SiSEC18)", "dB", True),
+    *(MetricSpec(f"band_err_{b}", f"error in band {b} Hz", "dB", False) for b in BAND_NAMES),
+    *(MetricSpec(f"region_err_{r}", f"error where the vocal is {r}", "dB", False) for r in REGION_NAMES),
+)
 SIDES = ("baseline", "refined")
 F0_NAMES = {"baseline": "separated", "refined": "refined"}   # keys of ExampleAudio.f0 (and "target")
 
@@ -127,7 +135,10 @@ class EvaluationResults:
 
     @property
     def metric_keys(self) -> list[str]:
-        """The metrics measured (the F0 metrics only when F0 was computed)."""
+        """The metrics measured: ``settings["metrics"]`` where given (the songs protocol), else :data:`METRICS`
+        (the F0 metrics only when F0 was computed)."""
+        if "metrics" in self.settings:
+            return list(self.settings["metrics"])
         return [m.key for m in METRICS if not m.f0 or self.settings.get("compute_f0", True)]
 
     def values(self, metric: str, side: str) -> np.ndarray:
@@ -138,12 +149,13 @@ class EvaluationResults:
 
     def improvements(self, metric: str) -> np.ndarray:
         """``(n_rows,)`` refined minus baseline, sign flipped for lower-is-better metrics (positive = better)."""
-        diff = self.values(metric, "refined") - self.values(metric, "baseline")
+        with np.errstate(invalid="ignore"):   # -inf - -inf (an empty region on both sides) is NaN: not scored
+            diff = self.values(metric, "refined") - self.values(metric, "baseline")
         return diff if metric_spec(metric).higher_is_better else -diff
 
 
 def metric_spec(key: str) -> MetricSpec:
-    for m in METRICS:
+    for m in METRICS + SONG_METRICS:
         if m.key == key:
             return m
     raise KeyError(f"unknown metric {key!r}; known: {', '.join(METRIC_KEYS)}")
@@ -198,7 +210,7 @@ def rms_db(audio: np.ndarray) -> float:
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
-def _check_signals(inp: np.ndarray, target: np.ndarray) -> tuple[str, str] | None:
+def check_signals(inp: np.ndarray, target: np.ndarray) -> tuple[str, str] | None:
     """``("error" | "skipped", reason)`` when the pair cannot be scored, else None."""
     if not (np.all(np.isfinite(inp)) and np.all(np.isfinite(target))):
         bad = "input" if not np.all(np.isfinite(inp)) else "target"
@@ -303,7 +315,7 @@ def evaluate_model(model: torch.nn.Module, dataset, n_examples: int | None = Non
         for i in chunk:
             item = dataset[i]
             label = f"{item.get('track', i)} @ {float(item.get('start_s', 0.0)):.2f} s"
-            problem = _check_signals(_np(item["input_audio"]), _np(item["target_audio"]))
+            problem = check_signals(_np(item["input_audio"]), _np(item["target_audio"]))
             if problem is None:
                 good.append((i, item))
                 continue
@@ -318,7 +330,7 @@ def evaluate_model(model: torch.nn.Module, dataset, n_examples: int | None = Non
         refined = out["audio"].detach().float().cpu().numpy()
         for j, (i, item) in enumerate(good):
             _score_window(results, scorer, i, item, refined[j], keep)
-    _log_outcome(results)
+    log_outcome(results)
     return results
 
 
@@ -346,7 +358,7 @@ def _score_window(results: EvaluationResults, scorer: _Scorer, index: int, item:
         results.examples.append(ExampleAudio(track, start_s, scorer.sample_rate, scorer.frame_rate, signals, f0, row))
 
 
-def _log_outcome(results: EvaluationResults) -> None:
+def log_outcome(results: EvaluationResults) -> None:
     log.info("%s protocol: %d scored (%d failed), %d skipped, %d errors", results.protocol, len(results.rows),
              len(results.failed), len(results.skipped), len(results.errors))
 
@@ -443,7 +455,7 @@ def evaluate_tracks(model: torch.nn.Module, dataset_manifest_or_dir, split: str 
             results.errors.append((name, reason))
             log.error("song %s not evaluated: %s", name, reason)
             continue
-        problem = _check_signals(separated, target)
+        problem = check_signals(separated, target)
         if problem is not None:
             (results.skipped if problem[0] == "skipped" else results.errors).append((name, problem[1]))
             log.warning("song %s not evaluated: %s", name, problem[1])
@@ -460,8 +472,8 @@ def evaluate_tracks(model: torch.nn.Module, dataset_manifest_or_dir, split: str 
             log.error("song %s failed: the refined song has non-finite samples", name)
         if name in keep:
             signals = {"mixture": track.mixture(), "separated": separated, "refined": refined, "target": target}
-            results.examples.append(_excerpt(name, signals, f0, SAMPLE_RATE, fr, row, excerpt_s))
-    _log_outcome(results)
+            results.examples.append(song_excerpt(name, signals, f0, SAMPLE_RATE, fr, row, excerpt_s))
+    log_outcome(results)
     return results
 
 
@@ -477,7 +489,7 @@ def loudest_start(audio: np.ndarray, sample_rate: int, length: int, step_s: floa
     return int(starts[np.argmax(cumulative[starts + length] - cumulative[starts])])
 
 
-def _excerpt(name: str, signals: dict[str, np.ndarray], f0: dict[str, np.ndarray], sample_rate: int,
+def song_excerpt(name: str, signals: dict[str, np.ndarray], f0: dict[str, np.ndarray], sample_rate: int,
              frame_rate: float, row: dict, excerpt_s: float) -> ExampleAudio:
     length = int(round(excerpt_s * sample_rate))
     start = loudest_start(signals["target"], sample_rate, length)
@@ -487,6 +499,7 @@ def _excerpt(name: str, signals: dict[str, np.ndarray], f0: dict[str, np.ndarray
                         {k: v[f_start:f_start + f_len] for k, v in f0.items()}, row)
 
 
-__all__ = ["EvaluationResults", "ExampleAudio", "METRICS", "METRIC_KEYS", "MetricSpec", "evaluate_model",
+__all__ = ["EvaluationResults", "ExampleAudio", "METRICS", "METRIC_KEYS", "SONG_METRICS", "REGION_NAMES", "MetricSpec",
+           "check_signals", "log_outcome", "song_excerpt", "evaluate_model",
            "evaluate_tracks", "metric_spec", "mrstft_distance", "waveform_metrics", "track_f0", "loudest_start", "rms_db",
            "SILENCE_DB", "EXCERPT_S"]

@@ -208,12 +208,14 @@ def write_report(out_dir: str | os.PathLike, summary: dict, results: EvaluationR
     file with no network.
     """
     protocol = {"windows": "windows (the dataset's mono windows at the model's rate)",
-                "tracks": "whole songs at 44.1 kHz stereo (SiSEC18 SDR)"}
+                "tracks": "whole songs at 44.1 kHz stereo (SiSEC18 SDR)",
+                "songs": "whole songs separated and refined as `ddsp-demucs refine` does (SI-SDR of the mono "
+                         "downmix, SiSEC18 SDR, error per band and region)"}
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     body = [f"<h1>{_e(title)}</h1>",
             f"<p class='meta'>ddsp-demucs {_e(__version__)}, {_e(when)}; protocol: "
             f"{_e(protocol.get(summary.get('protocol'), summary.get('protocol')))}; model: "
-            f"{_e(results.settings.get('composition'))}</p>",
+            f"{_e(results.settings.get('system') or results.settings.get('composition'))}</p>",
             _separator_html(summary), _verdict_html(summary),
             "<h2>Summary</h2>", _results_section(summary, results, images),
             _audio_section(results, n_audio)]

@@ -110,10 +110,13 @@ def _signed(value: float, unit: str) -> str:
     return f"{value:+.2f}{' ' + unit if unit else ''}"
 
 
-def verdict(summary: dict, metric: str = "si_sdr") -> str:
-    """One plain sentence: do the refined vocals beat the separator on ``metric`` (median improvement and its
-    95 % interval: above 0 = beat, below 0 = worse, containing 0 = no clear difference), plus failures."""
-    unit = {"windows": "windows", "tracks": "songs"}.get(summary.get("protocol"), "examples")
+def verdict(summary: dict, metric: str | None = None) -> str:
+    """One plain sentence: do the refined vocals beat the separator on ``metric`` (default SI-SDR; of the mono
+    downmix for the songs protocol) (median improvement and its 95 % interval: above 0 = beat, below 0 = worse,
+    containing 0 = no clear difference), plus failures."""
+    protocol = summary.get("protocol")
+    metric = metric or ("si_sdr_mono" if protocol == "songs" else "si_sdr")
+    unit = {"windows": "windows", "tracks": "songs", "songs": "songs"}.get(protocol, "examples")
     m = summary.get(metric)
     sep = summary.get("separator", "the separator")
     if not m:
@@ -137,7 +140,8 @@ def verdict(summary: dict, metric: str = "si_sdr") -> str:
 
 # ------------------------------------------------------------------------------------------------- tables
 def example_columns(results: EvaluationResults) -> list[str]:
-    cols = ["index", "track", "start_s", "duration_s", "status"]
+    cols = ["index", "track"] + (["singer"] if any("singer" in r for r in results.rows) else [])
+    cols += ["start_s", "duration_s", "status"]
     for key in results.metric_keys:
         cols += [f"{key}_baseline", f"{key}_refined", f"{key}_improvement"]
     return cols

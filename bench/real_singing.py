@@ -1,0 +1,158 @@
+"""Refinement of real singing on whole songs: ``make bench-real`` (= ``python -m bench real_singing``).
+
+Writes ``bench/results/real_singing.json`` with one entry per system, scored on the singer-held-out test songs
+of the real-singing corpus (``ddsp-demucs corpus --kind remix`` from ``../shared/data``), whole songs through
+the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the weight-free fallback here):
+
+- ``"demo"``: the checkpoint ``make demo`` trains on a fresh clone (synthetic voices only), trained here
+  into ``runs/real_singing/demo/`` with ``configs/demo.yaml``;
+- ``"real"``: the same config trained on the training singers' real vocals (the corpus' train split,
+  validation on its validation singers), ``runs/real_singing/real/model.ckpt``;
+- ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`).
+
+Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
+``si_sdr_change_ci95`` (percentile bootstrap of the median, 2000 resamples), ``sdr_change_median`` (SiSEC18),
+``fraction_worse`` (songs whose SI-SDR fell), ``n_songs``, ``n_singers``, the median change per band and
+region, and the evaluation folder (summary.json, CSV tables, report.html). Every stage reuses finished work, so
+an interrupted run resumes; ``DDSP_REAL_STEPS`` overrides the training steps of the ``real`` model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = ROOT / "runs" / "real_singing"
+RESULT = ROOT / "bench" / "results" / "real_singing.json"
+DEFAULT = False          # not part of a plain `make bench`: it trains two models (about 40 minutes on 2 cores)
+COMMAND = "make bench-real"
+
+
+def log(message: str) -> None:
+    print(f"[real_singing {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def build_real_data(config, separator) -> Path:
+    """Corpus, separation, features and dataset of the real-singing corpus; returns the dataset folder."""
+    from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
+    from ddsp_demucs.data.real_corpus import write_real_corpus
+    from ddsp_demucs.features import run_features
+    from ddsp_demucs.separation_cache import separate_tracks
+
+    corpus = OUT / "corpus"
+    log(f"corpus from {SHARED}")
+    write_real_corpus(corpus, SHARED)
+    stems = OUT / "stems"
+    log(f"separating the training and validation songs with {separator.name}")
+    failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
+    if failures:
+        raise SystemExit(f"separation failed: {failures}")
+    log("features")
+    report = run_features(stems, separator.name, OUT / "features", config, progress=True)
+    dataset = OUT / "dataset"
+    log("dataset")
+    dc = config.data
+    build_dataset_from_segments(report.segments_csv, stems / separator.name, corpus, dataset, train_sr=dc.train_sr,
+                                win_s=dc.win_s, hop_s=dc.hop_s, config=config, progress=True)
+    return dataset
+
+
+def train_real(config, dataset: Path) -> Path:
+    from ddsp_demucs.data import load_dataset
+    from ddsp_demucs.train import train_from_config
+    from ddsp_demucs.utils import atomic_path
+
+    checkpoint = OUT / "real" / "model.ckpt"
+    train_ds, val_ds = load_dataset(dataset, "train"), load_dataset(dataset, "validation")
+    log(f"training the real model: {len(train_ds)} windows, {config.training.max_steps} steps")
+    result = train_from_config(config, train_ds, val_ds, OUT / "real" / "train", resume=True)
+    with atomic_path(checkpoint) as tmp:
+        shutil.copyfile(result["best_checkpoint"], tmp)
+    return checkpoint
+
+
+def system_entry(summary: dict, results, system: str, command: str) -> dict:
+    si, sd = summary["si_sdr_mono"], summary["sdr"]
+    gains = results.improvements("si_sdr_mono")
+    singers = {r.get("singer") for r in results.rows}
+    return {
+        "system": system, "command": command,
+        "si_sdr_change_median": si["improvement_median"], "si_sdr_change_ci95": si["improvement_ci95"],
+        "sdr_change_median": sd["improvement_median"], "sdr_change_ci95": sd["improvement_ci95"],
+        "fraction_worse": float(np.mean(gains[np.isfinite(gains)] < 0)),
+        "n_worse": si["n_worsened"], "n_better": si["n_improved"], "n_songs": len(results.rows),
+        "n_singers": len(singers - {""}),
+        "separated_si_sdr_median": si["baseline_median"], "refined_si_sdr_median": si["refined_median"],
+        "error_change_median_db": {k: summary[k]["improvement_median"] for k in results.metric_keys
+                                   if k.startswith(("band_err_", "region_err_")) and k in summary},
+    }
+
+
+def main() -> None:
+    from ddsp_demucs.demo import run_demo
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.evaluate import write_evaluation
+    from ddsp_demucs.evaluate.songs import comb_refiner, evaluate_songs, model_refiner
+    from ddsp_demucs.provenance import read_provenance
+    from ddsp_demucs.train import load_model, setup_training_environment
+    from ddsp_demucs.utils import load_config, write_json_atomic
+
+    if not (SHARED / "index.csv").is_file():
+        print(f"real_singing: {SHARED}/index.csv not found; this benchmark needs the real audio of ../shared/data")
+        sys.exit(1)
+    setup_training_environment(seed=0)
+    OUT.mkdir(parents=True, exist_ok=True)
+    demo_config = load_config(ROOT / "configs" / "demo.yaml")
+    separator = get_separator(demo_config.data.separator)
+
+    log("demo model (synthetic voices only), as `make demo` trains it")
+    demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
+
+    steps = os.environ.get("DDSP_REAL_STEPS")
+    real_config = load_config(ROOT / "configs" / "demo.yaml", [f"training.max_steps={steps}"] if steps else [])
+    dataset = build_real_data(real_config, separator)
+    real_checkpoint = train_real(real_config, dataset)
+
+    corpus = OUT / "corpus"
+    systems = {
+        "demo": (model_refiner(load_model(demo.checkpoint)), f"model {demo.checkpoint.relative_to(ROOT)}",
+                 read_provenance(demo.checkpoint)),
+        "real": (model_refiner(load_model(real_checkpoint)), f"model {real_checkpoint.relative_to(ROOT)}",
+                 read_provenance(real_checkpoint)),
+        "comb": (comb_refiner(), "comb filter (no training)", {}),
+    }
+    entries = {}
+    for name, (refiner, system, provenance) in systems.items():
+        log(f"scoring {name} on the held-out real songs")
+        results = evaluate_songs(refiner, corpus, separator, system=system, cache_dir=OUT / "song_cache",
+                                 settings={"provenance": provenance})
+        written = write_evaluation(OUT / "eval" / name, results, title=f"real singing, whole songs: {name}",
+                                   command=COMMAND)
+        entries[name] = system_entry(written["summary"], results, system, COMMAND) | {
+            "evaluation": str((OUT / "eval" / name).relative_to(ROOT))}
+        e = entries[name]
+        log(f"{name}: SI-SDR change median {e['si_sdr_change_median']:+.2f} dB (95 % CI "
+            f"{e['si_sdr_change_ci95'][0]:+.2f} to {e['si_sdr_change_ci95'][1]:+.2f}), SDR "
+            f"{e['sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} songs worse")
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    write_json_atomic(RESULT, {
+        **entries,
+        "separator": separator.name,
+        "separator_is_fallback": separator.name == "fallback",
+        "test_singers": manifest["singers"]["test"], "training_singers": manifest["singers"]["train"],
+        "validation_singers": manifest["singers"]["validation"],
+        "protocol": "whole test songs of the real-singing corpus (ddsp-demucs corpus --kind remix), separated and "
+                    "refined at their own rate and channels; SI-SDR of the mono downmix, SiSEC18 SDR",
+        "commands": {"all": COMMAND, "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
+                     "demo_config": "configs/demo.yaml", "real_config": "configs/demo.yaml"
+                     + (f" training.max_steps={steps}" if steps else "")},
+    })
+    log(f"wrote {RESULT}")

@@ -1,0 +1,132 @@
+"""Checkpoint provenance: what a checkpoint was trained on (separator, corpus, singers, composition, code version),
+read without building the model, and the warnings ``ddsp-demucs refine`` logs from it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import ddsp_demucs
+from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.provenance import dataset_provenance, provenance_warnings, read_provenance
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from test_model import make_example  # noqa: E402  (the synthetic training example generator)
+from test_refine import TINY_OVERRIDES, ListDataset, song  # noqa: E402  (tiny 1-step training, test songs)
+
+
+class ManifestDataset(ListDataset):
+    """A list dataset with a ShardDataset-like ``manifest``."""
+
+    def __init__(self, items, manifest: dict):
+        super().__init__(items)
+        self.manifest = manifest
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """One training step on a dataset whose manifest says: separated by fallback, from a synthetic corpus."""
+    from ddsp_demucs.train import train_from_config
+    from ddsp_demucs.utils import load_config
+
+    tmp = tmp_path_factory.mktemp("prov")
+    corpus = tmp / "corpus"
+    write_json(corpus / "manifest.json", {"kind": "synthetic", "tracks": [{"name": f"song_{i}"} for i in range(3)]})
+    dataset = ManifestDataset([make_example(s, n_samples=4096) for s in range(2)],
+                              {"separator": "fallback", "musdb_root": str(corpus), "stems_dir": str(tmp / "stems")})
+    torch.set_num_threads(1)
+    config = load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES + ["model.composition=gate"])
+    return Path(train_from_config(config, dataset, None, tmp / "run")["last_checkpoint"])
+
+
+def test_checkpoint_holds_provenance_readable_without_the_model(checkpoint, monkeypatch):
+    import ddsp_demucs.train
+
+    monkeypatch.setattr(ddsp_demucs.train, "load_model", None)   # reading must not need the model
+    prov = read_provenance(checkpoint)
+    assert prov["separator"] == "fallback"
+    assert prov["corpus"] == {"kind": "synthetic", "singers": [], "tracks": 3, "synthetic_only": True}
+    assert prov["composition"] == "gate"
+    assert prov["code_version"]["package"] == ddsp_demucs.__version__
+    commit = prov["code_version"]["git_commit"]
+    assert commit is None or len(commit) == 40
+    assert prov["created"].endswith("+00:00")
+
+
+def test_load_model_attaches_provenance_and_old_checkpoints_read_empty(checkpoint, tmp_path):
+    from ddsp_demucs.train import CHECKPOINT_KEY, load_model
+
+    assert load_model(checkpoint).provenance == read_provenance(checkpoint)
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    del ckpt[CHECKPOINT_KEY]["provenance"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    assert read_provenance(tmp_path / "old.ckpt") == {}
+    assert load_model(tmp_path / "old.ckpt").provenance == {}
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(DDSPDemucsError, match="foreign.ckpt"):
+        read_provenance(tmp_path / "foreign.ckpt")
+    with pytest.raises(DDSPDemucsError, match="missing.ckpt"):
+        read_provenance(tmp_path / "missing.ckpt")
+
+
+def test_dataset_provenance_real_corpus_lists_heard_singers_only(tmp_path):
+    corpus = tmp_path / "real"
+    write_json(corpus / "manifest.json", {"kind": "real", "singers": {"train": ["ann", "bob"], "validation": ["cy"],
+                                                                       "test": ["dee", "eve"]},
+                                          "tracks": {"a": {}, "b": {}, "c": {}, "d": {}}})
+    prov = dataset_provenance(ManifestDataset([], {"separator": "htdemucs", "musdb_root": str(corpus)}))
+    assert prov == {"separator": "htdemucs", "corpus": {"kind": "real", "singers": ["ann", "bob", "cy"],
+                                                         "tracks": 4, "synthetic_only": False}}
+    # a MUSDB18-HQ folder (no manifest), another folder, plain datasets, a subset of a manifest dataset
+    (tmp_path / "musdb" / "train" / "Artist - Song").mkdir(parents=True)
+    assert dataset_provenance(ManifestDataset([], {"musdb_root": str(tmp_path / "musdb")}))["corpus"]["kind"] == "musdb"
+    assert dataset_provenance(ManifestDataset([], {"musdb_root": str(tmp_path)}))["corpus"]["kind"] == "unknown"
+    plain = dataset_provenance(ListDataset([]))
+    assert plain["separator"] is None and plain["corpus"]["kind"] == "unknown"
+    subset = torch.utils.data.Subset(ManifestDataset([1, 2], {"separator": "x", "musdb_root": str(corpus)}), [0])
+    assert dataset_provenance(subset)["corpus"]["kind"] == "real"
+
+
+def test_provenance_warnings():
+    real = {"separator": "htdemucs", "corpus": {"kind": "real", "singers": ["ann"], "synthetic_only": False}}
+    assert provenance_warnings(real, "htdemucs") == []
+    [differs] = provenance_warnings(real, "fallback")
+    assert "separated by htdemucs" in differs and "separated by fallback" in differs
+    synthetic = {"separator": "fallback", "corpus": {"kind": "synthetic", "synthetic_only": True}}
+    [only] = provenance_warnings(synthetic, "fallback")
+    assert "only heard synthetic voices" in only and "Your own songs" in only
+    assert len(provenance_warnings(synthetic, "htdemucs")) == 2
+    for unknown in ({}, {"separator": None, "corpus": {"kind": "unknown"}}):
+        assert provenance_warnings(unknown, "htdemucs") == ["checkpoint does not say what it was trained on"]
+    assert all("\n" not in w for w in provenance_warnings(synthetic, "htdemucs"))
+
+
+def test_refine_cli_warns_once_and_records_provenance(checkpoint, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ddsp_demucs")
+    path = tmp_path / "songs" / "a.wav"
+    path.parent.mkdir()
+    sf.write(path, song(1.0), 44100, subtype="FLOAT")
+    out = tmp_path / "out"
+    assert cli_main(["refine", str(path), "--checkpoint", str(checkpoint), "--separator", "fallback",
+                     "--out", str(out)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("only heard synthetic voices" in w for w in warnings) == 1, warnings
+    assert not any("separated by" in w for w in warnings)
+    record = json.loads((out / "a" / "refine.json").read_text())
+    assert record["provenance"] == read_provenance(checkpoint)
+    assert np.isfinite(sf.read(out / "a" / "refined_vocals.wav")[0]).all()

@@ -1,0 +1,124 @@
+"""The real-singing corpus (`corpus --kind remix`): the plan on the full index (split by singer, enough test songs),
+and a build from a small index of real files (ratios, exact stems, multitracks, resumption, manifest)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.data import musdb_tracks, vocal_to_accompaniment_db
+from ddsp_demucs.data.real_corpus import (RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus)
+
+#: A small index: five singers (two of them recorded with their own accompaniment), one accompaniment.
+SMALL = ("medleydb/AClassicEducation_NightOwl_STEM_08.flac", "sms_tools/vignesh.flac",
+         "sms_tools/singing-female.flac", "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac",
+         "real_stems/saraga_carnatic__bhuvini_dasudane/accompaniment.flac",
+         "musdb18_sample/music_delta_80s_rock/vocals.flac", "musdb18_sample/music_delta_80s_rock/drums.flac",
+         "musdb18_sample/music_delta_80s_rock/bass.flac", "musdb18_sample/music_delta_80s_rock/other.flac",
+         "real_accompaniment/admiralbob77_-_Choice_-_Drum-bass.hq.ogg")
+SMALL_SPLIT = dict(min_test_singers=2, min_test_vocals=2, n_valid_singers=1)
+
+
+def small_shared(shared_data, folder):
+    """A shared-data folder of symbolic links to :data:`SMALL` with their index rows (no audio is copied)."""
+    with open(shared_data / "index.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = [r for r in reader if r["path"] in SMALL]
+        fields = reader.fieldnames
+    for rel in [r["path"] for r in rows] + [r["f0_annotation"] for r in rows if r["f0_annotation"]]:
+        link = folder / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(shared_data / rel)
+    with open(folder / "index.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "index.csv").is_file():
+        pytest.skip(f"real test audio not found: {SHARED_DATA}/index.csv")
+    root = tmp_path_factory.mktemp("real")
+    shared = small_shared(SHARED_DATA, root / "shared")
+    out = root / "corpus"
+    tracks = write_real_corpus(out, shared, accompaniments_per_vocal=1, n_synthetic_bands=1, **SMALL_SPLIT)
+    return shared, out, tracks
+
+
+def test_plan_of_the_full_index_splits_by_singer(shared_data):
+    entries = read_index(shared_data)
+    plans = plan_corpus(entries)
+    assert plans == plan_corpus(read_index(shared_data))                       # deterministic
+    singers = {s: {p.vocal.singer for p in plans if p.split == s} for s in ("train", "valid", "test")}
+    assert not (singers["train"] & singers["valid"] or singers["train"] & singers["test"]
+                or singers["valid"] & singers["test"])
+    test = [p for p in plans if p.split == "test"]
+    assert len(test) >= 12 and len(singers["test"]) >= 4
+    vocals = {e.path for e in entries if e.kind == "vocal"}
+    assert {p.vocal.path for p in plans} == vocals                             # every real vocal is used
+    assert {p.ratio_db for p in plans} == set(RATIOS_DB) | {None}              # None: the multitracks
+    multitracks = {p.vocal.path for p in plans if p.accompaniment == "multitrack"}
+    assert multitracks == {"musdb18_sample/music_delta_80s_rock/vocals.flac",
+                           "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac"}
+    assert len({p.name for p in plans}) == len(plans)
+
+
+def test_split_singers_meets_the_minimum_and_changes_with_the_seed(shared_data):
+    vocals = [e for e in read_index(shared_data) if e.kind == "vocal"]
+    for seed in range(4):
+        split = split_singers(vocals, seed=seed, min_test_singers=4, min_test_vocals=6, n_valid_singers=2)
+        test = [s for s, v in split.items() if v == "test"]
+        assert len(test) >= 4 and sum(1 for v in vocals if split[v.singer] == "test") >= 6
+        assert sum(1 for v in split.values() if v == "valid") == 2
+    assert len({tuple(sorted(split_singers(vocals, seed=s).items())) for s in range(4)}) > 1
+
+
+def test_small_build_ratios_stems_multitracks_and_manifest(small_corpus):
+    shared, out, tracks = small_corpus
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "real" and not tracks.skipped
+    assert len(tracks) == len(manifest["tracks"]) == 5 + 2                    # 5 vocals x 1 accompaniment + 2 multitracks
+    by_split = {s: {t.name for t in musdb_tracks(out, split=s)} for s in ("train", "valid", "test")}
+    assert set(by_split["valid"]) == set(manifest["validation_tracks"])
+    for split, key in (("train", "train"), ("valid", "validation"), ("test", "test")):
+        assert {manifest["tracks"][n]["singer"] for n in by_split[split]} == set(manifest["singers"][key])
+    for track in tracks:
+        info = manifest["tracks"][track.name]
+        stems = track.stems()
+        accompaniment = sum(v for k, v in stems.items() if k != "vocals")
+        np.testing.assert_allclose(track.mixture(), accompaniment + stems["vocals"], atol=3e-7)   # 24-bit steps
+        if info["ratio_db"] is not None:
+            assert vocal_to_accompaniment_db(stems["vocals"], accompaniment) == pytest.approx(info["ratio_db"],
+                                                                                              abs=0.01)
+            assert set(stems) == {"other", "vocals"}
+        else:
+            assert len(stems) >= 2 and "vocals" in stems
+        vocal, sr = sf.read(shared / info["vocal"], always_2d=True)
+        assert track.mixture().shape[0] == int(np.ceil(vocal.shape[0] * 44100 / sr))   # full length
+    night_owl = next(t for t in tracks if "NightOwl" in t.name)                 # its F0 annotation is copied
+    assert night_owl.f0_path is not None and night_owl.f0()[0].max() < 2.0
+
+
+def test_rebuild_keeps_finished_songs_and_the_cli_writes_the_same(small_corpus, tmp_path):
+    shared, out, _ = small_corpus
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+    write_real_corpus(out, shared, accompaniments_per_vocal=1, n_synthetic_bands=1, **SMALL_SPLIT)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    again = tmp_path / "again"
+    assert cli_main(["corpus", "--kind", "remix", "--out", str(again), "--shared-data", str(shared),
+                     "--accompaniments-per-vocal", "1", "--synthetic-bands", "1", "--min-test-singers", "2",
+                     "--min-test-vocals", "2", "--valid-singers", "1"]) == 0
+    for path in stamps:
+        rel = path.relative_to(out)
+        np.testing.assert_array_equal(sf.read(again / rel)[0], sf.read(path)[0])
+    assert json.loads((again / "manifest.json").read_text())["tracks"] == \
+        json.loads((out / "manifest.json").read_text())["tracks"]
