@@ -8,6 +8,8 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   into ``runs/real_singing/demo/`` with ``configs/demo.yaml``;
 - ``"real"``: the same config trained on the training singers' real vocals (the corpus' train split,
   validation on its validation singers), ``runs/real_singing/real/model.ckpt``;
+- ``"real_no_harm"``: as ``"real"`` with the do-no-harm loss term (``loss.no_harm_weight``, :data:`NO_HARM`):
+  a hinge on every training window the model makes worse than its separated input;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`).
 
 Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
@@ -34,6 +36,7 @@ OUT = ROOT / "runs" / "real_singing"
 RESULT = ROOT / "bench" / "results" / "real_singing.json"
 DEFAULT = False          # not part of a plain `make bench`: it trains two models (about 40 minutes on 2 cores)
 COMMAND = "make bench-real"
+NO_HARM = ["loss.no_harm_weight=10.0"]
 
 
 def log(message: str) -> None:
@@ -65,15 +68,15 @@ def build_real_data(config, separator) -> Path:
     return dataset
 
 
-def train_real(config, dataset: Path) -> Path:
+def train_real(config, dataset: Path, name: str) -> Path:
     from ddsp_demucs.data import load_dataset
     from ddsp_demucs.train import train_from_config
     from ddsp_demucs.utils import atomic_path
 
-    checkpoint = OUT / "real" / "model.ckpt"
+    checkpoint = OUT / name / "model.ckpt"
     train_ds, val_ds = load_dataset(dataset, "train"), load_dataset(dataset, "validation")
-    log(f"training the real model: {len(train_ds)} windows, {config.training.max_steps} steps")
-    result = train_from_config(config, train_ds, val_ds, OUT / "real" / "train", resume=True)
+    log(f"training {name}: {len(train_ds)} windows, {config.training.max_steps} steps")
+    result = train_from_config(config, train_ds, val_ds, OUT / name / "train", resume=True)
     with atomic_path(checkpoint) as tmp:
         shutil.copyfile(result["best_checkpoint"], tmp)
     return checkpoint
@@ -116,19 +119,17 @@ def main() -> None:
     log("demo model (synthetic voices only), as `make demo` trains it")
     demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
 
-    steps = os.environ.get("DDSP_REAL_STEPS")
-    real_config = load_config(ROOT / "configs" / "demo.yaml", [f"training.max_steps={steps}"] if steps else [])
+    steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
+    real_config = load_config(ROOT / "configs" / "demo.yaml", steps)
     dataset = build_real_data(real_config, separator)
-    real_checkpoint = train_real(real_config, dataset)
+    checkpoints = {"demo": demo.checkpoint, "real": train_real(real_config, dataset, "real"),
+                   "real_no_harm": train_real(load_config(ROOT / "configs" / "demo.yaml", steps + NO_HARM), dataset,
+                                              "real_no_harm")}
 
     corpus = OUT / "corpus"
-    systems = {
-        "demo": (model_refiner(load_model(demo.checkpoint)), f"model {demo.checkpoint.relative_to(ROOT)}",
-                 read_provenance(demo.checkpoint)),
-        "real": (model_refiner(load_model(real_checkpoint)), f"model {real_checkpoint.relative_to(ROOT)}",
-                 read_provenance(real_checkpoint)),
-        "comb": (comb_refiner(), "comb filter (no training)", {}),
-    }
+    systems = {name: (model_refiner(load_model(ckpt)), f"model {ckpt.relative_to(ROOT)}", read_provenance(ckpt))
+               for name, ckpt in checkpoints.items()}
+    systems["comb"] = (comb_refiner(), "comb filter (no training)", {})
     entries = {}
     for name, (refiner, system, provenance) in systems.items():
         log(f"scoring {name} on the held-out real songs")
@@ -152,7 +153,7 @@ def main() -> None:
         "protocol": "whole test songs of the real-singing corpus (ddsp-demucs corpus --kind remix), separated and "
                     "refined at their own rate and channels; SI-SDR of the mono downmix, SiSEC18 SDR",
         "commands": {"all": COMMAND, "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
-                     "demo_config": "configs/demo.yaml", "real_config": "configs/demo.yaml"
-                     + (f" training.max_steps={steps}" if steps else "")},
+                     "demo_config": "configs/demo.yaml", "real_config": " ".join(["configs/demo.yaml", *steps]),
+                     "real_no_harm_config": " ".join(["configs/demo.yaml", *steps, *NO_HARM])},
     })
     log(f"wrote {RESULT}")

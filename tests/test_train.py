@@ -311,3 +311,27 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert sorted(seen[0][:4] + seen[1][:4]) == sorted(f"synthetic{s}" for s in range(8))  # pass 1: disjoint shards
     model = load_model(tmp_path / "ckpt" / "last.ckpt")
     assert type(model).__name__ == "ResidualDDSPDecoder"
+
+
+def test_no_harm_term_is_the_mean_si_sdr_shortfall_below_the_separated_input():
+    from ddsp_demucs.config import LossConfig
+    from ddsp_demucs.metrics import si_sdr
+    from ddsp_demucs.train import LossTerms
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 4000, generator=g, dtype=torch.float64)
+    noise = torch.randn(3, 4000, generator=g, dtype=torch.float64)
+    separated = target + 0.3 * noise                                  # about +10.5 dB
+    # example 0: better than the input, 1: equal, 2: worse (more noise)
+    estimate = torch.stack([target[0] + 0.1 * noise[0], separated[1], target[2] + 0.6 * noise[2]]).requires_grad_()
+    losses = LossTerms(LossConfig(no_harm_weight=2.0), sample_rate=16000)
+    terms = losses(estimate, target, separated)
+    shortfall = (si_sdr(separated, target) - si_sdr(estimate.detach(), target)).clamp(min=0)
+    assert float(shortfall[2]) == pytest.approx(20 * math.log10(2.0), abs=0.3)   # twice the noise: about 6 dB
+    assert float(terms["no_harm"]) == pytest.approx(float(shortfall.mean()) / 10.0, rel=1e-5)
+    assert float(terms["total"]) == pytest.approx(float(terms["stft"] + 2.0 * terms["no_harm"]), rel=1e-5)
+    terms["no_harm"].backward()
+    assert estimate.grad[0].abs().max() == 0 and estimate.grad[2].abs().max() > 0   # only the worsened example
+    with pytest.raises(ValueError, match="separated input"):
+        losses(estimate.detach(), target)
+    assert "no_harm" not in LossTerms(LossConfig(), sample_rate=16000)(estimate.detach(), target)
