@@ -48,7 +48,7 @@ from ddsp_demucs.utils import get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 1
 STEM_NAMES = ("drums", "bass", "other", "vocals")  # the mixture is their float32 sum in this order
 VOICED_THRESHOLD = 0.1  # voiced where the source gate is at least this fraction of its sustained level
 
@@ -329,7 +329,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
             depth[s + delay : e] = nt.vibrato_depth_cents * np.minimum(k / ramp, 1.0)
     depth = signal.lfilter([0.002], [1.0, -0.998], depth)  # smooth the depth changes (~11 ms)
     vib_phase = 2.0 * np.pi * np.cumsum(rate) / sr + rng.uniform(0, 2 * np.pi)
-    jitter_cents = rng.uniform(6.0, 16.0) * _smooth_noise(rng, n, sr, 60.0)
+    jitter_cents = rng.uniform(3.0, 8.0) * _smooth_noise(rng, n, sr, 60.0)
     cents = 100.0 * midi + depth * np.sin(vib_phase) + jitter_cents
     f0 = 440.0 * 2.0 ** ((cents / 100.0 - 69.0) / 12.0)
 
@@ -358,7 +358,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     voiced = gate > 0
     f0_max = float(f0[voiced].max()) if voiced.any() else 1000.0
     n_harm = max(1, int(0.45 * sr / f0_max))
-    tilt = rng.uniform(-0.3, 0.2)
+    tilt = rng.uniform(0.3, 0.9)
     k = np.arange(1, n_harm + 1)
     lax = _wavetable(rosenberg_harmonics(0.45, 0.25, n_harm) * k ** -tilt)
     pressed = _wavetable(rosenberg_harmonics(0.38, 0.12, n_harm) * k ** -tilt)
@@ -366,7 +366,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     src = (1.0 - effort) * _read_table(lax, phase) + effort * _read_table(pressed, phase)
     amp = gate * level * shimmer
     src *= amp / (_rms(src[voiced]) + 1e-12 if voiced.any() else 1.0)
-    breathiness = rng.uniform(0.06, 0.2)
+    breathiness = rng.uniform(0.02, 0.08)
     aspiration = breathiness * rng.standard_normal(n) * amp * (0.6 + 0.4 * np.cos(2 * np.pi * phase))
     excitation = src + aspiration
 

@@ -16,8 +16,7 @@ separated by --separator and refined whole, at its own rate and channels, as `dd
 checkpoint or, with --comb, by the non-learned F0-guided harmonic comb filter. Per song: SI-SDR of the mono
 downmix, SiSEC18 SDR, and the error per frequency band (< 0.3, 0.3-1, 1-3, 3-8, > 8 kHz) and per region of the
 true vocal (voiced, unvoiced, silent), so a regression shows where it is; examples.csv (one row per song, with
-its singer), summary.json, plots and
-report.html as above. Separations are cached in OUT/song_cache.
+its singer), summary.json, plots and report.html as above. Separations are cached in OUT/song_cache.
 
 Windows with a silent true vocal are skipped (listed); windows whose refined output is not finite, and songs
 that cannot be read, are listed at the end and make the exit status 1.
