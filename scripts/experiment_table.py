@@ -1,6 +1,6 @@
 """Print a markdown table of every ``summary.json`` under a run folder: scripts/experiment_table.py runs/NAME.
 
-One row per (model, evaluation set): the separator, the number of windows, and per metric the separated
+One row per (model, evaluation set): the separator, the number of windows (or whole songs), and per metric the separated
 (baseline) and refined medians, the median improvement with its bootstrap 95 % interval, and improved/worsened.
 """
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-METRICS = ("si_sdr", "sdr", "mrstft", "log_spectral_distance", "raw_pitch_accuracy")
+METRICS = ("si_sdr", "si_sdr_mono", "sdr", "mrstft", "log_spectral_distance", "raw_pitch_accuracy")
 
 
 def rows(root: Path):
@@ -21,7 +21,7 @@ def main(root: str) -> None:
     found = list(rows(Path(root)))
     if not found:
         sys.exit(f"{root}: no */eval_*/summary.json")
-    print("| model | test set | separator | windows | metric | separated | refined | improvement (95 % CI) "
+    print("| model | test set | separator | windows or songs | metric | separated | refined | improvement (95 % CI) "
           "| improved / worsened |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model, test_set, s in found:

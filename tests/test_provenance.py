@@ -109,7 +109,7 @@ def test_provenance_warnings():
     assert "separated by htdemucs" in differs and "separated by fallback" in differs
     synthetic = {"separator": "fallback", "corpus": {"kind": "synthetic", "synthetic_only": True}}
     [only] = provenance_warnings(synthetic, "fallback")
-    assert "only heard synthetic voices" in only and "Your own songs" in only
+    assert "only heard synthetic voices" in only and "Real singing" in only
     assert len(provenance_warnings(synthetic, "htdemucs")) == 2
     for unknown in ({}, {"separator": None, "corpus": {"kind": "unknown"}}):
         assert provenance_warnings(unknown, "htdemucs") == ["checkpoint does not say what it was trained on"]

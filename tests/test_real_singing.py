@@ -18,7 +18,7 @@ from test_real_corpus import small_corpus  # noqa: E402,F401  (the fixture)
 from test_refine import TINY_OVERRIDES  # noqa: E402
 
 
-def identity(separated, sample_rate):
+def identity(separated, sample_rate, reference):
     return separated
 
 
@@ -101,6 +101,12 @@ def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_mod
     comb_summary = json.loads((comb / "summary.json").read_text())
     assert comb_summary["si_sdr_mono"]["baseline_median"] == pytest.approx(summary["si_sdr_mono"]["baseline_median"])
     assert "comb filter" in (comb / "report.html").read_text()
+    oracle = tmp_path / "comb_oracle"
+    assert cli_main(["evaluate", "--comb", "--oracle-f0", "--songs", str(corpus), "--separator", "fallback",
+                     "--out", str(oracle), "--n-boot", "200"]) == 0
+    oracle_summary = json.loads((oracle / "summary.json").read_text())
+    assert "oracle F0" in oracle_summary["settings"]["system"]
+    assert oracle_summary["si_sdr_mono"]["refined_median"] != comb_summary["si_sdr_mono"]["refined_median"]
 
     song = next(t for t in tracks if t.split == "test")
     refined = tmp_path / "refined"

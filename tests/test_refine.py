@@ -167,6 +167,16 @@ def test_shapes_rates_and_lengths_with_a_non_identity_model():
             assert not np.allclose(y[:, 0], y[:, 1])                 # channels keep their own content and phase
 
 
+def test_f0_reference_drives_the_controls():
+    model = tiny_model("mask", perturb=0.3)
+    x = vocal(3.0, 44100, 2)
+    np.testing.assert_array_equal(refine_vocals(model, x, 44100, f0_reference=x), refine_vocals(model, x, 44100))
+    other = vocal(3.0, 44100, 1, seed=5)                 # another song's voice: other F0, other voicing
+    assert np.abs(refine_vocals(model, x, 44100, f0_reference=other) - refine_vocals(model, x, 44100)).max() > 1e-4
+    with pytest.raises(InputError, match="f0_reference"):
+        refine_vocals(model, x, 44100, f0_reference=other[:-1])
+
+
 def test_mask_keeps_each_channels_phase():
     sr, x = 44100, vocal(2.0, 44100, 1)
     stereo = np.concatenate([x, -x], axis=1)                         # the second channel is the first inverted

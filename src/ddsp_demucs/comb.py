@@ -147,6 +147,7 @@ def comb_refine(
     bandwidth_cents: float = 50.0,
     floor: float = 0.3,
     max_harmonic_hz: float = 8000.0,
+    f0_reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """The comb baseline as a system: track F0 on the channel mean, then :func:`harmonic_comb_filter`.
 
@@ -155,12 +156,17 @@ def comb_refine(
         f0_method, voicing_threshold, frame_rate: passed to :func:`ddsp_demucs.features.extract_f0` as ``method``,
             ``voicing_threshold`` and ``frame_rate`` (frames per second).
         n_fft, hop, bandwidth_cents, floor, max_harmonic_hz: as in :func:`harmonic_comb_filter`.
+        f0_reference: a signal shaped like ``vocals`` to track F0 on instead (the oracle-F0 diagnosis passes
+            the true vocal).
 
     Returns:
         float32 array of the same shape as ``vocals``.
     """
     x = np.asarray(vocals, dtype=np.float64)
-    mono = x.mean(axis=1) if x.ndim == 2 else x
+    tracked = x if f0_reference is None else np.asarray(f0_reference, dtype=np.float64)
+    if tracked.shape[0] != x.shape[0]:
+        raise ValueError(f"f0_reference has {tracked.shape[0]} samples, vocals {x.shape[0]}")
+    mono = tracked.mean(axis=1) if tracked.ndim == 2 else tracked
     f0_hz, _ = extract_f0(mono, sample_rate, frame_rate=frame_rate, method=f0_method,
                           voicing_threshold=voicing_threshold)
     return harmonic_comb_filter(x, sample_rate, f0_hz, frame_rate, n_fft=n_fft, hop=hop,

@@ -148,8 +148,8 @@ def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
         warnings.append(f"model trained on vocals separated by {trained_on}, refining vocals separated by "
                         f"{separator_name}: expect a different result")
     if kind == "synthetic" or corpus.get("synthetic_only"):
-        warnings.append("this model has only heard synthetic voices; on real singing it was measured to make "
-                        "vocals worse (see README 'Your own songs')")
+        warnings.append("this model has only heard synthetic voices: on real singing such a model made more songs "
+                        "worse than one trained on real vocals (README 'Real singing', make bench-real)")
     return warnings
 
 

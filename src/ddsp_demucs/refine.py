@@ -158,14 +158,16 @@ def _feature_settings(model: ResidualDDSPDecoder, f0_method: str | None,
 
 
 def frame_controls(mono: np.ndarray, model: ResidualDDSPDecoder, *, f0_method: str | None,
-                   voicing_threshold: float) -> dict[str, np.ndarray]:
+                   voicing_threshold: float, f0_mono: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The dataset's frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
-    ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s."""
+    ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s.
+    ``f0_mono`` (same shape): track F0 and confidence on it instead (the oracle-F0 diagnosis)."""
     from ddsp_demucs.dsp import a_weighted_loudness
     from ddsp_demucs.features import extract_f0
 
     sr, fr = model.sample_rate, int(model.frame_rate)
-    f0, conf = extract_f0(mono, sr, frame_rate=fr, method=f0_method, voicing_threshold=voicing_threshold)
+    f0, conf = extract_f0(mono if f0_mono is None else f0_mono, sr, frame_rate=fr, method=f0_method,
+                          voicing_threshold=voicing_threshold)
     with torch.inference_mode():
         loud = a_weighted_loudness(torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None],
                                    sample_rate=sr, frame_rate=fr)[0].numpy()
@@ -192,7 +194,7 @@ def _check_vocals(vocals: np.ndarray, sample_rate: int, model) -> np.ndarray:
 
 def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: int, *, window_s: float | None = 30.0,
                   overlap_s: float = 1.0, f0_method: str | None = None, voicing_threshold: float | None = None,
-                  progress: bool = False, seed: int = 0) -> np.ndarray:
+                  progress: bool = False, seed: int = 0, f0_reference: np.ndarray | None = None) -> np.ndarray:
     """Refine a separated vocal with ``model`` (see the module docstring for the method).
 
     Args:
@@ -203,35 +205,45 @@ def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: i
         f0_method, voicing_threshold: override the checkpoint's ``features`` settings.
         progress: show a progress bar over windows.
         seed: seeds the filtered noise of ``synth`` / ``gate`` models (window ``i`` uses ``seed + i``).
+        f0_reference: ``(n_samples, any channels)`` at ``sample_rate``: track F0 on this signal instead of on
+            ``vocals`` (the oracle-F0 diagnosis passes the true vocal; users leave it None).
 
     Returns:
         float32 ``(n_samples, n_channels)`` at ``sample_rate``: same length and channels as ``vocals``.
     """
     audio = _check_vocals(vocals, sample_rate, model)
+    if f0_reference is not None:
+        f0_reference = np.asarray(f0_reference, dtype=np.float32)
+        if f0_reference.ndim != 2 or f0_reference.shape[0] != audio.shape[0]:
+            raise InputError(f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
+                             f"got shape {f0_reference.shape}")
     method, threshold = _feature_settings(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     if len(windows) == 1:
         return refine_window(model, audio, sample_rate, windows[0], f0_method=method, voicing_threshold=threshold,
-                             generator=torch.Generator().manual_seed(seed))
+                             generator=torch.Generator().manual_seed(seed), f0_reference=f0_reference)
     from tqdm.auto import tqdm
 
     out = np.zeros_like(audio)
     for i, win in enumerate(tqdm(windows, desc="windows", unit="win", leave=False, disable=not progress)):
         y = refine_window(model, audio, sample_rate, win, f0_method=method, voicing_threshold=threshold,
-                          generator=torch.Generator().manual_seed(seed + i))
+                          generator=torch.Generator().manual_seed(seed + i), f0_reference=f0_reference)
         out[win.start:win.stop] += crossfade_weights(win)[:, None] * y
     return out
 
 
 def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: int, window: Window, *,
                   f0_method: str | None, voicing_threshold: float,
-                  generator: torch.Generator | None = None) -> np.ndarray:
+                  generator: torch.Generator | None = None, f0_reference: np.ndarray | None = None) -> np.ndarray:
     """Refine ``audio[window.start:window.stop]`` (``(n, n_channels)`` at ``sample_rate``) -> the same shape,
-    float32, with controls from the window's analysis span and the model run on the window alone."""
+    float32, with controls from the window's analysis span and the model run on the window alone
+    (F0 from the same span of ``f0_reference`` where given)."""
     msr, fr = model.sample_rate, int(model.frame_rate)
-    span = audio[window.context_start:window.context_stop]
-    mono = resample(span.mean(axis=1), sample_rate, msr)
-    controls = frame_controls(mono, model, f0_method=f0_method, voicing_threshold=voicing_threshold)
+    span = slice(window.context_start, window.context_stop)
+    mono = resample(audio[span].mean(axis=1), sample_rate, msr)
+    f0_mono = None if f0_reference is None else resample(f0_reference[span].mean(axis=1), sample_rate, msr)
+    controls = frame_controls(mono, model, f0_method=f0_method, voicing_threshold=voicing_threshold,
+                              f0_mono=f0_mono)
     # window boundaries are on the time quantum, so these offsets are exact integers
     m0 = (window.start - window.context_start) * msr // sample_rate
     n_model = math.ceil((window.stop - window.start) * msr / sample_rate)

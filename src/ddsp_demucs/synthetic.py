@@ -4,11 +4,15 @@ Every song is a pure function of its seed. The lead voice is a source-filter mod
 
 * **F0**: melody notes on a scale (chord tones favoured on strong beats) in a male or female range, per-note
   intonation offsets, raised-cosine portamento (log-frequency) between legato notes, vibrato (5-6.5 Hz, depth
-  varying per note, delayed onset) and jitter (low-passed random pitch perturbation, a few cents).
+  varying per note, delayed onset) and jitter (low-passed random pitch perturbation, 6-16 cents).
 * **Source**: a band-limited Rosenberg glottal pulse with lip radiation (the derivative of the glottal flow),
   read from single-period wavetables that hold only harmonics below ``0.45 * sample_rate`` for the song's highest
   F0 (so nothing aliases); a lax and a pressed pulse shape are blended by per-note vocal effort (spectral tilt).
-  Shimmer is a low-passed random amplitude modulation; aspiration noise is added pitch-synchronously.
+  An extra tilt of ``k ** -t`` on harmonic ``k`` (``t`` from -0.3 to 0.2) keeps 1-3 kHz as strong as in real
+  singing. Shimmer is a low-passed random amplitude modulation; aspiration noise (6-20 % of the source level) is
+  added pitch-synchronously. Generator version 2 (``GENERATOR_VERSION``): version 1's duller, cleaner and steadier
+  voice (tilt 0.3-0.9, 2-8 % aspiration, 3-8 cents of jitter) did not transfer to real singing
+  (``experiments/exp003_real_singing.md``).
 * **Filter**: a cascade of five Klatt resonators whose formant frequencies and bandwidths move between vowel
   targets (time-varying, coefficients updated every 128 samples), with F1 raised above F0 on high notes
   (formant tuning as sopranos do).
@@ -48,7 +52,7 @@ from ddsp_demucs.utils import get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 STEM_NAMES = ("drums", "bass", "other", "vocals")  # the mixture is their float32 sum in this order
 VOICED_THRESHOLD = 0.1  # voiced where the source gate is at least this fraction of its sustained level
 
@@ -329,7 +333,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
             depth[s + delay : e] = nt.vibrato_depth_cents * np.minimum(k / ramp, 1.0)
     depth = signal.lfilter([0.002], [1.0, -0.998], depth)  # smooth the depth changes (~11 ms)
     vib_phase = 2.0 * np.pi * np.cumsum(rate) / sr + rng.uniform(0, 2 * np.pi)
-    jitter_cents = rng.uniform(3.0, 8.0) * _smooth_noise(rng, n, sr, 60.0)
+    jitter_cents = rng.uniform(6.0, 16.0) * _smooth_noise(rng, n, sr, 60.0)
     cents = 100.0 * midi + depth * np.sin(vib_phase) + jitter_cents
     f0 = 440.0 * 2.0 ** ((cents / 100.0 - 69.0) / 12.0)
 
@@ -358,7 +362,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     voiced = gate > 0
     f0_max = float(f0[voiced].max()) if voiced.any() else 1000.0
     n_harm = max(1, int(0.45 * sr / f0_max))
-    tilt = rng.uniform(0.3, 0.9)
+    tilt = rng.uniform(-0.3, 0.2)
     k = np.arange(1, n_harm + 1)
     lax = _wavetable(rosenberg_harmonics(0.45, 0.25, n_harm) * k ** -tilt)
     pressed = _wavetable(rosenberg_harmonics(0.38, 0.12, n_harm) * k ** -tilt)
@@ -366,7 +370,7 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     src = (1.0 - effort) * _read_table(lax, phase) + effort * _read_table(pressed, phase)
     amp = gate * level * shimmer
     src *= amp / (_rms(src[voiced]) + 1e-12 if voiced.any() else 1.0)
-    breathiness = rng.uniform(0.02, 0.08)
+    breathiness = rng.uniform(0.06, 0.2)
     aspiration = breathiness * rng.standard_normal(n) * amp * (0.6 + 0.4 * np.cos(2 * np.pi * phase))
     excitation = src + aspiration
 

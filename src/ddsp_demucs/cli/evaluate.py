@@ -56,6 +56,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--separator", default="auto", metavar="NAME",
                    help="with --songs: separator (a Demucs model name, fallback, or auto; default auto)")
     p.add_argument("--demucs-repo", type=Path, metavar="DIR", help="with --songs: local folder of Demucs weights")
+    p.add_argument("--oracle-f0", action="store_true",
+                   help="with --songs: a diagnosis, not a user's path: the system tracks F0 on the true vocal "
+                        "instead of on the separated one")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
                    help="dataset split to evaluate (default: test)")
@@ -133,14 +136,17 @@ def run_songs(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     separator = get_separator(args.separator, repo=args.demucs_repo)
     if args.comb:
-        refiner, system, provenance = comb_refiner(f0_method=args.f0_method), "comb filter (no training)", {}
+        refiner, system, provenance = (comb_refiner(f0_method=args.f0_method, oracle_f0=args.oracle_f0),
+                                       "comb filter (no training)", {})
     else:
         model = load_refinement_model(args.checkpoint)
         provenance = getattr(model, "provenance", {}) or {}
         for warning in provenance_warnings(provenance, separator.name):
             log.warning("%s: %s", args.checkpoint, warning)
-        refiner = model_refiner(model, window_s=args.window_s, seed=args.seed)
+        refiner = model_refiner(model, window_s=args.window_s, seed=args.seed, oracle_f0=args.oracle_f0)
         system = f"model {args.checkpoint}"
+    if args.oracle_f0:
+        system += " with oracle F0 (tracked on the true vocal)"
     results = evaluate_songs(refiner, args.songs, separator, system=system, cache_dir=args.out / "song_cache",
                              subset=args.songs_subset, n_songs=args.n_tracks, f0_method=args.f0_method,
                              settings={"provenance": provenance}, progress=True)

@@ -41,8 +41,9 @@ log = get_logger("evaluate")
 
 REGION_F0_RATE = 100          # frames/s of the true vocal's F0 that defines the voiced region
 
-#: A system: ``(separated (n_samples, n_channels) float32, sample_rate) -> refined``, same shape.
-Refiner = Callable[[np.ndarray, int], np.ndarray]
+#: A system: ``(separated (n_samples, n_channels) float32, sample_rate, true vocal (n_samples, n_channels)) ->
+#: refined``, same shape as ``separated``. Only oracle diagnoses (``oracle_f0=True``) read the true vocal.
+Refiner = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
 
 
 def song_figures(estimate: np.ndarray, reference: np.ndarray, sample_rate: int, reference_f0: np.ndarray,
@@ -129,7 +130,7 @@ def evaluate_songs(refiner: Refiner, songs_root: str | os.PathLike, separator, *
                 (results.skipped if problem[0] == "skipped" else results.errors).append((track.name, problem[1]))
                 continue
             separated = cache.separated(track.name, mixture, SAMPLE_RATE)
-            refined = np.asarray(refiner(separated, SAMPLE_RATE), dtype=np.float32)
+            refined = np.asarray(refiner(separated, SAMPLE_RATE, target), dtype=np.float32)
         except InputError as exc:
             results.errors.append((track.name, str(exc)))
             log.error("song %s not evaluated: %s", track.name, exc)
@@ -164,23 +165,28 @@ def _singers(root: Path) -> dict[str, str]:
     return {name: str(info.get("singer", "")) for name, info in tracks.items() if isinstance(info, dict)}
 
 
-def model_refiner(model, *, window_s: float | None = 30.0, overlap_s: float = 1.0, seed: int = 0) -> Refiner:
+def model_refiner(model, *, window_s: float | None = 30.0, overlap_s: float = 1.0, seed: int = 0,
+                  oracle_f0: bool = False) -> Refiner:
     """The system of a trained model: :func:`ddsp_demucs.refine.refine_vocals` with the checkpoint's settings,
-    exactly as ``ddsp-demucs refine`` runs it."""
+    exactly as ``ddsp-demucs refine`` runs it; ``oracle_f0``: F0 tracked on the true vocal instead (a diagnosis,
+    not something a user can run)."""
     from ddsp_demucs.refine import refine_vocals
 
-    def refine(separated: np.ndarray, sample_rate: int) -> np.ndarray:
-        return refine_vocals(model, separated, sample_rate, window_s=window_s, overlap_s=overlap_s, seed=seed)
+    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
+        return refine_vocals(model, separated, sample_rate, window_s=window_s, overlap_s=overlap_s, seed=seed,
+                             f0_reference=reference if oracle_f0 else None)
 
     return refine
 
 
-def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5) -> Refiner:
-    """The non-learned baseline: :func:`ddsp_demucs.comb.comb_refine` (F0-guided harmonic comb post-filter)."""
+def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5, oracle_f0: bool = False) -> Refiner:
+    """The non-learned baseline: :func:`ddsp_demucs.comb.comb_refine` (F0-guided harmonic comb post-filter);
+    ``oracle_f0`` as in :func:`model_refiner`."""
     from ddsp_demucs.comb import comb_refine
 
-    def refine(separated: np.ndarray, sample_rate: int) -> np.ndarray:
-        return comb_refine(separated, sample_rate, f0_method=f0_method, voicing_threshold=voicing_threshold)
+    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
+        return comb_refine(separated, sample_rate, f0_method=f0_method, voicing_threshold=voicing_threshold,
+                           f0_reference=reference if oracle_f0 else None)
 
     return refine
 
