@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import median_filter
+from tqdm.auto import tqdm
 
 from ddsp_demucs.audio_io import load_audio, resample
 from ddsp_demucs.data.real_corpus import read_index
@@ -98,7 +99,7 @@ def main(argv: list[str]) -> int:
         name, _, folder = group.partition("=")
         folder = Path(folder)
         vocals = real_vocals(folder) if (folder / "index.csv").is_file() else synthetic_vocals(folder)
-        figures[name] = {label: vocal_statistics(x) for label, x in vocals}
+        figures[name] = {label: vocal_statistics(x) for label, x in tqdm(vocals, desc=name, unit="vocal")}
     keys = list(next(iter(figures[name].values())))
     print("| statistic | " + " | ".join(f"{g} median [q1, q3]" for g in figures) + " |")
     print("|---" * (len(figures) + 1) + "|")
