@@ -15,9 +15,9 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
 Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
 ``si_sdr_change_ci95`` (percentile bootstrap of the median, 2000 resamples), ``sdr_change_median`` (SiSEC18),
 ``fraction_worse`` (songs whose SI-SDR fell), ``n_songs``, ``n_singers``, ``per_singer`` (songs, median change
-and songs worse per test singer), ``error_reduction_median_db`` (per band
-and region, the median fall of the error energy in dB: positive where the system removed error), and the evaluation folder (summary.json, CSV tables,
-report.html); ``targets`` says which of the issue's targets each system meets. Every stage reuses finished work,
+and songs worse per test singer), ``error_reduction_median_db`` (per band and region, the median fall of the
+error energy in dB: positive where the system removed error), and the evaluation folder (summary.json, CSV
+tables, report.html); ``targets`` says which of the issue's targets each system meets. Every stage reuses finished work,
 so an interrupted run resumes; ``DDSP_REAL_STEPS`` overrides the training steps of the real-vocal models.
 """
 
@@ -38,6 +38,7 @@ OUT = ROOT / "runs" / "real_singing"
 RESULT = ROOT / "bench" / "results" / "real_singing.json"
 DEFAULT = False          # not part of a plain `make bench`: it trains three models (about 50 minutes on 2 cores)
 COMMAND = "make bench-real"
+CONFIG = "configs/demo.yaml"   # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
 
 
@@ -88,10 +89,11 @@ def system_entry(summary: dict, results, system: str, command: str) -> dict:
     si, sd = summary["si_sdr_mono"], summary["sdr"]
     gains = results.improvements("si_sdr_mono")
     singers = np.array([r.get("singer", "") for r in results.rows])
-    per_singer = {str(name): {"n_songs": int(np.sum(singers == name)),
-                              "si_sdr_change_median": float(np.nanmedian(gains[singers == name])),
-                              "n_worse": int(np.sum(gains[singers == name] < 0))}
-                  for name in sorted(set(singers) - {""})}
+    per_singer = {}
+    for name in sorted(set(singers) - {""}):
+        own = gains[singers == name]
+        per_singer[str(name)] = {"n_songs": len(own), "si_sdr_change_median": float(np.nanmedian(own)),
+                                 "n_worse": int(np.sum(own < 0))}
     return {
         "system": system, "command": command,
         "si_sdr_change_median": si["improvement_median"], "si_sdr_change_ci95": si["improvement_ci95"],
@@ -133,18 +135,18 @@ def main() -> None:
         sys.exit(1)
     setup_training_environment(seed=0)
     OUT.mkdir(parents=True, exist_ok=True)
-    demo_config = load_config(ROOT / "configs" / "demo.yaml")
+    demo_config = load_config(ROOT / CONFIG)
     separator = get_separator(demo_config.data.separator)
 
     log("demo model (synthetic voices only), as `make demo` trains it")
     demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
 
     steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
-    real_config = load_config(ROOT / "configs" / "demo.yaml", steps)
-    dataset = build_real_data(real_config, separator)
-    checkpoints = {"demo": demo.checkpoint,
-                   "real": train_real(load_config(ROOT / "configs" / "demo.yaml", steps + NO_HARM), dataset, "real"),
-                   "real_without_no_harm": train_real(real_config, dataset, "real_without_no_harm")}
+    real_overrides = {"real": steps + NO_HARM, "real_without_no_harm": steps}
+    dataset = build_real_data(load_config(ROOT / CONFIG, steps), separator)
+    checkpoints = {"demo": demo.checkpoint} | {
+        name: train_real(load_config(ROOT / CONFIG, overrides), dataset, name)
+        for name, overrides in real_overrides.items()}
 
     corpus = OUT / "corpus"
     systems = {name: (model_refiner(load_model(ckpt)), f"model {ckpt.relative_to(ROOT)}", read_provenance(ckpt))
@@ -173,8 +175,8 @@ def main() -> None:
         "protocol": "whole test songs of the real-singing corpus (ddsp-demucs corpus --kind remix), separated and "
                     "refined at their own rate and channels; SI-SDR of the mono downmix, SiSEC18 SDR",
         "commands": {"all": COMMAND, "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
-                     "demo_config": "configs/demo.yaml", "real_config": " ".join(["configs/demo.yaml", *steps, *NO_HARM]),
-                     "real_without_no_harm_config": " ".join(["configs/demo.yaml", *steps])},
+                     "demo_config": CONFIG} | {f"{name}_config": " ".join([CONFIG, *overrides])
+                                               for name, overrides in real_overrides.items()},
         "targets": targets(entries),
     })
     log(f"wrote {RESULT}")

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.analysis.common import select_indices
 from ddsp_demucs.audio_io import load_audio, save_audio
-from ddsp_demucs.evaluate.core import (EXCERPT_S, REGION_NAMES, SONG_METRICS, EvaluationResults, check_signals, log_outcome,
-                                       song_excerpt, track_f0)
+from ddsp_demucs.evaluate.core import (EXCERPT_S, REGION_NAMES, SONG_METRICS, EvaluationResults, check_signals,
+                                       log_outcome, song_excerpt, track_f0)
 from ddsp_demucs.metrics import band_error_db, region_error_db, sdr, si_sdr
 from ddsp_demucs.utils import get_logger
 
@@ -179,7 +179,8 @@ def model_refiner(model, *, window_s: float | None = 30.0, overlap_s: float = 1.
     return refine
 
 
-def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5, oracle_f0: bool = False) -> Refiner:
+def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5,
+                 oracle_f0: bool = False) -> Refiner:
     """The non-learned baseline: :func:`ddsp_demucs.comb.comb_refine` (F0-guided harmonic comb post-filter);
     ``oracle_f0`` as in :func:`model_refiner`."""
     from ddsp_demucs.comb import comb_refine
