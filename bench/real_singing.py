@@ -10,6 +10,10 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   validation on its validation singers) with the do-no-harm loss term (:data:`NO_HARM`: a hinge on every
   training window the model makes worse than its separated input), ``runs/real_singing/real/model.ckpt``;
 - ``"real_without_no_harm"``: the ablation, the same without that term;
+- ``"real_augmented"``: as ``"real"``, trained on a corpus that also holds every training take
+  :data:`AUGMENTATIONS` times augmented (``corpus --augment``: pitch, tempo, formants, EQ, reverb, level),
+  built in ``runs/real_singing/augmented/`` (the unaugmented songs' stems and features are reused, not redone),
+  the same number of steps;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`).
 
 Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
@@ -40,35 +44,49 @@ DEFAULT = False          # not part of a plain `make bench`: it trains three mod
 COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"   # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
+AUGMENTATIONS = 2        # augmented versions of each training take in the "real_augmented" corpus
 
 
 def log(message: str) -> None:
     print(f"[real_singing {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def build_real_data(config, separator) -> Path:
-    """Corpus, separation, features and dataset of the real-singing corpus; returns the dataset folder."""
+def build_real_data(config, separator, root: Path, augmentations: int = 0) -> Path:
+    """Corpus (``augmentations`` augmented versions of each training take), separation, features and dataset of
+    the real-singing corpus under ``root``; returns the dataset folder."""
     from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
     from ddsp_demucs.data.real_corpus import write_real_corpus
     from ddsp_demucs.features import run_features
     from ddsp_demucs.separation_cache import separate_tracks
 
-    corpus = OUT / "corpus"
-    log(f"corpus from {SHARED}")
-    write_real_corpus(corpus, SHARED)
-    stems = OUT / "stems"
+    corpus = root / "corpus"
+    log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}, {augmentations} augmented versions per training take")
+    write_real_corpus(corpus, SHARED, augmentations_per_vocal=augmentations, progress=True)
+    stems = root / "stems"
     log(f"separating the training and validation songs with {separator.name}")
     failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
     if failures:
         raise SystemExit(f"separation failed: {failures}")
     log("features")
-    report = run_features(stems, separator.name, OUT / "features", config, progress=True)
-    dataset = OUT / "dataset"
+    report = run_features(stems, separator.name, root / "features", config, progress=True)
+    dataset = root / "dataset"
     log("dataset")
     dc = config.data
     build_dataset_from_segments(report.segments_csv, stems / separator.name, corpus, dataset, train_sr=dc.train_sr,
                                 win_s=dc.win_s, hop_s=dc.hop_s, config=config, progress=True)
     return dataset
+
+
+def link_finished_work(source: Path, target: Path, separator: str) -> None:
+    """Hard-link the separated stems and feature files of ``source`` into ``target`` where missing: both caches
+    check the checksum of their input before reuse, and every write replaces a file (never writes into it), so
+    a linked file is reused only for the same song and is never changed under ``source``."""
+    for sub, pattern in (("stems", "*/*"), ("features", "*.npz")):
+        for path in sorted((source / sub / separator).glob(pattern)):
+            link = target / sub / separator / path.relative_to(source / sub / separator)
+            if path.is_file() and not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.link(path, link)
 
 
 def train_real(config, dataset: Path, name: str) -> Path:
@@ -142,10 +160,13 @@ def main() -> None:
     demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
 
     steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
-    real_overrides = {"real": steps + NO_HARM, "real_without_no_harm": steps}
-    dataset = build_real_data(load_config(ROOT / CONFIG, steps), separator)
+    real_overrides = {"real": steps + NO_HARM, "real_without_no_harm": steps, "real_augmented": steps + NO_HARM}
+    datasets = {"real": build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT)}
+    link_finished_work(OUT, OUT / "augmented", separator.name)
+    datasets["real_augmented"] = build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT / "augmented",
+                                                 AUGMENTATIONS)
     checkpoints = {"demo": demo.checkpoint} | {
-        name: train_real(load_config(ROOT / CONFIG, overrides), dataset, name)
+        name: train_real(load_config(ROOT / CONFIG, overrides), datasets.get(name, datasets["real"]), name)
         for name, overrides in real_overrides.items()}
 
     corpus = OUT / "corpus"
@@ -175,6 +196,8 @@ def main() -> None:
         "protocol": "whole test songs of the real-singing corpus (ddsp-demucs corpus --kind remix), separated and "
                     "refined at their own rate and channels; SI-SDR of the mono downmix, SiSEC18 SDR",
         "commands": {"all": COMMAND, "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
+                     "augmented_corpus": f"ddsp-demucs corpus --kind remix --augment {AUGMENTATIONS} "
+                                         "--out runs/real_singing/augmented/corpus",
                      "demo_config": CONFIG} | {f"{name}_config": " ".join([CONFIG, *overrides])
                                                for name, overrides in real_overrides.items()},
         "targets": targets(entries),

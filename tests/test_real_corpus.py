@@ -122,3 +122,40 @@ def test_rebuild_keeps_finished_songs_and_the_cli_writes_the_same(small_corpus, 
         np.testing.assert_array_equal(sf.read(again / rel)[0], sf.read(path)[0])
     assert json.loads((again / "manifest.json").read_text())["tracks"] == \
         json.loads((out / "manifest.json").read_text())["tracks"]
+
+
+def test_augmented_plan_adds_training_versions_only_and_keeps_the_rest(shared_data):
+    entries = read_index(shared_data)
+    plain, augmented = plan_corpus(entries), plan_corpus(entries, augmentations_per_vocal=2)
+    assert [p for p in augmented if p.augmentation is None] == plain          # the unaugmented corpus unchanged
+    extra = [p for p in augmented if p.augmentation is not None]
+    assert extra and {p.split for p in extra} == {"train"}
+    train_vocals = {p.vocal.path for p in plain if p.split == "train" and p.ratio_db is not None}
+    assert len(extra) == 2 * 2 * len(train_vocals)                             # 2 draws x 2 accompaniments
+    assert len({p.name for p in augmented}) == len(augmented)
+    draws = {p.vocal.path: set() for p in extra}
+    for p in extra:
+        draws[p.vocal.path].add(p.augmentation)
+    assert all(len(d) == 2 for d in draws.values())                            # two different draws per vocal
+    assert augmented == plan_corpus(read_index(shared_data), augmentations_per_vocal=2)   # deterministic
+
+
+def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, tmp_path):
+    shared, _, _ = small_corpus
+    out = tmp_path / "aug"
+    assert cli_main(["corpus", "--kind", "remix", "--out", str(out), "--shared-data", str(shared),
+                     "--accompaniments-per-vocal", "1", "--synthetic-bands", "1", "--min-test-singers", "2",
+                     "--min-test-vocals", "2", "--valid-singers", "1", "--augment", "1"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["augmentations_per_vocal"] == 1
+    augmented = [t for t in musdb_tracks(out) if "augmentation" in manifest["tracks"][t.name]]
+    assert augmented and all(manifest["tracks"][t.name]["split"] == "train" for t in augmented)
+    for track in augmented:
+        request = json.loads((track.mixture_path.parent / "remix.json").read_text())
+        assert request == {k: v for k, v in manifest["tracks"][track.name].items() if k != "vocal_entry"}
+        stems = track.stems()
+        assert vocal_to_accompaniment_db(stems["vocals"], stems["other"]) == pytest.approx(request["ratio_db"],
+                                                                                            abs=0.01)
+        vocal, sr = sf.read(shared / request["vocal"], always_2d=True)
+        expected = vocal.shape[0] * 44100 / sr / request["augmentation"]["stretch"]
+        assert abs(track.mixture().shape[0] - expected) < 0.002 * expected + 2048

@@ -10,6 +10,9 @@ synthetic bands, taken in turn), each at the next of --ratios-db (vocal-to-accom
 length; the real multitracks are also written as they are. Split by singer (no singer in two splits): at least
 --min-test-singers singers and --min-test-vocals vocal takes in test/, --valid-singers singers for validation
 (listed in manifest.json), the rest for training. 24-bit FLAC; F0 annotations copied where they exist.
+--augment N also writes each training singer's takes N times transformed (pitch +-3 semitones, tempo +-10 %,
+formants, EQ, room or impulse-response reverb, a slow level envelope; drawn from --corpus-seed), each over
+other accompaniments; validation and test takes stay as recorded.
 
 --kind remix-sample: the earlier, small remix set (four real vocals over the MUSDB sample's drums, bass and
 other at one --vocal-ratio-db), kept because experiments/exp002 was measured on it.
@@ -17,6 +20,7 @@ other at one --vocal-ratio-db), kept because experiments/exp002 was measured on 
 examples:
   ddsp-demucs corpus --out data/synthetic --n-train 40 --n-test 10 --n-valid 4 --duration 20 --seed 0
   ddsp-demucs corpus --kind remix --out data/real --shared-data ../shared/data
+  ddsp-demucs corpus --kind remix --out data/real_aug --shared-data ../shared/data --augment 2
   ddsp-demucs corpus --kind remix-sample --out data/remix --shared-data ../shared/data --vocal-ratio-db -3
 """
 
@@ -51,6 +55,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     q.add_argument("--min-test-singers", type=int, default=4, help="at least this many test singers (default 4)")
     q.add_argument("--min-test-vocals", type=int, default=6, help="at least this many test vocal takes (default 6)")
     q.add_argument("--valid-singers", type=int, default=2, help="validation singers (default 2)")
+    q.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="augmented versions of each training singer's take (default 0)")
     q.add_argument("--corpus-seed", type=int, default=0, help="seed of the split and the pairing (default 0)")
     r = p.add_argument_group("remix-sample")
     r.add_argument("--vocal-ratio-db", type=float, default=-3.0, help="vocal-to-accompaniment ratio in dB (default -3)")
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                                    ratios_db=args.ratios_db, n_synthetic_bands=args.synthetic_bands,
                                    seed=args.corpus_seed, min_test_singers=args.min_test_singers,
                                    min_test_vocals=args.min_test_vocals, n_valid_singers=args.valid_singers,
-                                   progress=True)
+                                   augmentations_per_vocal=args.augment, progress=True)
         log.info("%d real-singing songs in %s (splits by singer in %s/manifest.json)", len(tracks), args.out, args.out)
     else:
         from ddsp_demucs.data import remix_tracks

@@ -1,6 +1,7 @@
 """The real-singing corpus: every real vocal listed in ``../shared/data/index.csv`` over several accompaniments
 (real instrumental music and synthetic bands) at several vocal-to-accompaniment ratios, plus the real
-multitracks as they are, split by singer, written in the MUSDB18-HQ layout.
+multitracks as they are, split by singer, written in the MUSDB18-HQ layout. Optionally, each training singer's
+takes are also written augmented (:mod:`ddsp_demucs.data.augment`: pitch, tempo, formants, EQ, reverb, level).
 
 Splits are by ``singer_or_source``: no singer is in two splits. Test singers go to ``test/``; training and
 validation singers to ``train/``, the validation singers' songs listed in ``manifest.json``
@@ -23,6 +24,7 @@ import numpy as np
 
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
+from ddsp_demucs.data.augment import VocalAugmentation, augment_vocal, draw_augmentation
 from ddsp_demucs.data.sources import (SAMPLE_RATE, TrackList, load_track_audio, loop_to_length, make_remix,
                                       musdb_tracks, read_f0_csv, write_f0_csv)
 from ddsp_demucs.utils import get_logger, write_json_atomic
@@ -54,7 +56,8 @@ class IndexEntry:
 class RemixPlan:
     """One song of the corpus: ``vocal`` over ``accompaniment`` (a pool key, see :func:`accompaniment_pool`) at
     ``ratio_db`` (None: a multitrack at its own balance), the accompaniment read from ``offset`` (a fraction of
-    its spare length), in ``split`` (``train``, ``valid`` or ``test``)."""
+    its spare length), in ``split`` (``train``, ``valid`` or ``test``), the vocal transformed by ``augmentation``
+    where one is given."""
 
     name: str
     vocal: IndexEntry
@@ -62,12 +65,14 @@ class RemixPlan:
     ratio_db: float | None
     offset: float
     split: str
+    augmentation: VocalAugmentation | None = None
 
     def request(self) -> dict:
         """What the song is made from (its ``remix.json``): equal requests give equal files."""
-        return {"version": CORPUS_VERSION, "vocal": self.vocal.path, "singer": self.vocal.singer,
-                "accompaniment": self.accompaniment, "ratio_db": self.ratio_db, "offset": self.offset,
-                "split": self.split}
+        request = {"version": CORPUS_VERSION, "vocal": self.vocal.path, "singer": self.vocal.singer,
+                   "accompaniment": self.accompaniment, "ratio_db": self.ratio_db, "offset": self.offset,
+                   "split": self.split}
+        return request | ({"augmentation": self.augmentation.as_dict()} if self.augmentation else {})
 
 
 def read_index(shared_data: str | os.PathLike) -> list[IndexEntry]:
@@ -144,16 +149,19 @@ def multitrack_accompaniments(entries: Sequence[IndexEntry]) -> dict[str, list[I
 
 def plan_corpus(entries: Sequence[IndexEntry], *, accompaniments_per_vocal: int = 2,
                 ratios_db: Sequence[float] = RATIOS_DB, n_synthetic_bands: int = 2, seed: int = 0,
-                min_test_singers: int = 4, min_test_vocals: int = 6, n_valid_singers: int = 2) -> list[RemixPlan]:
+                min_test_singers: int = 4, min_test_vocals: int = 6, n_valid_singers: int = 2,
+                augmentations_per_vocal: int = 0) -> list[RemixPlan]:
     """Every song of the corpus (see the module docstring), in a deterministic order.
 
     Vocal ``i`` goes over ``accompaniments_per_vocal`` accompaniments of the pool (the index's
     ``accompaniment`` files, the accompaniment stems of a multitrack summed, and ``n_synthetic_bands`` synthetic
     bands), taken in turn, each at the next ratio of ``ratios_db`` in turn; a vocal recorded with its own
-    accompaniment is also written as that multitrack (``ratio_db`` None).
+    accompaniment is also written as that multitrack (``ratio_db`` None). A training singer's vocal is also
+    written ``augmentations_per_vocal`` times augmented (one draw each, from ``seed`` and the vocal), each draw
+    over the next ``accompaniments_per_vocal`` accompaniments and ratios; validation and test vocals never are.
     """
-    if accompaniments_per_vocal < 1 or not ratios_db:
-        raise ValueError("accompaniments_per_vocal must be >= 1 and ratios_db not empty")
+    if accompaniments_per_vocal < 1 or not ratios_db or augmentations_per_vocal < 0:
+        raise ValueError("accompaniments_per_vocal must be >= 1, ratios_db not empty, augmentations_per_vocal >= 0")
     vocals = [e for e in entries if e.kind == "vocal"]
     if not vocals:
         raise InputError("the index lists no real vocals")
@@ -161,16 +169,25 @@ def plan_corpus(entries: Sequence[IndexEntry], *, accompaniments_per_vocal: int 
                            n_valid_singers=n_valid_singers)
     pool = accompaniment_pool_keys(entries, n_synthetic_bands)
     multitracks = multitrack_accompaniments(entries)
+    impulse_responses = [e.path for e in entries if e.kind == "impulse_response"]
     plans = []
     for i, vocal in enumerate(vocals):
         base = f"{_slug(vocal.singer)}__{_slug(Path(vocal.path).stem)[:32]}"
+        split = splits[vocal.singer]
         if vocal.path in multitracks:
-            plans.append(RemixPlan(f"{base}__multitrack", vocal, "multitrack", None, 0.0, splits[vocal.singer]))
-        for j in range(min(accompaniments_per_vocal, len(pool))):
-            acc = pool[(i * accompaniments_per_vocal + j) % len(pool)]
-            ratio = float(ratios_db[(i + j) % len(ratios_db)])
-            plans.append(RemixPlan(f"{base}__{_accompaniment_label(acc)}{ratio:+g}dB", vocal, acc, ratio,
-                                   round(_unit_hash(seed, "offset", vocal.path, acc), 6), splits[vocal.singer]))
+            plans.append(RemixPlan(f"{base}__multitrack", vocal, "multitrack", None, 0.0, split))
+        n_versions = 1 + (augmentations_per_vocal if split == "train" else 0)
+        for k in range(n_versions):
+            augmentation = None
+            if k:
+                rng = np.random.default_rng(int(_unit_hash(seed, "augment", vocal.path, k) * 2**63))
+                augmentation = draw_augmentation(rng, impulse_responses)
+            for j in range(min(accompaniments_per_vocal, len(pool))):
+                turn = (i + k) * accompaniments_per_vocal + j
+                acc, ratio = pool[turn % len(pool)], float(ratios_db[(i + k + j) % len(ratios_db)])
+                name = f"{base}__{'aug%d__' % k if k else ''}{_accompaniment_label(acc)}{ratio:+g}dB"
+                offset = round(_unit_hash(seed, "offset", vocal.path, acc, *([k] if k else [])), 6)
+                plans.append(RemixPlan(name, vocal, acc, ratio, offset, split, augmentation))
     return plans
 
 
@@ -211,6 +228,9 @@ def render(plan: RemixPlan, shared_data: Path, entries: Sequence[IndexEntry],
     """The stems and the mixture of one planned song, float32 ``(n_samples, 2)``; the mixture is the float32 sum
     of the accompaniment stems and then the vocals. ``accompaniments`` caches the pool by key."""
     vocal = load_vocal(shared_data, plan.vocal)
+    if plan.augmentation is not None:
+        mono = augment_vocal(vocal[:, 0], SAMPLE_RATE, plan.augmentation, shared_data)
+        vocal = np.repeat(mono[:, None], 2, axis=1)
     n = vocal.shape[0]
     if plan.ratio_db is None:
         stems: dict[str, np.ndarray] = {}
@@ -234,7 +254,8 @@ def render(plan: RemixPlan, shared_data: Path, entries: Sequence[IndexEntry],
 def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike, *,
                       accompaniments_per_vocal: int = 2, ratios_db: Sequence[float] = RATIOS_DB,
                       n_synthetic_bands: int = 2, seed: int = 0, min_test_singers: int = 4,
-                      min_test_vocals: int = 6, n_valid_singers: int = 2, progress: bool = False) -> TrackList:
+                      min_test_vocals: int = 6, n_valid_singers: int = 2, augmentations_per_vocal: int = 0,
+                      progress: bool = False) -> TrackList:
     """Write (or finish) the real-singing corpus in ``out_dir`` and list its tracks.
 
     Songs go to ``out_dir/{train,test}/<name>/`` as 24-bit FLAC ``mixture``, ``vocals`` and the accompaniment
@@ -249,7 +270,8 @@ def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike
     entries = read_index(shared)
     plans = plan_corpus(entries, accompaniments_per_vocal=accompaniments_per_vocal, ratios_db=ratios_db,
                         n_synthetic_bands=n_synthetic_bands, seed=seed, min_test_singers=min_test_singers,
-                        min_test_vocals=min_test_vocals, n_valid_singers=n_valid_singers)
+                        min_test_vocals=min_test_vocals, n_valid_singers=n_valid_singers,
+                        augmentations_per_vocal=augmentations_per_vocal)
     accompaniments: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str]] = []
     for plan in tqdm(plans, desc="real corpus", unit="song", disable=not progress):
@@ -261,6 +283,8 @@ def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike
                 accompaniments[plan.accompaniment] = load_accompaniment(plan.accompaniment, shared, entries, seed)
             stems = render(plan, shared, entries, accompaniments)
             f0 = read_f0_csv(shared / plan.vocal.f0_annotation) if plan.vocal.f0_annotation else None
+            if f0 is not None and plan.augmentation is not None:
+                f0 = plan.augmentation.map_f0(*f0)
             write_song_folder(folder, stems, plan.request(), f0)
         except InputError as exc:
             skipped.append((plan.name, str(exc)))
@@ -271,7 +295,8 @@ def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike
     write_json_atomic(out / "manifest.json", {
         "kind": "real", "version": CORPUS_VERSION, "seed": seed, "shared_data": str(shared.resolve()),
         "accompaniments_per_vocal": accompaniments_per_vocal, "ratios_db": [float(r) for r in ratios_db],
-        "n_synthetic_bands": n_synthetic_bands, "accompaniment_pool": accompaniment_pool_keys(entries, n_synthetic_bands),
+        "n_synthetic_bands": n_synthetic_bands, "augmentations_per_vocal": augmentations_per_vocal,
+        "accompaniment_pool": accompaniment_pool_keys(entries, n_synthetic_bands),
         "singers": singers, "validation_tracks": [p.name for p in plans if p.split == "valid"],
         "tracks": {p.name: {**p.request(), "vocal_entry": asdict(p.vocal)} for p in plans},
         "mixture": "accompaniment stems + vocals (float32 sum, stored as 24-bit FLAC)"})
