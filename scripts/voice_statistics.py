@@ -22,7 +22,6 @@ Prints a markdown table of medians (and quartiles) per group and writes every fi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

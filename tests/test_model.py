@@ -185,3 +185,19 @@ def test_bad_inputs_raise_clear_errors():
         model({k: v for k, v in batch.items() if k != "f0_hz"})
     with pytest.raises(ValueError, match="batch dim"):
         model({**batch, "input_audio": batch["input_audio"][0]})
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("composition", ["synth", "gate", "mask"])
+def test_autocast_gradients_are_finite_at_initialisation(composition, dtype):
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
+    with torch.autocast("cpu", dtype=dtype):
+        out = model(batch)
+        loss = (out["audio"].float() - batch["target_audio"]).square().mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not bad, f"non-finite gradients under {dtype} autocast: {bad}"
+    assert any(p.grad is not None and torch.any(p.grad != 0) for p in model.parameters())

@@ -3,7 +3,6 @@ outputs in a shared working folder)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

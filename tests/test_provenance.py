@@ -13,7 +13,6 @@ import pytest
 import soundfile as sf
 import torch
 
-import ddsp_demucs
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.provenance import dataset_provenance, provenance_warnings, read_provenance

@@ -8,11 +8,11 @@ import math
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.config import Config
@@ -335,3 +335,50 @@ def test_no_harm_term_is_the_mean_si_sdr_shortfall_below_the_separated_input():
     with pytest.raises(ValueError, match="separated input"):
         losses(estimate.detach(), target)
     assert "no_harm" not in LossTerms(LossConfig(), sample_rate=16000)(estimate.detach(), target)
+
+
+class GradNorms(Callback):
+    """Records the gradient norm logged at every step."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.norms.append(float(trainer.callback_metrics["train/grad_norm"]))
+
+
+def _fit_16_mixed(config: Config, items, scaler: torch.amp.GradScaler | None):
+    """Fit on CPU in fp32 (``scaler`` None) or under fp16 autocast with ``scaler``: Lightning's own
+    ``16-mixed`` plugin, which on a GPU is what ``training.precision=16-mixed`` builds."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    setup_training_environment(seed=0, threads=1)
+    module, record = DDSPTrainer(config=config), GradNorms()
+    before = torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+    kwargs = {} if scaler is None else {"precision": None,
+                                         "plugins": [MixedPrecision("16-mixed", "cpu", scaler=scaler)]}
+    module.fit(ListDataset(items), callbacks=[record], **kwargs)
+    moved = torch.nn.utils.parameters_to_vector(module.parameters()).detach() - before
+    return module, record.norms, moved
+
+
+def test_16_mixed_clips_and_logs_unscaled_gradients_like_fp32():
+    items = [make_example(s, n_samples=4096) for s in range(8)]
+    config = tiny_config("training.max_steps=3", "training.batch_size=2", "training.grad_clip=0.5",
+                         "model.composition=mask")
+    _, norms32, moved32 = _fit_16_mixed(config, items, None)
+    module, norms16, moved16 = _fit_16_mixed(config, items, torch.amp.GradScaler("cpu", init_scale=2.0**10))
+    assert module.nonfinite_steps == 0
+    assert norms16 == pytest.approx(norms32, rel=0.05)               # unscaled: not 65536 times fp32's
+    assert float(moved16.norm()) == pytest.approx(float(moved32.norm()), rel=0.1)
+
+
+def test_16_mixed_overflow_lowers_the_scale_and_training_goes_on():
+    items = [make_example(s, n_samples=4096) for s in range(8)]
+    config = tiny_config("training.max_steps=6", "training.batch_size=2", "training.max_nonfinite_steps=0",
+                         "model.composition=mask")
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**14)          # overflows fp16 here up to 2**12
+    module, norms, moved = _fit_16_mixed(config, items, scaler)
+    assert not math.isfinite(norms[0]) and math.isfinite(norms[-1])    # overflow, then real steps
+    assert scaler.get_scale() <= 2.0**11 and module.nonfinite_steps == 0
+    assert float(moved.norm()) > 0 and torch.isfinite(moved).all()

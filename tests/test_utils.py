@@ -1,3 +1,7 @@
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -5,7 +9,8 @@ import pytest
 
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
-from ddsp_demucs.utils import ConfigError, atomic_path, load_config, shard_of
+from ddsp_demucs.utils import (ConfigError, atomic_folder, atomic_path, load_config, shard_of,
+                               write_json_atomic)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -47,6 +52,59 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             tmp.write_text("partial")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_outputs_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = write_json_atomic(tmp_path / "out.json", {"a": 1})
+        save_audio(tmp_path / "a.wav", np.zeros((100, 1), np.float32), 8000)
+        with atomic_folder(tmp_path / "song") as tmp:
+            (tmp / "x.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask
+    assert ((tmp_path / "a.wav").stat().st_mode & 0o777) == 0o666 & ~umask
+    assert ((tmp_path / "song").stat().st_mode & 0o777) == 0o777 & ~umask
+    assert (tmp_path / "song" / "x.txt").read_text() == "x"
+
+
+KILLED_WRITER = """
+import os, signal, sys, time
+from ddsp_demucs.utils import atomic_folder, atomic_path
+target = sys.argv[1]
+context = atomic_folder(target + "_folder") if sys.argv[2] == "folder" else atomic_path(target)
+with context as tmp:
+    if sys.argv[2] == "folder":
+        (tmp / "part.txt").write_text("half")
+    else:
+        tmp.write_text("half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_killed_write_leaves_the_old_output_and_its_temporary_is_swept(tmp_path, kind):
+    target = tmp_path / "out.json"
+    final = target if kind == "file" else tmp_path / "out.json_folder"
+    if kind == "file":
+        write_json_atomic(target, {"old": True})
+    else:
+        with atomic_folder(final) as tmp:
+            (tmp / "part.txt").write_text("old")
+    run = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target), kind])
+    assert run.returncode == -signal.SIGKILL
+    stale = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert stale                                                   # the killed writer's temporary
+    if kind == "file":
+        assert target.read_text() == '{\n  "old": true\n}\n'       # the old output, whole
+        write_json_atomic(target, {"new": True})
+    else:
+        assert (final / "part.txt").read_text() == "old"
+        with atomic_folder(final) as tmp:
+            (tmp / "part.txt").write_text("new")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # swept by the next write
 
 
 def test_shard_of_partitions():

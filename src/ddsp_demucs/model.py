@@ -43,6 +43,7 @@ from torch import nn
 from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth
 
 COMPOSITIONS = ("synth", "gate", "mask")
+MAGNITUDE_FLOOR = 1e-6        # added (in quadrature) to the synthetic magnitude of the mask composition
 
 
 # ------------------------------------------------------------------------------------------- pure helpers
@@ -376,7 +377,10 @@ class ResidualDDSPDecoder(nn.Module):
         c = self.controls(batch, spec)
         harm = harmonic_spectrum(c["f0_hz"], c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
                                  sample_rate=self.sample_rate, n_fft=self.n_fft)
-        synth_mag = torch.sqrt(harm.square() + noise_spectrum(c["noise_magnitudes"], n_fft=self.n_fft).square())
+        noise = noise_spectrum(c["noise_magnitudes"], n_fft=self.n_fft)
+        # in float32 with a floor: d sqrt(x)/dx is infinite at 0, where a silent bin's magnitude sits (NaN under
+        # half-precision autocast, where a float32-sized floor would also round to 0)
+        synth_mag = torch.sqrt(harm.float().square() + noise.float().square() + MAGNITUDE_FLOOR**2)
         eps = 1e-3
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(spec.abs() + eps)
         u = c["residual"].unsqueeze(1) * log_ratio                    # (b, bins, frames); exactly 0 at init

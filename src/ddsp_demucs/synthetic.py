@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,7 +47,7 @@ import numpy as np
 from scipy import signal
 
 from ddsp_demucs.data.sources import write_f0_csv, write_wav_float32
-from ddsp_demucs.utils import get_logger, write_json_atomic
+from ddsp_demucs.utils import atomic_folder, get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
@@ -580,23 +579,12 @@ def write_song(song: SyntheticSong, track_dir: str | os.PathLike) -> Path:
     """Write a song as a MUSDB18-HQ track folder, atomically: everything goes to a temporary sibling folder that
     is renamed onto ``track_dir`` at the end (an existing ``track_dir`` is replaced)."""
     track_dir = Path(track_dir)
-    track_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = track_dir.parent / f".{track_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_folder(track_dir) as tmp:
         for name in STEM_NAMES:
             write_wav_float32(tmp / f"{name}.wav", song.stems[name], song.sample_rate)
         write_wav_float32(tmp / "mixture.wav", song.mixture, song.sample_rate)
         write_f0_csv(tmp / "f0.csv", song.f0_times, song.f0_hz)
         write_json_atomic(tmp / "track.json", {**song.info, "notes": [asdict(nt) for nt in song.notes]})
-        if track_dir.exists():
-            shutil.rmtree(track_dir)
-        os.replace(tmp, track_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return track_dir
 
 

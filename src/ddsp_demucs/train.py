@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -294,9 +294,12 @@ class DDSPTrainer(L.LightningModule):
         config: the resolved :class:`~ddsp_demucs.config.Config` (defaults if None); its ``loss`` and
             ``training`` sections drive the loss weights, optimiser, schedule and loop.
 
-    Uses manual optimisation so that a step whose loss or gradient norm is non-finite is skipped on every rank
-    (no optimiser or scheduler update), counted, and training stops with :class:`TrainingDiverged` after
-    ``training.max_nonfinite_steps`` such steps.
+    Uses manual optimisation so that a step whose loss or gradient norm is non-finite changes nothing on any rank
+    (the optimiser sees no gradients, the scheduler does not advance; the step still counts towards
+    ``max_steps``), is counted, and training stops with :class:`TrainingDiverged` after
+    ``training.max_nonfinite_steps`` such steps. Clipping and the logged ``train/grad_norm`` act on unscaled
+    gradients in every precision; under ``16-mixed`` a gradient overflow is left to the gradient scaler (it skips
+    the step and lowers its scale) and is not counted.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, config: Config | None = None):
@@ -311,6 +314,9 @@ class DDSPTrainer(L.LightningModule):
         self._optimizer_spec: Any = None
         self.batches_consumed = 0     # batches drawn from the training stream (incl. skipped steps)
         self.nonfinite_steps = 0
+        self._finite_loss = torch.tensor(True)      # this step's loss was finite (set in training_step)
+        self._grad_norm = torch.tensor(0.0)         # this step's gradient norm and verdict (on_before_optimizer_step)
+        self._step_ok, self._scaler_overflow = True, False
         self._logged_audio_at = -1
         self.provenance: dict | None = None   # set by fit() from the training dataset (ddsp_demucs.provenance)
 
@@ -378,17 +384,17 @@ class DDSPTrainer(L.LightningModule):
             audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         terms = self.losses(audio, batch["target_audio"], batch["input_audio"])
         loss = terms["total"]
-        finite_loss = torch.isfinite(loss.detach()) & finite_out & finite_inputs.to(loss.device)
+        self._finite_loss = torch.isfinite(loss.detach()) & finite_out & finite_inputs.to(loss.device)
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(torch.where(finite_loss, loss, torch.zeros_like(loss)))
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip or float("inf"))
-        ok = torch.isfinite(grad_norm) & finite_loss
-        ok = self.trainer.strategy.reduce(ok.float(), reduce_op="min") > 0.5 if self.trainer.world_size > 1 else ok
-        if bool(ok):
-            opt.step()
+        self.manual_backward(torch.where(self._finite_loss, loss, torch.zeros_like(loss)))
+        opt.step()      # a gradient scaler unscales here, then on_before_optimizer_step clips and checks
+        grad_norm, ok = self._grad_norm, self._step_ok
+        if ok:
             sched.step()
+        elif self._scaler_overflow:
+            log.info("gradient scaler overflow at batch %d: step skipped, scale lowered to %g", index,
+                     self._grad_scaler().get_scale())
         else:
-            opt.zero_grad(set_to_none=True)
             self.nonfinite_steps += 1
             log.warning("skipped a non-finite training step at batch %d (loss %s, grad norm %s); %d of %d allowed",
                         index, float(loss.detach()), float(grad_norm), self.nonfinite_steps,
@@ -406,6 +412,25 @@ class DDSPTrainer(L.LightningModule):
         self.log("train/grad_norm", grad_norm.float(), batch_size=bs)
         self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=bs)
         return loss.detach()
+
+    def _grad_scaler(self) -> torch.amp.GradScaler | None:
+        """The precision plugin's gradient scaler (``16-mixed``), or None."""
+        return getattr(self.trainer.precision_plugin, "scaler", None)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Inside ``opt.step()``, after a gradient scaler has unscaled the gradients: clip them to
+        ``training.grad_clip``, and drop the update (gradients set to None) on every rank unless the loss and the
+        gradient norm are finite everywhere. A non-finite gradient under a scaler with a finite loss is an
+        overflow: the scaler skips that step and lowers its scale, and it does not count as divergence."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip or float("inf"))
+        finite_grad = torch.isfinite(grad_norm)
+        ok = finite_grad & self._finite_loss
+        if self.trainer.world_size > 1:
+            ok = self.trainer.strategy.reduce(ok.float(), reduce_op="min") > 0.5
+        self._grad_norm, self._step_ok = grad_norm, bool(ok)
+        self._scaler_overflow = self._grad_scaler() is not None and not bool(finite_grad) and bool(self._finite_loss)
+        if not self._step_ok:
+            optimizer.zero_grad(set_to_none=True)
 
     def validation_step(self, batch: dict, batch_idx: int):
         out = self(batch, generator=self._noise_generator(10**9 + batch_idx))

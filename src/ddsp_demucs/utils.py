@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import json
 import logging
 import os
+import shutil
+import socket
 import tempfile
 import types
 import typing
@@ -31,23 +34,104 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 # --------------------------------------------------------------------------------------------- atomic writes
+def current_umask() -> int:
+    """The process's file-mode creation mask (read from ``/proc`` where possible: setting it to read it back is
+    not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temporary_prefix(path: Path) -> str:
+    """Temporary siblings of ``path`` are ``.<name>.<host>.<pid>.*``: a sweep can tell whose they are."""
+    return f".{path.name}.{socket.gethostname()}.{os.getpid()}."
+
+
+def sweep_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``path`` that a killed writer on this host left (its process is gone);
+    returns what was removed. Writers on other hosts (a shared file system) are never touched."""
+    path = Path(path)
+    host, removed = socket.gethostname(), []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}.*.tmp*"):
+        pid = tmp.name[len(f".{path.name}.{host}."):].split(".", 1)[0]
+        if not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    Readers never see a half-written file, and an interrupted write leaves nothing behind.
+    Readers never see a half-written file; an interrupted write leaves nothing behind (a killed one leaves a
+    temporary file, swept by the next write of ``path``). The file gets the mode a plain ``open`` would give
+    (``0o666`` less the umask) and is flushed to disk before the rename, the folder after it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    sweep_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp" + path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``folder`` (mode ``0o777`` less the umask); rename it onto
+    ``folder`` (replacing an existing one) only if the block succeeds; stale ones are swept as in
+    :func:`atomic_path`."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(folder)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_temporary_prefix(folder), suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        yield tmp
+        old = None
+        if folder.exists():
+            old = folder.parent / f"{tmp.name}.old"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync(folder.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.utils import get_logger
 
 log = get_logger(__name__)

@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +46,7 @@ import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.features.pipeline import file_sha256
-from ddsp_demucs.utils import config_to_dict, get_logger, shard_of, write_json_atomic
+from ddsp_demucs.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
 
 log = get_logger("data")
 
@@ -203,9 +202,7 @@ def _shard_arrays(track, starts_s: list[float], vocals: Path, vocals_sha256: str
 
 def _write_shard(folder: Path, arrays: dict, key: dict) -> dict:
     """Write a shard folder atomically (temporary folder, then rename); returns its ``shard.json``."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-    try:
+    with atomic_folder(folder) as tmp:
         files = {}
         for name in ARRAY_FILES:
             path = tmp / f"{name}.npy"
@@ -213,16 +210,6 @@ def _write_shard(folder: Path, arrays: dict, key: dict) -> dict:
             files[f"{name}.npy"] = file_sha256(path)
         meta = {**key, "n_windows": int(arrays["start_s"].shape[0]), "files": files}
         (tmp / SHARD_META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return meta
 
 

@@ -27,7 +27,7 @@ from ddsp_demucs.audio_io import load_audio, resample, save_audio
 from ddsp_demucs.data.augment import VocalAugmentation, augment_vocal, draw_augmentation
 from ddsp_demucs.data.sources import (SAMPLE_RATE, TrackList, load_track_audio, loop_to_length, make_remix,
                                       musdb_tracks, read_f0_csv, write_f0_csv)
-from ddsp_demucs.utils import get_logger, write_json_atomic
+from ddsp_demucs.utils import atomic_folder, get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
@@ -322,11 +322,7 @@ def write_song_folder(folder: Path, stems: dict[str, np.ndarray], request: dict,
     """Write ``stems`` (name -> float ``(n, 2)`` at 44.1 kHz, ``mixture`` included) as 24-bit FLAC, the F0
     annotation (``(times_s, f0_hz)``, rows past the end dropped) and ``remix.json``, into a temporary sibling
     folder renamed onto ``folder`` at the end: an interrupted write leaves no partial song."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(folder) as tmp:
         for name, audio in stems.items():
             save_audio(tmp / f"{name}.flac", audio, SAMPLE_RATE, subtype="PCM_24")
         if f0 is not None:
@@ -334,10 +330,6 @@ def write_song_folder(folder: Path, stems: dict[str, np.ndarray], request: dict,
             keep = times < stems["mixture"].shape[0] / SAMPLE_RATE
             write_f0_csv(tmp / "f0.csv", times[keep], values[keep])
         write_json_atomic(tmp / RECORD_NAME, request)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

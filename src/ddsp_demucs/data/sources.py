@@ -16,7 +16,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import soundfile as sf
 
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import list_audio_files, load_audio, resample
-from ddsp_demucs.utils import atomic_path, get_logger, write_json_atomic
+from ddsp_demucs.utils import atomic_folder, atomic_path, get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
@@ -444,12 +443,7 @@ def _read_json(path: Path):
 
 
 def _write_remix(folder: Path, stems: dict[str, np.ndarray], f0, duration_s: float, request: dict) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_folder(folder) as tmp:
         for name, audio in stems.items():
             write_wav_float32(tmp / f"{name}.wav", audio, SAMPLE_RATE)
         if f0 is not None:
@@ -457,9 +451,3 @@ def _write_remix(folder: Path, stems: dict[str, np.ndarray], f0, duration_s: flo
             keep = times < duration_s
             write_f0_csv(tmp / "f0.csv", times[keep], values[keep])
         write_json_atomic(tmp / "remix.json", request)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

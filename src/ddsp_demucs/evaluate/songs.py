@@ -35,7 +35,7 @@ from ddsp_demucs.audio_io import load_audio, save_audio
 from ddsp_demucs.evaluate.core import (EXCERPT_S, REGION_NAMES, SONG_METRICS, EvaluationResults, check_signals,
                                        log_outcome, song_excerpt, track_f0)
 from ddsp_demucs.metrics import band_error_db, region_error_db, sdr, si_sdr
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.utils import atomic_path, get_logger
 
 log = get_logger("evaluate")
 
@@ -81,10 +81,8 @@ class SongCache:
         if path.is_file():
             return np.load(path)
         f0 = track_f0(target, sample_rate, REGION_F0_RATE, self.f0_method, self.voicing_threshold)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
-        np.save(tmp, f0)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, f0)
         return f0
 
 
