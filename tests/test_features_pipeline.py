@@ -95,7 +95,7 @@ def test_bad_inputs_are_skipped_and_listed(tmp_path, caplog):
     (stems / "sep" / "corrupt" / "vocals.wav").write_bytes(b"RIFF not really a wave file")
     (stems / "sep" / "missing").mkdir()
     code = cli_main(["features", "--stems-dir", str(stems), "--separator", "sep", "--out", str(out),
-                     "--set", "data.win_s=1.0", "--set", "data.hop_s=0.5"])
+                     "data.win_s=1.0", "data.hop_s=0.5"])
     assert code == 1
     rows = read_segments_csv(out / "sep" / "accepted_segments.csv")
     assert {r["track"] for r in rows} == {"good"}

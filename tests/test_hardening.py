@@ -114,7 +114,7 @@ def test_separate_and_features_killed_then_rerun_finish_with_valid_files(tmp_pat
             assert sr == 44100 and audio.shape == (manifest["n_samples"], 2) and np.all(np.isfinite(audio))
 
     features = [*CLI, "features", "--stems-dir", str(stems), "--separator", "fallback", "--out", str(feats),
-                "--set", "data.win_s=2.0"]
+                "data.win_s=2.0"]
     proc = subprocess.Popen(features, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: len(list(feats.glob("fallback/*.npz"))) >= 1)
     rerun = run_cli(*features[1:])
@@ -124,3 +124,26 @@ def test_separate_and_features_killed_then_rerun_finish_with_valid_files(tmp_pat
     for name in names:
         assert load_features(feats / "fallback" / f"{name}.npz")["f0_hz"].shape == (4 * 250,)
     assert {r["track"] for r in read_segments_csv(feats / "fallback" / "accepted_segments.csv")} == set(names)
+
+
+def test_version_and_help_import_no_heavy_module():
+    """--version and every subcommand's --help answer without torch, scipy.signal, lightning or demucs (each
+    takes seconds to import); what they print is checked too."""
+    heavy = ("torch", "scipy.signal", "lightning", "demucs", "librosa", "pedalboard")
+    script = (
+        "import sys, contextlib, io\n"
+        "from ddsp_demucs.cli import COMMANDS, main\n"
+        "out = io.StringIO()\n"
+        "for argv in [['--version'], ['--help']] + [[name, '--help'] for name, _, _ in COMMANDS]:\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit as exc:\n"
+        "            assert exc.code == 0, (argv, exc.code)\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+        "print(out.getvalue().count('usage: ddsp-demucs'), 'ddsp-demucs 0.' in out.getvalue())\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded, counts = run.stdout.strip().splitlines()[-2:]
+    assert loaded == "[]"
+    from ddsp_demucs.cli import COMMANDS
+    assert counts == f"{len(COMMANDS) + 1} True"

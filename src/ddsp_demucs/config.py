@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+F0_METHODS = ("crepe-tiny", "crepe-full", "pyin")   # the trackers of ddsp_demucs.features.pitch
+
 
 class _Section:
     def __getitem__(self, key: str):
@@ -33,7 +35,7 @@ class DataConfig(_Section):
 
 @dataclass
 class FeaturesConfig(_Section):
-    f0_method: Optional[str] = None   # None = the default tracker ("crepe-tiny"); "crepe-full", "pyin"
+    f0_method: Optional[str] = None   # one of F0_METHODS; None = the default tracker ("crepe-tiny")
     voicing_threshold: float = 0.5    # frames with F0 confidence >= this are voiced, the others get f0 0
 
 

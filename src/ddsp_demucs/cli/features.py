@@ -20,7 +20,7 @@ exits 1 listing them.
 examples:
   ddsp-demucs features --stems-dir stems --separator htdemucs --out features
   ddsp-demucs features --stems-dir stems --separator htdemucs --out features --num-shards 4 --shard-index 0
-  ddsp-demucs features --stems-dir stems --separator htdemucs --out features --gate-only --set gate.min_voiced_fraction=0.6
+  ddsp-demucs features --stems-dir stems --separator htdemucs --out features --gate-only gate.min_voiced_fraction=0.6
 """
 
 from __future__ import annotations
@@ -33,16 +33,16 @@ log = get_logger(__name__)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    from ddsp_demucs.features import METHODS
+    from ddsp_demucs.config import F0_METHODS
 
     p.add_argument("--stems-dir", required=True, metavar="DIR", help="root of the separated stems")
     p.add_argument("--separator", required=True, metavar="NAME",
                    help="separator folder under --stems-dir (e.g. htdemucs, or the fallback's name)")
     p.add_argument("--out", required=True, metavar="DIR", help="features root (files go to OUT/<separator>/)")
     p.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value, e.g. gate.min_loudness_db=-40 (repeatable)")
-    p.add_argument("--method", choices=METHODS, help="F0 method (default: features.f0_method, else crepe-tiny)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. gate.min_loudness_db=-40 (as in every subcommand)")
+    p.add_argument("--method", choices=F0_METHODS, help="F0 method (default: features.f0_method, else crepe-tiny)")
     p.add_argument("--gate-only", action="store_true",
                    help="write accepted_segments.csv from existing feature files without computing features")
     p.add_argument("--force", action="store_true", help="recompute feature files even when up to date")

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from ddsp_demucs import InputError
-from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files, load_audio
 from ddsp_demucs.utils import get_logger
 
 log = get_logger(__name__)
@@ -41,6 +40,8 @@ class AudioFileTrack:
         self.name = name or self.path.stem
 
     def mixture(self) -> np.ndarray:
+        from ddsp_demucs.audio_io import load_audio
+
         audio, _ = load_audio(self.path, sample_rate=self.sample_rate)
         if audio.shape[1] == 1:
             audio = np.repeat(audio, 2, axis=1)
@@ -51,6 +52,8 @@ class AudioFileTrack:
 
 def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
     """Audio files given directly or found under given folders (an empty folder is an error)."""
+    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files
+
     paths: list[Path] = []
     for item in items:
         path = Path(item)
@@ -66,6 +69,8 @@ def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
 
 def tracks_from_musdb(root: str) -> list[AudioFileTrack]:
     """MUSDB18-HQ mixtures: ``ROOT/{train,test}/<track>/mixture.wav`` (or .flac), named after the folder."""
+    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS
+
     root_path = Path(root)
     mixtures = sorted(p for split in ("train", "test") for p in (root_path / split).glob("*/mixture.*")
                       if p.suffix.lower() in AUDIO_EXTENSIONS)

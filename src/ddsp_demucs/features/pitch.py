@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ddsp_demucs.audio_io import resample
+from ddsp_demucs.config import F0_METHODS
 from ddsp_demucs.features import crepe
 
-METHODS = ("crepe-tiny", "crepe-full", "pyin")
+METHODS = F0_METHODS
 DEFAULT_METHOD = "crepe-tiny"
 DEFAULT_VOICING_THRESHOLD = 0.5
 PYIN_FMIN, PYIN_FMAX = 50.0, 1100.0  # Hz: the sung range with margin
