@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddsp_demucs import InputError
+from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
 from ddsp_demucs.utils import (ConfigError, atomic_folder, atomic_path, load_config, shard_of,
                                write_json_atomic)
@@ -107,10 +107,29 @@ def test_a_killed_write_leaves_the_old_output_and_its_temporary_is_swept(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # swept by the next write
 
 
-def test_shard_of_partitions():
+def test_shard_of_partitions(monkeypatch):
+    for var in ("SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_ID", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(var, raising=False)
     items = list(range(10))
     parts = [shard_of(items, 3, i) for i in range(3)]
-    assert sorted(sum(parts, [])) == items
+    assert parts == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert shard_of(items) == items
+    with pytest.raises(DDSPDemucsError, match="shard index 3 of 3"):
+        shard_of(items, 3, 3)
+
+
+def test_shard_of_reads_the_launcher_variables(monkeypatch):
+    items = list(range(10))
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "1")
+    assert shard_of(items) == [1, 5, 9]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")          # a SLURM array comes before torchrun's variables
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert shard_of(items) == [1, 3, 5, 7, 9]
+    assert shard_of(items, 5, 0) == [0, 5]                      # explicit shards win over the environment
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    with pytest.raises(DDSPDemucsError, match="shard index 2 of 2"):
+        shard_of(items)
 
 
 def test_audio_roundtrip_and_errors(tmp_path):
