@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from ddsp_demucs.dsp import filtered_noise, harmonic_synth, noise_impulse_responses
+from ddsp_demucs.dsp import filtered_noise, harmonic_phase, harmonic_synth, noise_impulse_responses
 
 
 def numpy_harmonic_reference(f0, amps, dist, sample_rate, n_samples, hop=None, initial_phase=None):
@@ -160,6 +159,35 @@ def test_noise_filters_are_linear_phase_and_reproducible():
     b = filtered_noise(mags, n_samples=1001, generator=torch.Generator().manual_seed(3))
     assert a.shape == (2, 1001) and torch.equal(a, b)
     assert filtered_noise(mags[0], n_samples=77).shape == (77,)
+
+
+def test_harmonic_phase_is_the_float64_reference_and_continues_a_synthesis():
+    g = torch.Generator().manual_seed(4)
+    f0 = torch.rand(2, 9, generator=g, dtype=torch.float64) * 300 + 80
+    phi0 = torch.tensor([0.3, 5.0], dtype=torch.float64)
+    n, hop = 1600, 200
+    phase = harmonic_phase(f0, sample_rate=8000, n_samples=n, initial_phase=phi0, hop_length=hop)
+    x = np.arange(n, dtype=np.float64)
+    for b in range(2):
+        ref = np.cumsum(2 * np.pi * np.interp(x, np.arange(9) * hop, f0[b].numpy()) / 8000) + float(phi0[b])
+        np.testing.assert_allclose(np.exp(1j * phase[b].numpy()), np.exp(1j * ref), atol=1e-9)
+    assert float(phase.min()) >= 0 and float(phase.max()) < 2 * np.pi
+    # a synthesis of frames 4.. started with phase[m - 1] continues the whole one (constant frames, whole hops)
+    amp, dist = torch.ones(2, 9, dtype=torch.float64), torch.rand(2, 9, 3, generator=g, dtype=torch.float64)
+    whole = harmonic_synth(f0, amp, dist, sample_rate=8000, n_samples=n, initial_phase=phi0, hop_length=hop)
+    m = 4 * hop
+    tail = harmonic_synth(f0[:, 4:], amp[:, 4:], dist[:, 4:], sample_rate=8000, n_samples=n - m,
+                          initial_phase=phase[:, m - 1], hop_length=hop)
+    torch.testing.assert_close(tail[:, : 4 * hop], whole[:, m: m + 4 * hop], atol=1e-9, rtol=0)
+
+
+def test_noise_filters_given_white_noise_as_drawn_noise():
+    mags = torch.rand(2, 5, 9)
+    drawn = filtered_noise(mags, n_samples=1001, generator=torch.Generator().manual_seed(3))
+    white = torch.rand(2, 1001, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    torch.testing.assert_close(filtered_noise(mags, n_samples=1001, white_noise=white), drawn)
+    with pytest.raises(ValueError, match="white_noise"):
+        filtered_noise(mags, n_samples=1001, white_noise=white[:, :1000])
 
 
 def test_noise_zero_magnitude_is_silent():

@@ -20,8 +20,8 @@ from ddsp_demucs.audio_io import resample
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.refine import (crossfade_weights, frame_controls, plan_windows, refine_vocals, time_quantum,
-                                window_step)
+from ddsp_demucs.refine import (NOISE_BLOCK, crossfade_weights, frame_controls, noise_stream, plan_windows,
+                                refine_vocals, time_quantum, window_step)
 from ddsp_demucs.synthetic import generate_song
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,9 +209,37 @@ def test_synth_path_is_the_model_resynthesis_on_every_channel():
     controls = frame_controls(mono, model, f0_method=None, voicing_threshold=0.5)
     batch = {"input_audio": torch.from_numpy(mono)[None], **{k: torch.from_numpy(v)[None] for k, v in controls.items()}}
     with torch.no_grad():
-        direct = model(batch, generator=torch.Generator().manual_seed(3))["audio"][0].numpy()
-    expected = resample(direct, model.sample_rate, sr)[: x.shape[0]]
+        c = model.controls(batch)
+        direct = model.synthesize(c, mono.shape[0], white_noise=noise_stream(3, 0, mono.shape[0])[None])
+    expected = resample(direct["synth_audio"][0].numpy(), model.sample_rate, sr)[: x.shape[0]]
     np.testing.assert_allclose(y[:, 0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("composition, kwargs", [("synth", {}), ("gate", dict(perturb=0.05, bias=0.5)),
+                                                 ("mask", dict(perturb=0.5))])
+def test_windowed_equals_whole_song_in_every_composition_overlaps_included(composition, kwargs):
+    """Windows continue the song's synthesis (oscillator phase carried, one noise stream): the windowed output is
+    the whole-song output to -30 dB, in the crossfades too, where two unrelated syntheses would dip and differ."""
+    sr, x = 44100, vocal(8.0, 44100, 2)[:352_799]
+    model = tiny_model(composition, **kwargs)
+    windows = plan_windows(x.shape[0], sr, model, 6.0, 1.0)
+    assert len(windows) == 2
+    whole = refine_vocals(model, x, sr, window_s=None, seed=5)
+    windowed = refine_vocals(model, x, sr, window_s=6.0, overlap_s=1.0, seed=5)
+    overlap = slice(windows[1].start, windows[0].stop)
+
+    def error_db(part):
+        return 10 * np.log10(np.sum((windowed[part] - whole[part]) ** 2) / np.sum(whole[part] ** 2))
+
+    assert error_db(slice(None)) < -30.0 and error_db(overlap) < -30.0
+
+
+def test_noise_stream_is_the_same_whichever_window_asks():
+    long = noise_stream(7, 0, 3 * NOISE_BLOCK + 100)
+    for start, n in ((0, 10), (NOISE_BLOCK - 3, 7), (1000, 2 * NOISE_BLOCK), (3 * NOISE_BLOCK, 100)):
+        torch.testing.assert_close(noise_stream(7, start, n), long[start:start + n], rtol=0, atol=0)
+    assert long.min() >= -1.0 and long.max() < 1.0 and abs(float(long.mean())) < 0.02
+    assert not torch.equal(noise_stream(8, 0, 100), long[:100])
 
 
 def test_bad_vocals_are_input_errors():

@@ -404,14 +404,17 @@ class ResidualDDSPDecoder(nn.Module):
         r = r + (r.clamp(0.0, 1.0) - r).detach()
         return dict(gate=1.0 - r, frame_rate=self.model_frame_rate, controls=c)
 
-    def synthesize(self, controls: dict, n_samples: int, generator: torch.Generator | None = None) -> dict:
+    def synthesize(self, controls: dict, n_samples: int, generator: torch.Generator | None = None, *,
+                   initial_phase: torch.Tensor | None = None, white_noise: torch.Tensor | None = None) -> dict:
         """Harmonic + filtered noise (+ reverb) audio ``(batch, n_samples)`` from model-grid controls;
-        ``generator`` seeds the noise."""
+        ``generator`` seeds the noise. ``initial_phase (batch,)`` and ``white_noise (batch, n_samples)`` continue
+        a longer synthesis (see :func:`~ddsp_demucs.dsp.harmonic_phase` and ``filtered_noise``)."""
         # model frame i is centred on sample i * hop: the same convention as the dsp functions' hop_length
         harm = harmonic_synth(controls["f0_hz"], controls["amplitudes"], controls["harmonic_distribution"],
-                              sample_rate=self.sample_rate, n_samples=n_samples, hop_length=self.hop)
+                              sample_rate=self.sample_rate, n_samples=n_samples, hop_length=self.hop,
+                              initial_phase=initial_phase)
         noise = filtered_noise(controls["noise_magnitudes"], n_samples=n_samples, generator=generator,
-                               hop_length=self.hop)
+                               hop_length=self.hop, white_noise=white_noise)
         audio = harm + noise
         if self.reverb is not None:
             audio = self.reverb(audio)

@@ -4,8 +4,9 @@
 vocal at the same rate, channels and exact length:
 
 1. the song is cut into overlapping windows of at most ``window_s`` seconds (``overlap_s`` shared by
-   neighbours) that start on a grid common to the model's frames and the control frames (:func:`window_step`,
-   5.12 s for the shipped configs), so that a window's frames are the whole song's frames;
+   neighbours) that start on a grid common to the model's frames and the control frames (:func:`window_step`:
+   5.12 s for configs base and large, 10.24 s for small and demo, whose hop is 512), so that a window's frames
+   are the whole song's frames;
 2. per window, an *analysis span* (the window plus :data:`CONTEXT_S` on each side, within the song) is
    downmixed to mono, resampled to ``model.sample_rate`` and its frame controls are computed as the dataset
    computes them (:func:`~ddsp_demucs.features.extract_f0` and :func:`~ddsp_demucs.dsp.a_weighted_loudness` at
@@ -18,7 +19,11 @@ vocal at the same rate, channels and exact length:
    kept) and applied keeping that channel's phase; ``gate``: the per-frame gate
    (:meth:`~ResidualDDSPDecoder.compute_gate`, :func:`~ddsp_demucs.model.interpolate_gate`) blends each channel
    with the synthesis resampled to the song rate; ``synth``: the model's mono resynthesis, resampled to the
-   song rate, is every channel's output (pure resynthesis has no per-channel information);
+   song rate, is every channel's output (pure resynthesis has no per-channel information). The synthesis of
+   ``gate`` and ``synth`` continues the song's: the oscillators start each window with the phase the previous
+   window reached there (:func:`~ddsp_demucs.dsp.harmonic_phase`), and the noise is cut from one song-long
+   stream (:func:`noise_stream`), so two overlapping windows synthesise the same signal, not two uncorrelated
+   ones whose crossfade would dip;
 4. windows are summed with complementary raised-cosine crossfades over the overlaps (the weights sum to 1).
 
 The model, STFTs and analysis never see more than one window (+ context), so peak memory beyond the input and
@@ -41,6 +46,7 @@ import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
+from ddsp_demucs.dsp import harmonic_phase
 from ddsp_demucs.model import ResidualDDSPDecoder, interpolate_gate, interpolate_mask
 from ddsp_demucs.utils import get_logger, write_json_atomic
 
@@ -75,7 +81,7 @@ def time_quantum(sample_rate: int, model_sample_rate: int, frame_rate: int) -> i
 def window_step(sample_rate: int, model: ResidualDDSPDecoder) -> int:
     """The grid of window starts in song samples: the least common multiple of one song sample, one model
     frame (``mask_hop / model.sample_rate`` s) and one control frame (``1 / frame_rate`` s) — 5.12 s for a
-    22.05 kHz model with hop 256 and 250 Hz controls. On this grid a window's model frames and control frames
+    22.05 kHz model with hop 256 and 250 Hz controls, 10.24 s with hop 512. On this grid a window's model frames and control frames
     are exactly the whole song's, so a window's result converges to the whole-song result once the model's
     recurrent state has forgotten its start (the crossfade covers that)."""
     steps = [Fraction(1, int(sample_rate)), Fraction(int(model.hop), int(model.sample_rate)),
@@ -174,6 +180,21 @@ def frame_controls(mono: np.ndarray, model: ResidualDDSPDecoder, *, f0_method: s
     return {"f0_hz": f0, "f0_confidence": conf, "loudness_db": loud.astype(np.float32)}
 
 
+# --------------------------------------------------------------------------------------------- synthesis
+NOISE_BLOCK = 4096              # model samples per independently seeded block of the noise stream
+
+
+def noise_stream(seed: int, start: int, n_samples: int) -> torch.Tensor:
+    """Samples ``[start, start + n_samples)`` of one song-long stream of uniform white noise in [-1, 1),
+    float32 ``(n_samples,)``: block ``b`` (samples ``b * NOISE_BLOCK`` onwards) is drawn from a generator seeded
+    with ``(seed, b)``, so any window of the stream is the same whichever window asks for it."""
+    first, last = start // NOISE_BLOCK, (start + n_samples - 1) // NOISE_BLOCK
+    blocks = [torch.rand(NOISE_BLOCK, generator=torch.Generator().manual_seed(seed * 1_000_003 + b))
+              for b in range(first, last + 1)]
+    offset = start - first * NOISE_BLOCK
+    return (torch.cat(blocks)[offset:offset + n_samples] * 2.0 - 1.0).contiguous()
+
+
 # --------------------------------------------------------------------------------------------- refining
 def _check_vocals(vocals: np.ndarray, sample_rate: int, model) -> np.ndarray:
     if not isinstance(model, ResidualDDSPDecoder):
@@ -204,7 +225,7 @@ def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: i
             over the whole song, memory growing with its length).
         f0_method, voicing_threshold: override the checkpoint's ``features`` settings.
         progress: show a progress bar over windows.
-        seed: seeds the filtered noise of ``synth`` / ``gate`` models (window ``i`` uses ``seed + i``).
+        seed: seeds the noise stream of ``synth`` / ``gate`` models (:func:`noise_stream`).
         f0_reference: ``(n_samples, any channels)`` at ``sample_rate``: track F0 on this signal instead of on
             ``vocals`` (the oracle-F0 diagnosis passes the true vocal; users leave it None).
 
@@ -219,25 +240,31 @@ def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: i
                              f"got shape {f0_reference.shape}")
     method, threshold = _feature_settings(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
-    if len(windows) == 1:
-        return refine_window(model, audio, sample_rate, windows[0], f0_method=method, voicing_threshold=threshold,
-                             generator=torch.Generator().manual_seed(seed), f0_reference=f0_reference)
     from tqdm.auto import tqdm
 
     out = np.zeros_like(audio)
-    for i, win in enumerate(tqdm(windows, desc="windows", unit="win", leave=False, disable=not progress)):
-        y = refine_window(model, audio, sample_rate, win, f0_method=method, voicing_threshold=threshold,
-                          generator=torch.Generator().manual_seed(seed + i), f0_reference=f0_reference)
+    phase = 0.0
+    for i, win in enumerate(tqdm(windows, desc="windows", unit="win", leave=False,
+                                 disable=not progress or len(windows) == 1)):
+        next_start = windows[i + 1].start if i + 1 < len(windows) else None
+        y, phase = refine_window(model, audio, sample_rate, win, f0_method=method, voicing_threshold=threshold,
+                                 seed=seed, initial_phase=phase, next_start=next_start, f0_reference=f0_reference)
         out[win.start:win.stop] += crossfade_weights(win)[:, None] * y
     return out
 
 
 def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: int, window: Window, *,
-                  f0_method: str | None, voicing_threshold: float,
-                  generator: torch.Generator | None = None, f0_reference: np.ndarray | None = None) -> np.ndarray:
+                  f0_method: str | None, voicing_threshold: float, seed: int = 0, initial_phase: float = 0.0,
+                  next_start: int | None = None,
+                  f0_reference: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Refine ``audio[window.start:window.stop]`` (``(n, n_channels)`` at ``sample_rate``) -> the same shape,
     float32, with controls from the window's analysis span and the model run on the window alone
-    (F0 from the same span of ``f0_reference`` where given)."""
+    (F0 from the same span of ``f0_reference`` where given).
+
+    ``gate`` / ``synth`` models start their oscillators at ``initial_phase`` (radians) and cut their noise from
+    :func:`noise_stream` ``(seed)`` at the window's position. Returns the refined window and the oscillator phase
+    with which the window starting at song sample ``next_start`` continues this one (0 for ``mask`` models or
+    when ``next_start`` is None)."""
     msr, fr = model.sample_rate, int(model.frame_rate)
     span = slice(window.context_start, window.context_stop)
     mono = resample(audio[span].mean(axis=1), sample_rate, msr)
@@ -252,18 +279,26 @@ def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: in
     batch.update({k: torch.from_numpy(v[f_off:f_off + n_frames].copy())[None] for k, v in controls.items()})
     x = torch.from_numpy(np.ascontiguousarray(audio[window.start:window.stop].T))   # (ch, n)
     n = x.shape[-1]
+    phase = 0.0
     with torch.inference_mode():
         if model.composition == "mask":
             y = _apply_mask(model, model.compute_mask(batch), x, sample_rate)
-        elif model.composition == "gate":
-            g = model.compute_gate(batch)
-            synth = model.synthesize(g["controls"], n_model, generator)["synth_audio"][0]
-            gate = interpolate_gate(g["gate"], frame_rate=g["frame_rate"], sample_rate=sample_rate, n_samples=n)
-            y = x + (1.0 - gate) * (_to_song_rate(synth, msr, sample_rate, n) - x)
         else:
-            synth = model(batch, generator=generator)["audio"][0]
-            y = _to_song_rate(synth, msr, sample_rate, n).expand_as(x)
-    return np.ascontiguousarray(y.T.numpy(), dtype=np.float32)
+            g = model.compute_gate(batch) if model.composition == "gate" else None
+            controls = g["controls"] if g is not None else model.controls(batch)
+            synth = model.synthesize(controls, n_model, initial_phase=torch.tensor([initial_phase]),
+                                     white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None])
+            synth = _to_song_rate(synth["synth_audio"][0], msr, sample_rate, n)
+            if g is not None:
+                gate = interpolate_gate(g["gate"], frame_rate=g["frame_rate"], sample_rate=sample_rate, n_samples=n)
+                y = x + (1.0 - gate) * (synth - x)
+            else:
+                y = synth.expand_as(x)
+            if next_start is not None:
+                m = (next_start - window.start) * msr // sample_rate     # exact: windows start on the grid
+                phase = float(harmonic_phase(controls["f0_hz"], sample_rate=msr, n_samples=n_model, hop_length=model.hop,
+                                             initial_phase=torch.tensor([initial_phase]))[0, m - 1])
+    return np.ascontiguousarray(y.T.numpy(), dtype=np.float32), phase
 
 
 def _apply_mask(model: ResidualDDSPDecoder, m: dict, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -366,4 +401,4 @@ def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separa
 
 __all__ = ["refine_vocals", "refine_song", "refine_window", "plan_windows", "crossfade_weights", "time_quantum",
            "window_step", "frame_controls", "check_window_args", "song_output_dir", "Window", "CONTEXT_S",
-           "SEPARATED_NAME", "REFINED_NAME", "RECORD_NAME"]
+           "SEPARATED_NAME", "REFINED_NAME", "RECORD_NAME", "noise_stream", "NOISE_BLOCK"]

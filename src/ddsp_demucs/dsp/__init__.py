@@ -14,10 +14,11 @@ from ddsp_demucs.dsp.spectral import (
     spectral_convergence,
     stft_magnitude,
 )
-from ddsp_demucs.dsp.synths import filtered_noise, harmonic_synth, noise_impulse_responses
+from ddsp_demucs.dsp.synths import filtered_noise, harmonic_phase, harmonic_synth, noise_impulse_responses
 
 __all__ = [
     "harmonic_synth",
+    "harmonic_phase",
     "filtered_noise",
     "noise_impulse_responses",
     "fft_convolve",

@@ -20,13 +20,46 @@ from ddsp_demucs.dsp.core import (
     upsample,
 )
 
-__all__ = ["harmonic_synth", "filtered_noise", "noise_impulse_responses"]
+__all__ = ["harmonic_synth", "harmonic_phase", "filtered_noise", "noise_impulse_responses"]
 
 TWO_PI = 2.0 * math.pi
 _CHUNK_ELEMENTS = 1 << 19  # (batch x samples x harmonics) elements per chunk: 2 MiB in float32
 
 
 # ---------------------------------------------------------------------------------------------- harmonic
+def harmonic_phase(
+    f0_hz: torch.Tensor,
+    *,
+    sample_rate: float,
+    n_samples: int,
+    initial_phase: torch.Tensor | None = None,
+    hop_length: float | None = None,
+) -> torch.Tensor:
+    """The fundamental's phase ``phi (..., n_samples)`` in radians, float64 in ``[0, 2 pi)``, exactly as
+    :func:`harmonic_synth` computes it from the same arguments. ``phi[m - 1]`` is the ``initial_phase`` with which
+    a synthesis starting at sample ``m`` continues this one without a phase jump."""
+    check_positive(sample_rate, "sample_rate")
+    check_positive(n_samples, "n_samples", integer=True)
+    check_tensor(f0_hz, "f0_hz")
+    check_nonnegative(f0_hz, "f0_hz")
+    lead, n_frames = f0_hz.shape[:-1], f0_hz.shape[-1]
+    hop = resolve_hop(n_frames, int(n_samples), hop_length)
+    f0_up64 = upsample(f0_hz.reshape(-1, n_frames).to(torch.float64), int(n_samples), hop_length=hop)
+    phase = wrapped_cumsum(f0_up64 * (TWO_PI / sample_rate), _initial_phase(initial_phase, lead))
+    return phase.reshape(*lead, int(n_samples))
+
+
+def _initial_phase(initial_phase: torch.Tensor | None, lead: torch.Size) -> torch.Tensor | None:
+    """``initial_phase (lead)`` checked and flattened to ``(B, 1)`` float64, or None."""
+    if initial_phase is None:
+        return None
+    check_tensor(initial_phase, "initial_phase", min_dim=0)
+    if initial_phase.shape != lead:
+        raise ValueError(f"initial_phase must have shape {tuple(lead)} (the leading dims of f0_hz), got "
+                         f"{tuple(initial_phase.shape)}")
+    return initial_phase.reshape(-1, 1).to(torch.float64)
+
+
 def harmonic_synth(
     f0_hz: torch.Tensor,
     amplitudes: torch.Tensor,
@@ -92,14 +125,7 @@ def harmonic_synth(
     f0 = f0_hz.reshape(-1, n_frames)
     # fundamental phase: float64 accumulation, wrapped, then the working dtype
     f0_up64 = upsample(f0.to(torch.float64), n_samples, hop_length=hop)
-    start = None
-    if initial_phase is not None:
-        check_tensor(initial_phase, "initial_phase", min_dim=0)
-        if initial_phase.shape != lead:
-            raise ValueError(f"initial_phase must have shape {tuple(lead)} (the leading dims of f0_hz), got "
-                             f"{tuple(initial_phase.shape)}")
-        start = initial_phase.reshape(-1, 1).to(torch.float64)
-    phase = wrapped_cumsum(f0_up64 * (TWO_PI / sample_rate), start).to(dtype)
+    phase = wrapped_cumsum(f0_up64 * (TWO_PI / sample_rate), _initial_phase(initial_phase, lead)).to(dtype)
     # harmonics at or above Nyquist: per-sample cutoff harmonic number (mask is k < cutoff)
     cutoff = ((sample_rate / 2.0) / f0_up64.detach()).to(dtype)  # inf where f0 == 0 (silent anyway if amp 0)
 
@@ -249,6 +275,7 @@ def filtered_noise(
     generator: torch.Generator | None = None,
     window_size: int = 257,
     hop_length: float | None = None,
+    white_noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Uniform white noise in [-1, 1] filtered by a time-varying linear-phase FIR.
 
@@ -266,6 +293,8 @@ def filtered_noise(
         generator: optional ``torch.Generator`` (on the device of ``magnitudes``) for reproducible noise.
         window_size: FIR length in taps, odd, >= 3 (default 257).
         hop_length: samples between frames; default ``n_samples / n_frames``.
+        white_noise: ``(..., n_samples)`` (or broadcastable) noise to filter instead of drawing it, e.g. one
+            long stream cut into windows (``generator`` is then unused).
 
     Returns:
         ``(..., n_samples)`` in the dtype of ``magnitudes``; differentiable in ``magnitudes``.
@@ -282,7 +311,13 @@ def filtered_noise(
     check_nonnegative(magnitudes, "magnitudes")
     resolve_hop(magnitudes.shape[-2], n_samples, hop_length)
     lead = magnitudes.shape[:-2]
-    noise = torch.rand(*lead, n_samples, generator=generator, device=magnitudes.device, dtype=magnitudes.dtype)
-    noise = noise * 2.0 - 1.0
+    if white_noise is None:
+        noise = torch.rand(*lead, n_samples, generator=generator, device=magnitudes.device, dtype=magnitudes.dtype)
+        noise = noise * 2.0 - 1.0
+    else:
+        check_tensor(white_noise, "white_noise")
+        if white_noise.shape[-1] != n_samples:
+            raise ValueError(f"white_noise must have n_samples={n_samples} samples, got {tuple(white_noise.shape)}")
+        noise = white_noise.to(magnitudes.dtype).expand(*lead, n_samples)
     irs = noise_impulse_responses(magnitudes, window_size)
     return fft_convolve(noise, irs, delay=(window_size - 1) // 2, hop_length=hop_length)
