@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps test test-slow demo bench bench-real clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real clean
 
 install: $(STAMP) sysdeps
 
@@ -32,6 +32,11 @@ sysdeps:
 	    ( $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$need >/dev/null ) ) \
 	  || echo "warning: could not install$$need; tests that need them will be skipped"; \
 	fi
+
+# ruff, configured in pyproject.toml: lint (pycodestyle, pyflakes, import order) and the formatter's check.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: install
 	$(PY) -m pytest -q

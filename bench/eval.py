@@ -80,9 +80,12 @@ def _compare(name: str, estimates: np.ndarray, references: np.ndarray, sample_ra
         "max_window_abs_diff_db": float(f"{np.nanmax(np.abs(ours_frames - museval_frames)):.3g}"),
         "n_windows": int(museval_frames.shape[-1]),
     }
-    print(f"{name}: ours {ours_s * 1e3:.1f} ms, museval {museval_s:.2f} s ({row['speedup']}x); "
-          f"vocals SDR {ours_value:.4f} vs {museval_value:.4f} dB (|diff| {row['abs_diff_db']} dB, "
-          f"worst window {row['max_window_abs_diff_db']} dB)", flush=True)
+    print(
+        f"{name}: ours {ours_s * 1e3:.1f} ms, museval {museval_s:.2f} s ({row['speedup']}x); "
+        f"vocals SDR {ours_value:.4f} vs {museval_value:.4f} dB (|diff| {row['abs_diff_db']} dB, "
+        f"worst window {row['max_window_abs_diff_db']} dB)",
+        flush=True,
+    )
     return row
 
 
@@ -118,8 +121,12 @@ def main() -> None:
         "meets_targets": all(
             r["speedup"] >= TARGET_SPEEDUP and r["abs_diff_db"] <= TARGET_MAX_DIFF_DB for r in rows.values()
         ),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "museval": importlib.metadata.version("museval")},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "museval": importlib.metadata.version("museval"),
+        },
     }
     write_json_atomic(RESULT, result)
     print(f"wrote {RESULT.relative_to(REPO)}")

@@ -48,7 +48,10 @@ def load_annotation(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(dense.size) * MEDLEYDB_HOP_S, dense
 
 
-FILES = {"vocadito_1": "vocadito/vocadito_1.flac", "medleydb_nightowl": "medleydb/AClassicEducation_NightOwl_STEM_08.flac"}
+FILES = {
+    "vocadito_1": "vocadito/vocadito_1.flac",
+    "medleydb_nightowl": "medleydb/AClassicEducation_NightOwl_STEM_08.flac",
+}
 
 
 def evaluate(method: str, name: str, audio: np.ndarray, sr: int) -> dict:
@@ -63,15 +66,25 @@ def evaluate(method: str, name: str, audio: np.ndarray, sr: int) -> dict:
     duration = audio.shape[0] / sr
     out = {key: round(float(value), 4) for key, value in metrics.items()}
     out["raw_pitch_accuracy_voiced_output"] = round(float(strict), 4)
-    out.update(n_reference_voiced=int((ref > 0).sum()), audio_s=round(duration, 2),
-               wall_s=round(elapsed, 2), s_per_min_audio=round(elapsed / duration * 60.0, 2))
+    out.update(
+        n_reference_voiced=int((ref > 0).sum()),
+        audio_s=round(duration, 2),
+        wall_s=round(elapsed, 2),
+        s_per_min_audio=round(elapsed / duration * 60.0, 2),
+    )
     return out
 
 
 def main() -> dict:
     torch.set_num_threads(THREADS)
-    results: dict = {"default_method": DEFAULT_METHOD, "frame_rate": FRAME_RATE, "torch_threads": THREADS, "machine": platform.processor() or
-                     platform.machine(), "cent_tolerance": 50.0, "methods": {}}
+    results: dict = {
+        "default_method": DEFAULT_METHOD,
+        "frame_rate": FRAME_RATE,
+        "torch_threads": THREADS,
+        "machine": platform.processor() or platform.machine(),
+        "cent_tolerance": 50.0,
+        "methods": {},
+    }
     audio_files = {}
     for name, rel in FILES.items():
         if not (DATA / rel).is_file():
@@ -84,10 +97,13 @@ def main() -> dict:
         for name, (audio, sr) in audio_files.items():
             res = evaluate(method, name, audio, sr)
             results["methods"][method][name] = res
-            print(f"{method:11s} {name:18s} RPA {res['raw_pitch_accuracy']:.4f} "
-                  f"(voiced output {res['raw_pitch_accuracy_voiced_output']:.4f}) RCA {res['raw_chroma_accuracy']:.4f} "
-                  f"recall {res['voicing_recall']:.3f} FA {res['voicing_false_alarm']:.3f} "
-                  f"{res['s_per_min_audio']:.1f} s/min", flush=True)
+            print(
+                f"{method:11s} {name:18s} RPA {res['raw_pitch_accuracy']:.4f} "
+                f"(voiced output {res['raw_pitch_accuracy_voiced_output']:.4f}) RCA {res['raw_chroma_accuracy']:.4f} "
+                f"recall {res['voicing_recall']:.3f} FA {res['voicing_false_alarm']:.3f} "
+                f"{res['s_per_min_audio']:.1f} s/min",
+                flush=True,
+            )
     write_json_atomic(RESULTS, results)
     return results
 

@@ -40,11 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "runs" / "real_singing"
 RESULT = ROOT / "bench" / "results" / "real_singing.json"
-DEFAULT = False          # not part of a plain `make bench`: it trains three models (about 50 minutes on 2 cores)
+DEFAULT = False  # not part of a plain `make bench`: it trains three models (about 50 minutes on 2 cores)
 COMMAND = "make bench-real"
-CONFIG = "configs/demo.yaml"   # every model's config, relative to ROOT
+CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
-AUGMENTATIONS = 2        # augmented versions of each training take in the "real_augmented" corpus
+AUGMENTATIONS = 2  # augmented versions of each training take in the "real_augmented" corpus
 
 
 def log(message: str) -> None:
@@ -72,8 +72,17 @@ def build_real_data(config, separator, root: Path, augmentations: int = 0) -> Pa
     dataset = root / "dataset"
     log("dataset")
     dc = config.data
-    build_dataset_from_segments(report.segments_csv, stems / separator.name, corpus, dataset, train_sr=dc.train_sr,
-                                win_s=dc.win_s, hop_s=dc.hop_s, config=config, progress=True)
+    build_dataset_from_segments(
+        report.segments_csv,
+        stems / separator.name,
+        corpus,
+        dataset,
+        train_sr=dc.train_sr,
+        win_s=dc.win_s,
+        hop_s=dc.hop_s,
+        config=config,
+        progress=True,
+    )
     return dataset
 
 
@@ -110,18 +119,31 @@ def system_entry(summary: dict, results, system: str, command: str) -> dict:
     per_singer = {}
     for name in sorted(set(singers) - {""}):
         own = gains[singers == name]
-        per_singer[str(name)] = {"n_songs": len(own), "si_sdr_change_median": float(np.nanmedian(own)),
-                                 "n_worse": int(np.sum(own < 0))}
+        per_singer[str(name)] = {
+            "n_songs": len(own),
+            "si_sdr_change_median": float(np.nanmedian(own)),
+            "n_worse": int(np.sum(own < 0)),
+        }
     return {
-        "system": system, "command": command,
-        "si_sdr_change_median": si["improvement_median"], "si_sdr_change_ci95": si["improvement_ci95"],
-        "sdr_change_median": sd["improvement_median"], "sdr_change_ci95": sd["improvement_ci95"],
+        "system": system,
+        "command": command,
+        "si_sdr_change_median": si["improvement_median"],
+        "si_sdr_change_ci95": si["improvement_ci95"],
+        "sdr_change_median": sd["improvement_median"],
+        "sdr_change_ci95": sd["improvement_ci95"],
         "fraction_worse": float(np.mean(gains[np.isfinite(gains)] < 0)),
-        "n_worse": si["n_worsened"], "n_better": si["n_improved"], "n_songs": len(results.rows),
-        "n_singers": len(per_singer), "per_singer": per_singer,
-        "separated_si_sdr_median": si["baseline_median"], "refined_si_sdr_median": si["refined_median"],
-        "error_reduction_median_db": {k: summary[k]["improvement_median"] for k in results.metric_keys
-                                   if k.startswith(("band_err_", "region_err_")) and k in summary},
+        "n_worse": si["n_worsened"],
+        "n_better": si["n_improved"],
+        "n_songs": len(results.rows),
+        "n_singers": len(per_singer),
+        "per_singer": per_singer,
+        "separated_si_sdr_median": si["baseline_median"],
+        "refined_si_sdr_median": si["refined_median"],
+        "error_reduction_median_db": {
+            k: summary[k]["improvement_median"]
+            for k in results.metric_keys
+            if k.startswith(("band_err_", "region_err_")) and k in summary
+        },
     }
 
 
@@ -135,7 +157,7 @@ def targets(entries: dict) -> dict[str, bool]:
         "real: median SDR change >= +0.5 dB": real["sdr_change_median"] >= 0.5,
         "real: at most 20 % of songs worse": real["fraction_worse"] <= 0.20,
         "demo and real above the comb filter": min(demo["si_sdr_change_median"], real["si_sdr_change_median"])
-                                               > comb["si_sdr_change_median"],
+        > comb["si_sdr_change_median"],
     }
 
 
@@ -163,43 +185,59 @@ def main() -> None:
     real_overrides = {"real": steps + NO_HARM, "real_without_no_harm": steps, "real_augmented": steps + NO_HARM}
     datasets = {"real": build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT)}
     link_finished_work(OUT, OUT / "augmented", separator.name)
-    datasets["real_augmented"] = build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT / "augmented",
-                                                 AUGMENTATIONS)
+    datasets["real_augmented"] = build_real_data(
+        load_config(ROOT / CONFIG, steps), separator, OUT / "augmented", AUGMENTATIONS
+    )
     checkpoints = {"demo": demo.checkpoint} | {
         name: train_real(load_config(ROOT / CONFIG, overrides), datasets.get(name, datasets["real"]), name)
-        for name, overrides in real_overrides.items()}
+        for name, overrides in real_overrides.items()
+    }
 
     corpus = OUT / "corpus"
-    systems = {name: (model_refiner(load_model(ckpt)), f"model {ckpt.relative_to(ROOT)}", read_provenance(ckpt))
-               for name, ckpt in checkpoints.items()}
+    systems = {
+        name: (model_refiner(load_model(ckpt)), f"model {ckpt.relative_to(ROOT)}", read_provenance(ckpt))
+        for name, ckpt in checkpoints.items()
+    }
     systems["comb"] = (comb_refiner(), "comb filter (no training)", {})
     entries = {}
     for name, (refiner, system, provenance) in systems.items():
         log(f"scoring {name} on the held-out real songs")
-        results = evaluate_songs(refiner, corpus, separator, system=system, cache_dir=OUT / "song_cache",
-                                 settings={"provenance": provenance})
-        written = write_evaluation(OUT / "eval" / name, results, title=f"real singing, whole songs: {name}",
-                                   command=COMMAND)
+        results = evaluate_songs(
+            refiner, corpus, separator, system=system, cache_dir=OUT / "song_cache", settings={"provenance": provenance}
+        )
+        written = write_evaluation(
+            OUT / "eval" / name, results, title=f"real singing, whole songs: {name}", command=COMMAND
+        )
         entries[name] = system_entry(written["summary"], results, system, COMMAND) | {
-            "evaluation": str((OUT / "eval" / name).relative_to(ROOT))}
+            "evaluation": str((OUT / "eval" / name).relative_to(ROOT))
+        }
         e = entries[name]
-        log(f"{name}: SI-SDR change median {e['si_sdr_change_median']:+.2f} dB (95 % CI "
+        log(
+            f"{name}: SI-SDR change median {e['si_sdr_change_median']:+.2f} dB (95 % CI "
             f"{e['si_sdr_change_ci95'][0]:+.2f} to {e['si_sdr_change_ci95'][1]:+.2f}), SDR "
-            f"{e['sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} songs worse")
+            f"{e['sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} songs worse"
+        )
     manifest = json.loads((corpus / "manifest.json").read_text())
-    write_json_atomic(RESULT, {
-        **entries,
-        "separator": separator.name,
-        "separator_is_fallback": separator.name == "fallback",
-        "test_singers": manifest["singers"]["test"], "training_singers": manifest["singers"]["train"],
-        "validation_singers": manifest["singers"]["validation"],
-        "protocol": "whole test songs of the real-singing corpus (ddsp-demucs corpus --kind remix), separated and "
-                    "refined at their own rate and channels; SI-SDR of the mono downmix, SiSEC18 SDR",
-        "commands": {"all": COMMAND, "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
-                     "augmented_corpus": f"ddsp-demucs corpus --kind remix --augment {AUGMENTATIONS} "
-                                         "--out runs/real_singing/augmented/corpus",
-                     "demo_config": CONFIG} | {f"{name}_config": " ".join([CONFIG, *overrides])
-                                               for name, overrides in real_overrides.items()},
-        "targets": targets(entries),
-    })
+    write_json_atomic(
+        RESULT,
+        {
+            **entries,
+            "separator": separator.name,
+            "separator_is_fallback": separator.name == "fallback",
+            "test_singers": manifest["singers"]["test"],
+            "training_singers": manifest["singers"]["train"],
+            "validation_singers": manifest["singers"]["validation"],
+            "protocol": "whole test songs of the real-singing corpus (ddsp-demucs corpus --kind remix), separated and "
+            "refined at their own rate and channels; SI-SDR of the mono downmix, SiSEC18 SDR",
+            "commands": {
+                "all": COMMAND,
+                "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
+                "augmented_corpus": f"ddsp-demucs corpus --kind remix --augment {AUGMENTATIONS} "
+                "--out runs/real_singing/augmented/corpus",
+                "demo_config": CONFIG,
+            }
+            | {f"{name}_config": " ".join([CONFIG, *overrides]) for name, overrides in real_overrides.items()},
+            "targets": targets(entries),
+        },
+    )
     log(f"wrote {RESULT}")

@@ -100,11 +100,19 @@ def _child(name: str, vocal_path: str, out_path: str, sample_rate: int) -> dict:
         np.save(out_path, refined)
     duration = vocal.shape[0] / sample_rate
     output_mb = refined.nbytes / 2**20
-    return dict(audio_s=round(duration, 3), window_s=window_s, overlap_s=OVERLAP_S, wall_s=round(wall, 2),
-                real_time_factor=round(wall / duration, 4), peak_rss_mb=round(peak, 1),
-                baseline_rss_mb=round(baseline, 1), input_mb=round(vocal.nbytes / 2**20, 1),
-                output_mb=round(output_mb, 1), working_mb=round(peak - baseline - output_mb, 1),
-                torch_threads=torch.get_num_threads())
+    return dict(
+        audio_s=round(duration, 3),
+        window_s=window_s,
+        overlap_s=OVERLAP_S,
+        wall_s=round(wall, 2),
+        real_time_factor=round(wall / duration, 4),
+        peak_rss_mb=round(peak, 1),
+        baseline_rss_mb=round(baseline, 1),
+        input_mb=round(vocal.nbytes / 2**20, 1),
+        output_mb=round(output_mb, 1),
+        working_mb=round(peak - baseline - output_mb, 1),
+        torch_threads=torch.get_num_threads(),
+    )
 
 
 def _separate(vocal_path: str) -> dict:
@@ -116,16 +124,25 @@ def _separate(vocal_path: str) -> dict:
     start = time.perf_counter()
     vocal = FallbackSeparator().separate(mixture, sr)["vocals"]
     np.save(vocal_path, vocal)
-    return dict(separated_by="fallback (the song has no stems)", sample_rate=sr, channels=int(vocal.shape[1]),
-                seconds=round(vocal.shape[0] / sr, 3), separator_s_not_counted=round(time.perf_counter() - start, 2))
+    return dict(
+        separated_by="fallback (the song has no stems)",
+        sample_rate=sr,
+        channels=int(vocal.shape[1]),
+        seconds=round(vocal.shape[0] / sr, 3),
+        separator_s_not_counted=round(time.perf_counter() - start, 2),
+    )
 
 
 def _subprocess(*args: str) -> dict:
     """Run ``python -m bench.refine ARGS`` in a fresh process and return the JSON it prints."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS=str(THREADS))
-    proc = subprocess.run([sys.executable, "-m", "bench.refine", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, check=False)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS=str(THREADS),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.refine", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench/refine.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -136,15 +153,23 @@ def main() -> dict:
         print(f"skipped: {SONG} not found (../shared/data beside the repository)", flush=True)
         return {}
     result: dict = dict(
-        song=str(SONG.relative_to(SHARED)), model="base config (configs/base.yaml), randomly initialised, residual "
+        song=str(SONG.relative_to(SHARED)),
+        model="base config (configs/base.yaml), randomly initialised, residual "
         f"head weights ~ N(0, {HEAD_STD}^2), bias {HEAD_BIAS} (non-identity mask); timing does not depend on weights",
-        method=dict(time="one call per case, wall clock, in its own subprocess; the separator is not timed",
-                    memory="peak_rss_mb: VmHWM (peak resident set of the case's process) after the call; "
-                           "baseline_rss_mb: VmRSS before it (input loaded); working_mb = peak - baseline - "
-                           "output_mb (beyond the audio itself), MiB",
-                    difference="10 log10(||windowed - whole||^2 / ||whole||^2) over both channels"),
-        torch_threads=THREADS, cpu_count=os.cpu_count(), machine=platform.machine(),
-        python=platform.python_version(), load_average_at_start=list(os.getloadavg()), cases={})
+        method=dict(
+            time="one call per case, wall clock, in its own subprocess; the separator is not timed",
+            memory="peak_rss_mb: VmHWM (peak resident set of the case's process) after the call; "
+            "baseline_rss_mb: VmRSS before it (input loaded); working_mb = peak - baseline - "
+            "output_mb (beyond the audio itself), MiB",
+            difference="10 log10(||windowed - whole||^2 / ||whole||^2) over both channels",
+        ),
+        torch_threads=THREADS,
+        cpu_count=os.cpu_count(),
+        machine=platform.machine(),
+        python=platform.python_version(),
+        load_average_at_start=list(os.getloadavg()),
+        cases={},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         vocal_path = Path(tmp) / "vocal.npy"
         result["input"] = _subprocess("--separate", str(vocal_path))
@@ -153,9 +178,12 @@ def main() -> dict:
         for name in CASES:
             case = _subprocess("--child", name, str(vocal_path), str(outputs.get(name, "")), str(sr))
             result["cases"][name] = case
-            print(f"{name}: {case['audio_s']:.0f} s audio in {case['wall_s']:.1f} s (RTF "
-                  f"{case['real_time_factor']:.3f}), peak {case['peak_rss_mb']:.0f} MiB, working "
-                  f"{case['working_mb']:.0f} MiB", flush=True)
+            print(
+                f"{name}: {case['audio_s']:.0f} s audio in {case['wall_s']:.1f} s (RTF "
+                f"{case['real_time_factor']:.3f}), peak {case['peak_rss_mb']:.0f} MiB, working "
+                f"{case['working_mb']:.0f} MiB",
+                flush=True,
+            )
         windowed, whole = np.load(outputs["windowed"]), np.load(outputs["whole_song"])
         vocal = np.load(vocal_path)
     import torch
@@ -166,22 +194,30 @@ def main() -> dict:
     result["torch_version"] = torch.__version__
     c = result["cases"]
     whole64 = whole.astype(np.float64)
-    diff = float(10 * np.log10(np.sum((windowed - whole64) ** 2) / np.sum(whole64 ** 2)))
+    diff = float(10 * np.log10(np.sum((windowed - whole64) ** 2) / np.sum(whole64**2)))
     change = si_sdr(torch.from_numpy(whole.T.copy()), torch.from_numpy(vocal.T.copy())).tolist()
     result["windowed_vs_whole"] = dict(
-        difference_db=round(diff, 2), whole_output_si_sdr_vs_input_db=[round(v, 2) for v in change],
+        difference_db=round(diff, 2),
+        whole_output_si_sdr_vs_input_db=[round(v, 2) for v in change],
         time_ratio_whole_over_windowed=round(c["whole_song"]["wall_s"] / c["windowed"]["wall_s"], 3),
         peak_rss_ratio_whole_over_windowed=round(c["whole_song"]["peak_rss_mb"] / c["windowed"]["peak_rss_mb"], 3),
-        working_mb_ratio_whole_over_windowed=round(c["whole_song"]["working_mb"] / c["windowed"]["working_mb"], 3))
+        working_mb_ratio_whole_over_windowed=round(c["whole_song"]["working_mb"] / c["windowed"]["working_mb"], 3),
+    )
     result["constant_memory"] = dict(
-        working_mb_10_min=c["minutes_10"]["working_mb"], working_mb_1_min=c["minutes_1"]["working_mb"],
-        peak_rss_mb_10_min=c["minutes_10"]["peak_rss_mb"], peak_rss_mb_1_min=c["minutes_1"]["peak_rss_mb"],
+        working_mb_10_min=c["minutes_10"]["working_mb"],
+        working_mb_1_min=c["minutes_1"]["working_mb"],
+        peak_rss_mb_10_min=c["minutes_10"]["peak_rss_mb"],
+        peak_rss_mb_1_min=c["minutes_1"]["peak_rss_mb"],
         audio_in_plus_out_mb_10_min=round(c["minutes_10"]["input_mb"] + c["minutes_10"]["output_mb"], 1),
-        audio_in_plus_out_mb_1_min=round(c["minutes_1"]["input_mb"] + c["minutes_1"]["output_mb"], 1))
+        audio_in_plus_out_mb_1_min=round(c["minutes_1"]["input_mb"] + c["minutes_1"]["output_mb"], 1),
+    )
     result["load_average_at_end"] = list(os.getloadavg())
-    print(f"windowed vs whole song: {diff:.1f} dB; time ratio whole/windowed "
-          f"{result['windowed_vs_whole']['time_ratio_whole_over_windowed']:.2f}, peak memory ratio "
-          f"{result['windowed_vs_whole']['peak_rss_ratio_whole_over_windowed']:.2f}", flush=True)
+    print(
+        f"windowed vs whole song: {diff:.1f} dB; time ratio whole/windowed "
+        f"{result['windowed_vs_whole']['time_ratio_whole_over_windowed']:.2f}, peak memory ratio "
+        f"{result['windowed_vs_whole']['peak_rss_ratio_whole_over_windowed']:.2f}",
+        flush=True,
+    )
     write_json_atomic(RESULTS, result)
     return result
 

@@ -50,8 +50,9 @@ def make_controls(n_harmonics: int, seed: int = 0) -> dict:
     f0 = 250.0 + 150.0 * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi, (BATCH, 1)))
     amps = 0.5 + 0.4 * np.sin(2 * np.pi * 0.7 * rate * t)
     dist = rng.uniform(0.0, 1.0, (BATCH, n_frames, n_harmonics)) / np.arange(1, n_harmonics + 1)
-    return dict(f0=f0.astype(np.float32), amps=amps.astype(np.float32), dist=dist.astype(np.float32),
-                n_samples=n_samples)
+    return dict(
+        f0=f0.astype(np.float32), amps=amps.astype(np.float32), dist=dist.astype(np.float32), n_samples=n_samples
+    )
 
 
 def reference_bank(f0, amps, dist, *, sample_rate, n_samples):
@@ -59,8 +60,8 @@ def reference_bank(f0, amps, dist, *, sample_rate, n_samples):
     from ddsp_demucs.dsp import upsample
 
     k = torch.arange(1, dist.shape[-1] + 1, dtype=f0.dtype)
-    freqs = upsample(f0, n_samples)[..., None] * k                          # (B, n, K)
-    harm_amps = upsample(amps[..., None] * dist, n_samples, dim=-2)          # (B, n, K)
+    freqs = upsample(f0, n_samples)[..., None] * k  # (B, n, K)
+    harm_amps = upsample(amps[..., None] * dist, n_samples, dim=-2)  # (B, n, K)
     harm_amps = harm_amps * (freqs < sample_rate / 2).to(harm_amps.dtype)
     phases = torch.cumsum(2 * math.pi * freqs / sample_rate, dim=-2)
     return (harm_amps * torch.sin(phases)).sum(-1)
@@ -95,9 +96,11 @@ def _child(name: str, n_harmonics: int) -> dict:
     dist = torch.from_numpy(c["dist"]).requires_grad_()
     g = torch.randn(BATCH, n, generator=torch.Generator().manual_seed(1))
     if name == "harmonic_synth":
+
         def run():
             return harmonic_synth(f0, amps, dist, sample_rate=SAMPLE_RATE, n_samples=n)
     elif name == "reference_bank":
+
         def run():
             return reference_bank(f0, amps, dist, sample_rate=SAMPLE_RATE, n_samples=n)
     elif name == "mrstft_loss":
@@ -125,21 +128,32 @@ def _child(name: str, n_harmonics: int) -> dict:
         step()
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = dict(median_s=statistics.median(times), times_s=times, repeats=REPEATS[name],
-               peak_extra_rss_mb=(peak - rss_before) / 1024.0, peak_rss_mb=peak / 1024.0,
-               torch_threads=torch.get_num_threads())
+    out = dict(
+        median_s=statistics.median(times),
+        times_s=times,
+        repeats=REPEATS[name],
+        peak_extra_rss_mb=(peak - rss_before) / 1024.0,
+        peak_rss_mb=peak / 1024.0,
+        torch_threads=torch.get_num_threads(),
+    )
     if name != "mrstft_loss":
         ref = float64_reference(c)
         err = y.detach().double().numpy() - ref
-        out["error_db"] = float(10 * np.log10(np.sum(err ** 2) / np.sum(ref ** 2)))
+        out["error_db"] = float(10 * np.log10(np.sum(err**2) / np.sum(ref**2)))
         out["grads_finite"] = bool(all(torch.isfinite(t.grad).all() for t in (f0, amps, dist)))
     return out
 
 
 def _run_case(name: str, n_harmonics: int) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "bench.synth", "--child", name, str(n_harmonics)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.synth", "--child", name, str(n_harmonics)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench case {name} K={n_harmonics} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -149,12 +163,22 @@ def main() -> dict:
     from ddsp_demucs.utils import write_json_atomic
 
     result = dict(
-        workload=dict(batch=BATCH, seconds=SECONDS, sample_rate=SAMPLE_RATE, frame_rate=FRAME_RATE,
-                      harmonics=list(HARMONICS), passes="forward+backward"),
-        method=dict(time="median of repeats after one warm-up, one subprocess per case",
-                    memory="ru_maxrss of the case's subprocess minus its value before the first call (MiB)",
-                    error="10 log10(||y - y64||^2 / ||y64||^2) vs a float64 numpy oscillator bank"),
-        torch_version=torch.__version__, torch_threads=THREADS, cpu_count=os.cpu_count(),
+        workload=dict(
+            batch=BATCH,
+            seconds=SECONDS,
+            sample_rate=SAMPLE_RATE,
+            frame_rate=FRAME_RATE,
+            harmonics=list(HARMONICS),
+            passes="forward+backward",
+        ),
+        method=dict(
+            time="median of repeats after one warm-up, one subprocess per case",
+            memory="ru_maxrss of the case's subprocess minus its value before the first call (MiB)",
+            error="10 log10(||y - y64||^2 / ||y64||^2) vs a float64 numpy oscillator bank",
+        ),
+        torch_version=torch.__version__,
+        torch_threads=THREADS,
+        cpu_count=os.cpu_count(),
         load_average_at_start=list(os.getloadavg()),
         cases={},
     )
@@ -162,13 +186,17 @@ def main() -> dict:
         ours = _run_case("harmonic_synth", k)
         ref = _run_case("reference_bank", k)
         result["cases"][f"harmonics_{k}"] = dict(
-            harmonic_synth=ours, reference_bank=ref,
+            harmonic_synth=ours,
+            reference_bank=ref,
             speedup=ref["median_s"] / ours["median_s"],
             memory_ratio=ours["peak_extra_rss_mb"] / max(ref["peak_extra_rss_mb"], 1e-9),
         )
-        print(f"K={k}: harmonic_synth {ours['median_s']:.3f} s ({ours['peak_extra_rss_mb']:.0f} MiB, "
-              f"{ours['error_db']:.1f} dB), reference {ref['median_s']:.3f} s ({ref['peak_extra_rss_mb']:.0f} MiB, "
-              f"{ref['error_db']:.1f} dB), speedup {ref['median_s'] / ours['median_s']:.1f}x", flush=True)
+        print(
+            f"K={k}: harmonic_synth {ours['median_s']:.3f} s ({ours['peak_extra_rss_mb']:.0f} MiB, "
+            f"{ours['error_db']:.1f} dB), reference {ref['median_s']:.3f} s ({ref['peak_extra_rss_mb']:.0f} MiB, "
+            f"{ref['error_db']:.1f} dB), speedup {ref['median_s'] / ours['median_s']:.1f}x",
+            flush=True,
+        )
     loss = _run_case("mrstft_loss", 0)
     result["mrstft_loss"] = dict(loss, fft_sizes=[2048, 1024, 512, 256, 128, 64], overlap=0.75)
     print(f"MultiResolutionSTFTLoss forward+backward: {loss['median_s']:.3f} s", flush=True)

@@ -45,9 +45,13 @@ def measure(config_file: str, overrides: list[str]) -> dict:
     t = torch.arange(n) / SR
     f0 = 150 + 100 * torch.rand(BATCH, 1)
     target = 0.2 * torch.sin(2 * torch.pi * f0 * t)
-    batch = {"input_audio": target + 0.05 * torch.randn(BATCH, n), "target_audio": target,
-             "f0_hz": f0.expand(BATCH, n_frames).contiguous(), "f0_confidence": torch.ones(BATCH, n_frames),
-             "loudness_db": torch.full((BATCH, n_frames), -30.0)}
+    batch = {
+        "input_audio": target + 0.05 * torch.randn(BATCH, n),
+        "target_audio": target,
+        "f0_hz": f0.expand(BATCH, n_frames).contiguous(),
+        "f0_confidence": torch.ones(BATCH, n_frames),
+        "loudness_db": torch.full((BATCH, n_frames), -30.0),
+    }
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times = []
     for i in range(WARMUP + STEPS):
@@ -61,10 +65,17 @@ def measure(config_file: str, overrides: list[str]) -> dict:
         if i >= WARMUP:
             times.append(time.perf_counter() - start)
     times.sort()
-    return {"step_s": round(times[len(times) // 2], 4), "step_s_min": round(times[0], 4),
-            "step_s_max": round(times[-1], 4), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "n_parameters": sum(p.numel() for p in model.parameters()), "composition": config.model.composition,
-            "loss_fft_sizes": list(config.loss.fft_sizes), "config": config_file, "overrides": overrides}
+    return {
+        "step_s": round(times[len(times) // 2], 4),
+        "step_s_min": round(times[0], 4),
+        "step_s_max": round(times[-1], 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "composition": config.model.composition,
+        "loss_fft_sizes": list(config.loss.fft_sizes),
+        "config": config_file,
+        "overrides": overrides,
+    }
 
 
 def main() -> dict:
@@ -72,16 +83,26 @@ def main() -> dict:
 
     results: dict = {}
     for name, (config_file, overrides) in RUNS.items():
-        code = ("import json, sys; sys.path.insert(0, %r); from bench.train import measure; "
-                "print(json.dumps(measure(%r, %r)))" % (str(REPO), config_file, overrides))
+        code = (
+            "import json, sys; sys.path.insert(0, %r); from bench.train import measure; "
+            "print(json.dumps(measure(%r, %r)))" % (str(REPO), config_file, overrides)
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
         if proc.returncode != 0:
             raise RuntimeError(f"bench/train.py {name} failed:\n{proc.stderr[-3000:]}")
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{name}: {results[name]['step_s']:.3f} s/step, peak {results[name]['peak_rss_mb']:.0f} MB", flush=True)
-    results["setup"] = {"batch": BATCH, "seconds": SECONDS, "sample_rate": SR, "torch_threads": THREADS,
-                        "warmup_steps": WARMUP, "timed_steps": STEPS, "statistic": "median",
-                        "machine": platform.machine(), "python": platform.python_version()}
+    results["setup"] = {
+        "batch": BATCH,
+        "seconds": SECONDS,
+        "sample_rate": SR,
+        "torch_threads": THREADS,
+        "warmup_steps": WARMUP,
+        "timed_steps": STEPS,
+        "statistic": "median",
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
     write_json_atomic(REPO / "bench" / "results" / "train.json", results)
     return results
 

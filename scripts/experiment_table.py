@@ -14,15 +14,17 @@ METRICS = ("si_sdr", "si_sdr_mono", "sdr", "mrstft", "log_spectral_distance", "r
 def rows(root: Path):
     for path in sorted(root.glob("*/eval_*/summary.json")):
         summary = json.loads(path.read_text())
-        yield path.parent.parent.name, path.parent.name[len("eval_"):], summary
+        yield path.parent.parent.name, path.parent.name[len("eval_") :], summary
 
 
 def main(root: str) -> None:
     found = list(rows(Path(root)))
     if not found:
         sys.exit(f"{root}: no */eval_*/summary.json")
-    print("| model | test set | separator | windows or songs | metric | separated | refined | improvement (95 % CI) "
-          "| improved / worsened |")
+    print(
+        "| model | test set | separator | windows or songs | metric | separated | refined | improvement (95 % CI) "
+        "| improved / worsened |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for model, test_set, s in found:
         for metric in METRICS:
@@ -30,9 +32,11 @@ def main(root: str) -> None:
                 continue
             m = s[metric]
             lo, hi = m["improvement_ci95"]
-            print(f"| {model} | {test_set} | {s['separator']} | {s['n_examples']} | {metric} "
-                  f"| {m['baseline_median']:.3f} | {m['refined_median']:.3f} "
-                  f"| {m['improvement_median']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {m['n_improved']} / {m['n_worsened']} |")
+            print(
+                f"| {model} | {test_set} | {s['separator']} | {s['n_examples']} | {metric} "
+                f"| {m['baseline_median']:.3f} | {m['refined_median']:.3f} "
+                f"| {m['improvement_median']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {m['n_improved']} / {m['n_worsened']} |"
+            )
 
 
 if __name__ == "__main__":

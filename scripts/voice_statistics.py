@@ -43,16 +43,19 @@ def vocal_statistics(mono: np.ndarray) -> dict[str, float]:
     hop = SR // FRAME_RATE
     f0, _ = extract_f0(mono.astype(np.float32), SR, frame_rate=FRAME_RATE, voicing_threshold=0.5)
     n_frames = min(len(f0), (len(mono) - N_FFT) // hop)
-    frames = np.stack([mono[j * hop:j * hop + N_FFT] for j in range(n_frames)]) * np.hanning(N_FFT)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2                               # (frames, bins)
+    frames = np.stack([mono[j * hop : j * hop + N_FFT] for j in range(n_frames)]) * np.hanning(N_FFT)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (frames, bins)
     freqs = np.fft.rfftfreq(N_FFT, 1 / SR)
     level = 10 * np.log10(power.sum(axis=1) + 1e-20)
     active = level > level.max() - 40
     f0 = f0[:n_frames]
     total = power[active].sum()
-    out = {f"band_{name}_db": float(10 * np.log10(power[active][:, (freqs >= lo) & (freqs < (hi or np.inf))].sum()
-                                                  / total + 1e-20))
-           for name, (lo, hi) in zip(BAND_NAMES, BANDS_HZ)}
+    out = {
+        f"band_{name}_db": float(
+            10 * np.log10(power[active][:, (freqs >= lo) & (freqs < (hi or np.inf))].sum() / total + 1e-20)
+        )
+        for name, (lo, hi) in zip(BAND_NAMES, BANDS_HZ)
+    }
     voiced = active & (f0 > 0)
     below = freqs < 8000
     near, allv = 0.0, 0.0
@@ -89,8 +92,12 @@ def real_vocals(shared: Path) -> list[tuple[str, np.ndarray]]:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("groups", nargs="+", metavar="NAME=FOLDER",
-                   help="a synthetic corpus (MUSDB layout) or a real-audio folder with index.csv")
+    p.add_argument(
+        "groups",
+        nargs="+",
+        metavar="NAME=FOLDER",
+        help="a synthetic corpus (MUSDB layout) or a real-audio folder with index.csv",
+    )
     p.add_argument("--out", type=Path, required=True, help="JSON with every vocal's figures")
     args = p.parse_args(argv)
     figures = {}
@@ -112,8 +119,9 @@ def main(argv: list[str]) -> int:
             summary.setdefault(key, {})[group] = {"median": med, "q1": q1, "q3": q3, "n": int(values.size)}
             cells.append(f"{med:.2f} [{q1:.2f}, {q3:.2f}]")
         print(f"| {key} | " + " | ".join(cells) + " |")
-    write_json_atomic(args.out, {"command": "scripts/voice_statistics.py " + " ".join(argv), "summary": summary,
-                                 "vocals": figures})
+    write_json_atomic(
+        args.out, {"command": "scripts/voice_statistics.py " + " ".join(argv), "summary": summary, "vocals": figures}
+    )
     return 0
 
 

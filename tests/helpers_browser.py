@@ -30,23 +30,38 @@ class HeadlessChromium:
     """``with HeadlessChromium(exe, profile_dir) as browser: page = browser.open(url)``; commands with
     :meth:`send`, events collected in :attr:`events`."""
 
-    def __init__(self, executable: str, profile_dir: Path, *, timeout_s: float = 60.0,
-                 window: tuple[int, int] = (1280, 900)):
+    def __init__(
+        self, executable: str, profile_dir: Path, *, timeout_s: float = 60.0, window: tuple[int, int] = (1280, 900)
+    ):
         self.timeout_s = timeout_s
         to_browser_r, self._w = os.pipe()
         self._r, from_browser_w = os.pipe()
-        args = [executable, "--headless", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-                "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-                "--mute-audio", f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile_dir}"]
+        args = [
+            executable,
+            "--headless",
+            "--disable-gpu",
+            "--remote-debugging-pipe",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--mute-audio",
+            f"--window-size={window[0]},{window[1]}",
+            f"--user-data-dir={profile_dir}",
+        ]
         if os.geteuid() == 0:
-            args.append("--no-sandbox")                 # Chromium refuses to run sandboxed as root
+            args.append("--no-sandbox")  # Chromium refuses to run sandboxed as root
         # the shell moves the pipe ends onto fds 3 and 4 (Popen would close them after a preexec_fn dup2)
         closes = " ".join(f"{fd}>&-" for fd in (to_browser_r, from_browser_w) if fd not in (3, 4))
         command = f"exec {shlex.join(args)} about:blank 3<&{to_browser_r} 4>&{from_browser_w} {closes}"
         self.stderr_path = Path(profile_dir).with_suffix(".stderr.txt")
         self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(["bash", "-c", command], pass_fds=(to_browser_r, from_browser_w),
-                                     stdout=subprocess.DEVNULL, stderr=self._stderr)
+        self.proc = subprocess.Popen(
+            ["bash", "-c", command],
+            pass_fds=(to_browser_r, from_browser_w),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer, self._next_id, self.events = b"", 0, []
@@ -104,16 +119,18 @@ class HeadlessChromium:
 
     def evaluate(self, session: str, expression: str):
         """The value of a JavaScript expression (promises awaited)."""
-        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                "returnByValue": True}, session=session)
+        result = self.send(
+            "Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True}, session=session
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
     def screenshot(self, session: str) -> bytes:
         """PNG bytes of the whole page."""
-        data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                         session=session)["data"]
+        data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)[
+            "data"
+        ]
         return base64.b64decode(data)
 
     def console_errors(self) -> list[str]:

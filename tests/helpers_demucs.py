@@ -21,14 +21,28 @@ def build_tiny_htdemucs(seed: int = 0, samplerate: int = 44100, segment_s: float
     from demucs.htdemucs import HTDemucs
 
     torch.manual_seed(seed)
-    model = HTDemucs(SOURCES, audio_channels=2, channels=8, growth=2, nfft=1024, depth=2, t_layers=1, t_heads=2,
-                     t_hidden_scale=1.0, dconv_depth=1, dconv_comp=4, bottom_channels=0,
-                     segment=Fraction(segment_s).limit_denominator(100), samplerate=samplerate)
+    model = HTDemucs(
+        SOURCES,
+        audio_channels=2,
+        channels=8,
+        growth=2,
+        nfft=1024,
+        depth=2,
+        t_layers=1,
+        t_heads=2,
+        t_hidden_scale=1.0,
+        dconv_depth=1,
+        dconv_comp=4,
+        bottom_channels=0,
+        segment=Fraction(segment_s).limit_denominator(100),
+        samplerate=samplerate,
+    )
     return model.eval()
 
 
-def make_tiny_demucs_repo(folder: str | Path, name: str = "tiny_htdemucs", seed: int = 0,
-                          sig: str = "7e57de3c") -> Path:
+def make_tiny_demucs_repo(
+    folder: str | Path, name: str = "tiny_htdemucs", seed: int = 0, sig: str = "7e57de3c"
+) -> Path:
     """Save a tiny HTDemucs as ``<sig>-<sha256[:8]>.th`` plus the bag ``<name>.yaml`` in ``folder``."""
     from demucs.states import get_state, save_with_checksum
 

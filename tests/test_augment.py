@@ -9,14 +9,33 @@ import pytest
 
 pytest.importorskip("pedalboard")
 
-from ddsp_demucs.data.augment import (LEVEL_DEPTH_DB, PITCH_SEMITONES, STRETCH, VocalAugmentation,  # noqa: E402
-                                      augment_vocal, draw_augmentation, level_envelope)
+from ddsp_demucs.data.augment import (  # noqa: E402
+    LEVEL_DEPTH_DB,
+    PITCH_SEMITONES,
+    STRETCH,
+    VocalAugmentation,
+    augment_vocal,
+    draw_augmentation,
+    level_envelope,
+)
 
 SR = 44100
 #: The identity: every transform at its neutral setting, no level envelope.
-IDENTITY = VocalAugmentation(pitch_semitones=0.0, stretch=1.0, formant_semitones=0.0, low_shelf_db=0.0,
-                             peak_hz=1000.0, peak_db=0.0, high_shelf_db=0.0, reverb="none", room_size=0.5,
-                             impulse_response="", wet=0.0, level_depth_db=0.0, level_seed=0)
+IDENTITY = VocalAugmentation(
+    pitch_semitones=0.0,
+    stretch=1.0,
+    formant_semitones=0.0,
+    low_shelf_db=0.0,
+    peak_hz=1000.0,
+    peak_db=0.0,
+    high_shelf_db=0.0,
+    reverb="none",
+    room_size=0.5,
+    impulse_response="",
+    wet=0.0,
+    level_depth_db=0.0,
+    level_seed=0,
+)
 
 
 def harmonic_tone(f0: float, seconds: float = 3.0) -> np.ndarray:
@@ -27,7 +46,7 @@ def harmonic_tone(f0: float, seconds: float = 3.0) -> np.ndarray:
 def peak_frequency(x: np.ndarray) -> float:
     """The strongest partial's frequency (Hz), from 2 s in the middle, parabolic interpolation of the peak bin."""
     n = 2 * SR
-    seg = x[(len(x) - n) // 2:][:n] * np.hanning(n)
+    seg = x[(len(x) - n) // 2 :][:n] * np.hanning(n)
     mag = np.log(np.abs(np.fft.rfft(seg, 4 * n)) + 1e-12)
     k = int(np.argmax(mag))
     delta = 0.5 * (mag[k - 1] - mag[k + 1]) / (mag[k - 1] - 2 * mag[k] + mag[k + 1])
@@ -63,8 +82,10 @@ def test_formant_shift_moves_the_envelope_and_keeps_the_pitch():
     for y in (up, down):
         assert peak_frequency(y) == pytest.approx(150.0, rel=0.004)
     # the 1/k envelope is stretched up (more energy above 1 kHz) or down (less)
-    high = {name: band_energy_db(y, 1000, 8000) - band_energy_db(y, 0, 8000)
-            for name, y in (("x", x), ("up", up), ("down", down))}
+    high = {
+        name: band_energy_db(y, 1000, 8000) - band_energy_db(y, 0, 8000)
+        for name, y in (("x", x), ("up", up), ("down", down))
+    }
     assert high["down"] < high["x"] - 0.5 and high["up"] > high["x"] + 0.5
 
 
@@ -85,12 +106,13 @@ def test_reverb_adds_a_tail_and_the_impulse_response_is_convolved_exactly(shared
     room = augment_vocal(click, SR, replace(IDENTITY, reverb="room", room_size=0.7, wet=0.3))
     assert np.sum(room[3000:] ** 2) > 1e-3 * np.sum(room**2)
     path = "impulse_responses/seminar_room_clap.flac"
-    wet = augment_vocal(click, SR, replace(IDENTITY, reverb="impulse_response", wet=0.3, impulse_response=path),
-                        shared_data)
+    wet = augment_vocal(
+        click, SR, replace(IDENTITY, reverb="impulse_response", wet=0.3, impulse_response=path), shared_data
+    )
     ir, sr = load_audio(shared_data / path)
     assert sr == SR
     ir = ir.mean(axis=1).astype(np.float64)
-    expected = 0.7 * dry + 0.3 * np.convolve(dry, ir / np.sqrt(np.sum(ir**2)))[:SR]    # direct-form reference
+    expected = 0.7 * dry + 0.3 * np.convolve(dry, ir / np.sqrt(np.sum(ir**2)))[:SR]  # direct-form reference
     assert np.sum((wet - expected) ** 2) < 1e-8 * np.sum(expected**2)
 
 
@@ -99,7 +121,7 @@ def test_level_envelope_stays_within_its_depth_and_is_seeded():
     db = 20 * np.log10(env)
     assert db.min() >= -4.0 - 1e-9 and db.max() <= 4.0 + 1e-9 and db.max() - db.min() > 1.0
     np.testing.assert_array_equal(env, level_envelope(10 * SR, SR, 4.0, seed=3))
-    assert np.max(np.abs(np.diff(db))) < 8.0 / (2.0 * SR) + 1e-9          # slow: linear between 2 s knots
+    assert np.max(np.abs(np.diff(db))) < 8.0 / (2.0 * SR) + 1e-9  # slow: linear between 2 s knots
 
 
 def test_map_f0_follows_the_stretch_and_the_shift():

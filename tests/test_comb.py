@@ -119,7 +119,10 @@ def test_comb_refine_tracks_f0_and_filters():
     out = comb_refine(noisy, SR, frame_rate=FRAME_RATE)  # CREPE tiny, the default tracker
     assert out.shape == noisy.shape and out.dtype == np.float32
     inner = slice(2048, -2048)
-    snr = lambda y: 10 * np.log10(np.sum(harmonic[inner] ** 2) / np.sum((y[inner, 0] - harmonic[inner]) ** 2))
+
+    def snr(y):
+        return 10 * np.log10(np.sum(harmonic[inner] ** 2) / np.sum((y[inner, 0] - harmonic[inner]) ** 2))
+
     assert snr(out) - snr(noisy) > 2.0
 
 
@@ -128,12 +131,16 @@ def test_comb_refine_follows_the_f0_of_its_reference():
     harmonic = _harmonic_tone(f0, n)
     noisy = np.stack([harmonic, harmonic], axis=1) + 0.05 * np.random.default_rng(3).standard_normal((n, 2))
     inner = slice(2048, -2048)
-    snr = lambda y: 10 * np.log10(np.sum(harmonic[inner] ** 2) / np.sum((y[inner, 0] - harmonic[inner]) ** 2))
-    np.testing.assert_array_equal(comb_refine(noisy, SR, frame_rate=FRAME_RATE, f0_reference=noisy),
-                                  comb_refine(noisy, SR, frame_rate=FRAME_RATE))
+
+    def snr(y):
+        return 10 * np.log10(np.sum(harmonic[inner] ** 2) / np.sum((y[inner, 0] - harmonic[inner]) ** 2))
+
+    np.testing.assert_array_equal(
+        comb_refine(noisy, SR, frame_rate=FRAME_RATE, f0_reference=noisy), comb_refine(noisy, SR, frame_rate=FRAME_RATE)
+    )
     clean = np.stack([harmonic, harmonic], axis=1)
     assert snr(comb_refine(noisy, SR, frame_rate=FRAME_RATE, f0_reference=clean)) - snr(noisy) > 2.0
-    third_up = _harmonic_tone(f0 * 2 ** (4 / 12), n)[:, None]           # the wrong F0 filters the voice away
+    third_up = _harmonic_tone(f0 * 2 ** (4 / 12), n)[:, None]  # the wrong F0 filters the voice away
     assert snr(comb_refine(noisy, SR, frame_rate=FRAME_RATE, f0_reference=third_up)) < snr(noisy) - 3.0
     with pytest.raises(ValueError, match="samples"):
         comb_refine(noisy, SR, f0_reference=noisy[:-1])

@@ -50,14 +50,30 @@ def pipeline(tmp_path_factory) -> dict:
     config = small_config()
     report = run_features(root / "stems", "fake", root / "features", config, progress=False)
     assert report.n_accepted >= 4, "the synthetic songs should pass the gate"
-    return {"root": root, "config": config, "csv": report.segments_csv, "stems": root / "stems" / "fake",
-            "corpus": root / "corpus", "features": root / "features" / "fake"}
+    return {
+        "root": root,
+        "config": config,
+        "csv": report.segments_csv,
+        "stems": root / "stems" / "fake",
+        "corpus": root / "corpus",
+        "features": root / "features" / "fake",
+    }
 
 
 def build(p: dict, out: Path, **kwargs):
     c = p["config"]
-    return build_dataset_from_segments(p["csv"], p["stems"], p["corpus"], out, train_sr=TRAIN_SR, win_s=c.data.win_s,
-                                       hop_s=c.data.hop_s, config=c, progress=False, **kwargs)
+    return build_dataset_from_segments(
+        p["csv"],
+        p["stems"],
+        p["corpus"],
+        out,
+        train_sr=TRAIN_SR,
+        win_s=c.data.win_s,
+        hop_s=c.data.hop_s,
+        config=c,
+        progress=False,
+        **kwargs,
+    )
 
 
 def npy_bytes(folder: Path) -> dict[str, bytes]:
@@ -90,13 +106,14 @@ def test_items_equal_an_independent_recomputation(pipeline, tmp_path):
             mix = mono_at_train_sr(pipeline["corpus"] / sub / track / "mixture.wav")
             for key, ref in (("input_audio", sep), ("target_audio", truth), ("mixture_audio", mix)):
                 assert item[key].dtype == torch.float32 and item[key].shape == (n_samples,)
-                np.testing.assert_allclose(item[key].numpy(), ref[s0:s0 + n_samples], atol=1e-6, err_msg=key)
+                np.testing.assert_allclose(item[key].numpy(), ref[s0 : s0 + n_samples], atol=1e-6, err_msg=key)
             feats = load_features(pipeline["features"] / f"{track}.npz")
-            np.testing.assert_array_equal(item["f0_hz"].numpy(), feats["f0_hz"][f0:f0 + n_frames])
-            np.testing.assert_array_equal(item["f0_confidence"].numpy(), feats["confidence"][f0:f0 + n_frames])
-            loud = a_weighted_loudness(torch.from_numpy(sep.astype(np.float32))[None], sample_rate=TRAIN_SR,
-                                       frame_rate=FR)[0].numpy()
-            np.testing.assert_allclose(item["loudness_db"].numpy(), loud[f0:f0 + n_frames], atol=1e-3)
+            np.testing.assert_array_equal(item["f0_hz"].numpy(), feats["f0_hz"][f0 : f0 + n_frames])
+            np.testing.assert_array_equal(item["f0_confidence"].numpy(), feats["confidence"][f0 : f0 + n_frames])
+            loud = a_weighted_loudness(
+                torch.from_numpy(sep.astype(np.float32))[None], sample_rate=TRAIN_SR, frame_rate=FR
+            )[0].numpy()
+            np.testing.assert_allclose(item["loudness_db"].numpy(), loud[f0 : f0 + n_frames], atol=1e-3)
             checked += 1
     assert checked == len(accepted)
 
@@ -108,7 +125,9 @@ def test_splits_are_by_song_and_follow_the_corpus(pipeline, tmp_path):
     corpus = json.loads((pipeline["corpus"] / "manifest.json").read_text())
     assert splits["validation"] == set(corpus["validation_tracks"])
     assert splits["test"] == {p.name for p in (pipeline["corpus"] / "test").iterdir()}
-    assert not (splits["train"] & splits["validation"]) and not (splits["train"] | splits["validation"]) & splits["test"]
+    assert (
+        not (splits["train"] & splits["validation"]) and not (splits["train"] | splits["validation"]) & splits["test"]
+    )
     for split, names in splits.items():
         ds = load_dataset(tmp_path / "ds", split)
         assert set(ds.tracks) == names and {ds[i]["track"] for i in range(len(ds))} == names
@@ -117,12 +136,13 @@ def test_splits_are_by_song_and_follow_the_corpus(pipeline, tmp_path):
 
 
 def test_validation_hold_out_when_none_is_declared():
-    tracks = [Track(f"song{i}", Path(f"/x/{i}.wav"), split="train") for i in range(10)] + \
-             [Track("t", Path("/x/t.wav"), split="test")]
+    tracks = [Track(f"song{i}", Path(f"/x/{i}.wav"), split="train") for i in range(10)] + [
+        Track("t", Path("/x/t.wav"), split="test")
+    ]
     splits = assign_splits(tracks, 0.2)
     held = sorted(n for n, s in splits.items() if s == "validation")
     assert len(held) == 2 and splits["t"] == "test"
-    assert assign_splits(list(reversed(tracks)), 0.2) == splits          # order does not matter
+    assert assign_splits(list(reversed(tracks)), 0.2) == splits  # order does not matter
     assert "validation" not in assign_splits(tracks, 0.0).values()
     declared = tracks[:9] + [Track("v", Path("/x/v.wav"), split="valid")]
     assert [n for n, s in assign_splits(declared, 0.2).items() if s == "validation"] == ["v"]
@@ -133,7 +153,7 @@ def test_validation_hold_out_when_none_is_declared():
 def test_rebuild_is_byte_identical_and_rerun_reuses(pipeline, tmp_path):
     build(pipeline, tmp_path / "a")
     build(pipeline, tmp_path / "b")
-    assert npy_bytes(tmp_path / "a") == npy_bytes(tmp_path / "b")     # every shard file and the manifest
+    assert npy_bytes(tmp_path / "a") == npy_bytes(tmp_path / "b")  # every shard file and the manifest
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "a").rglob("*.npy")}
     again = build(pipeline, tmp_path / "a")
     assert again.built == [] and len(again.reused) == 4
@@ -163,8 +183,9 @@ def test_sharded_build_then_index_equals_one_build(pipeline, tmp_path):
     one, two = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("one", "two"))
     assert index.built == [] and index.windows == {s: one["splits"][s]["n_windows"] for s in one["splits"]}
     assert one["splits"] == two["splits"]
-    assert {k: v for k, v in npy_bytes(tmp_path / "one").items() if k.endswith(".npy")} == \
-           {k: v for k, v in npy_bytes(tmp_path / "two").items() if k.endswith(".npy")}
+    assert {k: v for k, v in npy_bytes(tmp_path / "one").items() if k.endswith(".npy")} == {
+        k: v for k, v in npy_bytes(tmp_path / "two").items() if k.endswith(".npy")
+    }
 
 
 def test_index_only_reports_missing_shards(pipeline, tmp_path):
@@ -178,8 +199,8 @@ def test_bad_songs_are_skipped_and_the_others_built(pipeline, tmp_path):
     shutil.copytree(pipeline["stems"], p["stems"])
     rows = read_segments_csv(pipeline["csv"])
     names = sorted({r["track"] for r in rows if r["accepted"]})
-    (p["stems"] / names[0] / "vocals.wav").unlink()                              # missing separated vocal
-    ghost = dict(rows[0], track="not_a_song")                                   # a song not in the corpus
+    (p["stems"] / names[0] / "vocals.wav").unlink()  # missing separated vocal
+    ghost = dict(rows[0], track="not_a_song")  # a song not in the corpus
     write_segments_csv(rows + [dict(ghost, accepted=True)], p["csv"])
     report = build(p, tmp_path / "ds", features_dir=pipeline["features"])
     reasons = dict(report.skipped)
@@ -191,15 +212,25 @@ def test_bad_songs_are_skipped_and_the_others_built(pipeline, tmp_path):
 def test_inconsistent_windows_and_missing_csv_are_errors(pipeline, tmp_path):
     c = pipeline["config"]
     with pytest.raises(InputError, match="win_s is 4 s"):
-        build_dataset_from_segments(pipeline["csv"], pipeline["stems"], pipeline["corpus"], tmp_path / "ds",
-                                    win_s=4.0, hop_s=1.0, config=c, progress=False)
+        build_dataset_from_segments(
+            pipeline["csv"],
+            pipeline["stems"],
+            pipeline["corpus"],
+            tmp_path / "ds",
+            win_s=4.0,
+            hop_s=1.0,
+            config=c,
+            progress=False,
+        )
     with pytest.raises(InputError, match="segments CSV not found"):
-        build_dataset_from_segments(tmp_path / "none.csv", pipeline["stems"], pipeline["corpus"], tmp_path / "ds",
-                                    progress=False)
+        build_dataset_from_segments(
+            tmp_path / "none.csv", pipeline["stems"], pipeline["corpus"], tmp_path / "ds", progress=False
+        )
     (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="not a segments CSV"):
-        build_dataset_from_segments(tmp_path / "junk.csv", pipeline["stems"], pipeline["corpus"], tmp_path / "ds",
-                                    progress=False)
+        build_dataset_from_segments(
+            tmp_path / "junk.csv", pipeline["stems"], pipeline["corpus"], tmp_path / "ds", progress=False
+        )
 
 
 def test_loading_errors_and_dataloader(pipeline, tmp_path):
@@ -234,8 +265,21 @@ def test_cli_end_to_end_with_a_bad_song(pipeline, tmp_path, capsys, caplog):
     (stems / "fake" / bad / "vocals.wav").write_bytes(b"not audio at all")
     config = tmp_path / "c.yaml"
     config.write_text("data:\n  win_s: 2.0\n  hop_s: 1.0\n")
-    args = ["build-dataset", "--features-dir", str(tmp_path / "features"), "--stems-dir", str(stems), "--separator",
-            "fake", "--musdb-root", str(pipeline["corpus"]), "--out", str(tmp_path / "ds"), "--config", str(config)]
+    args = [
+        "build-dataset",
+        "--features-dir",
+        str(tmp_path / "features"),
+        "--stems-dir",
+        str(stems),
+        "--separator",
+        "fake",
+        "--musdb-root",
+        str(pipeline["corpus"]),
+        "--out",
+        str(tmp_path / "ds"),
+        "--config",
+        str(config),
+    ]
     assert cli_main(args) == 1
     assert "Traceback" not in capsys.readouterr().err
     assert f"{bad}.npz: computed from another version of" in caplog.text and "1 song(s) skipped" in caplog.text
@@ -256,16 +300,50 @@ def test_real_musdb_sample_through_separate_features_and_dataset(tmp_path, capsy
     (root / "test" / sample.name).symlink_to(sample)
     config = tmp_path / "c.yaml"
     config.write_text("gate:\n  min_voiced_fraction: 0.2\n  min_mean_confidence: 0.3\n")
-    assert cli_main(["separate", "--musdb", str(root), "--separator", "fallback", "--stems-dir", str(tmp_path / "stems")]) == 0
-    assert cli_main(["features", "--stems-dir", str(tmp_path / "stems"), "--separator", "fallback", "--out",
-                     str(tmp_path / "features"), "--config", str(config)]) == 0
-    assert cli_main(["build-dataset", "--features-dir", str(tmp_path / "features"), "--stems-dir",
-                     str(tmp_path / "stems"), "--separator", "fallback", "--musdb-root", str(root), "--out",
-                     str(tmp_path / "ds"), "--config", str(config)]) == 0
+    assert (
+        cli_main(["separate", "--musdb", str(root), "--separator", "fallback", "--stems-dir", str(tmp_path / "stems")])
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "features",
+                "--stems-dir",
+                str(tmp_path / "stems"),
+                "--separator",
+                "fallback",
+                "--out",
+                str(tmp_path / "features"),
+                "--config",
+                str(config),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                "build-dataset",
+                "--features-dir",
+                str(tmp_path / "features"),
+                "--stems-dir",
+                str(tmp_path / "stems"),
+                "--separator",
+                "fallback",
+                "--musdb-root",
+                str(root),
+                "--out",
+                str(tmp_path / "ds"),
+                "--config",
+                str(config),
+            ]
+        )
+        == 0
+    )
     ds = load_dataset(tmp_path / "ds", "test", verify=True)
     assert ds.tracks == [sample.name] and len(ds) >= 1 and ds.manifest["separator"] == "fallback"
     item = ds[0]
     truth = mono_at_train_sr(sample / "vocals.flac")
     s0 = round(item["start_s"] * TRAIN_SR)
-    np.testing.assert_allclose(item["target_audio"].numpy(), truth[s0:s0 + ds.n_samples], atol=1e-5)
+    np.testing.assert_allclose(item["target_audio"].numpy(), truth[s0 : s0 + ds.n_samples], atol=1e-5)
     assert float(item["f0_confidence"].max()) > 0.5 and float((item["f0_hz"] > 0).float().mean()) > 0.2

@@ -14,9 +14,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_refine import TINY_OVERRIDES  # noqa: E402
 
 TINY_DEMO = [o for o in TINY_OVERRIDES if not o.startswith("training.max_steps")] + [
-    "corpus.n_train=3", "corpus.n_valid=1", "corpus.n_test=1", "corpus.duration_s=5.0", "data.win_s=2.0",
-    "data.hop_s=1.0", "training.max_steps=4", "training.warmup_steps=1", "training.val_every_steps=2",
-    "training.limit_val_batches=1", "training.log_every_steps=1"]
+    "corpus.n_train=3",
+    "corpus.n_valid=1",
+    "corpus.n_test=1",
+    "corpus.duration_s=5.0",
+    "data.win_s=2.0",
+    "data.hop_s=1.0",
+    "training.max_steps=4",
+    "training.warmup_steps=1",
+    "training.val_every_steps=2",
+    "training.limit_val_batches=1",
+    "training.log_every_steps=1",
+]
 
 
 def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, capsys, caplog):
@@ -28,17 +37,25 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, capsys, caplog)
     for name in ("report.html", "summary.json", "model.ckpt"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    si = summary["si_sdr"]                                    # the verdict and its figures are the summary's
+    si = summary["si_sdr"]  # the verdict and its figures are the summary's
     verdict = "beat" if si["improvement_median"] > 0 else "do NOT beat"
     lo, hi = si["improvement_ci95"]
-    assert (f"the refined vocals {verdict} the separator's: median SI-SDR improvement "
-            f"{si['improvement_median']:+.2f} dB (95% CI {lo:+.2f} to {hi:+.2f}), {si['n_improved']} windows "
-            f"improved, {si['n_worsened']} worsened") in printed
+    assert (
+        f"the refined vocals {verdict} the separator's: median SI-SDR improvement "
+        f"{si['improvement_median']:+.2f} dB (95% CI {lo:+.2f} to {hi:+.2f}), {si['n_improved']} windows "
+        f"improved, {si['n_worsened']} worsened"
+    ) in printed
     assert f"held-out windows: {summary['n_examples']}; SI-SDR separated {si['baseline_median']:.2f} dB" in printed
     assert summary["separator"] == "fallback"
     for metric in ("si_sdr", "sdr"):
-        assert set(summary[metric]) >= {"baseline_median", "refined_median", "improvement_median",
-                                        "improvement_ci95", "n_improved", "n_worsened"}
+        assert set(summary[metric]) >= {
+            "baseline_median",
+            "refined_median",
+            "improvement_median",
+            "improvement_ci95",
+            "n_improved",
+            "n_worsened",
+        }
     manifest = json.loads((out / "dataset" / "manifest.json").read_text())
     assert manifest["splits"]["test"]["tracks"] == ["synth_0003"] and manifest["separator"] == "fallback"
     report = (out / "report.html").read_text()
@@ -53,7 +70,7 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, capsys, caplog)
     caplog.clear()
     caplog.set_level(logging.INFO, logger="ddsp_demucs")
     assert cli_main(args) == 0
-    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps              # corpus, stems, features, shards kept
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # corpus, stems, features, shards kept
     assert "0 separated, 4 already done" in caplog.text
     assert json.loads((out / "summary.json").read_text())["n_examples"] == steps
     assert not list(out.rglob(".*.tmp*"))

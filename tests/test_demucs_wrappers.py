@@ -12,14 +12,19 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_file
 from helpers_demucs import make_tiny_demucs_repo
 
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, save_audio
-from ddsp_demucs.demucs_wrappers import (DemucsSeparator, FallbackSeparator, WeightsUnavailableError,
-                                         get_separator, network_available, repeating_background)
+from ddsp_demucs.demucs_wrappers import (
+    DemucsSeparator,
+    FallbackSeparator,
+    WeightsUnavailableError,
+    get_separator,
+    network_available,
+    repeating_background,
+)
 
 NAME = "tiny_htdemucs"
 
@@ -96,9 +101,13 @@ def test_signature_params_and_bad_input(repo):
     sep = DemucsSeparator(NAME, repo=repo, device="cpu")
     assert sep.name == NAME and sep.signature == f"{NAME}:7e57de3c"
     assert sep.params["shifts"] == 1 and sep.device == "cpu"
-    for bad, match in [(np.zeros((0, 2)), "empty"), (np.full((100, 2), np.nan), "NaN"),
-                       (np.zeros((2, 1000)), "transpose"), (np.zeros((10, 10, 2)), "shape"),
-                       (np.zeros((1000, 6)), "1 or 2 channels")]:
+    for bad, match in [
+        (np.zeros((0, 2)), "empty"),
+        (np.full((100, 2), np.nan), "NaN"),
+        (np.zeros((2, 1000)), "transpose"),
+        (np.zeros((10, 10, 2)), "shape"),
+        (np.zeros((1000, 6)), "1 or 2 channels"),
+    ]:
         with pytest.raises(InputError, match=match):
             sep.separate(bad, 44100)
     with pytest.raises(InputError, match="sample_rate"):
@@ -127,14 +136,38 @@ def test_offline_without_cache_fails_with_one_helpful_message(tmp_path):
     """The real CLI process, with empty caches and the network made unreachable (a refused proxy)."""
     song = tmp_path / "song.wav"
     save_audio(song, _mixture(4410, 2), 44100)
-    env = dict(os.environ, HOME=str(tmp_path), HF_HOME=str(tmp_path / "hf"), TORCH_HOME=str(tmp_path / "torch"),
-               XDG_CACHE_HOME=str(tmp_path / "cache"), HTTPS_PROXY="http://127.0.0.1:9",
-               https_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="", no_proxy="")
+    env = dict(
+        os.environ,
+        HOME=str(tmp_path),
+        HF_HOME=str(tmp_path / "hf"),
+        TORCH_HOME=str(tmp_path / "torch"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        HTTPS_PROXY="http://127.0.0.1:9",
+        https_proxy="http://127.0.0.1:9",
+        HTTP_PROXY="http://127.0.0.1:9",
+        NO_PROXY="",
+        no_proxy="",
+    )
     env.pop("HF_HUB_OFFLINE", None)
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", "import sys; from ddsp_demucs.cli import main; sys.exit(main())", "separate", "--songs", str(song),
-                           "--separator", "htdemucs_ft", "--stems-dir", str(tmp_path / "stems")],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ddsp_demucs.cli import main; sys.exit(main())",
+            "separate",
+            "--songs",
+            str(song),
+            "--separator",
+            "htdemucs_ft",
+            "--stems-dir",
+            str(tmp_path / "stems"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     elapsed = time.monotonic() - start
     print(f"offline failure took {elapsed:.1f} s (process start included)")
     assert proc.returncode == 2, proc.stderr

@@ -16,12 +16,14 @@ def test_fft_convolve_invariant_matches_numpy(n, ir, delay):
     rng = np.random.default_rng(n)
     x, h = rng.standard_normal((3, n)), rng.standard_normal((3, ir))
     y = fft_convolve(torch.tensor(x), torch.tensor(h), delay=delay).numpy()
-    ref = np.stack([np.convolve(x[b], h[b])[delay:delay + n] for b in range(3)])
+    ref = np.stack([np.convolve(x[b], h[b])[delay : delay + n] for b in range(3)])
     np.testing.assert_allclose(y, ref, atol=1e-10)
 
 
-@pytest.mark.parametrize("n,n_frames,ir,hop", [(1000, 7, 33, None), (999, 13, 5, None), (500, 3, 64, 100.5),
-                                               (300, 300, 9, 1.0), (50, 2, 101, None)])
+@pytest.mark.parametrize(
+    "n,n_frames,ir,hop",
+    [(1000, 7, 33, None), (999, 13, 5, None), (500, 3, 64, 100.5), (300, 300, 9, 1.0), (50, 2, 101, None)],
+)
 def test_fft_convolve_time_varying_matches_crossfaded_numpy(n, n_frames, ir, hop):
     rng = np.random.default_rng(n + n_frames)
     x, h = rng.standard_normal((2, n)), rng.standard_normal((2, n_frames, ir))
@@ -33,7 +35,7 @@ def test_fft_convolve_time_varying_matches_crossfaded_numpy(n, n_frames, ir, hop
         onehot[j] = 1.0
         wj = np.interp(np.arange(n), np.arange(n_frames) * step, onehot)  # frame j's triangular weight
         for b in range(2):
-            ref[b] += np.convolve(x[b] * wj, h[b, j])[ir // 2:ir // 2 + n]
+            ref[b] += np.convolve(x[b] * wj, h[b, j])[ir // 2 : ir // 2 + n]
     np.testing.assert_allclose(y, ref, atol=1e-10)
 
 
@@ -62,7 +64,7 @@ def test_reverb_keeps_dry_path_and_adds_convolution():
     torch.testing.assert_close(rev(x), x)
     with torch.no_grad():
         rev.ir.zero_()
-        rev.ir[0] = 5.0   # ignored: the first tap is the dry path
+        rev.ir[0] = 5.0  # ignored: the first tap is the dry path
         rev.ir[10] = 0.5
     y = rev(x)
     expected = x.clone()
@@ -75,8 +77,8 @@ def test_reverb_keeps_dry_path_and_adds_convolution():
 def a_weight_db_numpy(f):
     """IEC 61672 A-weighting, written independently of the library."""
     f = np.asarray(f, dtype=np.float64)
-    num = (12194.0 ** 2) * f ** 4
-    den = (f ** 2 + 20.6 ** 2) * np.sqrt((f ** 2 + 107.7 ** 2) * (f ** 2 + 737.9 ** 2)) * (f ** 2 + 12194.0 ** 2)
+    num = (12194.0**2) * f**4
+    den = (f**2 + 20.6**2) * np.sqrt((f**2 + 107.7**2) * (f**2 + 737.9**2)) * (f**2 + 12194.0**2)
     return 20 * np.log10(num / den) + 2.0
 
 
@@ -94,8 +96,9 @@ def test_loudness_doubling_a_weighting_and_absolute_scale(sr, frame_rate):
     assert l1k.shape == (1, frame_rate)  # 1 s of audio
     np.testing.assert_allclose((l1k2 - l1k)[0, mid].numpy(), 20 * np.log10(2), atol=0.01)
     # absolute scale: dB of mean square, A-weighted: 20 log10(0.25) - 3.01 + A(1 kHz)
-    np.testing.assert_allclose(l1k[0, mid].numpy(), 20 * np.log10(0.25 / np.sqrt(2)) + a_weight_db_numpy(1000),
-                               atol=0.05)
+    np.testing.assert_allclose(
+        l1k[0, mid].numpy(), 20 * np.log10(0.25 / np.sqrt(2)) + a_weight_db_numpy(1000), atol=0.05
+    )
     drop = (l1k - l100)[0, mid].numpy()
     np.testing.assert_allclose(drop, a_weight_db_numpy(1000) - a_weight_db_numpy(100), atol=0.35)  # ~19.1 dB
 

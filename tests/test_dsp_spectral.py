@@ -12,8 +12,8 @@ import torch
 
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss, log_spectral_distance, spectral_convergence, stft_magnitude
 
-PERIOD = 16          # samples: a bin centre for every FFT size that is a multiple of 16
-N = 8 * 512 + 1      # (N - 1) a multiple of PERIOD / 2, so reflect padding continues the cosine exactly
+PERIOD = 16  # samples: a bin centre for every FFT size that is a multiple of 16
+N = 8 * 512 + 1  # (N - 1) a multiple of PERIOD / 2, so reflect padding continues the cosine exactly
 
 
 def cosine(amp: float) -> torch.Tensor:
@@ -26,7 +26,7 @@ def test_stft_magnitude_of_cosine_is_closed_form():
     np.testing.assert_allclose(mag[k0].numpy(), 2.0 * 64 / 4, rtol=1e-9)
     np.testing.assert_allclose(mag[k0 + 1].numpy(), 2.0 * 64 / 8, rtol=1e-9)
     others = torch.ones(mag.shape[0], dtype=torch.bool)
-    others[k0 - 1:k0 + 2] = False
+    others[k0 - 1 : k0 + 2] = False
     assert float(mag[others].abs().max()) < 1e-9
 
 
@@ -38,7 +38,8 @@ def test_mrstft_loss_closed_form_on_cosines(sizes, a, b):
     assert got == pytest.approx(expected, rel=1e-5)  # zero bins: float64 noise ~1e-13 against eps 1e-7
     lin_only = MultiResolutionSTFTLoss(fft_sizes=sizes, logmag_weight=0.0)
     assert float(lin_only(cosine(a), cosine(b))) == pytest.approx(
-        sum((n / 2) / (n / 2 + 1) * abs(a - b) for n in sizes), rel=1e-9)
+        sum((n / 2) / (n / 2 + 1) * abs(a - b) for n in sizes), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("shape", [(1, 4000), (3, 1001), (2, 2, 513), (100,)])
@@ -62,7 +63,7 @@ def reference_magnitude(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """Float64 STFT magnitude ``(bins, frames)`` in numpy: periodic Hann, frames centred by reflect padding."""
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
     padded = np.pad(x, n_fft // 2, mode="reflect")
-    frames = np.stack([padded[i:i + n_fft] for i in range(0, len(padded) - n_fft + 1, hop)], axis=1)
+    frames = np.stack([padded[i : i + n_fft] for i in range(0, len(padded) - n_fft + 1, hop)], axis=1)
     return np.abs(np.fft.rfft(frames * window[:, None], axis=0))
 
 
@@ -83,5 +84,6 @@ def test_spectral_distances_match_a_float64_numpy_reference_in_both_modules():
         lsd_fn = metrics.log_spectral_distance if module else log_spectral_distance
         args = (x, y) if module else (torch.from_numpy(x), torch.from_numpy(y))
         np.testing.assert_allclose(np.asarray(sc_fn(*args, n_fft=n_fft, hop_length=hop)), sc_ref, rtol=1e-9)
-        np.testing.assert_allclose(np.asarray(lsd_fn(*args, n_fft=n_fft, hop_length=hop, floor=floor)), lsd_ref,
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            np.asarray(lsd_fn(*args, n_fft=n_fft, hop_length=hop, floor=floor)), lsd_ref, rtol=1e-9
+        )

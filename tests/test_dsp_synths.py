@@ -30,8 +30,13 @@ def numpy_harmonic_reference(f0, amps, dist, sample_rate, n_samples, hop=None, i
 def test_constant_sines_closed_form(sample_rate, n_samples, n_frames):
     f0, amp = 220.5, 0.7
     gains = torch.tensor([1.0, 0.0, 0.5, 0.25])
-    y = harmonic_synth(torch.full((1, n_frames), f0), torch.full((1, n_frames), amp),
-                       gains.expand(1, n_frames, 4).clone(), sample_rate=sample_rate, n_samples=n_samples)
+    y = harmonic_synth(
+        torch.full((1, n_frames), f0),
+        torch.full((1, n_frames), amp),
+        gains.expand(1, n_frames, 4).clone(),
+        sample_rate=sample_rate,
+        n_samples=n_samples,
+    )
     n = np.arange(1, n_samples + 1)  # inclusive cumulative phase: sample 0 already has one increment
     ref = sum(amp * float(g) * np.sin(2 * np.pi * k * f0 * n / sample_rate) for k, g in enumerate(gains, 1))
     assert y.shape == (1, n_samples) and y.dtype == torch.float32
@@ -52,19 +57,26 @@ def test_initial_phase_and_leading_dims():
             np.testing.assert_allclose(y[i, j].numpy(), np.sin(ph) + np.sin(2 * ph), atol=3e-6)
 
 
-@pytest.mark.parametrize("n_samples,n_frames,hop", [(4000, 40, None), (3001, 7, None), (2049, 9, 256.0),
-                                                    (1000, 333, 3.0)])
+@pytest.mark.parametrize(
+    "n_samples,n_frames,hop", [(4000, 40, None), (3001, 7, None), (2049, 9, 256.0), (1000, 333, 3.0)]
+)
 def test_time_varying_matches_float64_reference(n_samples, n_frames, hop):
     rng = np.random.default_rng(n_samples)
     f0 = rng.uniform(80, 1500, (2, n_frames))
     f0[0, n_frames // 3] = 0.0  # an unvoiced frame
     amps, dist = rng.uniform(0, 1, (2, n_frames)), rng.uniform(0, 1, (2, n_frames, 12))
-    y = harmonic_synth(torch.tensor(f0, dtype=torch.float32), torch.tensor(amps, dtype=torch.float32),
-                       torch.tensor(dist, dtype=torch.float32), sample_rate=16000, n_samples=n_samples,
-                       hop_length=hop)
-    ref = numpy_harmonic_reference(f0.astype(np.float32), amps.astype(np.float32), dist.astype(np.float32),
-                                   16000, n_samples, hop)
-    err_db = 10 * np.log10(np.sum((y.double().numpy() - ref) ** 2) / np.sum(ref ** 2))
+    y = harmonic_synth(
+        torch.tensor(f0, dtype=torch.float32),
+        torch.tensor(amps, dtype=torch.float32),
+        torch.tensor(dist, dtype=torch.float32),
+        sample_rate=16000,
+        n_samples=n_samples,
+        hop_length=hop,
+    )
+    ref = numpy_harmonic_reference(
+        f0.astype(np.float32), amps.astype(np.float32), dist.astype(np.float32), 16000, n_samples, hop
+    )
+    err_db = 10 * np.log10(np.sum((y.double().numpy() - ref) ** 2) / np.sum(ref**2))
     assert err_db < -80.0
 
 
@@ -78,8 +90,7 @@ def test_float64_inputs_give_float64_exact_result():
 
 def test_nyquist_cut():
     sr, n, f0 = 12000, 4000, 2000.0  # harmonic 3 exactly at Nyquist, harmonic 4 above: both silent; 1 and 2 sound
-    y = harmonic_synth(torch.full((1, 4), f0), torch.ones(1, 4), torch.ones(1, 4, 5), sample_rate=sr,
-                       n_samples=n)
+    y = harmonic_synth(torch.full((1, 4), f0), torch.ones(1, 4), torch.ones(1, 4, 5), sample_rate=sr, n_samples=n)
     t = np.arange(1, n + 1)
     ref = np.sin(2 * np.pi * f0 * t / sr) + np.sin(2 * np.pi * 2 * f0 * t / sr)
     np.testing.assert_allclose(y[0].numpy(), ref, atol=1e-5)
@@ -89,10 +100,10 @@ def test_nyquist_mask_is_per_sample():
     # f0 glides so harmonic 2 crosses Nyquist half-way: it must switch off at the exact crossing sample
     sr, n = 8000, 2000
     f0 = torch.tensor([[1500.0, 2500.0]])  # k=2: 3000 Hz .. 5000 Hz, Nyquist 4000 Hz at sample ~1000
-    y = harmonic_synth(f0, torch.ones(1, 2), torch.tensor([[[0.0, 1.0], [0.0, 1.0]]]), sample_rate=sr,
-                       n_samples=n, hop_length=n - 1)
-    ref = numpy_harmonic_reference(f0.numpy(), np.ones((1, 2)), np.array([[[0.0, 1.0], [0.0, 1.0]]]), sr, n,
-                                   hop=n - 1)
+    y = harmonic_synth(
+        f0, torch.ones(1, 2), torch.tensor([[[0.0, 1.0], [0.0, 1.0]]]), sample_rate=sr, n_samples=n, hop_length=n - 1
+    )
+    ref = numpy_harmonic_reference(f0.numpy(), np.ones((1, 2)), np.array([[[0.0, 1.0], [0.0, 1.0]]]), sr, n, hop=n - 1)
     np.testing.assert_allclose(y[0].numpy(), ref[0], atol=2e-5)
     f_up = 1500.0 + 1000.0 * np.arange(n) / (n - 1)
     assert np.all(y[0].numpy()[2 * f_up >= sr / 2] == 0.0)
@@ -127,7 +138,7 @@ def _average_response_db(audio: np.ndarray, n_fft: int) -> np.ndarray:
     segs = audio.reshape(-1, n_fft)
     w = np.hanning(n_fft + 1)[:-1]
     psd = np.mean(np.abs(np.fft.rfft(segs * w, axis=-1)) ** 2, axis=0)
-    return 10 * np.log10(psd / (np.sum(w ** 2) / 3.0))
+    return 10 * np.log10(psd / (np.sum(w**2) / 3.0))
 
 
 @pytest.mark.parametrize("bands", [[1.0, 0.8, 0.5, 0.3, 0.3, 0.5, 0.8, 0.6, 0.4], [0.2, 1.0, 0.6, 0.1, 0.05]])
@@ -147,7 +158,10 @@ def test_noise_is_time_varying_by_frames():
     mags = torch.tensor([lowpass] * 4 + [highpass] * 4).expand(8, 8, 5).contiguous()
     n = 8192 * 8
     y = filtered_noise(mags, n_samples=n, generator=torch.Generator().manual_seed(1)).double().numpy()
-    first, second = _average_response_db(y[:, 1024:n // 2 - 8192], 512), _average_response_db(y[:, n // 2 + 8192:], 512)
+    first, second = (
+        _average_response_db(y[:, 1024 : n // 2 - 8192], 512),
+        _average_response_db(y[:, n // 2 + 8192 :], 512),
+    )
     assert first[10] - first[250] > 30 and second[250] - second[10] > 30
 
 
@@ -176,9 +190,16 @@ def test_harmonic_phase_is_the_float64_reference_and_continues_a_synthesis():
     amp, dist = torch.ones(2, 9, dtype=torch.float64), torch.rand(2, 9, 3, generator=g, dtype=torch.float64)
     whole = harmonic_synth(f0, amp, dist, sample_rate=8000, n_samples=n, initial_phase=phi0, hop_length=hop)
     m = 4 * hop
-    tail = harmonic_synth(f0[:, 4:], amp[:, 4:], dist[:, 4:], sample_rate=8000, n_samples=n - m,
-                          initial_phase=phase[:, m - 1], hop_length=hop)
-    torch.testing.assert_close(tail[:, : 4 * hop], whole[:, m: m + 4 * hop], atol=1e-9, rtol=0)
+    tail = harmonic_synth(
+        f0[:, 4:],
+        amp[:, 4:],
+        dist[:, 4:],
+        sample_rate=8000,
+        n_samples=n - m,
+        initial_phase=phase[:, m - 1],
+        hop_length=hop,
+    )
+    torch.testing.assert_close(tail[:, : 4 * hop], whole[:, m : m + 4 * hop], atol=1e-9, rtol=0)
 
 
 def test_noise_filters_given_white_noise_as_drawn_noise():

@@ -20,9 +20,23 @@ import torch
 from ddsp_demucs import data as data_module
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.evaluate import (EXCERPT_S, METRIC_KEYS, METRICS, EvaluationResults, bootstrap_median_ci, evaluate_model,
-                                  evaluate_tracks, metric_spec, plot_evaluation_results, summarize, track_table,
-                                  verdict, write_examples_csv, write_report, write_tracks_csv)
+from ddsp_demucs.evaluate import (
+    EXCERPT_S,
+    METRIC_KEYS,
+    METRICS,
+    EvaluationResults,
+    bootstrap_median_ci,
+    evaluate_model,
+    evaluate_tracks,
+    metric_spec,
+    plot_evaluation_results,
+    summarize,
+    track_table,
+    verdict,
+    write_examples_csv,
+    write_report,
+    write_tracks_csv,
+)
 from ddsp_demucs.features import extract_f0
 from ddsp_demucs.metrics import f0_metrics, log_spectral_distance, sdr, si_sdr, spectral_convergence
 from ddsp_demucs.model import ResidualDDSPDecoder
@@ -31,7 +45,7 @@ from ddsp_demucs.train import collate
 sys.path.insert(0, str(Path(__file__).parent))
 from test_model import FR, SR, TINY, make_example  # noqa: E402
 
-N_SAMPLES = 11025   # 0.5 s windows keep the tests fast
+N_SAMPLES = 11025  # 0.5 s windows keep the tests fast
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +126,7 @@ def num(text: str) -> float:
 def strict_json(path: Path):
     def reject(name):
         raise ValueError(f"non-standard JSON constant {name} in {path}")
+
     return json.loads(path.read_text(), parse_constant=reject)
 
 
@@ -141,9 +156,13 @@ def identity_results(dataset) -> EvaluationResults:
 def test_figures_equal_direct_metric_calls(dataset, refined_results):
     model, results = refined_results
     assert results.protocol == "windows" and results.separator == "fallback" and len(results) == len(dataset)
-    with torch.no_grad():   # the same batches as the evaluation (batch_size=4)
-        refined = np.concatenate([model(collate([dataset[i] for i in range(start, min(start + 4, len(dataset)))]))
-                                  ["audio"].numpy() for start in range(0, len(dataset), 4)])
+    with torch.no_grad():  # the same batches as the evaluation (batch_size=4)
+        refined = np.concatenate(
+            [
+                model(collate([dataset[i] for i in range(start, min(start + 4, len(dataset)))]))["audio"].numpy()
+                for start in range(0, len(dataset), 4)
+            ]
+        )
     stft_distance = MultiResolutionSTFTLoss()
     for row, est_refined in zip(results.rows, refined):
         item = dataset[row["index"]]
@@ -155,11 +174,14 @@ def test_figures_equal_direct_metric_calls(dataset, refined_results):
             assert row[f"si_sdr_{side}"] == pytest.approx(float(si_sdr(est.astype(np.float64), target)), abs=1e-4)
             assert row[f"sdr_{side}"] == pytest.approx(float(sdr(est[:, None], target[:, None], SR)), abs=1e-4)
             assert row[f"spectral_convergence_{side}"] == pytest.approx(
-                float(spectral_convergence(torch.from_numpy(est), torch.from_numpy(target))), rel=1e-5)
+                float(spectral_convergence(torch.from_numpy(est), torch.from_numpy(target))), rel=1e-5
+            )
             assert row[f"log_spectral_distance_{side}"] == pytest.approx(
-                float(log_spectral_distance(torch.from_numpy(est), torch.from_numpy(target))), rel=1e-5)
+                float(log_spectral_distance(torch.from_numpy(est), torch.from_numpy(target))), rel=1e-5
+            )
             assert row[f"mrstft_{side}"] == pytest.approx(
-                float(stft_distance(torch.from_numpy(est)[None], torch.from_numpy(target)[None])), rel=1e-5)
+                float(stft_distance(torch.from_numpy(est)[None], torch.from_numpy(target)[None])), rel=1e-5
+            )
             est_f0, _ = extract_f0(est, SR, frame_rate=FR)
             for key, value in f0_metrics(ref_f0, est_f0).items():
                 assert row[f"{key}_{side}"] == pytest.approx(float(value), abs=1e-9, nan_ok=True)
@@ -178,7 +200,7 @@ def test_improvement_sign_follows_the_metric_direction(refined_results):
 
 def test_identity_model_improves_nothing(identity_results):
     summary = summarize(identity_results, n_boot=200)
-    assert summary["metrics"] == [m.key for m in METRICS if not m.f0]      # F0 left out on request
+    assert summary["metrics"] == [m.key for m in METRICS if not m.f0]  # F0 left out on request
     for key in summary["metrics"]:
         m = summary[key]
         assert m["improvement_median"] == 0.0 and m["improvement_ci95"] == [0.0, 0.0]
@@ -219,8 +241,7 @@ def test_silent_targets_are_skipped_and_nan_outputs_fail():
     silent = dict(items[1], target_audio=torch.zeros(N_SAMPLES))
     broken = dict(items[2], input_audio=torch.full((N_SAMPLES,), float("nan")))
     items = [items[0], silent, broken, items[3], window(7, "bad_song", 0.0)]
-    results = evaluate_model(NaNFor({"bad_song"}), WindowDataset(items), batch_size=2, compute_f0=False,
-                             progress=False)
+    results = evaluate_model(NaNFor({"bad_song"}), WindowDataset(items), batch_size=2, compute_f0=False, progress=False)
     assert [r["track"] for r in results.rows] == ["song_a", "song_b", "bad_song"]
     assert [label for label, _ in results.skipped] == [f"{silent['track']} @ {silent['start_s']:.2f} s"]
     assert "silent target" in results.skipped[0][1]
@@ -228,10 +249,10 @@ def test_silent_targets_are_skipped_and_nan_outputs_fail():
     assert [label for label, _ in results.failed] == ["bad_song @ 0.00 s"]
     failed = results.rows[-1]
     assert failed["status"] == "failed" and math.isnan(failed["si_sdr_refined"])
-    assert math.isfinite(failed["si_sdr_baseline"])                       # the baseline is still scored
+    assert math.isfinite(failed["si_sdr_baseline"])  # the baseline is still scored
     summary = summarize(results, n_boot=100)
     assert (summary["n_examples"], summary["n_failed"], summary["n_skipped"], summary["n_errors"]) == (3, 1, 1, 1)
-    assert summary["si_sdr"]["n"] == 2                                    # the failure is not in the statistics
+    assert summary["si_sdr"]["n"] == 2  # the failure is not in the statistics
     assert "1 windows failed" in verdict(summary)
 
 
@@ -245,18 +266,27 @@ def test_summary_schema_and_strict_json(refined_results, tmp_path):
     assert set(summary["metrics"]) | set(summary["metrics_without_values"]) == set(METRIC_KEYS)
     for key in ("si_sdr", "sdr", "spectral_convergence", "log_spectral_distance", "mrstft", "raw_pitch_accuracy"):
         m = summary[key]
-        assert set(m) >= {"baseline_median", "refined_median", "baseline_mean", "refined_mean",
-                          "improvement_median", "improvement_ci95", "n_improved", "n_worsened",
-                          "higher_is_better"}
+        assert set(m) >= {
+            "baseline_median",
+            "refined_median",
+            "baseline_mean",
+            "refined_mean",
+            "improvement_median",
+            "improvement_ci95",
+            "n_improved",
+            "n_worsened",
+            "higher_is_better",
+        }
         assert m["higher_is_better"] == metric_spec(key).higher_is_better
         base, ref = results.values(key, "baseline"), results.values(key, "refined")
         valid = np.isfinite(base) & np.isfinite(ref)
         assert m["baseline_median"] == pytest.approx(float(np.median(base[valid])))
         assert m["refined_mean"] == pytest.approx(float(np.mean(ref[valid])))
         assert list(m["improvement_ci95"]) == pytest.approx(
-            list(bootstrap_median_ci(results.improvements(key)[valid], n_boot=300, seed=3)))
+            list(bootstrap_median_ci(results.improvements(key)[valid], n_boot=300, seed=3))
+        )
     path = tmp_path / "summary.json"
-    path.write_text(json.dumps(summary, allow_nan=False))                 # strict JSON: no NaN
+    path.write_text(json.dumps(summary, allow_nan=False))  # strict JSON: no NaN
     assert strict_json(path)["si_sdr"] == summary["si_sdr"]
 
 
@@ -265,13 +295,18 @@ def test_bootstrap_interval_agrees_with_scipy_and_covers_the_true_median():
 
     values = np.random.default_rng(40).normal(0.5, 2.0, size=40)
     ours = bootstrap_median_ci(values, n_boot=20000, seed=11)
-    theirs = bootstrap((values,), np.median, n_resamples=20000, method="percentile", confidence_level=0.95,
-                       random_state=np.random.default_rng(5)).confidence_interval
-    assert ours == pytest.approx((theirs.low, theirs.high), abs=0.08)        # Monte-Carlo error about 0.02
+    theirs = bootstrap(
+        (values,),
+        np.median,
+        n_resamples=20000,
+        method="percentile",
+        confidence_level=0.95,
+        random_state=np.random.default_rng(5),
+    ).confidence_interval
+    assert ours == pytest.approx((theirs.low, theirs.high), abs=0.08)  # Monte-Carlo error about 0.02
     covered = 0
-    for rep in range(200):   # the true median 0.5 lies in about 95 % of the intervals (binomial sd 1.5 %)
-        lo, hi = bootstrap_median_ci(np.random.default_rng(1000 + rep).normal(0.5, 2.0, size=40), n_boot=400,
-                                     seed=rep)
+    for rep in range(200):  # the true median 0.5 lies in about 95 % of the intervals (binomial sd 1.5 %)
+        lo, hi = bootstrap_median_ci(np.random.default_rng(1000 + rep).normal(0.5, 2.0, size=40), n_boot=400, seed=rep)
         covered += lo <= 0.5 <= hi
     assert 0.88 <= covered / 200 <= 0.995
     assert bootstrap_median_ci(values, n_boot=500, seed=11) == bootstrap_median_ci(values, n_boot=500, seed=11)
@@ -283,7 +318,7 @@ def test_bootstrap_in_chunks_draws_the_same_resamples(monkeypatch):
 
     values = np.random.default_rng(7).normal(size=500)
     whole = bootstrap_median_ci(values, n_boot=301, seed=3)
-    monkeypatch.setattr(summary, "BOOTSTRAP_MAX_ELEMENTS", 4 * values.size)   # chunks of 4 resamples
+    monkeypatch.setattr(summary, "BOOTSTRAP_MAX_ELEMENTS", 4 * values.size)  # chunks of 4 resamples
     assert bootstrap_median_ci(values, n_boot=301, seed=3) == whole
 
 
@@ -311,7 +346,8 @@ def test_examples_and_tracks_csv(refined_results, tmp_path):
         assert int(t["n_examples"]) == len(mine) == 3
         assert float(t["si_sdr_refined_median"]) == pytest.approx(float(np.median([r["si_sdr_refined"] for r in mine])))
         assert float(t["mrstft_improvement_median"]) == pytest.approx(
-            float(np.median([r["mrstft_baseline"] - r["mrstft_refined"] for r in mine])))
+            float(np.median([r["mrstft_baseline"] - r["mrstft_refined"] for r in mine]))
+        )
     assert len(track_table(results)) == 2
 
 
@@ -336,7 +372,7 @@ def test_report_is_self_contained(refined_results, tmp_path):
         assert f"<code>{key}</code>" in text
     assert text.count("<tr>") == len(summary["metrics"]) + 1
     assert len(results.examples) == 4
-    assert text.count("<audio") == 4 * 4                                  # mixture, separated, refined, target
+    assert text.count("<audio") == 4 * 4  # mixture, separated, refined, target
     assert text.count("<img") == 2
     assert not re.search(r"https?://", text)
     sources = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)""", text)
@@ -388,7 +424,7 @@ def test_whole_tracks_at_the_original_rate_and_channels(tmp_path):
         assert abs(row["sdr_refined"] - row["sdr_baseline"]) < 1e-3
     ex = results.examples[0]
     assert set(ex.signals) == {"mixture", "separated", "refined", "target"}
-    assert all(s.shape == (3 * 44100, 2) for s in ex.signals.values())   # the whole (short) song, stereo
+    assert all(s.shape == (3 * 44100, 2) for s in ex.signals.values())  # the whole (short) song, stereo
     summary = summarize(results, n_boot=100)
     assert summary["protocol"] == "tracks" and summary["n_examples"] == 2
 
@@ -404,9 +440,8 @@ def test_whole_tracks_report_unreadable_songs(tmp_path):
 def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
     """The MUSDB sample (real stems) in the MUSDB layout, an imperfect 'separation' (vocals + 0.3 x
     accompaniment): the whole-song baseline SDR is museval v4's (nanmedian over 1 s windows)."""
-    from test_metrics import _import_museval
-
     from conftest import shared_file
+    from test_metrics import _import_museval
 
     source = shared_file("musdb18_sample/music_delta_80s_rock/vocals.flac").parent
     song = tmp_path / "musdb" / "test" / source.name
@@ -418,13 +453,17 @@ def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
     separated = vocals + 0.3 * (read("drums") + read("bass") + read("other"))
     (tmp_path / "stems" / source.name).mkdir(parents=True)
     sf.write(tmp_path / "stems" / source.name / "vocals.wav", separated, 44100, subtype="FLOAT")
-    manifest = {"separator": "vocals+0.3acc", "stems_dir": str(tmp_path / "stems"),
-                "musdb_root": str(tmp_path / "musdb")}
+    manifest = {
+        "separator": "vocals+0.3acc",
+        "stems_dir": str(tmp_path / "stems"),
+        "musdb_root": str(tmp_path / "musdb"),
+    }
     results = evaluate_tracks(tiny_model(perturb=0.3), manifest, "test", progress=False)
     (row,) = results.rows
     museval = _import_museval()
-    frames = museval.evaluate(vocals[None].astype(np.float64), separated[None].astype(np.float64), win=44100,
-                              hop=44100, mode="v4")[0]
+    frames = museval.evaluate(
+        vocals[None].astype(np.float64), separated[None].astype(np.float64), win=44100, hop=44100, mode="v4"
+    )[0]
     assert row["sdr_baseline"] == pytest.approx(float(np.nanmedian(frames)), abs=1e-6)
     assert math.isfinite(row["sdr_refined"]) and row["sdr_refined"] != row["sdr_baseline"]
     # F0 of real singing: the clean vocal's own F0 against the separated one's is mostly right
@@ -434,10 +473,21 @@ def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- CLI
-TINY_OVERRIDES = ["model.hidden_size=32", "model.gru_units=32", "model.n_fc_layers=1", "model.n_mels=16",
-                  "model.encoder_units=16", "model.n_harmonics=16", "model.n_noise_bands=17",
-                  "model.reverb_length=512", "loss.fft_sizes=[512,256]", "training.batch_size=2",
-                  "training.max_steps=1", "training.threads=1", "training.n_audio_examples=0"]
+TINY_OVERRIDES = [
+    "model.hidden_size=32",
+    "model.gru_units=32",
+    "model.n_fc_layers=1",
+    "model.n_mels=16",
+    "model.encoder_units=16",
+    "model.n_harmonics=16",
+    "model.n_noise_bands=17",
+    "model.reverb_length=512",
+    "loss.fft_sizes=[512,256]",
+    "training.batch_size=2",
+    "training.max_steps=1",
+    "training.threads=1",
+    "training.n_audio_examples=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -471,13 +521,36 @@ def fake_dataset_dir(tmp_path, monkeypatch) -> Path:
 
 def test_cli_end_to_end(checkpoint, fake_dataset_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    code = cli_main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(fake_dataset_dir), "--out", str(out),
-                     "--batch-size", "3", "--no-f0", "--full-tracks", "--n-boot", "100"])
+    code = cli_main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            str(fake_dataset_dir),
+            "--out",
+            str(out),
+            "--batch-size",
+            "3",
+            "--no-f0",
+            "--full-tracks",
+            "--n-boot",
+            "100",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "4 windows: SI-SDR separated" in printed and "1 whole songs: SI-SDR separated" in printed
-    for name in ("examples.csv", "tracks.csv", "summary.json", "evaluation.png", "evaluation_examples.png",
-                 "report.html", "full_tracks.csv", "full_tracks.png"):
+    for name in (
+        "examples.csv",
+        "tracks.csv",
+        "summary.json",
+        "evaluation.png",
+        "evaluation_examples.png",
+        "report.html",
+        "full_tracks.csv",
+        "full_tracks.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     summary = strict_json(out / "summary.json")
     assert summary["separator"] == "fake" and summary["n_examples"] == 4
@@ -485,7 +558,7 @@ def test_cli_end_to_end(checkpoint, fake_dataset_dir, tmp_path, capsys):
     assert len(read_csv(out / "examples.csv")) == 4 and len(read_csv(out / "tracks.csv")) == 2
     report = (out / "report.html").read_text()
     assert "--full-tracks" in report and "Whole songs" in report
-    assert not list(out.glob(".*.tmp*"))                                  # no temporary files left
+    assert not list(out.glob(".*.tmp*"))  # no temporary files left
 
 
 def test_cli_errors_are_one_line(checkpoint, fake_dataset_dir, tmp_path, capsys):

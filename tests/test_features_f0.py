@@ -7,8 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from ddsp_demucs.features import extract_f0, n_frames_for
-from ddsp_demucs.features import crepe
+from ddsp_demucs.features import crepe, extract_f0, n_frames_for
 from ddsp_demucs.metrics import raw_pitch_accuracy
 from tests.conftest import shared_file
 
@@ -23,10 +22,19 @@ def cents(a, b):
     return 1200 * np.log2(np.asarray(a, dtype=np.float64) / b)
 
 
-@pytest.mark.parametrize("n_samples, sr, frame_rate", [
-    (44100, 44100, 250), (44101, 44100, 250), (12345, 44100, 250), (7919, 22050, 250), (16001, 16000, 100),
-    (48000 * 2 + 1, 48000, 250), (999, 8000, 200), (100, 44100, 250),
-])
+@pytest.mark.parametrize(
+    "n_samples, sr, frame_rate",
+    [
+        (44100, 44100, 250),
+        (44101, 44100, 250),
+        (12345, 44100, 250),
+        (7919, 22050, 250),
+        (16001, 16000, 100),
+        (48000 * 2 + 1, 48000, 250),
+        (999, 8000, 200),
+        (100, 44100, 250),
+    ],
+)
 def test_frame_count_contract(n_samples, sr, frame_rate):
     audio = np.random.default_rng(0).standard_normal(n_samples).astype(np.float32) * 0.1
     f0, conf = extract_f0(audio, sr, frame_rate=frame_rate)

@@ -10,8 +10,14 @@ import soundfile as sf
 
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.config import Config
-from ddsp_demucs.features import (FEATURE_KEYS, SEGMENT_COLUMNS, compute_features, load_features,
-                                  read_segments_csv, run_features)
+from ddsp_demucs.features import (
+    FEATURE_KEYS,
+    SEGMENT_COLUMNS,
+    compute_features,
+    load_features,
+    read_segments_csv,
+    run_features,
+)
 
 SR = 22050
 
@@ -94,15 +100,31 @@ def test_bad_inputs_are_skipped_and_listed(tmp_path, caplog):
     (stems / "sep" / "corrupt").mkdir()
     (stems / "sep" / "corrupt" / "vocals.wav").write_bytes(b"RIFF not really a wave file")
     (stems / "sep" / "missing").mkdir()
-    code = cli_main(["features", "--stems-dir", str(stems), "--separator", "sep", "--out", str(out),
-                     "data.win_s=1.0", "data.hop_s=0.5"])
+    code = cli_main(
+        [
+            "features",
+            "--stems-dir",
+            str(stems),
+            "--separator",
+            "sep",
+            "--out",
+            str(out),
+            "data.win_s=1.0",
+            "data.hop_s=0.5",
+        ]
+    )
     assert code == 1
     rows = read_segments_csv(out / "sep" / "accepted_segments.csv")
     assert {r["track"] for r in rows} == {"good"}
     assert sorted(p.name for p in (out / "sep").glob("*.npz")) == ["good.npz"]
     err = caplog.text
-    for track, problem in [("silent", "silent"), ("short", "too short"), ("nan", "NaN"), ("corrupt", "cannot decode"),
-                           ("missing", "not found")]:
+    for track, problem in [
+        ("silent", "silent"),
+        ("short", "too short"),
+        ("nan", "NaN"),
+        ("corrupt", "cannot decode"),
+        ("missing", "not found"),
+    ]:
         assert any(f"{track}/vocals.wav" in line and problem in line for line in err.splitlines()), track
 
 

@@ -18,8 +18,12 @@ def features(n_frames, voiced=None, conf=0.9, loud=-20.0):
     f0 = np.zeros(n_frames)
     if voiced is not None:
         f0[voiced] = 200.0
-    return {"f0_hz": f0, "confidence": np.full(n_frames, conf), "loudness_db": np.full(n_frames, loud),
-            "frame_rate": FR}
+    return {
+        "f0_hz": f0,
+        "confidence": np.full(n_frames, conf),
+        "loudness_db": np.full(n_frames, loud),
+        "frame_rate": FR,
+    }
 
 
 def test_window_placement():
@@ -46,7 +50,7 @@ def test_statistics_and_acceptance():
     second = rows[1]
     assert second["voiced_fraction"] == pytest.approx(0.5)
     assert second["mean_confidence"] == pytest.approx((50 * 0.6 + 150 * 1.0) / 200)
-    expected_db = 10 * np.log10((300 * 10 ** -1.0 + 100 * 10 ** -4.0) / 400)
+    expected_db = 10 * np.log10((300 * 10**-1.0 + 100 * 10**-4.0) / 400)
     assert second["mean_loudness_db"] == pytest.approx(expected_db)
     last = rows[-1]  # 4..8 s: nothing voiced
     assert last["voiced_fraction"] == 0 and last["mean_confidence"] == 0
@@ -54,10 +58,13 @@ def test_statistics_and_acceptance():
     assert last["reason"] == "voiced_fraction 0.00 < 0.40; mean_confidence 0.00 < 0.50"
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"conf": 0.3}, "mean_confidence 0.30 < 0.50"),
-    ({"loud": -60.0}, "mean_loudness_db -60.0 < -45.0"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"conf": 0.3}, "mean_confidence 0.30 < 0.50"),
+        ({"loud": -60.0}, "mean_loudness_db -60.0 < -45.0"),
+    ],
+)
 def test_each_threshold_rejects(change, reason):
     rows = gate_windows(features(400, voiced=slice(None), **change), 4.0, 1.0, THRESHOLDS)
     assert not rows[0]["accepted"] and rows[0]["reason"] == reason
@@ -84,8 +91,11 @@ def test_csv_schema_and_round_trip(tmp_path):
     path = write_segments_csv(rows, tmp_path / "accepted_segments.csv")
     with open(path, newline="") as fh:
         table = list(csv.reader(fh))
-    assert tuple(table[0]) == SEGMENT_COLUMNS == ("track", "start_s", "end_s", "voiced_fraction",
-                                                   "mean_confidence", "mean_loudness_db", "accepted", "reason")
+    assert (
+        tuple(table[0])
+        == SEGMENT_COLUMNS
+        == ("track", "start_s", "end_s", "voiced_fraction", "mean_confidence", "mean_loudness_db", "accepted", "reason")
+    )
     assert len(table) == 1 + len(rows) == 4
     back = read_segments_csv(path)
     assert [r["accepted"] for r in back] == [r["accepted"] for r in rows] == [True, True, False]

@@ -25,13 +25,18 @@ from ddsp_demucs.synthetic import write_corpus
 sys.path.insert(0, str(Path(__file__).parent))
 from test_refine import checkpoint  # noqa: E402,F401  (a tiny mask model saved by the trainer: a fixture)
 
-SCRIPT = Path(sys.executable).with_name("ddsp-demucs")      # the console script `make install` puts in .venv/bin
+SCRIPT = Path(sys.executable).with_name("ddsp-demucs")  # the console script `make install` puts in .venv/bin
 CLI = [str(SCRIPT)]
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return subprocess.run(
+        [*CLI, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -47,8 +52,10 @@ def test_misspelt_config_key_is_one_line_naming_the_key(tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("training:\n  learning_rat: 0.01\n")
     (tmp_path / "data").mkdir()
-    for command in (["train", "--config", config, "--data", tmp_path / "data", "--out", tmp_path / "run"],
-                    ["demo", "--config", config, "--out", tmp_path / "demo"]):
+    for command in (
+        ["train", "--config", config, "--data", tmp_path / "data", "--out", tmp_path / "run"],
+        ["demo", "--config", config, "--out", tmp_path / "demo"],
+    ):
         line = one_line_error(run_cli(*command))
         assert "learning_rat" in line and "typo.yaml" in line, line
     assert not (tmp_path / "run").exists() and not (tmp_path / "demo").exists()
@@ -56,8 +63,18 @@ def test_misspelt_config_key_is_one_line_naming_the_key(tmp_path):
 
 def test_mistyped_override_is_one_line(tmp_path):
     (tmp_path / "data").mkdir()
-    line = one_line_error(run_cli("train", "--config", "configs/base.yaml", "--data", tmp_path / "data", "--out",
-                                  tmp_path / "run", "training.batch_size=many"))
+    line = one_line_error(
+        run_cli(
+            "train",
+            "--config",
+            "configs/base.yaml",
+            "--data",
+            tmp_path / "data",
+            "--out",
+            tmp_path / "run",
+            "training.batch_size=many",
+        )
+    )
     assert "training.batch_size" in line, line
 
 
@@ -65,8 +82,16 @@ def test_8khz_mono_song_is_refined_at_its_own_rate(tmp_path, checkpoint):
     t = np.arange(int(2.3 * 8000)) / 8000
     song = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)))[:, None].astype(np.float32)
     sf.write(tmp_path / "phone.wav", song, 8000, subtype="PCM_16")
-    proc = run_cli("refine", tmp_path / "phone.wav", "--checkpoint", checkpoint, "--separator", "fallback",
-                   "--out", tmp_path / "out")
+    proc = run_cli(
+        "refine",
+        tmp_path / "phone.wav",
+        "--checkpoint",
+        checkpoint,
+        "--separator",
+        "fallback",
+        "--out",
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("separated_vocals.wav", "refined_vocals.wav"):
         info = sf.info(tmp_path / "out" / "phone" / name)
@@ -113,8 +138,17 @@ def test_separate_and_features_killed_then_rerun_finish_with_valid_files(tmp_pat
             audio, sr = sf.read(stems / "fallback" / name / f"{stem}.wav")
             assert sr == 44100 and audio.shape == (manifest["n_samples"], 2) and np.all(np.isfinite(audio))
 
-    features = [*CLI, "features", "--stems-dir", str(stems), "--separator", "fallback", "--out", str(feats),
-                "data.win_s=2.0"]
+    features = [
+        *CLI,
+        "features",
+        "--stems-dir",
+        str(stems),
+        "--separator",
+        "fallback",
+        "--out",
+        str(feats),
+        "data.win_s=2.0",
+    ]
     proc = subprocess.Popen(features, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: len(list(feats.glob("fallback/*.npz"))) >= 1)
     rerun = run_cli(*features[1:])
@@ -141,9 +175,11 @@ def test_version_and_help_import_no_heavy_module():
         "        except SystemExit as exc:\n"
         "            assert exc.code == 0, (argv, exc.code)\n"
         f"print([m for m in {heavy!r} if m in sys.modules])\n"
-        "print(out.getvalue().count('usage: ddsp-demucs'), 'ddsp-demucs 0.' in out.getvalue())\n")
+        "print(out.getvalue().count('usage: ddsp-demucs'), 'ddsp-demucs 0.' in out.getvalue())\n"
+    )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     loaded, counts = run.stdout.strip().splitlines()[-2:]
     assert loaded == "[]"
     from ddsp_demucs.cli import COMMANDS
+
     assert counts == f"{len(COMMANDS) + 1} True"

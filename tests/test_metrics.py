@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import shared_file
 from scipy.signal import lfilter
 
-from conftest import shared_file
 from ddsp_demucs import metrics
 
 MUSDB = "musdb18_sample/music_delta_80s_rock"
@@ -18,7 +18,7 @@ MUSDB = "musdb18_sample/music_delta_80s_rock"
 
 # ------------------------------------------------------------------------------------------------- SI-SDR
 def _orthogonal_noise(ref: np.ndarray, snr_db: float, scale: float, rng) -> np.ndarray:
-    """``scale * ref + noise`` with noise zero-mean, orthogonal to the zero-mean ref, at ``snr_db`` below ``scale*ref``."""
+    """``scale * ref + noise``: noise zero-mean, orthogonal to the zero-mean ref, ``snr_db`` below ``scale*ref``."""
     r = ref - ref.mean()
     noise = rng.standard_normal(ref.shape)
     noise -= noise.mean()

@@ -18,8 +18,11 @@ def _db_sum(values) -> float:
 def _scipy_band_error_db(est, ref, sample_rate, n_fft, hop):
     """Independent float64 reference: scipy's STFT (periodic Hann, zero boundary padding), summed per band."""
     est, ref = np.atleast_2d(est.T).T, np.atleast_2d(ref.T).T
-    spec = lambda x: np.abs(stft(x.T, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="zeros",
-                                 padded=False, axis=-1)[2]) ** 2  # (n_channels, n_bins, n_frames)
+
+    def spec(x):  # (n_channels, n_bins, n_frames)
+        _, _, z = stft(x.T, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="zeros", padded=False, axis=-1)
+        return np.abs(z) ** 2
+
     two_sided = np.where((np.arange(n_fft // 2 + 1) % (n_fft // 2)) == 0, 1.0, 2.0)[:, None]  # fold -f onto f
     err_pow, ref_pow = spec(est - ref) * two_sided, spec(ref) * two_sided
     freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
@@ -31,8 +34,10 @@ def _scipy_band_error_db(est, ref, sample_rate, n_fft, hop):
     return out
 
 
-@pytest.mark.parametrize("shape, sample_rate, n_fft, hop", [((20001,), SR, 2048, 512), ((30001, 2), 44100, 1024, 256),
-                                                            ((5000, 2), 22050, 512, 100)])
+@pytest.mark.parametrize(
+    "shape, sample_rate, n_fft, hop",
+    [((20001,), SR, 2048, 512), ((30001, 2), 44100, 1024, 256), ((5000, 2), 22050, 512, 100)],
+)
 def test_band_error_matches_scipy_and_partitions(shape, sample_rate, n_fft, hop):
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(shape)
@@ -42,8 +47,11 @@ def test_band_error_matches_scipy_and_partitions(shape, sample_rate, n_fft, hop)
     expected = _scipy_band_error_db(est, ref, sample_rate, n_fft, hop)
     for name in metrics.BAND_NAMES:
         assert got[name] == pytest.approx(expected[name], abs=1e-9)
+
     # the bands partition the bins: they add up to the whole error-to-reference ratio of the STFTs
-    spec = lambda x: np.abs(stft(x.T, nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros", padded=False)[2]) ** 2
+    def spec(x):
+        return np.abs(stft(x.T, nperseg=n_fft, noverlap=n_fft - hop, boundary="zeros", padded=False)[2]) ** 2
+
     two_sided = np.where((np.arange(n_fft // 2 + 1) % (n_fft // 2)) == 0, 1.0, 2.0)[:, None]
     whole = np.sum(spec(est - ref) * two_sided) / np.sum(spec(ref) * two_sided)
     assert _db_sum(got.values()) == pytest.approx(10 * np.log10(whole), abs=1e-9)
@@ -96,8 +104,9 @@ def _three_segment_reference(frame_rate=100):
     return ref, f0
 
 
-@pytest.mark.parametrize("region, span", [("voiced", (1000, 7000)), ("unvoiced", (8500, 15000)),
-                                          ("silent", (17000, 23000))])
+@pytest.mark.parametrize(
+    "region, span", [("voiced", (1000, 7000)), ("unvoiced", (8500, 15000)), ("silent", (17000, 23000))]
+)
 def test_region_error_closed_form(region, span):
     ref, f0 = _three_segment_reference()
     err = np.zeros_like(ref)

@@ -10,12 +10,19 @@ import torch
 
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.model import (ResidualDDSPDecoder, harmonic_spectrum, interpolate_gate, interpolate_mask,
-                               noise_spectrum)
+from ddsp_demucs.model import ResidualDDSPDecoder, harmonic_spectrum, interpolate_gate, interpolate_mask, noise_spectrum
 
 SR, FR = 22050, 250
-TINY = dict(hidden_size=32, gru_units=32, n_fc_layers=1, n_mels=16, encoder_units=16, reverb_length=512,
-            n_harmonics=24, n_noise_bands=17)
+TINY = dict(
+    hidden_size=32,
+    gru_units=32,
+    n_fc_layers=1,
+    n_mels=16,
+    encoder_units=16,
+    reverb_length=512,
+    n_harmonics=24,
+    n_noise_bands=17,
+)
 
 
 def make_example(seed: int, n_samples: int = 11025, sample_rate: int = SR, frame_rate: int = FR) -> dict:
@@ -39,10 +46,15 @@ def make_example(seed: int, n_samples: int = 11025, sample_rate: int = SR, frame
     f0_frames = np.where(voiced, f0_base * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * frame_t)), 0.0)
     inp_t = torch.tensor(inp, dtype=torch.float32)
     loud = a_weighted_loudness(inp_t[None], sample_rate=sample_rate, frame_rate=frame_rate)[0]
-    return {"input_audio": inp_t, "target_audio": torch.tensor(voice, dtype=torch.float32),
-            "f0_hz": torch.tensor(f0_frames, dtype=torch.float32),
-            "f0_confidence": torch.tensor(voiced, dtype=torch.float32), "loudness_db": loud.float(),
-            "track": f"synthetic{seed}", "start_s": 0.0}
+    return {
+        "input_audio": inp_t,
+        "target_audio": torch.tensor(voice, dtype=torch.float32),
+        "f0_hz": torch.tensor(f0_frames, dtype=torch.float32),
+        "f0_confidence": torch.tensor(voiced, dtype=torch.float32),
+        "loudness_db": loud.float(),
+        "track": f"synthetic{seed}",
+        "start_s": 0.0,
+    }
 
 
 def batch_of(examples: list[dict]) -> dict:
@@ -52,11 +64,16 @@ def batch_of(examples: list[dict]) -> dict:
 def random_batch(seed: int, batch: int = 2, n_samples: int = 8000) -> dict:
     g = torch.Generator().manual_seed(seed)
     n_frames = n_samples * FR // SR
-    return {"input_audio": 0.3 * torch.randn(batch, n_samples, generator=g),
-            "f0_hz": torch.where(torch.rand(batch, n_frames, generator=g) > 0.3,
-                                 100 + 300 * torch.rand(batch, n_frames, generator=g), torch.zeros(batch, n_frames)),
-            "f0_confidence": torch.rand(batch, n_frames, generator=g),
-            "loudness_db": -60 + 40 * torch.rand(batch, n_frames, generator=g)}
+    return {
+        "input_audio": 0.3 * torch.randn(batch, n_samples, generator=g),
+        "f0_hz": torch.where(
+            torch.rand(batch, n_frames, generator=g) > 0.3,
+            100 + 300 * torch.rand(batch, n_frames, generator=g),
+            torch.zeros(batch, n_frames),
+        ),
+        "f0_confidence": torch.rand(batch, n_frames, generator=g),
+        "loudness_db": -60 + 40 * torch.rand(batch, n_frames, generator=g),
+    }
 
 
 @pytest.mark.parametrize("composition", ["gate", "mask"])
@@ -105,7 +122,7 @@ def test_controls_interpolated_onto_model_grid():
     batch["f0_hz"][:, 125:] = 0.0  # unvoiced from 0.5 s (frame 125 at 0.5 s)
     c = model.controls(batch)
     times = torch.arange(c["f0_hz"].shape[1]) * 256 / SR
-    assert torch.all(c["f0_hz"][0, times < 0.496] == 200.0)        # no glide towards 0 Hz
+    assert torch.all(c["f0_hz"][0, times < 0.496] == 200.0)  # no glide towards 0 Hz
     assert torch.all(c["f0_hz"][0, times >= 0.5] == 0.0)
 
 
@@ -139,19 +156,19 @@ def test_harmonic_spectrum_matches_stft_of_a_sinusoid():
     t = torch.arange(sr, dtype=torch.float64) / sr
     x = 0.5 * torch.sin(2 * math.pi * f0 * t) + 0.25 * torch.sin(2 * math.pi * 2 * f0 * t)
     spec = torch.stft(x, n_fft, 256, window=torch.hann_window(n_fft, dtype=torch.float64), return_complex=True)
-    ref = spec.abs()[:, 40]                                        # a frame away from the edges
+    ref = spec.abs()[:, 40]  # a frame away from the edges
     amps = torch.tensor([[[0.5, 0.25, 0.0]]], dtype=torch.float64)
     est = harmonic_spectrum(torch.tensor([[f0]], dtype=torch.float64), amps, sample_rate=sr, n_fft=n_fft)[0, 0]
     for k in (1, 2):
         b = round(k * f0 * n_fft / sr)
-        assert est[b - 1:b + 2].numpy() == pytest.approx(ref[b - 1:b + 2].numpy(), rel=0.02)
+        assert est[b - 1 : b + 2].numpy() == pytest.approx(ref[b - 1 : b + 2].numpy(), rel=0.02)
     assert float(est[150:].abs().max()) == 0.0
 
 
 def test_noise_spectrum_matches_expected_rms():
     torch.manual_seed(0)
     n_fft = 512
-    x = torch.rand(200_000, dtype=torch.float64) * 2 - 1               # flat magnitude 1
+    x = torch.rand(200_000, dtype=torch.float64) * 2 - 1  # flat magnitude 1
     spec = torch.stft(x, n_fft, 128, window=torch.hann_window(n_fft, dtype=torch.float64), return_complex=True)
     rms = spec.abs().square().mean(dim=1).sqrt()[10:-10].mean()
     est = noise_spectrum(torch.ones(1, 1, 5, dtype=torch.float64), n_fft=n_fft)[0, 0, 0]
@@ -160,14 +177,30 @@ def test_noise_spectrum_matches_expected_rms():
 
 def test_mask_transfer_to_another_rate():
     mask = torch.rand(2, 513, 30) + 0.5
-    same = interpolate_mask(mask, src_sample_rate=22050, src_n_fft=1024, src_hop=256, dst_sample_rate=22050,
-                            dst_n_fft=1024, dst_hop=256, dst_n_frames=30)
+    same = interpolate_mask(
+        mask,
+        src_sample_rate=22050,
+        src_n_fft=1024,
+        src_hop=256,
+        dst_sample_rate=22050,
+        dst_n_fft=1024,
+        dst_hop=256,
+        dst_n_frames=30,
+    )
     assert torch.allclose(same, mask, atol=1e-6)
-    up = interpolate_mask(mask, src_sample_rate=22050, src_n_fft=1024, src_hop=256, dst_sample_rate=44100,
-                          dst_n_fft=2048, dst_hop=512, dst_n_frames=30)
+    up = interpolate_mask(
+        mask,
+        src_sample_rate=22050,
+        src_n_fft=1024,
+        src_hop=256,
+        dst_sample_rate=44100,
+        dst_n_fft=2048,
+        dst_hop=512,
+        dst_n_frames=30,
+    )
     assert up.shape == (2, 1025, 30)
-    assert torch.allclose(up[:, :513], mask, atol=1e-5)              # same Hz and seconds at both rates
-    assert (up[:, 513:] == 1).all()                                   # above the model's Nyquist: kept
+    assert torch.allclose(up[:, :513], mask, atol=1e-5)  # same Hz and seconds at both rates
+    assert (up[:, 513:] == 1).all()  # above the model's Nyquist: kept
 
 
 def test_gate_interpolation_is_per_sample():

@@ -26,11 +26,17 @@ def test_notebooks_run_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     for name in ORDER:
         book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-        client = nbclient.NotebookClient(book, timeout=600, kernel_name="python3",
-                                         resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = nbclient.NotebookClient(
+            book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
         client.execute()  # raises CellExecutionError naming the failing cell
-        errors = [o for cell in book.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
-                  if o.get("output_type") == "error"]
+        errors = [
+            o
+            for cell in book.cells
+            if cell.cell_type == "code"
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
         assert not errors, f"{name}: {errors}"
     assert (tmp_path / "work" / "dataset" / "manifest.json").is_file()
     assert (tmp_path / "work" / "train" / "checkpoints" / "last.ckpt").is_file()

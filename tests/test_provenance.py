@@ -46,8 +46,10 @@ def checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("prov")
     corpus = tmp / "corpus"
     write_json(corpus / "manifest.json", {"kind": "synthetic", "tracks": [{"name": f"song_{i}"} for i in range(3)]})
-    dataset = ManifestDataset([make_example(s, n_samples=4096) for s in range(2)],
-                              {"separator": "fallback", "musdb_root": str(corpus), "stems_dir": str(tmp / "stems")})
+    dataset = ManifestDataset(
+        [make_example(s, n_samples=4096) for s in range(2)],
+        {"separator": "fallback", "musdb_root": str(corpus), "stems_dir": str(tmp / "stems")},
+    )
     torch.set_num_threads(1)
     config = load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES + ["model.composition=gate"])
     return Path(train_from_config(config, dataset, None, tmp / "run")["last_checkpoint"])
@@ -56,7 +58,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_checkpoint_holds_provenance_readable_without_the_model(checkpoint, monkeypatch):
     import ddsp_demucs.train
 
-    monkeypatch.setattr(ddsp_demucs.train, "load_model", None)   # reading must not need the model
+    monkeypatch.setattr(ddsp_demucs.train, "load_model", None)  # reading must not need the model
     prov = read_provenance(checkpoint)
     assert prov["separator"] == "fallback"
     assert prov["corpus"] == {"kind": "synthetic", "singers": [], "tracks": 3, "synthetic_only": True}
@@ -85,12 +87,19 @@ def test_load_model_attaches_provenance_and_old_checkpoints_read_empty(checkpoin
 
 def test_dataset_provenance_real_corpus_lists_heard_singers_only(tmp_path):
     corpus = tmp_path / "real"
-    write_json(corpus / "manifest.json", {"kind": "real", "singers": {"train": ["ann", "bob"], "validation": ["cy"],
-                                                                       "test": ["dee", "eve"]},
-                                          "tracks": {"a": {}, "b": {}, "c": {}, "d": {}}})
+    write_json(
+        corpus / "manifest.json",
+        {
+            "kind": "real",
+            "singers": {"train": ["ann", "bob"], "validation": ["cy"], "test": ["dee", "eve"]},
+            "tracks": {"a": {}, "b": {}, "c": {}, "d": {}},
+        },
+    )
     prov = dataset_provenance(ManifestDataset([], {"separator": "htdemucs", "musdb_root": str(corpus)}))
-    assert prov == {"separator": "htdemucs", "corpus": {"kind": "real", "singers": ["ann", "bob", "cy"],
-                                                         "tracks": 4, "synthetic_only": False}}
+    assert prov == {
+        "separator": "htdemucs",
+        "corpus": {"kind": "real", "singers": ["ann", "bob", "cy"], "tracks": 4, "synthetic_only": False},
+    }
     # a MUSDB18-HQ folder (no manifest), another folder, plain datasets, a subset of a manifest dataset
     (tmp_path / "musdb" / "train" / "Artist - Song").mkdir(parents=True)
     assert dataset_provenance(ManifestDataset([], {"musdb_root": str(tmp_path / "musdb")}))["corpus"]["kind"] == "musdb"
@@ -121,8 +130,10 @@ def test_refine_cli_warns_once_and_records_provenance(checkpoint, tmp_path, capl
     path.parent.mkdir()
     sf.write(path, song(1.0), 44100, subtype="FLOAT")
     out = tmp_path / "out"
-    assert cli_main(["refine", str(path), "--checkpoint", str(checkpoint), "--separator", "fallback",
-                     "--out", str(out)]) == 0
+    assert (
+        cli_main(["refine", str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out)])
+        == 0
+    )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert sum("only heard synthetic voices" in w for w in warnings) == 1, warnings
     assert not any("separated by" in w for w in warnings)

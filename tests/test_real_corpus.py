@@ -12,15 +12,21 @@ import soundfile as sf
 
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.data import musdb_tracks, vocal_to_accompaniment_db
-from ddsp_demucs.data.real_corpus import (RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus)
+from ddsp_demucs.data.real_corpus import RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus
 
 #: A small index: five singers (two of them recorded with their own accompaniment), one accompaniment.
-SMALL = ("medleydb/AClassicEducation_NightOwl_STEM_08.flac", "sms_tools/vignesh.flac",
-         "sms_tools/singing-female.flac", "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac",
-         "real_stems/saraga_carnatic__bhuvini_dasudane/accompaniment.flac",
-         "musdb18_sample/music_delta_80s_rock/vocals.flac", "musdb18_sample/music_delta_80s_rock/drums.flac",
-         "musdb18_sample/music_delta_80s_rock/bass.flac", "musdb18_sample/music_delta_80s_rock/other.flac",
-         "real_accompaniment/admiralbob77_-_Choice_-_Drum-bass.hq.ogg")
+SMALL = (
+    "medleydb/AClassicEducation_NightOwl_STEM_08.flac",
+    "sms_tools/vignesh.flac",
+    "sms_tools/singing-female.flac",
+    "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac",
+    "real_stems/saraga_carnatic__bhuvini_dasudane/accompaniment.flac",
+    "musdb18_sample/music_delta_80s_rock/vocals.flac",
+    "musdb18_sample/music_delta_80s_rock/drums.flac",
+    "musdb18_sample/music_delta_80s_rock/bass.flac",
+    "musdb18_sample/music_delta_80s_rock/other.flac",
+    "real_accompaniment/admiralbob77_-_Choice_-_Drum-bass.hq.ogg",
+)
 SMALL_SPLIT = dict(min_test_singers=2, min_test_vocals=2, n_valid_singers=1)
 
 
@@ -57,18 +63,21 @@ def small_corpus(tmp_path_factory):
 def test_plan_of_the_full_index_splits_by_singer(shared_data):
     entries = read_index(shared_data)
     plans = plan_corpus(entries)
-    assert plans == plan_corpus(read_index(shared_data))                       # deterministic
+    assert plans == plan_corpus(read_index(shared_data))  # deterministic
     singers = {s: {p.vocal.singer for p in plans if p.split == s} for s in ("train", "valid", "test")}
-    assert not (singers["train"] & singers["valid"] or singers["train"] & singers["test"]
-                or singers["valid"] & singers["test"])
+    assert not (
+        singers["train"] & singers["valid"] or singers["train"] & singers["test"] or singers["valid"] & singers["test"]
+    )
     test = [p for p in plans if p.split == "test"]
     assert len(test) >= 12 and len(singers["test"]) >= 4
     vocals = {e.path for e in entries if e.kind == "vocal"}
-    assert {p.vocal.path for p in plans} == vocals                             # every real vocal is used
-    assert {p.ratio_db for p in plans} == set(RATIOS_DB) | {None}              # None: the multitracks
+    assert {p.vocal.path for p in plans} == vocals  # every real vocal is used
+    assert {p.ratio_db for p in plans} == set(RATIOS_DB) | {None}  # None: the multitracks
     multitracks = {p.vocal.path for p in plans if p.accompaniment == "multitrack"}
-    assert multitracks == {"musdb18_sample/music_delta_80s_rock/vocals.flac",
-                           "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac"}
+    assert multitracks == {
+        "musdb18_sample/music_delta_80s_rock/vocals.flac",
+        "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac",
+    }
     assert len({p.name for p in plans}) == len(plans)
 
 
@@ -86,7 +95,7 @@ def test_small_build_ratios_stems_multitracks_and_manifest(small_corpus):
     shared, out, tracks = small_corpus
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "real" and not tracks.skipped
-    assert len(tracks) == len(manifest["tracks"]) == 5 + 2                    # 5 vocals x 1 accompaniment + 2 multitracks
+    assert len(tracks) == len(manifest["tracks"]) == 5 + 2  # 5 vocals x 1 accompaniment + 2 multitracks
     by_split = {s: {t.name for t in musdb_tracks(out, split=s)} for s in ("train", "valid", "test")}
     assert set(by_split["valid"]) == set(manifest["validation_tracks"])
     for split, key in (("train", "train"), ("valid", "validation"), ("test", "test")):
@@ -95,16 +104,17 @@ def test_small_build_ratios_stems_multitracks_and_manifest(small_corpus):
         info = manifest["tracks"][track.name]
         stems = track.stems()
         accompaniment = sum(v for k, v in stems.items() if k != "vocals")
-        np.testing.assert_allclose(track.mixture(), accompaniment + stems["vocals"], atol=3e-7)   # 24-bit steps
+        np.testing.assert_allclose(track.mixture(), accompaniment + stems["vocals"], atol=3e-7)  # 24-bit steps
         if info["ratio_db"] is not None:
-            assert vocal_to_accompaniment_db(stems["vocals"], accompaniment) == pytest.approx(info["ratio_db"],
-                                                                                              abs=0.01)
+            assert vocal_to_accompaniment_db(stems["vocals"], accompaniment) == pytest.approx(
+                info["ratio_db"], abs=0.01
+            )
             assert set(stems) == {"other", "vocals"}
         else:
             assert len(stems) >= 2 and "vocals" in stems
         vocal, sr = sf.read(shared / info["vocal"], always_2d=True)
-        assert track.mixture().shape[0] == int(np.ceil(vocal.shape[0] * 44100 / sr))   # full length
-    night_owl = next(t for t in tracks if "NightOwl" in t.name)                 # its F0 annotation is copied
+        assert track.mixture().shape[0] == int(np.ceil(vocal.shape[0] * 44100 / sr))  # full length
+    night_owl = next(t for t in tracks if "NightOwl" in t.name)  # its F0 annotation is copied
     assert night_owl.f0_path is not None and night_owl.f0()[0].max() < 2.0
 
 
@@ -114,38 +124,84 @@ def test_rebuild_keeps_finished_songs_and_the_cli_writes_the_same(small_corpus, 
     write_real_corpus(out, shared, accompaniments_per_vocal=1, n_synthetic_bands=1, **SMALL_SPLIT)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     again = tmp_path / "again"
-    assert cli_main(["corpus", "--kind", "remix", "--out", str(again), "--shared-data", str(shared),
-                     "--accompaniments-per-vocal", "1", "--synthetic-bands", "1", "--min-test-singers", "2",
-                     "--min-test-vocals", "2", "--valid-singers", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "corpus",
+                "--kind",
+                "remix",
+                "--out",
+                str(again),
+                "--shared-data",
+                str(shared),
+                "--accompaniments-per-vocal",
+                "1",
+                "--synthetic-bands",
+                "1",
+                "--min-test-singers",
+                "2",
+                "--min-test-vocals",
+                "2",
+                "--valid-singers",
+                "1",
+            ]
+        )
+        == 0
+    )
     for path in stamps:
         rel = path.relative_to(out)
         np.testing.assert_array_equal(sf.read(again / rel)[0], sf.read(path)[0])
-    assert json.loads((again / "manifest.json").read_text())["tracks"] == \
-        json.loads((out / "manifest.json").read_text())["tracks"]
+    assert (
+        json.loads((again / "manifest.json").read_text())["tracks"]
+        == json.loads((out / "manifest.json").read_text())["tracks"]
+    )
 
 
 def test_augmented_plan_adds_training_versions_only_and_keeps_the_rest(shared_data):
     entries = read_index(shared_data)
     plain, augmented = plan_corpus(entries), plan_corpus(entries, augmentations_per_vocal=2)
-    assert [p for p in augmented if p.augmentation is None] == plain          # the unaugmented corpus unchanged
+    assert [p for p in augmented if p.augmentation is None] == plain  # the unaugmented corpus unchanged
     extra = [p for p in augmented if p.augmentation is not None]
     assert extra and {p.split for p in extra} == {"train"}
     train_vocals = {p.vocal.path for p in plain if p.split == "train" and p.ratio_db is not None}
-    assert len(extra) == 2 * 2 * len(train_vocals)                             # 2 draws x 2 accompaniments
+    assert len(extra) == 2 * 2 * len(train_vocals)  # 2 draws x 2 accompaniments
     assert len({p.name for p in augmented}) == len(augmented)
     draws = {p.vocal.path: set() for p in extra}
     for p in extra:
         draws[p.vocal.path].add(p.augmentation)
-    assert all(len(d) == 2 for d in draws.values())                            # two different draws per vocal
-    assert augmented == plan_corpus(read_index(shared_data), augmentations_per_vocal=2)   # deterministic
+    assert all(len(d) == 2 for d in draws.values())  # two different draws per vocal
+    assert augmented == plan_corpus(read_index(shared_data), augmentations_per_vocal=2)  # deterministic
 
 
 def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, tmp_path):
     shared, _, _ = small_corpus
     out = tmp_path / "aug"
-    assert cli_main(["corpus", "--kind", "remix", "--out", str(out), "--shared-data", str(shared),
-                     "--accompaniments-per-vocal", "1", "--synthetic-bands", "1", "--min-test-singers", "2",
-                     "--min-test-vocals", "2", "--valid-singers", "1", "--augment", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "corpus",
+                "--kind",
+                "remix",
+                "--out",
+                str(out),
+                "--shared-data",
+                str(shared),
+                "--accompaniments-per-vocal",
+                "1",
+                "--synthetic-bands",
+                "1",
+                "--min-test-singers",
+                "2",
+                "--min-test-vocals",
+                "2",
+                "--valid-singers",
+                "1",
+                "--augment",
+                "1",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["augmentations_per_vocal"] == 1
     augmented = [t for t in musdb_tracks(out) if "augmentation" in manifest["tracks"][t.name]]
@@ -154,8 +210,9 @@ def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, t
         request = json.loads((track.mixture_path.parent / "remix.json").read_text())
         assert request == {k: v for k, v in manifest["tracks"][track.name].items() if k != "vocal_entry"}
         stems = track.stems()
-        assert vocal_to_accompaniment_db(stems["vocals"], stems["other"]) == pytest.approx(request["ratio_db"],
-                                                                                            abs=0.01)
+        assert vocal_to_accompaniment_db(stems["vocals"], stems["other"]) == pytest.approx(
+            request["ratio_db"], abs=0.01
+        )
         vocal, sr = sf.read(shared / request["vocal"], always_2d=True)
         expected = vocal.shape[0] * 44100 / sr / request["augmentation"]["stretch"]
         assert abs(track.mixture().shape[0] - expected) < 0.002 * expected + 2048

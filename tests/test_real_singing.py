@@ -34,18 +34,36 @@ def real_model(small_corpus, tmp_path_factory):  # noqa: F811
 
     _, corpus, _ = small_corpus
     work = tmp_path_factory.mktemp("real_model")
-    config = load_config(None, [o for o in TINY_OVERRIDES if not o.startswith("training.max_steps")] + [
-        "training.max_steps=2", "training.warmup_steps=1", "training.val_every_steps=2", "data.win_s=1.0",
-        "data.hop_s=0.5", "loss.no_harm_weight=1.0", "loss.si_sdr_weight=1.0"])
+    config = load_config(
+        None,
+        [o for o in TINY_OVERRIDES if not o.startswith("training.max_steps")]
+        + [
+            "training.max_steps=2",
+            "training.warmup_steps=1",
+            "training.val_every_steps=2",
+            "data.win_s=1.0",
+            "data.hop_s=0.5",
+            "loss.no_harm_weight=1.0",
+            "loss.si_sdr_weight=1.0",
+        ],
+    )
     separator = get_separator("fallback")
     assert not separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, work / "stems")
     report = run_features(work / "stems", separator.name, work / "features", config)
     assert report.n_accepted > 0
-    build_dataset_from_segments(report.segments_csv, work / "stems" / separator.name, corpus, work / "dataset",
-                                train_sr=config.data.train_sr, win_s=config.data.win_s, hop_s=config.data.hop_s,
-                                config=config)
-    result = train_from_config(config, load_dataset(work / "dataset", "train"),
-                               load_dataset(work / "dataset", "validation"), work / "train")
+    build_dataset_from_segments(
+        report.segments_csv,
+        work / "stems" / separator.name,
+        corpus,
+        work / "dataset",
+        train_sr=config.data.train_sr,
+        win_s=config.data.win_s,
+        hop_s=config.data.hop_s,
+        config=config,
+    )
+    result = train_from_config(
+        config, load_dataset(work / "dataset", "train"), load_dataset(work / "dataset", "validation"), work / "train"
+    )
     return Path(result["best_checkpoint"])
 
 
@@ -54,8 +72,9 @@ def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):  
     from ddsp_demucs.evaluate.songs import evaluate_songs
 
     _, corpus, tracks = small_corpus
-    results = evaluate_songs(identity, corpus, get_separator("fallback"), system="identity", cache_dir=tmp_path,
-                             progress=False)
+    results = evaluate_songs(
+        identity, corpus, get_separator("fallback"), system="identity", cache_dir=tmp_path, progress=False
+    )
     test_names = {t.name for t in tracks if t.split == "test"}
     assert {r["track"] for r in results.rows} == test_names and not results.errors
     for key in results.metric_keys:
@@ -65,12 +84,13 @@ def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):  
         regions = [row[k + "_baseline"] for k in results.metric_keys if k.startswith("region_err_")]
         track = next(t for t in tracks if t.name == row["track"])
         target = track.vocals().astype(np.float64)
-        separated = sf.read(tmp_path / row["track"] / next(p.name for p in (tmp_path / row["track"]).glob(
-            "separated_*.wav")))[0]
-        whole = 10 * np.log10(np.sum((separated - target) ** 2) / np.sum(target ** 2))
+        separated = sf.read(
+            tmp_path / row["track"] / next(p.name for p in (tmp_path / row["track"]).glob("separated_*.wav"))
+        )[0]
+        whole = 10 * np.log10(np.sum((separated - target) ** 2) / np.sum(target**2))
         assert 10 * np.log10(np.sum(10 ** (np.array(regions) / 10))) == pytest.approx(whole, abs=1e-6)
         assert 10 * np.log10(np.sum(10 ** (np.array(bands) / 10))) == pytest.approx(whole, abs=0.1)
-        assert row["singer"]                                                   # from the corpus manifest
+        assert row["singer"]  # from the corpus manifest
 
 
 def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_model, tmp_path, caplog):  # noqa: F811
@@ -86,8 +106,24 @@ def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_mod
     assert provenance["separator"] == "fallback"
 
     out = tmp_path / "eval"
-    assert cli_main(["evaluate", "--checkpoint", str(real_model), "--songs", str(corpus), "--separator", "fallback",
-                     "--out", str(out), "--n-boot", "200"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(real_model),
+                "--songs",
+                str(corpus),
+                "--separator",
+                "fallback",
+                "--out",
+                str(out),
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["protocol"] == "songs" and summary["separator"] == "fallback"
     assert summary["n_examples"] == sum(t.split == "test" for t in tracks)
@@ -96,22 +132,66 @@ def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_mod
     assert "separated" in (out / "examples.csv").read_text().splitlines()[0] or (out / "report.html").is_file()
 
     comb = tmp_path / "comb"
-    assert cli_main(["evaluate", "--comb", "--songs", str(corpus), "--separator", "fallback", "--out", str(comb),
-                     "--n-boot", "200"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--comb",
+                "--songs",
+                str(corpus),
+                "--separator",
+                "fallback",
+                "--out",
+                str(comb),
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
     comb_summary = json.loads((comb / "summary.json").read_text())
     assert comb_summary["si_sdr_mono"]["baseline_median"] == pytest.approx(summary["si_sdr_mono"]["baseline_median"])
     assert "comb filter" in (comb / "report.html").read_text()
     oracle = tmp_path / "comb_oracle"
-    assert cli_main(["evaluate", "--comb", "--oracle-f0", "--songs", str(corpus), "--separator", "fallback",
-                     "--out", str(oracle), "--n-boot", "200"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--comb",
+                "--oracle-f0",
+                "--songs",
+                str(corpus),
+                "--separator",
+                "fallback",
+                "--out",
+                str(oracle),
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
     oracle_summary = json.loads((oracle / "summary.json").read_text())
     assert "oracle F0" in oracle_summary["settings"]["system"]
     assert oracle_summary["si_sdr_mono"]["refined_median"] != comb_summary["si_sdr_mono"]["refined_median"]
 
     song = next(t for t in tracks if t.split == "test")
     refined = tmp_path / "refined"
-    assert cli_main(["refine", str(song.mixture_path), "--checkpoint", str(real_model), "--separator", "fallback",
-                     "--out", str(refined)]) == 0
+    assert (
+        cli_main(
+            [
+                "refine",
+                str(song.mixture_path),
+                "--checkpoint",
+                str(real_model),
+                "--separator",
+                "fallback",
+                "--out",
+                str(refined),
+            ]
+        )
+        == 0
+    )
     audio, sr = sf.read(refined / song.mixture_path.stem / "refined_vocals.wav", always_2d=True)
     info = sf.info(song.mixture_path)
     assert (sr, audio.shape) == (info.samplerate, (info.frames, info.channels)) and np.all(np.isfinite(audio))

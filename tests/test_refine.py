@@ -20,20 +20,47 @@ from ddsp_demucs.audio_io import resample
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.refine import (NOISE_BLOCK, crossfade_weights, frame_controls, noise_stream, plan_windows,
-                                refine_vocals, time_quantum, window_step)
+from ddsp_demucs.refine import (
+    NOISE_BLOCK,
+    crossfade_weights,
+    frame_controls,
+    noise_stream,
+    plan_windows,
+    refine_vocals,
+    time_quantum,
+    window_step,
+)
 from ddsp_demucs.synthetic import generate_song
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 from test_model import make_example  # noqa: E402  (the synthetic training example generator)
 
-TINY = dict(hidden_size=32, gru_units=32, n_fc_layers=1, n_mels=16, encoder_units=16, reverb_length=512,
-            n_harmonics=16, n_noise_bands=17)
-TINY_OVERRIDES = ["model.hidden_size=32", "model.gru_units=32", "model.n_fc_layers=1", "model.n_mels=16",
-                  "model.encoder_units=16", "model.n_harmonics=16", "model.n_noise_bands=17",
-                  "model.reverb_length=512", "loss.fft_sizes=[512,256]", "training.batch_size=2",
-                  "training.max_steps=1", "training.threads=1", "training.n_audio_examples=0"]
+TINY = dict(
+    hidden_size=32,
+    gru_units=32,
+    n_fc_layers=1,
+    n_mels=16,
+    encoder_units=16,
+    reverb_length=512,
+    n_harmonics=16,
+    n_noise_bands=17,
+)
+TINY_OVERRIDES = [
+    "model.hidden_size=32",
+    "model.gru_units=32",
+    "model.n_fc_layers=1",
+    "model.n_mels=16",
+    "model.encoder_units=16",
+    "model.n_harmonics=16",
+    "model.n_noise_bands=17",
+    "model.reverb_length=512",
+    "loss.fft_sizes=[512,256]",
+    "training.batch_size=2",
+    "training.max_steps=1",
+    "training.threads=1",
+    "training.n_audio_examples=0",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +71,9 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_model(composition: str = "mask", perturb: float = 0.0, seed: int = 0,
-               bias: float = 0.3) -> ResidualDDSPDecoder:
+def tiny_model(
+    composition: str = "mask", perturb: float = 0.0, seed: int = 0, bias: float = 0.3
+) -> ResidualDDSPDecoder:
     """A tiny randomly initialised model; ``perturb > 0`` gives its residual head random weights of that standard
     deviation and the bias ``bias`` (a non-identity model)."""
     torch.manual_seed(seed)
@@ -99,9 +127,18 @@ def test_window_grid_matches_model_and_control_frames(sample_rate):
     assert step % q == 0 and (q * model.sample_rate) % sample_rate == 0 and (q * 250) % sample_rate == 0
 
 
-@pytest.mark.parametrize("n_samples, window_s, overlap_s", [
-    (10 * 44100 + 17, 6.0, 1.0), (60 * 44100, 30.0, 1.0), (61 * 44100 + 1, 12.0, 0.0), (40 * 44100, 12.0, 6.0),
-    (int(15.35 * 44100), 6.0, 1.0), (11 * 44100, 11.0, 1.0), (5 * 44100, 30.0, 1.0)])
+@pytest.mark.parametrize(
+    "n_samples, window_s, overlap_s",
+    [
+        (10 * 44100 + 17, 6.0, 1.0),
+        (60 * 44100, 30.0, 1.0),
+        (61 * 44100 + 1, 12.0, 0.0),
+        (40 * 44100, 12.0, 6.0),
+        (int(15.35 * 44100), 6.0, 1.0),
+        (11 * 44100, 11.0, 1.0),
+        (5 * 44100, 30.0, 1.0),
+    ],
+)
 def test_plan_covers_song_and_weights_sum_to_one(n_samples, window_s, overlap_s):
     sr, model = 44100, tiny_model()
     windows = plan_windows(n_samples, sr, model, window_s, overlap_s)
@@ -113,7 +150,7 @@ def test_plan_covers_song_and_weights_sum_to_one(n_samples, window_s, overlap_s)
             assert w.stop - w.start <= window_s * sr
         if i > 0:
             assert windows[i - 1].stop - w.start == w.fade_in == windows[i - 1].fade_out
-        total[w.start:w.stop] += crossfade_weights(w)
+        total[w.start : w.stop] += crossfade_weights(w)
     assert windows[0].start == 0 and windows[-1].stop == n_samples
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
     if n_samples <= window_s * sr:
@@ -146,32 +183,34 @@ def test_windowed_matches_whole_song_and_calls_stay_within_a_window():
     assert max(calls) < x.shape[0] * model.sample_rate / sr * 0.8
     whole = refine_vocals(model, x, sr, window_s=None)
     assert calls[-1] == math.ceil(x.shape[0] * model.sample_rate / sr)
-    assert sisdr_db(whole, x).max() < 15.0                      # the model really changes the vocal...
-    assert sisdr_db(windowed, whole).min() > 30.0               # ...and windows reproduce the whole-song result
+    assert sisdr_db(whole, x).max() < 15.0  # the model really changes the vocal...
+    assert sisdr_db(windowed, whole).min() > 30.0  # ...and windows reproduce the whole-song result
     inner = slice(int(0.5 * sr), x.shape[0] - int(0.5 * sr))
     assert np.abs(windowed[inner] - whole[inner]).max() < 0.01 * np.abs(whole).max()
 
 
 def test_shapes_rates_and_lengths_with_a_non_identity_model():
     model = tiny_model("mask", perturb=0.3)
-    for sr, ch, n, window_s in [(44100, 2, 2 * 44100 + 1, 30.0),        # shorter than one window
-                                (48000, 1, 3 * 48000, 3.0),             # exactly one window
-                                (22050, 3, 7 * 22050 + 5, 6.0),         # three channels, windowed
-                                (16000, 1, 8001, 30.0)]:                # below the model rate
+    for sr, ch, n, window_s in [
+        (44100, 2, 2 * 44100 + 1, 30.0),  # shorter than one window
+        (48000, 1, 3 * 48000, 3.0),  # exactly one window
+        (22050, 3, 7 * 22050 + 5, 6.0),  # three channels, windowed
+        (16000, 1, 8001, 30.0),
+    ]:  # below the model rate
         x = vocal(n / sr + 0.05, sr, 2)[:n]
         x = np.concatenate([x, x[:, :1] * 0.5], axis=1)[:, :ch] if ch == 3 else x[:, :ch]
         y = refine_vocals(model, x, sr, window_s=window_s)
         assert y.shape == (n, ch) and y.dtype == np.float32 and np.all(np.isfinite(y))
-        assert np.abs(y - x).max() > 1e-3                            # the model did something, per channel
+        assert np.abs(y - x).max() > 1e-3  # the model did something, per channel
         if ch > 1:
-            assert not np.allclose(y[:, 0], y[:, 1])                 # channels keep their own content and phase
+            assert not np.allclose(y[:, 0], y[:, 1])  # channels keep their own content and phase
 
 
 def test_f0_reference_drives_the_controls():
     model = tiny_model("mask", perturb=0.3)
     x = vocal(3.0, 44100, 2)
     np.testing.assert_array_equal(refine_vocals(model, x, 44100, f0_reference=x), refine_vocals(model, x, 44100))
-    other = vocal(3.0, 44100, 1, seed=5)                 # another song's voice: other F0, other voicing
+    other = vocal(3.0, 44100, 1, seed=5)  # another song's voice: other F0, other voicing
     assert np.abs(refine_vocals(model, x, 44100, f0_reference=other) - refine_vocals(model, x, 44100)).max() > 1e-4
     with pytest.raises(InputError, match="f0_reference"):
         refine_vocals(model, x, 44100, f0_reference=other[:-1])
@@ -179,7 +218,7 @@ def test_f0_reference_drives_the_controls():
 
 def test_mask_keeps_each_channels_phase():
     sr, x = 44100, vocal(2.0, 44100, 1)
-    stereo = np.concatenate([x, -x], axis=1)                         # the second channel is the first inverted
+    stereo = np.concatenate([x, -x], axis=1)  # the second channel is the first inverted
     y = refine_vocals(tiny_model("mask", perturb=0.5), stereo, sr)
     np.testing.assert_allclose(y[:, 1], -y[:, 0], atol=1e-6)
 
@@ -187,7 +226,7 @@ def test_mask_keeps_each_channels_phase():
 # ------------------------------------------------------------------------------------------ gate and synth
 def test_gate_path_blends_each_channel_with_the_synthesis():
     sr, x = 44100, vocal(2.0, 44100, 2)
-    model = tiny_model("gate", perturb=0.05, bias=0.5)             # gate about 0.5, varying over time
+    model = tiny_model("gate", perturb=0.05, bias=0.5)  # gate about 0.5, varying over time
     y = refine_vocals(model, x, sr)
     assert y.shape == x.shape and np.all(np.isfinite(y))
     assert sisdr_db(y, x).max() < 30.0
@@ -215,8 +254,9 @@ def test_synth_path_is_the_model_resynthesis_on_every_channel():
     np.testing.assert_allclose(y[:, 0], expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("composition, kwargs", [("synth", {}), ("gate", dict(perturb=0.05, bias=0.5)),
-                                                 ("mask", dict(perturb=0.5))])
+@pytest.mark.parametrize(
+    "composition, kwargs", [("synth", {}), ("gate", dict(perturb=0.05, bias=0.5)), ("mask", dict(perturb=0.5))]
+)
 def test_windowed_equals_whole_song_in_every_composition_overlaps_included(composition, kwargs):
     """Windows continue the song's synthesis (oscillator phase carried, one noise stream): the windowed output is
     the whole-song output to -30 dB, in the crossfades too, where two unrelated syntheses would dip and differ."""
@@ -237,7 +277,7 @@ def test_windowed_equals_whole_song_in_every_composition_overlaps_included(compo
 def test_noise_stream_is_the_same_whichever_window_asks():
     long = noise_stream(7, 0, 3 * NOISE_BLOCK + 100)
     for start, n in ((0, 10), (NOISE_BLOCK - 3, 7), (1000, 2 * NOISE_BLOCK), (3 * NOISE_BLOCK, 100)):
-        torch.testing.assert_close(noise_stream(7, start, n), long[start:start + n], rtol=0, atol=0)
+        torch.testing.assert_close(noise_stream(7, start, n), long[start : start + n], rtol=0, atol=0)
     assert long.min() >= -1.0 and long.max() < 1.0 and abs(float(long.mean())) < 0.02
     assert not torch.equal(noise_stream(8, 0, 100), long[:100])
 
@@ -299,9 +339,15 @@ def refine_cli(*args: str) -> int:
 def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
     caplog.set_level(logging.INFO, logger="ddsp_demucs")
     songs = tmp_path / "songs"
-    good = {"stereo": (write(songs / "stereo.wav", song(2.1, 44100, 2)[:88_201], 44100), 44100, 2, 88_201),
-            "mono48": (write(songs / "more" / "mono48.flac", song(1.5, 48000, 1, seed=1)[:71_999], 48000), 48000, 1,
-                       71_999)}
+    good = {
+        "stereo": (write(songs / "stereo.wav", song(2.1, 44100, 2)[:88_201], 44100), 44100, 2, 88_201),
+        "mono48": (
+            write(songs / "more" / "mono48.flac", song(1.5, 48000, 1, seed=1)[:71_999], 48000),
+            48000,
+            1,
+            71_999,
+        ),
+    }
     bad = tmp_path / "bad"
     bad.mkdir()
     truncated = bad / "truncated.wav"
@@ -316,8 +362,19 @@ def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
     write(bad / "six.wav", np.tile(song(1.0, 96000, 1), (1, 6)), 96000)
     out = tmp_path / "out"
     bad_names = ["truncated", "notaudio", "empty", "silent", "nan", "short", "six"]
-    code = refine_cli(str(songs), str(bad), str(tmp_path / "missing.wav"), "--checkpoint", str(checkpoint),
-                      "--separator", "fallback", "--out", str(out), "--window-s", "6")
+    code = refine_cli(
+        str(songs),
+        str(bad),
+        str(tmp_path / "missing.wav"),
+        "--checkpoint",
+        str(checkpoint),
+        "--separator",
+        "fallback",
+        "--out",
+        str(out),
+        "--window-s",
+        "6",
+    )
     assert code == 1
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     for name in bad_names + ["missing"]:
@@ -334,20 +391,28 @@ def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
         record = json.loads((out / name / "refine.json").read_text())
         assert record["separator"] == "fallback" and record["checkpoint"] == str(checkpoint.resolve())
         assert record["timings_s"]["refine"] > 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(good)              # nothing for the bad songs
+    assert sorted(p.name for p in out.iterdir()) == sorted(good)  # nothing for the bad songs
     assert not [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
     # re-run: everything up to date, nothing rewritten; a newer song is redone; --force redoes all
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
     caplog.clear()
-    assert refine_cli(str(songs), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out),
-                      "--window-s", "6") == 0
+    assert (
+        refine_cli(
+            str(songs), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out), "--window-s", "6"
+        )
+        == 0
+    )
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == stamps
     assert caplog.text.count("up to date") >= 2
     later = stamps[out / "stereo" / "refined_vocals.wav"] / 1e9 + 5
     os.utime(good["stereo"][0], (later, later))
-    assert refine_cli(str(songs), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out),
-                      "--window-s", "6") == 0
+    assert (
+        refine_cli(
+            str(songs), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out), "--window-s", "6"
+        )
+        == 0
+    )
     assert (out / "stereo" / "refined_vocals.wav").stat().st_mtime_ns != stamps[out / "stereo" / "refined_vocals.wav"]
     assert (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns == stamps[out / "mono48" / "refined_vocals.wav"]
 
@@ -356,8 +421,12 @@ def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path
     from ddsp_demucs.train import load_model
 
     path = write(tmp_path / "a.wav", song(2.0), 44100)
-    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out",
-                      str(tmp_path / "out")) == 0
+    assert (
+        refine_cli(
+            str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(tmp_path / "out")
+        )
+        == 0
+    )
     separated, sr = sf.read(tmp_path / "out" / "a" / "separated_vocals.wav", dtype="float32", always_2d=True)
     refined, _ = sf.read(tmp_path / "out" / "a" / "refined_vocals.wav", dtype="float32", always_2d=True)
     expected = refine_vocals(load_model(checkpoint), separated, sr)
@@ -374,14 +443,17 @@ def test_cli_checkpoint_and_output_errors(tmp_path, checkpoint, capsys):
     assert refine_cli(str(path), "--checkpoint", str(foreign), "--out", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "other.ckpt" in err[0] and "not a ddsp-demucs checkpoint" in err[0]
-    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
-                      "--overlap-s", "-1") == 2
+    assert (
+        refine_cli(str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"), "--overlap-s", "-1") == 2
+    )
     assert "overlap" in capsys.readouterr().err
     # an output "folder" that cannot be created (a plain file is in the way): one line, before any work
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--separator", "fallback",
-                      "--out", str(blocker / "sub")) == 2
+    assert (
+        refine_cli(str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(blocker / "sub"))
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "blocker" in err[0] and "cannot write the output folder" in err[0]
     assert blocker.read_text() == "a file, not a folder"

@@ -81,9 +81,13 @@ def test_writes_stems_and_manifest_then_skips_and_redoes(tmp_path):
 
 
 def test_bad_tracks_are_reported_and_the_others_processed(tmp_path):
-    tracks = [Track("good 1", _audio(0)), Track("unreadable", error="/x/song.wav: cannot decode audio"),
-              Track("nan", np.full((44100, 2), np.nan, dtype=np.float32)), Track("flat", np.zeros(100, np.float32)),
-              Track("good 2", _audio(1))]
+    tracks = [
+        Track("good 1", _audio(0)),
+        Track("unreadable", error="/x/song.wav: cannot decode audio"),
+        Track("nan", np.full((44100, 2), np.nan, dtype=np.float32)),
+        Track("flat", np.zeros(100, np.float32)),
+        Track("good 2", _audio(1)),
+    ]
 
     class Checking(ScaleSeparator):
         def separate(self, mixture, sample_rate):
@@ -114,10 +118,11 @@ def test_cli_separates_songs_with_fallback_and_exits_nonzero_on_a_bad_file(tmp_p
     save_audio(mono, _audio(4, 22050)[:, :1], 22050)
     (tmp_path / "songs" / "broken.wav").write_bytes(b"RIFF not really audio")
     stems = tmp_path / "stems"
-    code = cli_main(["separate", "--songs", str(tmp_path / "songs"), "--separator", "fallback",
-                     "--stems-dir", str(stems)])
+    code = cli_main(
+        ["separate", "--songs", str(tmp_path / "songs"), "--separator", "fallback", "--stems-dir", str(stems)]
+    )
     assert code == 1
-    assert capsys.readouterr().out.strip().splitlines()[-1] == str(stems / "fallback")   # the folder, for scripts
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(stems / "fallback")  # the folder, for scripts
     assert sorted(p.parent.name for p in stems.glob("fallback/*/manifest.json")) == ["good", "mono"]
     vocals, sr = load_audio(stems / "fallback" / "mono" / "vocals.wav")
     assert sr == 44100 and vocals.shape == (44100, 2)  # resampled to 44.1 kHz and made stereo as a track

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-
 from conftest import shared_file
+
 from ddsp_demucs import InputError
 from ddsp_demucs.data import (
     MUSDB_VALIDATION_TRACKS,
@@ -64,12 +64,17 @@ def test_validation_list_matches_musdb_package():
 def test_musdb_layout_and_splits(musdb_root):
     tracks = musdb_tracks(musdb_root)
     assert [(t.name, t.subset, t.split) for t in tracks] == [
-        ("Actions - One Minute Smile", "train", "valid"), ("Leaf - Summerghost", "train", "valid"),
-        ("Some Band - A Song", "train", "train"), ("Other Band - Test Song", "test", "test")]
+        ("Actions - One Minute Smile", "train", "valid"),
+        ("Leaf - Summerghost", "train", "valid"),
+        ("Some Band - A Song", "train", "train"),
+        ("Other Band - Test Song", "test", "test"),
+    ]
     assert tracks.skipped == []
     assert [t.name for t in musdb_tracks(musdb_root, split="train")] == ["Some Band - A Song"]
-    assert [t.name for t in musdb_tracks(musdb_root, split="valid")] == ["Actions - One Minute Smile",
-                                                                         "Leaf - Summerghost"]
+    assert [t.name for t in musdb_tracks(musdb_root, split="valid")] == [
+        "Actions - One Minute Smile",
+        "Leaf - Summerghost",
+    ]
     assert [t.name for t in musdb_tracks(musdb_root, split="test")] == ["Other Band - Test Song"]
     assert [t.name for t in musdb_tracks(musdb_root, subsets=("test",))] == ["Other Band - Test Song"]
     flac = musdb_tracks(musdb_root, split="train")[0]
@@ -93,8 +98,9 @@ def test_mono_is_upmixed_and_other_rates_resampled(tmp_path):
     vocals = track.vocals()
     assert vocals.shape == (4410, 2)  # ceil(4800 * 44100 / 48000)
     np.testing.assert_array_equal(vocals[:, 0], vocals[:, 1])
-    assert {k: v.shape for k, v in track.stems().items()} == {k: (4410, 2) for k in ("drums", "bass", "other",
-                                                                                    "vocals")}
+    assert {k: v.shape for k, v in track.stems().items()} == {
+        k: (4410, 2) for k in ("drums", "bass", "other", "vocals")
+    }
 
 
 def test_bad_tracks_are_skipped_and_reported(musdb_root):
@@ -159,8 +165,11 @@ def test_folder_tracks(tmp_path):
 def test_make_remix_ratio_and_exact_sum():
     rng = np.random.default_rng(0)
     vocals = rng.standard_normal((5000, 2)) * 0.1
-    acc = {"drums": rng.standard_normal((5000, 2)), "bass": rng.standard_normal((5000, 2)) * 0.5,
-           "other": rng.standard_normal((5000, 2)) * 0.2}
+    acc = {
+        "drums": rng.standard_normal((5000, 2)),
+        "bass": rng.standard_normal((5000, 2)) * 0.5,
+        "other": rng.standard_normal((5000, 2)) * 0.2,
+    }
     for ratio in (-9.0, -3.0, 0.0, 6.0):
         stems = make_remix(vocals, acc, ratio)
         accompaniment = stems["drums"] + stems["bass"] + stems["other"]
@@ -190,8 +199,12 @@ def test_remix_tracks_from_shared_data(tmp_path):
     out = tmp_path / "remix"
     tracks = remix_tracks(out, shared, vocal_ratio_db=-3.0, max_duration_s=8.0)
     assert tracks.skipped == []
-    assert [t.name for t in tracks] == ["remix_medleydb_nightowl", "remix_sms_singing_female", "remix_sms_vignesh",
-                                        "remix_vocadito_1"]
+    assert [t.name for t in tracks] == [
+        "remix_medleydb_nightowl",
+        "remix_sms_singing_female",
+        "remix_sms_vignesh",
+        "remix_vocadito_1",
+    ]
     for t in tracks:
         stems = t.stems()
         accompaniment = stems["drums"] + stems["bass"] + stems["other"]
@@ -221,8 +234,19 @@ def test_remix_cli_reports_missing_vocals(tmp_path):
     (shared / "musdb18_sample" / "music_delta_80s_rock").symlink_to(acc)
     (shared / "sms_tools").mkdir()
     sf.write(str(shared / "sms_tools" / "vignesh.flac"), _tone(SR), SR)
-    code = main(["corpus", "--kind", "remix-sample", "--out", str(tmp_path / "out"), "--shared-data", str(shared),
-                 "--vocal-ratio-db", "0"])
+    code = main(
+        [
+            "corpus",
+            "--kind",
+            "remix-sample",
+            "--out",
+            str(tmp_path / "out"),
+            "--shared-data",
+            str(shared),
+            "--vocal-ratio-db",
+            "0",
+        ]
+    )
     assert code == 1  # the other three vocals are missing: reported, the one present is written
     (track,) = musdb_tracks(tmp_path / "out")
     assert track.name == "remix_sms_vignesh"

@@ -181,8 +181,11 @@ def test_corpus_layout_determinism_resume_and_validation_split(tmp_path):
     assert (info.samplerate, info.channels, info.frames) == (SR, 2, 2 * SR)
     tracks = musdb_tracks(a)
     assert [(t.name, t.subset, t.split) for t in tracks] == [
-        ("synth_0000", "train", "train"), ("synth_0001", "train", "train"), ("synth_0002", "train", "valid"),
-        ("synth_0003", "test", "test")]
+        ("synth_0000", "train", "train"),
+        ("synth_0001", "train", "train"),
+        ("synth_0002", "train", "valid"),
+        ("synth_0003", "test", "test"),
+    ]
     assert [t.name for t in musdb_tracks(a, split="valid")] == ["synth_0002"]
     track = tracks[3]
     stems = track.stems()
@@ -206,6 +209,24 @@ def test_corpus_cli(tmp_path):
     from ddsp_demucs.cli import main
 
     out = tmp_path / "corpus"
-    assert main(["corpus", "--out", str(out), "--n-train", "2", "--n-test", "1", "--n-valid", "1",
-                 "--duration", "1.5", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "--out",
+                str(out),
+                "--n-train",
+                "2",
+                "--n-test",
+                "1",
+                "--n-valid",
+                "1",
+                "--duration",
+                "1.5",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert [t.split for t in musdb_tracks(out)] == ["train", "valid", "test"]

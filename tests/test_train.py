@@ -16,8 +16,16 @@ from lightning.pytorch.callbacks import Callback
 
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.config import Config
-from ddsp_demucs.train import (DDSPTrainer, ResumableSampler, TrainingDiverged, create_callbacks, load_model,
-                               setup_training_environment, train_from_config, warmup_cosine)
+from ddsp_demucs.train import (
+    DDSPTrainer,
+    ResumableSampler,
+    TrainingDiverged,
+    create_callbacks,
+    load_model,
+    setup_training_environment,
+    train_from_config,
+    warmup_cosine,
+)
 from ddsp_demucs.utils import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,10 +33,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_model import make_example  # noqa: E402  (the synthetic example generator)
 
 TINY_OVERRIDES = [
-    "model.hidden_size=32", "model.gru_units=32", "model.n_fc_layers=1", "model.n_mels=16",
-    "model.encoder_units=16", "model.n_harmonics=24", "model.n_noise_bands=17", "model.reverb_length=512",
-    "loss.fft_sizes=[512,256,128]", "training.batch_size=4", "training.warmup_steps=5",
-    "training.log_every_steps=1", "training.n_audio_examples=1", "training.threads=1",
+    "model.hidden_size=32",
+    "model.gru_units=32",
+    "model.n_fc_layers=1",
+    "model.n_mels=16",
+    "model.encoder_units=16",
+    "model.n_harmonics=24",
+    "model.n_noise_bands=17",
+    "model.reverb_length=512",
+    "loss.fft_sizes=[512,256,128]",
+    "training.batch_size=4",
+    "training.warmup_steps=5",
+    "training.log_every_steps=1",
+    "training.n_audio_examples=1",
+    "training.threads=1",
 ]
 
 
@@ -64,19 +82,26 @@ def evaluate(module: DDSPTrainer, dataset) -> tuple[float, float, float]:
         out = module(batch, generator=torch.Generator().manual_seed(0))
         loss = module.losses(out["audio"], batch["target_audio"])["total"]
     module.train()
-    return (float(loss), float(si_sdr(out["audio"], batch["target_audio"]).mean()),
-            float(si_sdr(batch["input_audio"], batch["target_audio"]).mean()))
+    return (
+        float(loss),
+        float(si_sdr(out["audio"], batch["target_audio"]).mean()),
+        float(si_sdr(batch["input_audio"], batch["target_audio"]).mean()),
+    )
 
 
 @pytest.mark.parametrize("composition", ["mask"])
 def test_short_run_improves_loss_and_si_sdr(tmp_path, datasets, composition):
     train, val = datasets
-    config = tiny_config(f"model.composition={composition}", "training.max_steps=60", "training.learning_rate=0.003",
-                         "training.val_every_steps=30")
+    config = tiny_config(
+        f"model.composition={composition}",
+        "training.max_steps=60",
+        "training.learning_rate=0.003",
+        "training.val_every_steps=30",
+    )
     setup_training_environment(seed=0, threads=1)
     module = DDSPTrainer(config=config)
     loss0, sdr0, sdr_in = evaluate(module, val)
-    assert sdr0 == pytest.approx(sdr_in, abs=1e-3)   # identity at init
+    assert sdr0 == pytest.approx(sdr_in, abs=1e-3)  # identity at init
     result = train_from_config(config, train, val, tmp_path / "run")
     model = load_model(result["best_checkpoint"])
     trained = DDSPTrainer(model, config=config)
@@ -91,8 +116,14 @@ def test_short_run_improves_loss_and_si_sdr(tmp_path, datasets, composition):
 
 def test_every_loss_term_trains_and_is_logged_by_name(tmp_path, datasets):
     train, val = datasets
-    config = tiny_config("training.max_steps=2", "training.val_every_steps=2", "loss.si_sdr_weight=5",
-                         "loss.mel_weight=1", "loss.n_mels=16", "training.log_every_steps=1")
+    config = tiny_config(
+        "training.max_steps=2",
+        "training.val_every_steps=2",
+        "loss.si_sdr_weight=5",
+        "loss.mel_weight=1",
+        "loss.n_mels=16",
+        "training.log_every_steps=1",
+    )
     metrics = train_from_config(config, train, val, tmp_path)["metrics"]
     for split in ("train", "val"):
         for term in ("stft", "si_sdr", "mel"):
@@ -152,8 +183,13 @@ print(json.dumps({{"global_step": result["global_step"]}}))
 
 def _run(script: Path, out: Path, max_steps: int, kill_at: int, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, str(script), str(out), str(max_steps), str(kill_at), *extra],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), str(out), str(max_steps), str(kill_at), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def _order(path: Path) -> dict[int, list]:
@@ -170,15 +206,15 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     r = _run(script, full, 7, -1)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = _run(script, killed, 7, 5)                       # killed after step 5; last.ckpt is from step 4
+    r = _run(script, killed, 7, 5)  # killed after step 5; last.ckpt is from step 4
     assert r.returncode == -9, r.stderr[-3000:]
     ckpt = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 4
-    r = _run(script, killed, 7, -1)                      # resume
+    r = _run(script, killed, 7, -1)  # resume
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1])["global_step"] == 7
     full_order, killed_order = _order(full / "order.jsonl"), _order(killed / "order.jsonl")
-    assert killed_order == full_order                    # same batch at every step (step 5 redone from ckpt 4)
+    assert killed_order == full_order  # same batch at every step (step 5 redone from ckpt 4)
     a, b = _weights(full / "checkpoints" / "last.ckpt"), _weights(killed / "checkpoints" / "last.ckpt")
     assert a.keys() == b.keys()
     for k in a:
@@ -192,8 +228,9 @@ def test_resumed_run_keeps_its_csv_log(tmp_path, datasets):
     train, _ = datasets
     first = train_from_config(tiny_config("training.max_steps=3", "training.log_every_steps=1"), train, None, tmp_path)
     assert first["global_step"] == 3
-    resumed = train_from_config(tiny_config("training.max_steps=6", "training.log_every_steps=1"), train, None,
-                                tmp_path)
+    resumed = train_from_config(
+        tiny_config("training.max_steps=6", "training.log_every_steps=1"), train, None, tmp_path
+    )
     assert resumed["global_step"] == 6
     with open(tmp_path / "logs" / "csv" / "metrics.csv", newline="") as fh:
         steps = sorted({int(r["step"]) for r in csv.DictReader(fh) if r.get("train/loss")})
@@ -214,8 +251,9 @@ class NaNDataset(ListDataset):
 
 def test_nonfinite_steps_are_skipped_then_stop(tmp_path):
     items = [make_example(s, n_samples=4096) for s in range(8)]
-    config = tiny_config("training.max_steps=4", "training.batch_size=2", "training.max_nonfinite_steps=1",
-                         "model.composition=mask")
+    config = tiny_config(
+        "training.max_steps=4", "training.batch_size=2", "training.max_nonfinite_steps=1", "model.composition=mask"
+    )
     setup_training_environment(seed=0, threads=1)
     module = DDSPTrainer(config=config)
     before = {k: v.clone() for k, v in module.state_dict().items()}
@@ -223,10 +261,11 @@ def test_nonfinite_steps_are_skipped_then_stop(tmp_path):
         module.fit(NaNDataset(items, bad=set(range(8))))
     assert module.nonfinite_steps == 2
     for k, v in module.state_dict().items():
-        assert torch.equal(v, before[k]), k                # skipped steps change nothing (not even AdamW decay)
-    module = DDSPTrainer(config=tiny_config("training.max_steps=4", "training.batch_size=2",
-                                            "training.max_nonfinite_steps=5"))
-    trainer = module.fit(NaNDataset(items, bad={0}))        # one bad batch per pass: skipped, training goes on
+        assert torch.equal(v, before[k]), k  # skipped steps change nothing (not even AdamW decay)
+    module = DDSPTrainer(
+        config=tiny_config("training.max_steps=4", "training.batch_size=2", "training.max_nonfinite_steps=5")
+    )
+    trainer = module.fit(NaNDataset(items, bad={0}))  # one bad batch per pass: skipped, training goes on
     assert module.nonfinite_steps >= 1 and trainer.global_step == 4
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
@@ -254,7 +293,7 @@ def test_resumable_sampler_resumes_and_shards():
     assert len(first) == len(s) == 9 and len(set(first)) == 9
     pos[0] = 6
     assert list(s) == first[6:]
-    pos[0] = 9                                           # the next pass: a different permutation
+    pos[0] = 9  # the next pass: a different permutation
     assert sorted(list(s)) != list(s) or list(s) != first
     ranks = [ResumableSampler(10, 2, seed=1, position=lambda: 0, rank=r, world_size=2) for r in (0, 1)]
     a, b = list(ranks[0]), list(ranks[1])
@@ -266,8 +305,20 @@ def test_resumable_sampler_resumes_and_shards():
 def test_cli_train_rejects_missing_data(tmp_path):
     from ddsp_demucs.cli import main
 
-    assert main(["train", "--config", str(REPO / "configs" / "base.yaml"), "--data", str(tmp_path / "none"),
-                 "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(REPO / "configs" / "base.yaml"),
+                "--data",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
 
 
 DDP_SCRIPT = """
@@ -300,13 +351,15 @@ if trainer.global_rank == 0:
 def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT.format(tests=str(REPO / "tests")))
-    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
-                       cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["global_step"] == 3 and result["world_size"] == 2
-    seen = [[t for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines() for t in json.loads(line)]
-            for r in (0, 1)]
+    seen = [
+        [t for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines() for t in json.loads(line)] for r in (0, 1)
+    ]
     assert len(seen[0]) == len(seen[1]) == 6
     assert sorted(seen[0][:4] + seen[1][:4]) == sorted(f"synthetic{s}" for s in range(8))  # pass 1: disjoint shards
     model = load_model(tmp_path / "ckpt" / "last.ckpt")
@@ -321,17 +374,17 @@ def test_no_harm_term_is_the_mean_si_sdr_shortfall_below_the_separated_input():
     g = torch.Generator().manual_seed(0)
     target = torch.randn(3, 4000, generator=g, dtype=torch.float64)
     noise = torch.randn(3, 4000, generator=g, dtype=torch.float64)
-    separated = target + 0.3 * noise                                  # about +10.5 dB
+    separated = target + 0.3 * noise  # about +10.5 dB
     # example 0: better than the input, 1: equal, 2: worse (more noise)
     estimate = torch.stack([target[0] + 0.1 * noise[0], separated[1], target[2] + 0.6 * noise[2]]).requires_grad_()
     losses = LossTerms(LossConfig(no_harm_weight=2.0), sample_rate=16000)
     terms = losses(estimate, target, separated)
     shortfall = (si_sdr(separated, target) - si_sdr(estimate.detach(), target)).clamp(min=0)
-    assert float(shortfall[2]) == pytest.approx(20 * math.log10(2.0), abs=0.3)   # twice the noise: about 6 dB
+    assert float(shortfall[2]) == pytest.approx(20 * math.log10(2.0), abs=0.3)  # twice the noise: about 6 dB
     assert float(terms["no_harm"]) == pytest.approx(float(shortfall.mean()) / 10.0, rel=1e-5)
     assert float(terms["total"]) == pytest.approx(float(terms["stft"] + 2.0 * terms["no_harm"]), rel=1e-5)
     terms["no_harm"].backward()
-    assert estimate.grad[0].abs().max() == 0 and estimate.grad[2].abs().max() > 0   # only the worsened example
+    assert estimate.grad[0].abs().max() == 0 and estimate.grad[2].abs().max() > 0  # only the worsened example
     with pytest.raises(ValueError, match="separated input"):
         losses(estimate.detach(), target)
     assert "no_harm" not in LossTerms(LossConfig(), sample_rate=16000)(estimate.detach(), target)
@@ -355,8 +408,9 @@ def _fit_16_mixed(config: Config, items, scaler: torch.amp.GradScaler | None):
     setup_training_environment(seed=0, threads=1)
     module, record = DDSPTrainer(config=config), GradNorms()
     before = torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
-    kwargs = {} if scaler is None else {"precision": None,
-                                         "plugins": [MixedPrecision("16-mixed", "cpu", scaler=scaler)]}
+    kwargs = (
+        {} if scaler is None else {"precision": None, "plugins": [MixedPrecision("16-mixed", "cpu", scaler=scaler)]}
+    )
     module.fit(ListDataset(items), callbacks=[record], **kwargs)
     moved = torch.nn.utils.parameters_to_vector(module.parameters()).detach() - before
     return module, record.norms, moved
@@ -364,21 +418,23 @@ def _fit_16_mixed(config: Config, items, scaler: torch.amp.GradScaler | None):
 
 def test_16_mixed_clips_and_logs_unscaled_gradients_like_fp32():
     items = [make_example(s, n_samples=4096) for s in range(8)]
-    config = tiny_config("training.max_steps=3", "training.batch_size=2", "training.grad_clip=0.5",
-                         "model.composition=mask")
+    config = tiny_config(
+        "training.max_steps=3", "training.batch_size=2", "training.grad_clip=0.5", "model.composition=mask"
+    )
     _, norms32, moved32 = _fit_16_mixed(config, items, None)
     module, norms16, moved16 = _fit_16_mixed(config, items, torch.amp.GradScaler("cpu", init_scale=2.0**10))
     assert module.nonfinite_steps == 0
-    assert norms16 == pytest.approx(norms32, rel=0.05)               # unscaled: not 65536 times fp32's
+    assert norms16 == pytest.approx(norms32, rel=0.05)  # unscaled: not 65536 times fp32's
     assert float(moved16.norm()) == pytest.approx(float(moved32.norm()), rel=0.1)
 
 
 def test_16_mixed_overflow_lowers_the_scale_and_training_goes_on():
     items = [make_example(s, n_samples=4096) for s in range(8)]
-    config = tiny_config("training.max_steps=6", "training.batch_size=2", "training.max_nonfinite_steps=0",
-                         "model.composition=mask")
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**14)          # overflows fp16 here up to 2**12
+    config = tiny_config(
+        "training.max_steps=6", "training.batch_size=2", "training.max_nonfinite_steps=0", "model.composition=mask"
+    )
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**14)  # overflows fp16 here up to 2**12
     module, norms, moved = _fit_16_mixed(config, items, scaler)
-    assert not math.isfinite(norms[0]) and math.isfinite(norms[-1])    # overflow, then real steps
+    assert not math.isfinite(norms[0]) and math.isfinite(norms[-1])  # overflow, then real steps
     assert scaler.get_scale() <= 2.0**11 and module.nonfinite_steps == 0
     assert float(moved.norm()) > 0 and torch.isfinite(moved).all()

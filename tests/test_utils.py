@@ -9,8 +9,7 @@ import pytest
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
-from ddsp_demucs.utils import (ConfigError, atomic_folder, atomic_path, load_config, shard_of,
-                               write_json_atomic)
+from ddsp_demucs.utils import ConfigError, atomic_folder, atomic_path, load_config, shard_of, write_json_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -96,15 +95,15 @@ def test_a_killed_write_leaves_the_old_output_and_its_temporary_is_swept(tmp_pat
     run = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target), kind])
     assert run.returncode == -signal.SIGKILL
     stale = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    assert stale                                                   # the killed writer's temporary
+    assert stale  # the killed writer's temporary
     if kind == "file":
-        assert target.read_text() == '{\n  "old": true\n}\n'       # the old output, whole
+        assert target.read_text() == '{\n  "old": true\n}\n'  # the old output, whole
         write_json_atomic(target, {"new": True})
     else:
         assert (final / "part.txt").read_text() == "old"
         with atomic_folder(final) as tmp:
             (tmp / "part.txt").write_text("new")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # swept by the next write
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # swept by the next write
 
 
 def test_shard_of_partitions(monkeypatch):
@@ -123,10 +122,10 @@ def test_shard_of_reads_the_launcher_variables(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "1")
     assert shard_of(items) == [1, 5, 9]
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")          # a SLURM array comes before torchrun's variables
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")  # a SLURM array comes before torchrun's variables
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     assert shard_of(items) == [1, 3, 5, 7, 9]
-    assert shard_of(items, 5, 0) == [0, 5]                      # explicit shards win over the environment
+    assert shard_of(items, 5, 0) == [0, 5]  # explicit shards win over the environment
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
     with pytest.raises(DDSPDemucsError, match="shard index 2 of 2"):
         shard_of(items)

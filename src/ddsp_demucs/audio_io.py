@@ -81,8 +81,9 @@ def _check_wav_not_truncated(path: Path) -> None:
             if chunk_id == b"data":
                 available = size - offset - 8
                 if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    raise InputError(f"{path}: file is truncated (header declares {chunk_size} bytes of audio, "
-                                     f"{available} present)")
+                    raise InputError(
+                        f"{path}: file is truncated (header declares {chunk_size} bytes of audio, {available} present)"
+                    )
                 return
             offset += 8 + chunk_size + (chunk_size & 1)
 

@@ -62,7 +62,12 @@ def frame_f0(f0_hz: np.ndarray, frame_rate: float, times_s: np.ndarray) -> np.nd
 
 
 def _comb_mask(
-    freqs_hz: np.ndarray, f0_hz: np.ndarray, *, bandwidth_cents: float, floor: float, max_harmonic_hz: float,
+    freqs_hz: np.ndarray,
+    f0_hz: np.ndarray,
+    *,
+    bandwidth_cents: float,
+    floor: float,
+    max_harmonic_hz: float,
     min_sigma_hz: float,
 ) -> np.ndarray:
     """Magnitude mask ``(n_bins, n_stft_frames)`` in [floor, 1] for bin frequencies ``(n_bins,)`` Hz and per-frame
@@ -118,19 +123,29 @@ def harmonic_comb_filter(
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f0))) or np.any(f0 < 0):
         raise ValueError("vocals and f0_hz must be finite and f0_hz >= 0 (0 = unvoiced)")
     if sample_rate <= 0 or frame_rate <= 0 or n_fft < 2 or not 0 < hop <= n_fft // 2:
-        raise ValueError(f"need sample_rate, frame_rate > 0, n_fft >= 2 and 0 < hop <= n_fft // 2; got "
-                         f"{sample_rate}, {frame_rate}, {n_fft}, {hop}")
+        raise ValueError(
+            f"need sample_rate, frame_rate > 0, n_fft >= 2 and 0 < hop <= n_fft // 2; got "
+            f"{sample_rate}, {frame_rate}, {n_fft}, {hop}"
+        )
     if not (0.0 <= floor <= 1.0) or bandwidth_cents <= 0 or max_harmonic_hz <= 0:
-        raise ValueError(f"need 0 <= floor <= 1, bandwidth_cents > 0, max_harmonic_hz > 0; got "
-                         f"{floor}, {bandwidth_cents}, {max_harmonic_hz}")
+        raise ValueError(
+            f"need 0 <= floor <= 1, bandwidth_cents > 0, max_harmonic_hz > 0; got "
+            f"{floor}, {bandwidth_cents}, {max_harmonic_hz}"
+        )
 
     channels = torch.from_numpy(np.ascontiguousarray(x.reshape(x.shape[0], -1).T))  # (n_channels, n_samples)
     window = torch.hann_window(n_fft, dtype=torch.float64)
     spec = torch.stft(channels, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True)
     frame_times = np.arange(spec.shape[-1]) * hop / sample_rate
     freqs = np.arange(spec.shape[-2]) * sample_rate / n_fft
-    mask = _comb_mask(freqs, frame_f0(f0, frame_rate, frame_times), bandwidth_cents=bandwidth_cents, floor=floor,
-                      max_harmonic_hz=max_harmonic_hz, min_sigma_hz=2.0 * sample_rate / n_fft)
+    mask = _comb_mask(
+        freqs,
+        frame_f0(f0, frame_rate, frame_times),
+        bandwidth_cents=bandwidth_cents,
+        floor=floor,
+        max_harmonic_hz=max_harmonic_hz,
+        min_sigma_hz=2.0 * sample_rate / n_fft,
+    )
     out = torch.istft(spec * torch.from_numpy(mask), n_fft, hop, window=window, center=True, length=x.shape[0])
     return out.numpy().T.reshape(x.shape).astype(np.float32)
 
@@ -167,7 +182,17 @@ def comb_refine(
     if tracked.shape[0] != x.shape[0]:
         raise ValueError(f"f0_reference has {tracked.shape[0]} samples, vocals {x.shape[0]}")
     mono = tracked.mean(axis=1) if tracked.ndim == 2 else tracked
-    f0_hz, _ = extract_f0(mono, sample_rate, frame_rate=frame_rate, method=f0_method,
-                          voicing_threshold=voicing_threshold)
-    return harmonic_comb_filter(x, sample_rate, f0_hz, frame_rate, n_fft=n_fft, hop=hop,
-                                bandwidth_cents=bandwidth_cents, floor=floor, max_harmonic_hz=max_harmonic_hz)
+    f0_hz, _ = extract_f0(
+        mono, sample_rate, frame_rate=frame_rate, method=f0_method, voicing_threshold=voicing_threshold
+    )
+    return harmonic_comb_filter(
+        x,
+        sample_rate,
+        f0_hz,
+        frame_rate,
+        n_fft=n_fft,
+        hop=hop,
+        bandwidth_cents=bandwidth_cents,
+        floor=floor,
+        max_harmonic_hz=max_harmonic_hz,
+    )

@@ -1,9 +1,9 @@
 """The typed configuration schema. YAML files in ``configs/`` fill these dataclasses via ``load_config``.
 
-Sections: ``data`` (sources, rates, windows), ``corpus`` (the synthetic corpus of the demo), ``features`` (F0 method and voicing), ``gate`` (segment
-thresholds), ``model`` (ResidualDDSPDecoder arguments), ``loss`` (term weights), ``training`` (optimiser and
-loop). Every field has a default, so a config file holds only what differs.
-Dict-style access (``config["training"]["learning_rate"]``) works as in the original code.
+Sections: ``data`` (sources, rates, windows), ``corpus`` (the synthetic corpus of the demo), ``features`` (F0 method
+and voicing), ``gate`` (segment thresholds), ``model`` (ResidualDDSPDecoder arguments), ``loss`` (term weights),
+``training`` (optimiser and loop). Every field has a default, so a config file holds only what differs. Dict-style
+access (``config["training"]["learning_rate"]``) works as in the original code.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-F0_METHODS = ("crepe-tiny", "crepe-full", "pyin")   # the trackers of ddsp_demucs.features.pitch
+F0_METHODS = ("crepe-tiny", "crepe-full", "pyin")  # the trackers of ddsp_demucs.features.pitch
 
 
 class _Section:
@@ -23,27 +23,27 @@ class _Section:
 
 @dataclass
 class DataConfig(_Section):
-    sample_rate: int = 44100          # rate of mixtures and stems on disk (Hz)
-    train_sr: int = 22050             # rate the DDSP model runs at (Hz), mono
-    frame_rate: int = 250             # control frames per second
-    win_s: float = 4.0                # training window length (s)
-    hop_s: float = 1.0                # hop between windows (s)
-    separator: str = "auto"           # "auto", a Demucs model name, or "fallback"
+    sample_rate: int = 44100  # rate of mixtures and stems on disk (Hz)
+    train_sr: int = 22050  # rate the DDSP model runs at (Hz), mono
+    frame_rate: int = 250  # control frames per second
+    win_s: float = 4.0  # training window length (s)
+    hop_s: float = 1.0  # hop between windows (s)
+    separator: str = "auto"  # "auto", a Demucs model name, or "fallback"
     demucs_repo: Optional[str] = None  # local folder of Demucs weights for offline use
-    val_fraction: float = 0.15        # fraction of non-test tracks held out for validation
+    val_fraction: float = 0.15  # fraction of non-test tracks held out for validation
 
 
 @dataclass
 class FeaturesConfig(_Section):
-    f0_method: Optional[str] = None   # one of F0_METHODS; None = the default tracker ("crepe-tiny")
-    voicing_threshold: float = 0.5    # frames with F0 confidence >= this are voiced, the others get f0 0
+    f0_method: Optional[str] = None  # one of F0_METHODS; None = the default tracker ("crepe-tiny")
+    voicing_threshold: float = 0.5  # frames with F0 confidence >= this are voiced, the others get f0 0
 
 
 @dataclass
 class GateConfig(_Section):
     min_voiced_fraction: float = 0.4  # fraction of voiced frames in a window
     min_mean_confidence: float = 0.5  # mean F0 confidence over the voiced frames
-    min_loudness_db: float = -45.0    # mean A-weighted loudness of the window (dB of the mean frame power)
+    min_loudness_db: float = -45.0  # mean A-weighted loudness of the window (dB of the mean frame power)
 
 
 @dataclass
@@ -51,20 +51,20 @@ class ModelConfig(_Section):
     composition: Literal["synth", "gate", "mask"] = "mask"
     n_harmonics: int = 64
     n_noise_bands: int = 65
-    hidden_size: int = 256            # width of the fully connected stacks
+    hidden_size: int = 256  # width of the fully connected stacks
     gru_units: int = 256
     n_fc_layers: int = 2
-    use_audio_encoder: bool = True    # encode the separated vocal's log-mel frames
+    use_audio_encoder: bool = True  # encode the separated vocal's log-mel frames
     n_mels: int = 64
     encoder_units: int = 128
     reverb: bool = True
-    reverb_length: int = 8192         # learned impulse response length (samples at train_sr)
-    mask_n_fft: int = 1024            # STFT of the model frame grid, audio encoder and mask
-    mask_hop: int = 256               # model frame hop (samples at train_sr): the GRU runs at train_sr / hop
-    voicing_threshold: float = 0.5    # confidence at which harmonics are half faded
-    loudness_mean_db: float = -40.0   # loudness normalisation for the network input
+    reverb_length: int = 8192  # learned impulse response length (samples at train_sr)
+    mask_n_fft: int = 1024  # STFT of the model frame grid, audio encoder and mask
+    mask_hop: int = 256  # model frame hop (samples at train_sr): the GRU runs at train_sr / hop
+    voicing_threshold: float = 0.5  # confidence at which harmonics are half faded
+    loudness_mean_db: float = -40.0  # loudness normalisation for the network input
     loudness_std_db: float = 20.0
-    mask_min: float = 0.001           # mask range (soft-clamped in the log domain)
+    mask_min: float = 0.001  # mask range (soft-clamped in the log domain)
     mask_max: float = 4.0
 
 
@@ -76,8 +76,8 @@ class LossConfig(_Section):
     logmag_weight: float = 1.0
     si_sdr_weight: float = 0.0
     mel_weight: float = 0.0
-    no_harm_weight: float = 0.0       # penalty on examples the model makes worse than the separated input
-    n_mels: int = 80                  # mel loss bands (mel_weight > 0)
+    no_harm_weight: float = 0.0  # penalty on examples the model makes worse than the separated input
+    n_mels: int = 80  # mel loss bands (mel_weight > 0)
 
 
 @dataclass
@@ -87,7 +87,7 @@ class TrainingConfig(_Section):
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     max_steps: int = 20000
-    epochs: int = 1000                # upper bound; max_steps usually ends training first
+    epochs: int = 1000  # upper bound; max_steps usually ends training first
     grad_clip: float = 3.0
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     seed: int = 0
@@ -95,15 +95,15 @@ class TrainingConfig(_Section):
     val_every_steps: int = 500
     limit_val_batches: int = 50
     early_stopping_patience: int = 10  # validations without improvement
-    max_nonfinite_steps: int = 20     # stop after this many skipped non-finite steps
+    max_nonfinite_steps: int = 20  # stop after this many skipped non-finite steps
     devices: int = 1
     accelerator: str = "auto"
     strategy: str = "auto"
     threads: Optional[int] = None
-    min_lr_ratio: float = 0.01        # cosine decay ends at learning_rate * min_lr_ratio at max_steps
+    min_lr_ratio: float = 0.01  # cosine decay ends at learning_rate * min_lr_ratio at max_steps
     log_every_steps: int = 50
-    n_audio_examples: int = 2         # audio examples + spectrograms logged to TensorBoard per validation
-    checkpoint_every_steps: int = 0   # also save last.ckpt every N steps (0: at validation only)
+    n_audio_examples: int = 2  # audio examples + spectrograms logged to TensorBoard per validation
+    checkpoint_every_steps: int = 0  # also save last.ckpt every N steps (0: at validation only)
 
     # The original code read the model's rates from this section (``config["training"]["sample_rate"]``); they
     # are set in ``data`` and readable here, read-only, once the section belongs to a :class:`Config`.
@@ -128,10 +128,10 @@ class TrainingConfig(_Section):
 class CorpusConfig(_Section):
     """The synthetic corpus the demo builds (``ddsp_demucs.synthetic.write_corpus``)."""
 
-    n_train: int = 16                 # training songs, of which the last n_valid form the validation split
+    n_train: int = 16  # training songs, of which the last n_valid form the validation split
     n_valid: int = 2
-    n_test: int = 4                   # held-out songs the demo evaluates on
-    duration_s: float = 20.0          # seconds per song
+    n_test: int = 4  # held-out songs the demo evaluates on
+    duration_s: float = 20.0  # seconds per song
     seed: int = 0
 
 

@@ -62,8 +62,14 @@ class _Stages:
         return result
 
 
-def run_demo(config: Config, out_dir: str | os.PathLike = "runs/demo", *, separator: str | None = None,
-             demucs_repo: str | os.PathLike | None = None, progress: bool = True) -> DemoResult:
+def run_demo(
+    config: Config,
+    out_dir: str | os.PathLike = "runs/demo",
+    *,
+    separator: str | None = None,
+    demucs_repo: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> DemoResult:
     """Run (or resume) the whole pipeline on the synthetic corpus described by ``config.corpus``.
 
     ``separator`` overrides ``config.data.separator`` (``auto``, a Demucs model name or ``fallback``);
@@ -85,36 +91,84 @@ def run_demo(config: Config, out_dir: str | os.PathLike = "runs/demo", *, separa
     stages = _Stages(6)
 
     corpus_dir = out / "corpus"
-    stages.run("corpus", f"{cc.n_train} training ({cc.n_valid} of them for validation) and {cc.n_test} test songs "
-               f"of {cc.duration_s:g} s", write_corpus, corpus_dir, cc.n_train, cc.n_test, cc.duration_s, cc.seed,
-               n_valid=cc.n_valid, progress=progress)
+    stages.run(
+        "corpus",
+        f"{cc.n_train} training ({cc.n_valid} of them for validation) and {cc.n_test} test songs "
+        f"of {cc.duration_s:g} s",
+        write_corpus,
+        corpus_dir,
+        cc.n_train,
+        cc.n_test,
+        cc.duration_s,
+        cc.seed,
+        n_valid=cc.n_valid,
+        progress=progress,
+    )
 
     sep = get_separator(separator or dc.separator, repo=demucs_repo or dc.demucs_repo)
     if sep.name == "fallback":
-        log.warning("separating with the weight-free fallback (REPET-SIM), not Demucs: the baseline and the "
-                    "refinement are judged against this much weaker separator (pass --demucs-repo DIR for htdemucs)")
+        log.warning(
+            "separating with the weight-free fallback (REPET-SIM), not Demucs: the baseline and the "
+            "refinement are judged against this much weaker separator (pass --demucs-repo DIR for htdemucs)"
+        )
     stems_dir = out / "stems"
-    failures = stages.run("separate", f"vocals by {sep.name!r}", separate_tracks, musdb_tracks(corpus_dir), sep,
-                          stems_dir, progress=progress)
+    failures = stages.run(
+        "separate",
+        f"vocals by {sep.name!r}",
+        separate_tracks,
+        musdb_tracks(corpus_dir),
+        sep,
+        stems_dir,
+        progress=progress,
+    )
     if failures:
         raise DDSPDemucsError("separation failed for: " + "; ".join(str(f) for f in failures))
 
     features_dir = out / "features"
-    report = stages.run("features", "F0, confidence, loudness and the segment gate", run_features, stems_dir,
-                        sep.name, features_dir, config, progress=progress)
+    report = stages.run(
+        "features",
+        "F0, confidence, loudness and the segment gate",
+        run_features,
+        stems_dir,
+        sep.name,
+        features_dir,
+        config,
+        progress=progress,
+    )
     if report.skipped or not report.n_accepted:
-        raise DDSPDemucsError(f"features: {len(report.skipped)} track(s) skipped, {report.n_accepted} window(s) "
-                              "accepted by the gate; see the log above")
+        raise DDSPDemucsError(
+            f"features: {len(report.skipped)} track(s) skipped, {report.n_accepted} window(s) "
+            "accepted by the gate; see the log above"
+        )
 
     dataset_dir = out / "dataset"
-    stages.run("dataset", f"{dc.win_s:g} s windows at {dc.train_sr} Hz", build_dataset_from_segments,
-               report.segments_csv, stems_dir / sep.name, corpus_dir, dataset_dir, train_sr=dc.train_sr,
-               win_s=dc.win_s, hop_s=dc.hop_s, config=config, progress=progress)
+    stages.run(
+        "dataset",
+        f"{dc.win_s:g} s windows at {dc.train_sr} Hz",
+        build_dataset_from_segments,
+        report.segments_csv,
+        stems_dir / sep.name,
+        corpus_dir,
+        dataset_dir,
+        train_sr=dc.train_sr,
+        win_s=dc.win_s,
+        hop_s=dc.hop_s,
+        config=config,
+        progress=progress,
+    )
     train_ds, val_ds, test_ds = (load_dataset(dataset_dir, split) for split in ("train", "validation", "test"))
 
-    result = stages.run("train", f"{config.model.composition} model, {config.training.max_steps} steps",
-                        train_from_config, config, train_ds, val_ds, out / "train", resume=True,
-                        enable_progress_bar=progress)
+    result = stages.run(
+        "train",
+        f"{config.model.composition} model, {config.training.max_steps} steps",
+        train_from_config,
+        config,
+        train_ds,
+        val_ds,
+        out / "train",
+        resume=True,
+        enable_progress_bar=progress,
+    )
     checkpoint = out / "model.ckpt"
     with atomic_path(checkpoint) as tmp:
         shutil.copyfile(result["best_checkpoint"], tmp)
@@ -128,8 +182,9 @@ def run_demo(config: Config, out_dir: str | os.PathLike = "runs/demo", *, separa
         write_json_atomic(out / "summary.json", summary)
         return summary, write_report(out, summary, results, title="ddsp-demucs demo")
 
-    summary, report_path = stages.run("evaluate", f"{len(test_ds)} windows of the {len(test_ds.tracks)} held-out "
-                                      "songs", evaluate)
+    summary, report_path = stages.run(
+        "evaluate", f"{len(test_ds)} windows of the {len(test_ds.tracks)} held-out songs", evaluate
+    )
     return DemoResult(out, sep.name, summary, report_path, checkpoint, stages.seconds)
 
 

@@ -47,9 +47,8 @@ def default_device() -> str:
 
 # ------------------------------------------------------------------------------------------- weight loading
 def _how_to_get_weights(name: str) -> str:
-    from huggingface_hub import constants as hf_constants
-
     from demucs.hf import hf_repo_name
+    from huggingface_hub import constants as hf_constants
 
     return (
         f"to get the weights of {name!r}: run once with internet (they are cached in "
@@ -63,7 +62,6 @@ def _how_to_get_weights(name: str) -> str:
 def _bag_from_local_repo(name: str, repo: Path):
     """Load ``name`` (bag name or model signature) from a local Demucs repo folder; returns (model, sigs)."""
     import yaml
-
     from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo, ModelLoadingError
 
     if not repo.is_dir():
@@ -74,7 +72,8 @@ def _bag_from_local_repo(name: str, repo: Path):
     if not any_repo.has_model(name):
         found = sorted(p.name for p in repo.iterdir() if p.suffix in (".th", ".yaml")) or ["no .th or .yaml files"]
         raise WeightsUnavailableError(
-            f"Demucs repo {repo}: no model named {name!r} (found: {', '.join(found)}); {_how_to_get_weights(name)}")
+            f"Demucs repo {repo}: no model named {name!r} (found: {', '.join(found)}); {_how_to_get_weights(name)}"
+        )
     try:
         model = any_repo.get_model(name)
     except (ModelLoadingError, KeyError, OSError, RuntimeError) as exc:
@@ -89,11 +88,10 @@ def _bag_from_local_repo(name: str, repo: Path):
 def _bag_from_hf_cache(name: str):
     """Load ``name`` from the local Hugging Face cache only (no network); None if it is not all there."""
     import yaml
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
     from demucs.apply import BagOfModels
     from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name, load_safetensors_model
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     namespace, short = name.split("/", 1) if "/" in name else (DEFAULT_NAMESPACE, name)
     repo_id = f"{namespace}/{hf_repo_name(short)}"
@@ -110,7 +108,6 @@ def _bag_from_hf_cache(name: str):
 def _bag_from_torch_hub_cache(name: str):
     """Load ``name`` from Meta's ``.th`` files already in the torch hub cache; None if not all there."""
     import yaml
-
     from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
     from demucs.repo import AnyModelRepo, BagOnlyRepo, RemoteRepo
 
@@ -132,7 +129,6 @@ def _bag_from_torch_hub_cache(name: str):
 def _published_signatures(name: str) -> list[str]:
     """The signatures of bag ``name`` as demucs ships them (``demucs/remote/<name>.yaml``), else ``[name]``."""
     import yaml
-
     from demucs.pretrained import REMOTE_ROOT
 
     bag_file = REMOTE_ROOT / f"{name}.yaml"
@@ -177,8 +173,10 @@ def network_available(urls: tuple[str, ...] | None = None, timeout: float = PROB
         default_port = 443 if parsed.scheme == "https" else 80
         targets.append((parsed.hostname or "", parsed.port or default_port))
     answers: list[bool] = []
-    threads = [threading.Thread(target=lambda t=t: answers.append(_reachable(*t, timeout)), daemon=True)
-               for t in dict.fromkeys(targets)]
+    threads = [
+        threading.Thread(target=lambda t=t: answers.append(_reachable(*t, timeout)), daemon=True)
+        for t in dict.fromkeys(targets)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -206,7 +204,8 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: str | os.PathLike | None 
             if not network_available():
                 raise WeightsUnavailableError(
                     f"Demucs model {name!r}: weights are not in the local caches and no weight server is "
-                    f"reachable (offline); {_how_to_get_weights(name)}")
+                    f"reachable (offline); {_how_to_get_weights(name)}"
+                )
             from demucs.pretrained import get_model
 
             log.info("downloading Demucs model %r (first use; cached afterwards)", name)
@@ -215,7 +214,8 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: str | os.PathLike | None 
             except (Exception, SystemExit) as exc:  # demucs raises many types, and sys.exit on some paths
                 raise WeightsUnavailableError(
                     f"Demucs model {name!r}: download failed ({str(exc).strip()[:200] or type(exc).__name__}); "
-                    f"{_how_to_get_weights(name)}") from None
+                    f"{_how_to_get_weights(name)}"
+                ) from None
             sigs = _published_signatures(name)
             source = "download"
     model.eval()
@@ -237,8 +237,9 @@ def _as_samples_channels(mixture: Any, sample_rate: Any, max_channels: int) -> n
         raise InputError("mixture is empty (0 samples)")
     if audio.shape[1] not in {1, max_channels}:
         hint = " (looks like (n_channels, n_samples): transpose it)" if audio.shape[0] <= max_channels else ""
-        raise InputError(f"mixture must have 1 or {max_channels} channels as (n_samples, n_channels), "
-                         f"got shape {audio.shape}{hint}")
+        raise InputError(
+            f"mixture must have 1 or {max_channels} channels as (n_samples, n_channels), got shape {audio.shape}{hint}"
+        )
     if not np.all(np.isfinite(audio)):
         raise InputError("mixture contains NaN or infinite samples")
     return audio
@@ -263,9 +264,18 @@ class DemucsSeparator:
     ``audio_channels``, ``sources``, ``params`` (the separation parameters, for manifests).
     """
 
-    def __init__(self, model_name: str = DEFAULT_MODEL, repo: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None, shifts: int = 1, overlap: float = 0.25,
-                 segment: float | None = None, split: bool = True, jobs: int = 0, progress: bool = False):
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL,
+        repo: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        shifts: int = 1,
+        overlap: float = 0.25,
+        segment: float | None = None,
+        split: bool = True,
+        jobs: int = 0,
+        progress: bool = False,
+    ):
         if not isinstance(shifts, int) or shifts < 0:
             raise ValueError(f"shifts must be an integer >= 0, got {shifts!r}")
         if not 0.0 <= overlap < 1.0:
@@ -287,8 +297,13 @@ class DemucsSeparator:
     @property
     def params(self) -> dict:
         """The parameters that change the output (for cache manifests and reports)."""
-        return {"shifts": self.shifts, "overlap": self.overlap, "segment": self.segment, "split": self.split,
-                "samplerate": self.samplerate}
+        return {
+            "shifts": self.shifts,
+            "overlap": self.overlap,
+            "segment": self.segment,
+            "split": self.split,
+            "samplerate": self.samplerate,
+        }
 
     def separate_model_rate(self, wav: torch.Tensor) -> dict[str, torch.Tensor]:
         """Separate ``wav`` ``(audio_channels, n)`` at ``samplerate`` -> ``{source: (audio_channels, n)}``.
@@ -301,9 +316,17 @@ class DemucsSeparator:
         ref = wav.mean(0)
         mean = ref.mean()
         std = ref.std() + 1e-8
-        out = apply_model(self.model, ((wav - mean) / std)[None], segment=self.segment, shifts=self.shifts,
-                          split=self.split, overlap=self.overlap, device=self.device, num_workers=self.jobs,
-                          progress=self.progress)
+        out = apply_model(
+            self.model,
+            ((wav - mean) / std)[None],
+            segment=self.segment,
+            shifts=self.shifts,
+            split=self.split,
+            overlap=self.overlap,
+            device=self.device,
+            num_workers=self.jobs,
+            progress=self.progress,
+        )
         out = out * std + mean
         return dict(zip(self.sources, out[0]))
 
@@ -315,13 +338,13 @@ class DemucsSeparator:
         sources averaged back to mono; other rates are resampled (julius, as demucs) to the model's rate and back.
         """
         import julius
-
         from demucs.audio import convert_audio
 
         audio = _as_samples_channels(mixture, sample_rate, self.audio_channels)
         n_samples, n_channels = audio.shape
-        wav = convert_audio(torch.from_numpy(np.ascontiguousarray(audio.T)), int(sample_rate), self.samplerate,
-                            self.audio_channels)
+        wav = convert_audio(
+            torch.from_numpy(np.ascontiguousarray(audio.T)), int(sample_rate), self.samplerate, self.audio_channels
+        )
         stems = self.separate_model_rate(wav)
         out = {}
         for source, stem in stems.items():
@@ -346,8 +369,9 @@ def _frame_length(sample_rate: int, seconds: float) -> int:
     return int(2 ** round(np.log2(max(seconds * sample_rate, 16))))
 
 
-def repeating_background(magnitude: np.ndarray, *, n_neighbors: int, min_gap: int, max_distance: int,
-                         block: int = 256) -> np.ndarray:
+def repeating_background(
+    magnitude: np.ndarray, *, n_neighbors: int, min_gap: int, max_distance: int, block: int = 256
+) -> np.ndarray:
     """REPET-SIM background estimate: per frame, the element-wise median of its most similar frames.
 
     ``magnitude (n_bins, n_frames)`` (non-negative) -> ``(n_bins, n_frames)``. Frames are compared by cosine
@@ -397,21 +421,38 @@ class FallbackSeparator:
     name = FALLBACK_NAME
     sources = ["vocals", "accompaniment"]
 
-    def __init__(self, frame_s: float = 0.046, n_neighbors: int = 40, min_gap_s: float = 1.0,
-                 max_distance_s: float = 30.0, low_hz: float = 80.0, high_hz: float = 8000.0,
-                 centre_weight: bool = True):
+    def __init__(
+        self,
+        frame_s: float = 0.046,
+        n_neighbors: int = 40,
+        min_gap_s: float = 1.0,
+        max_distance_s: float = 30.0,
+        low_hz: float = 80.0,
+        high_hz: float = 8000.0,
+        centre_weight: bool = True,
+    ):
         if low_hz < 0 or high_hz <= low_hz:
             raise ValueError(f"need 0 <= low_hz < high_hz, got {low_hz} and {high_hz}")
         self.frame_s, self.n_neighbors, self.min_gap_s = frame_s, n_neighbors, min_gap_s
-        self.max_distance_s, self.low_hz, self.high_hz, self.centre_weight = (max_distance_s, low_hz, high_hz,
-                                                                               centre_weight)
+        self.max_distance_s, self.low_hz, self.high_hz, self.centre_weight = (
+            max_distance_s,
+            low_hz,
+            high_hz,
+            centre_weight,
+        )
         self.signature = "fallback-repet-sim-v1"
 
     @property
     def params(self) -> dict:
-        return {"frame_s": self.frame_s, "n_neighbors": self.n_neighbors, "min_gap_s": self.min_gap_s,
-                "max_distance_s": self.max_distance_s, "low_hz": self.low_hz, "high_hz": self.high_hz,
-                "centre_weight": self.centre_weight}
+        return {
+            "frame_s": self.frame_s,
+            "n_neighbors": self.n_neighbors,
+            "min_gap_s": self.min_gap_s,
+            "max_distance_s": self.max_distance_s,
+            "low_hz": self.low_hz,
+            "high_hz": self.high_hz,
+            "centre_weight": self.centre_weight,
+        }
 
     def vocal_mask(self, stft: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
         """Soft vocal mask in [0, 1] ``(n_bins, n_frames)`` for ``stft`` ``(n_channels, n_bins, n_frames)``."""
@@ -419,8 +460,11 @@ class FallbackSeparator:
         mono = mag.mean(axis=0)
         frames_per_s = sample_rate / hop
         background = repeating_background(
-            mono, n_neighbors=self.n_neighbors, min_gap=max(1, round(self.min_gap_s * frames_per_s)),
-            max_distance=max(2, round(self.max_distance_s * frames_per_s)))
+            mono,
+            n_neighbors=self.n_neighbors,
+            min_gap=max(1, round(self.min_gap_s * frames_per_s)),
+            max_distance=max(2, round(self.max_distance_s * frames_per_s)),
+        )
         background = np.minimum(mono, background)
         vocal = mono - background
         mask = vocal / (vocal + background + 1e-12)
@@ -457,8 +501,9 @@ class FallbackSeparator:
 
 
 # ---------------------------------------------------------------------------------------------- by name
-def get_separator(name: str = "auto", repo: str | os.PathLike | None = None,
-                  device: str | torch.device | None = None, **kwargs):
+def get_separator(
+    name: str = "auto", repo: str | os.PathLike | None = None, device: str | torch.device | None = None, **kwargs
+):
     """A separator by name: any Demucs model name (``htdemucs``, ``htdemucs_ft``, ``mdx_extra``...),
     ``"fallback"`` (:class:`FallbackSeparator`), or ``"auto"``: htdemucs when its weights can be loaded (from
     ``repo``, the caches, or a download), otherwise the fallback, with a warning in the log.
@@ -472,12 +517,25 @@ def get_separator(name: str = "auto", repo: str | os.PathLike | None = None,
         try:
             return DemucsSeparator(DEFAULT_MODEL, repo=repo, device=device, **kwargs)
         except WeightsUnavailableError as exc:
-            log.warning("separator 'auto': Demucs %s is unavailable, so the weight-free %r separator (REPET-SIM, "
-                        "much lower quality) is used and outputs are labelled %r. Reason: %s",
-                        DEFAULT_MODEL, FALLBACK_NAME, FALLBACK_NAME, exc)
+            log.warning(
+                "separator 'auto': Demucs %s is unavailable, so the weight-free %r separator (REPET-SIM, "
+                "much lower quality) is used and outputs are labelled %r. Reason: %s",
+                DEFAULT_MODEL,
+                FALLBACK_NAME,
+                FALLBACK_NAME,
+                exc,
+            )
             return FallbackSeparator(**{k: v for k, v in kwargs.items() if k not in _DEMUCS_ONLY_KWARGS})
     return DemucsSeparator(name, repo=repo, device=device, **kwargs)
 
 
-__all__ = ["DemucsSeparator", "FallbackSeparator", "WeightsUnavailableError", "default_device", "get_separator",
-           "load_demucs_model", "network_available", "repeating_background"]
+__all__ = [
+    "DemucsSeparator",
+    "FallbackSeparator",
+    "WeightsUnavailableError",
+    "default_device",
+    "get_separator",
+    "load_demucs_model",
+    "network_available",
+    "repeating_background",
+]

@@ -68,7 +68,9 @@ def _as_tensor_pair(estimate: ArrayLike, reference: ArrayLike) -> tuple[torch.Te
     """Both inputs as tensors (numpy -> float64), and whether the caller gave torch tensors."""
     is_torch = isinstance(estimate, torch.Tensor) or isinstance(reference, torch.Tensor)
     est = estimate if isinstance(estimate, torch.Tensor) else torch.from_numpy(np.asarray(estimate, dtype=np.float64))
-    ref = reference if isinstance(reference, torch.Tensor) else torch.from_numpy(np.asarray(reference, dtype=np.float64))
+    ref = (
+        reference if isinstance(reference, torch.Tensor) else torch.from_numpy(np.asarray(reference, dtype=np.float64))
+    )
     if is_torch:
         dtype = torch.promote_types(est.dtype, ref.dtype)
         if not dtype.is_floating_point:
@@ -214,9 +216,7 @@ def sdr(
     Returns:
         ``(...)`` float64 dB (a numpy scalar for one example); NaN when every window is silent.
     """
-    frames = sdr_frames(
-        estimate, reference, sample_rate, window_s=window_s, hop_s=hop_s, joint_sources=joint_sources
-    )
+    frames = sdr_frames(estimate, reference, sample_rate, window_s=window_s, hop_s=hop_s, joint_sources=joint_sources)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slice -> NaN, which is the intended result
         return np.nanmedian(frames, axis=-1)[()]
@@ -275,13 +275,17 @@ def _f0_inputs(
         raise ValueError(f"ref_f0_hz and est_f0_hz must be frame arrays of one shape, got {ref.shape} and {est.shape}")
     for name, f0 in (("ref_f0_hz", ref), ("est_f0_hz", est)):
         if np.any(f0 < 0):
-            raise ValueError(f"{name} has negative values; use 0 for unvoiced frames (and est_voicing for a "
-                             "separate voicing decision)")
+            raise ValueError(
+                f"{name} has negative values; use 0 for unvoiced frames (and est_voicing for a "
+                "separate voicing decision)"
+            )
     ref_voiced = ref > 0
     if est_voicing is None:
         est_voiced = est > 0
     else:
-        voicing = est_voicing.detach().cpu().numpy() if isinstance(est_voicing, torch.Tensor) else np.asarray(est_voicing)
+        voicing = (
+            est_voicing.detach().cpu().numpy() if isinstance(est_voicing, torch.Tensor) else np.asarray(est_voicing)
+        )
         if voicing.shape != est.shape:
             raise ValueError(f"est_voicing shape {voicing.shape} differs from est_f0_hz shape {est.shape}")
         if voicing.dtype != bool and not np.all((voicing == 0) | (voicing == 1)):
@@ -303,9 +307,7 @@ def _fraction(hits: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return (np.sum(hits & mask, axis=-1) / np.sum(mask, axis=-1))[()]
 
 
-def raw_pitch_accuracy(
-    ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0
-) -> np.ndarray:
+def raw_pitch_accuracy(ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0) -> np.ndarray:
     """Fraction of reference-voiced frames whose estimated pitch is within ``cent_tolerance`` cents (strictly).
 
     As mir_eval.melody: the estimate's voicing decision is ignored, a frame with ``est_f0_hz == 0`` counts as
@@ -324,9 +326,7 @@ def _chroma_error(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
     return np.abs(diff - 1200.0 * np.floor(diff / 1200.0 + 0.5))
 
 
-def raw_chroma_accuracy(
-    ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0
-) -> np.ndarray:
+def raw_chroma_accuracy(ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0) -> np.ndarray:
     """Like :func:`raw_pitch_accuracy` but octave errors count as correct (pitch folded onto one octave).
 
     Inputs ``(..., n_frames)`` Hz (0 = unvoiced); output ``(...)`` in [0, 1], NaN without reference-voiced frames.
@@ -337,9 +337,7 @@ def raw_chroma_accuracy(
     return _fraction(correct, ref_voiced)
 
 
-def octave_error_rate(
-    ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0
-) -> np.ndarray:
+def octave_error_rate(ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0) -> np.ndarray:
     """Fraction of reference-voiced frames whose estimate is off by a non-zero whole number of octaves
     (within ``cent_tolerance`` cents of ±1200·k, k ≥ 1), i.e. chroma-correct but not pitch-correct; equals
     ``raw_chroma_accuracy - raw_pitch_accuracy``.
@@ -429,7 +427,9 @@ def f0_on_frames(times_s: ArrayLike, f0_hz: ArrayLike, frame_rate: float, n_fram
     times = _as_float64_numpy(times_s, "times_s")
     f0 = _as_float64_numpy(f0_hz, "f0_hz")
     if times.ndim != 1 or times.shape != f0.shape or times.size == 0:
-        raise ValueError(f"times_s and f0_hz must be non-empty 1-D arrays of one length, got {times.shape} and {f0.shape}")
+        raise ValueError(
+            f"times_s and f0_hz must be non-empty 1-D arrays of one length, got {times.shape} and {f0.shape}"
+        )
     if np.any(np.diff(times) <= 0):
         raise ValueError("times_s must be strictly increasing")
     if np.any(f0 < 0):
@@ -468,8 +468,10 @@ def _error_pair(estimate: ArrayLike, reference: ArrayLike) -> tuple[np.ndarray, 
     """``(error, reference)`` as float64 ``(n_samples, n_channels)``; ``(n_samples,)`` inputs become one channel."""
     est, ref = _as_float64_numpy(estimate, "estimate"), _as_float64_numpy(reference, "reference")
     if est.shape != ref.shape or est.ndim not in (1, 2) or est.shape[0] == 0 or est.size == 0:
-        raise ValueError(f"estimate and reference must share a non-empty (n_samples,) or (n_samples, n_channels) "
-                         f"shape, got {est.shape} and {ref.shape}")
+        raise ValueError(
+            f"estimate and reference must share a non-empty (n_samples,) or (n_samples, n_channels) "
+            f"shape, got {est.shape} and {ref.shape}"
+        )
     ref = ref.reshape(ref.shape[0], -1)
     if not np.any(ref):
         raise ValueError("reference is all zeros: error relative to its energy is undefined")
@@ -590,14 +592,18 @@ def region_error_db(
     error, ref = _error_pair(estimate, reference)
     f0 = _as_float64_numpy(reference_f0_hz, "reference_f0_hz")
     if sample_rate <= 0 or not frame_rate or frame_rate <= 0 or silence_db > 0:
-        raise ValueError(f"need sample_rate > 0, frame_rate > 0, silence_db <= 0; got "
-                         f"{sample_rate}, {frame_rate}, {silence_db}")
+        raise ValueError(
+            f"need sample_rate > 0, frame_rate > 0, silence_db <= 0; got {sample_rate}, {frame_rate}, {silence_db}"
+        )
     expected = int(ref.shape[0] * frame_rate // sample_rate)
     if f0.ndim != 1 or f0.size == 0 or abs(f0.size - expected) > 1 or np.any(f0 < 0):
-        raise ValueError(f"reference_f0_hz must be (n_frames,) >= 0 with about {expected} frames "
-                         f"(n_samples * frame_rate // sample_rate), got shape {f0.shape}")
+        raise ValueError(
+            f"reference_f0_hz must be (n_frames,) >= 0 with about {expected} frames "
+            f"(n_samples * frame_rate // sample_rate), got shape {f0.shape}"
+        )
     regions = _sample_regions(ref, sample_rate, f0, frame_rate, silence_db)
     error_per_sample = (error**2).sum(axis=1)
     ref_total = float((ref**2).sum())
-    return {name: _ratio_db(float(error_per_sample[regions == i].sum()), ref_total)
-            for i, name in enumerate(REGION_NAMES)}
+    return {
+        name: _ratio_db(float(error_per_sample[regions == i].sum()), ref_total) for i, name in enumerate(REGION_NAMES)
+    }

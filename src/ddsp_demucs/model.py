@@ -43,7 +43,7 @@ from torch import nn
 from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth
 
 COMPOSITIONS = ("synth", "gate", "mask")
-MAGNITUDE_FLOOR = 1e-6        # added (in quadrature) to the synthetic magnitude of the mask composition
+MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
 
 
 # ------------------------------------------------------------------------------------------- pure helpers
@@ -95,8 +95,9 @@ def hann_lobe(delta: torch.Tensor) -> torch.Tensor:
     return torch.where(delta.abs() < 2.0, value, torch.zeros_like(value))
 
 
-def harmonic_spectrum(f0_hz: torch.Tensor, harmonic_amplitudes: torch.Tensor, *, sample_rate: int,
-                      n_fft: int) -> torch.Tensor:
+def harmonic_spectrum(
+    f0_hz: torch.Tensor, harmonic_amplitudes: torch.Tensor, *, sample_rate: int, n_fft: int
+) -> torch.Tensor:
     """Expected STFT magnitude of a sum of harmonics, rendered directly on the STFT grid.
 
     ``f0_hz (batch, n_frames)`` in Hz; ``harmonic_amplitudes (batch, n_frames, n_harmonics)`` linear peak
@@ -108,7 +109,7 @@ def harmonic_spectrum(f0_hz: torch.Tensor, harmonic_amplitudes: torch.Tensor, *,
     n_bins = n_fft // 2 + 1
     n_h = harmonic_amplitudes.shape[-1]
     k = torch.arange(1, n_h + 1, device=f0_hz.device, dtype=f0_hz.dtype)
-    pos = f0_hz.unsqueeze(-1) * k * (n_fft / sample_rate)            # fractional bin, (b, t, k)
+    pos = f0_hz.unsqueeze(-1) * k * (n_fft / sample_rate)  # fractional bin, (b, t, k)
     amp = harmonic_amplitudes * (n_fft / 4.0)
     base = pos.detach().floor()
     out = harmonic_amplitudes.new_zeros(*harmonic_amplitudes.shape[:-1], n_bins)
@@ -132,8 +133,9 @@ def noise_spectrum(noise_magnitudes: torch.Tensor, *, n_fft: int) -> torch.Tenso
     if n_bands == 1:
         gains = noise_magnitudes.expand(b, t, n_bins)
     else:
-        gains = F.interpolate(noise_magnitudes.reshape(b * t, 1, n_bands), size=n_bins, mode="linear",
-                              align_corners=True).reshape(b, t, n_bins)
+        gains = F.interpolate(
+            noise_magnitudes.reshape(b * t, 1, n_bands), size=n_bins, mode="linear", align_corners=True
+        ).reshape(b, t, n_bins)
     return gains * math.sqrt(n_fft / 8.0)
 
 
@@ -143,8 +145,17 @@ def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return torch.where(x >= 0, high * torch.tanh(x / high), low * torch.tanh(x / low))
 
 
-def interpolate_mask(mask: torch.Tensor, *, src_sample_rate: int, src_n_fft: int, src_hop: int,
-                     dst_sample_rate: int, dst_n_fft: int, dst_hop: int, dst_n_frames: int) -> torch.Tensor:
+def interpolate_mask(
+    mask: torch.Tensor,
+    *,
+    src_sample_rate: int,
+    src_n_fft: int,
+    src_hop: int,
+    dst_sample_rate: int,
+    dst_n_fft: int,
+    dst_hop: int,
+    dst_n_frames: int,
+) -> torch.Tensor:
     """Transfer a TF mask to another STFT grid by frequency in Hz and time in seconds (bilinear).
 
     ``mask (batch, src_n_fft // 2 + 1, src_n_frames)`` on centred frames ``i * src_hop / src_sample_rate``
@@ -155,10 +166,10 @@ def interpolate_mask(mask: torch.Tensor, *, src_sample_rate: int, src_n_fft: int
     dst_freqs = torch.arange(dst_n_fft // 2 + 1, dtype=mask.dtype, device=mask.device) * (dst_sample_rate / dst_n_fft)
     dst_times = torch.arange(dst_n_frames, dtype=mask.dtype, device=mask.device) * (dst_hop / dst_sample_rate)
     # time: treat source frames as a frame sequence at rate src_sample_rate / src_hop
-    over_t = frames_to_grid(mask, src_sample_rate / src_hop, dst_times)           # (b, src_bins, dst_frames)
+    over_t = frames_to_grid(mask, src_sample_rate / src_hop, dst_times)  # (b, src_bins, dst_frames)
     fpos = dst_freqs * (src_n_fft / src_sample_rate)
     inside = fpos <= src_bins - 1
-    over_f = frames_to_grid(over_t.transpose(1, 2), 1.0, fpos).transpose(1, 2)    # (b, dst_bins, dst_frames)
+    over_f = frames_to_grid(over_t.transpose(1, 2), 1.0, fpos).transpose(1, 2)  # (b, dst_bins, dst_frames)
     return torch.where(inside[:, None], over_f, torch.ones_like(over_f))
 
 
@@ -243,18 +254,41 @@ class ResidualDDSPDecoder(nn.Module):
     ``harmonic_audio``/``noise_audio`` ``(batch, n_samples)`` (synth, gate).
     """
 
-    def __init__(self, sample_rate: int = 22050, frame_rate: int = 250, n_harmonics: int = 64,
-                 n_noise_bands: int = 65, composition: Literal["synth", "gate", "mask"] = "mask", *,
-                 hidden_size: int = 256, gru_units: int = 256, n_fc_layers: int = 2,
-                 use_audio_encoder: bool = True, n_mels: int = 64, encoder_units: int = 128,
-                 reverb: bool = True, reverb_length: int = 8192, mask_n_fft: int = 1024, mask_hop: int = 256,
-                 voicing_threshold: float = 0.5, loudness_mean_db: float = -40.0, loudness_std_db: float = 20.0,
-                 mask_min: float = 1e-3, mask_max: float = 4.0):
+    def __init__(
+        self,
+        sample_rate: int = 22050,
+        frame_rate: int = 250,
+        n_harmonics: int = 64,
+        n_noise_bands: int = 65,
+        composition: Literal["synth", "gate", "mask"] = "mask",
+        *,
+        hidden_size: int = 256,
+        gru_units: int = 256,
+        n_fc_layers: int = 2,
+        use_audio_encoder: bool = True,
+        n_mels: int = 64,
+        encoder_units: int = 128,
+        reverb: bool = True,
+        reverb_length: int = 8192,
+        mask_n_fft: int = 1024,
+        mask_hop: int = 256,
+        voicing_threshold: float = 0.5,
+        loudness_mean_db: float = -40.0,
+        loudness_std_db: float = 20.0,
+        mask_min: float = 1e-3,
+        mask_max: float = 4.0,
+    ):
         super().__init__()
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
-        for name, value in (("sample_rate", sample_rate), ("frame_rate", frame_rate), ("n_harmonics", n_harmonics),
-                            ("n_noise_bands", n_noise_bands), ("mask_n_fft", mask_n_fft), ("mask_hop", mask_hop)):
+        for name, value in (
+            ("sample_rate", sample_rate),
+            ("frame_rate", frame_rate),
+            ("n_harmonics", n_harmonics),
+            ("n_noise_bands", n_noise_bands),
+            ("mask_n_fft", mask_n_fft),
+            ("mask_hop", mask_hop),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if mask_hop > mask_n_fft:
@@ -262,12 +296,27 @@ class ResidualDDSPDecoder(nn.Module):
         if not 0 < mask_min < 1 < mask_max:
             raise ValueError(f"need 0 < mask_min < 1 < mask_max, got {mask_min}, {mask_max}")
         self.init_args = dict(
-            sample_rate=sample_rate, frame_rate=frame_rate, n_harmonics=n_harmonics, n_noise_bands=n_noise_bands,
-            composition=composition, hidden_size=hidden_size, gru_units=gru_units, n_fc_layers=n_fc_layers,
-            use_audio_encoder=use_audio_encoder, n_mels=n_mels, encoder_units=encoder_units, reverb=reverb,
-            reverb_length=reverb_length, mask_n_fft=mask_n_fft, mask_hop=mask_hop,
-            voicing_threshold=voicing_threshold, loudness_mean_db=loudness_mean_db,
-            loudness_std_db=loudness_std_db, mask_min=mask_min, mask_max=mask_max)
+            sample_rate=sample_rate,
+            frame_rate=frame_rate,
+            n_harmonics=n_harmonics,
+            n_noise_bands=n_noise_bands,
+            composition=composition,
+            hidden_size=hidden_size,
+            gru_units=gru_units,
+            n_fc_layers=n_fc_layers,
+            use_audio_encoder=use_audio_encoder,
+            n_mels=n_mels,
+            encoder_units=encoder_units,
+            reverb=reverb,
+            reverb_length=reverb_length,
+            mask_n_fft=mask_n_fft,
+            mask_hop=mask_hop,
+            voicing_threshold=voicing_threshold,
+            loudness_mean_db=loudness_mean_db,
+            loudness_std_db=loudness_std_db,
+            mask_min=mask_min,
+            mask_max=mask_max,
+        )
         self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.composition = composition
@@ -301,18 +350,21 @@ class ResidualDDSPDecoder(nn.Module):
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """Centred Hann STFT ``(batch, n_samples)`` -> complex ``(batch, n_fft // 2 + 1, n_model_frames)``."""
-        return torch.stft(audio, self.n_fft, self.hop, window=self.window.to(audio.dtype), center=True,
-                          return_complex=True)
+        return torch.stft(
+            audio, self.n_fft, self.hop, window=self.window.to(audio.dtype), center=True, return_complex=True
+        )
 
     def istft(self, spec: torch.Tensor, n_samples: int) -> torch.Tensor:
-        return torch.istft(spec, self.n_fft, self.hop, window=self.window.to(spec.real.dtype), center=True,
-                           length=n_samples)
+        return torch.istft(
+            spec, self.n_fft, self.hop, window=self.window.to(spec.real.dtype), center=True, length=n_samples
+        )
 
     def _check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
         missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
         if missing:
-            raise ValueError(f"batch is missing {', '.join(missing)} (need input_audio, f0_hz, f0_confidence, "
-                             "loudness_db)")
+            raise ValueError(
+                f"batch is missing {', '.join(missing)} (need input_audio, f0_hz, f0_confidence, loudness_db)"
+            )
         audio = batch["input_audio"]
         if audio.dim() == 1:
             raise ValueError("input_audio must be (batch, n_samples); got a 1-D tensor (add a batch dim)")
@@ -320,8 +372,9 @@ class ResidualDDSPDecoder(nn.Module):
             raise ValueError(f"input_audio must be (batch, n_samples), got shape {tuple(audio.shape)}")
         for key in ("f0_hz", "f0_confidence", "loudness_db"):
             if batch[key].dim() != 2 or batch[key].shape[0] != audio.shape[0]:
-                raise ValueError(f"{key} must be (batch, n_frames) with batch {audio.shape[0]}, "
-                                 f"got {tuple(batch[key].shape)}")
+                raise ValueError(
+                    f"{key} must be (batch, n_frames) with batch {audio.shape[0]}, got {tuple(batch[key].shape)}"
+                )
         return audio, audio.shape[-1]
 
     # ------------------------------------------------------------------------------------------ controls
@@ -356,8 +409,15 @@ class ResidualDDSPDecoder(nn.Module):
         dist = torch.softmax(logits, dim=-1)
         dist = torch.nan_to_num(dist, nan=0.0)  # frames with no harmonic below Nyquist (never for voice)
         noise = exp_sigmoid(self.noise_head(h) - 5.0)
-        out = dict(f0_hz=f0, f0_confidence=conf, loudness_db=loud, voicing=voicing, amplitudes=amplitudes,
-                   harmonic_distribution=dist, noise_magnitudes=noise)
+        out = dict(
+            f0_hz=f0,
+            f0_confidence=conf,
+            loudness_db=loud,
+            voicing=voicing,
+            amplitudes=amplitudes,
+            harmonic_distribution=dist,
+            noise_magnitudes=noise,
+        )
         if self.residual_head is not None:
             out["residual"] = self.residual_head(h).squeeze(-1)
         return out
@@ -375,15 +435,19 @@ class ResidualDDSPDecoder(nn.Module):
         audio, _ = self._check_batch(batch)
         spec = self.stft(audio)
         c = self.controls(batch, spec)
-        harm = harmonic_spectrum(c["f0_hz"], c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
-                                 sample_rate=self.sample_rate, n_fft=self.n_fft)
+        harm = harmonic_spectrum(
+            c["f0_hz"],
+            c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+        )
         noise = noise_spectrum(c["noise_magnitudes"], n_fft=self.n_fft)
         # in float32 with a floor: d sqrt(x)/dx is infinite at 0, where a silent bin's magnitude sits (NaN under
         # half-precision autocast, where a float32-sized floor would also round to 0)
         synth_mag = torch.sqrt(harm.float().square() + noise.float().square() + MAGNITUDE_FLOOR**2)
         eps = 1e-3
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(spec.abs() + eps)
-        u = c["residual"].unsqueeze(1) * log_ratio                    # (b, bins, frames); exactly 0 at init
+        u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
         mask = torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max))
         c["synth_magnitude"] = synth_mag
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
@@ -404,17 +468,35 @@ class ResidualDDSPDecoder(nn.Module):
         r = r + (r.clamp(0.0, 1.0) - r).detach()
         return dict(gate=1.0 - r, frame_rate=self.model_frame_rate, controls=c)
 
-    def synthesize(self, controls: dict, n_samples: int, generator: torch.Generator | None = None, *,
-                   initial_phase: torch.Tensor | None = None, white_noise: torch.Tensor | None = None) -> dict:
+    def synthesize(
+        self,
+        controls: dict,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        *,
+        initial_phase: torch.Tensor | None = None,
+        white_noise: torch.Tensor | None = None,
+    ) -> dict:
         """Harmonic + filtered noise (+ reverb) audio ``(batch, n_samples)`` from model-grid controls;
         ``generator`` seeds the noise. ``initial_phase (batch,)`` and ``white_noise (batch, n_samples)`` continue
         a longer synthesis (see :func:`~ddsp_demucs.dsp.harmonic_phase` and ``filtered_noise``)."""
         # model frame i is centred on sample i * hop: the same convention as the dsp functions' hop_length
-        harm = harmonic_synth(controls["f0_hz"], controls["amplitudes"], controls["harmonic_distribution"],
-                              sample_rate=self.sample_rate, n_samples=n_samples, hop_length=self.hop,
-                              initial_phase=initial_phase)
-        noise = filtered_noise(controls["noise_magnitudes"], n_samples=n_samples, generator=generator,
-                               hop_length=self.hop, white_noise=white_noise)
+        harm = harmonic_synth(
+            controls["f0_hz"],
+            controls["amplitudes"],
+            controls["harmonic_distribution"],
+            sample_rate=self.sample_rate,
+            n_samples=n_samples,
+            hop_length=self.hop,
+            initial_phase=initial_phase,
+        )
+        noise = filtered_noise(
+            controls["noise_magnitudes"],
+            n_samples=n_samples,
+            generator=generator,
+            hop_length=self.hop,
+            white_noise=white_noise,
+        )
         audio = harm + noise
         if self.reverb is not None:
             audio = self.reverb(audio)
@@ -434,8 +516,9 @@ class ResidualDDSPDecoder(nn.Module):
         if self.composition == "gate":
             g = self.compute_gate(batch)
             s = self.synthesize(g["controls"], n_samples, generator)
-            gate_s = interpolate_gate(g["gate"], frame_rate=self.model_frame_rate, sample_rate=self.sample_rate,
-                                      n_samples=n_samples)
+            gate_s = interpolate_gate(
+                g["gate"], frame_rate=self.model_frame_rate, sample_rate=self.sample_rate, n_samples=n_samples
+            )
             out = audio + (1.0 - gate_s) * (s["synth_audio"] - audio)
             return dict(audio=out, gate=g["gate"], **s, **g["controls"])
         c = self.controls(batch)
@@ -452,5 +535,16 @@ def model_from_config(model_config, data_config) -> ResidualDDSPDecoder:
     return ResidualDDSPDecoder(sample_rate=data_config.train_sr, frame_rate=data_config.frame_rate, **kwargs)
 
 
-__all__ = ["ResidualDDSPDecoder", "RnnFcDecoder", "LogMelEncoder", "model_from_config", "harmonic_spectrum",
-           "noise_spectrum", "interpolate_mask", "interpolate_gate", "hz_to_midi", "exp_sigmoid", "COMPOSITIONS"]
+__all__ = [
+    "ResidualDDSPDecoder",
+    "RnnFcDecoder",
+    "LogMelEncoder",
+    "model_from_config",
+    "harmonic_spectrum",
+    "noise_spectrum",
+    "interpolate_mask",
+    "interpolate_gate",
+    "hz_to_midi",
+    "exp_sigmoid",
+    "COMPOSITIONS",
+]

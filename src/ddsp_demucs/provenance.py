@@ -32,7 +32,7 @@ import torch
 import ddsp_demucs
 from ddsp_demucs import DDSPDemucsError
 
-CHECKPOINT_KEY = "ddsp_demucs"   # where a checkpoint keeps its ddsp-demucs metadata (model, config, provenance)
+CHECKPOINT_KEY = "ddsp_demucs"  # where a checkpoint keeps its ddsp-demucs metadata (model, config, provenance)
 UNKNOWN_CORPUS: dict[str, Any] = {"kind": "unknown", "singers": [], "tracks": None, "synthetic_only": False}
 
 
@@ -68,7 +68,7 @@ def corpus_provenance(musdb_root: str | os.PathLike | None) -> dict:
         return {**UNKNOWN_CORPUS, "kind": "musdb", "tracks": tracks} if is_musdb else dict(UNKNOWN_CORPUS)
     kind = str(manifest.get("kind") or "unknown")
     singers = manifest.get("singers")
-    if isinstance(singers, dict):   # real corpus: the splits the model heard
+    if isinstance(singers, dict):  # real corpus: the splits the model heard
         heard = [s for split in ("train", "validation") for s in singers.get(split) or []]
     elif isinstance(singers, list):
         heard = list(singers)
@@ -79,8 +79,12 @@ def corpus_provenance(musdb_root: str | os.PathLike | None) -> dict:
     tracks = _count(manifest.get("tracks"))
     if tracks is None:
         tracks = _count(manifest.get("vocals"))
-    return {"kind": kind, "singers": sorted(set(map(str, heard))), "tracks": tracks,
-            "synthetic_only": kind == "synthetic"}
+    return {
+        "kind": kind,
+        "singers": sorted(set(map(str, heard))),
+        "tracks": tracks,
+        "synthetic_only": kind == "synthetic",
+    }
 
 
 def dataset_provenance(dataset: Any) -> dict:
@@ -98,11 +102,12 @@ def code_version() -> dict:
     here = Path(ddsp_demucs.__file__).resolve().parent
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
-        git("ls-files", "--error-unmatch", "__init__.py")   # an installed copy inside another repo: no commit
+        git("ls-files", "--error-unmatch", "__init__.py")  # an installed copy inside another repo: no commit
         commit = git("rev-parse", "HEAD") or None
     except (OSError, subprocess.SubprocessError, ValueError):
         commit = None
@@ -111,9 +116,12 @@ def code_version() -> dict:
 
 def training_provenance(dataset: Any, model: torch.nn.Module) -> dict:
     """The full provenance dict (module doc) for training ``model`` on ``dataset``, stamped now (UTC)."""
-    return {**dataset_provenance(dataset), "composition": getattr(model, "composition", None),
-            "code_version": code_version(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        **dataset_provenance(dataset),
+        "composition": getattr(model, "composition", None),
+        "code_version": code_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def read_provenance(checkpoint_path: str | os.PathLike) -> dict:
@@ -145,13 +153,23 @@ def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
         return ["checkpoint does not say what it was trained on"]
     warnings = []
     if trained_on is not None and trained_on != separator_name:
-        warnings.append(f"model trained on vocals separated by {trained_on}, refining vocals separated by "
-                        f"{separator_name}: expect a different result")
+        warnings.append(
+            f"model trained on vocals separated by {trained_on}, refining vocals separated by "
+            f"{separator_name}: expect a different result"
+        )
     if kind == "synthetic" or corpus.get("synthetic_only"):
-        warnings.append("this model has only heard synthetic voices: on real singing such a model made more songs "
-                        "worse than one trained on real vocals (README 'Real singing', make bench-real)")
+        warnings.append(
+            "this model has only heard synthetic voices: on real singing such a model made more songs "
+            "worse than one trained on real vocals (README 'Real singing', make bench-real)"
+        )
     return warnings
 
 
-__all__ = ["dataset_provenance", "corpus_provenance", "code_version", "training_provenance", "read_provenance",
-           "provenance_warnings"]
+__all__ = [
+    "dataset_provenance",
+    "corpus_provenance",
+    "code_version",
+    "training_provenance",
+    "read_provenance",
+    "provenance_warnings",
+]

@@ -52,9 +52,9 @@ from ddsp_demucs.utils import get_logger, write_json_atomic
 
 log = get_logger("refine")
 
-CONTEXT_S = 0.5                 # analysis context on each side of a window (s): resampling, F0, loudness
+CONTEXT_S = 0.5  # analysis context on each side of a window (s): resampling, F0, loudness
 SEPARATED_NAME, REFINED_NAME, RECORD_NAME = "separated_vocals.wav", "refined_vocals.wav", "refine.json"
-MIN_SONG_S = 0.5                # shortest song refine_song accepts (s)
+MIN_SONG_S = 0.5  # shortest song refine_song accepts (s)
 
 
 # ---------------------------------------------------------------------------------------------- windows
@@ -79,20 +79,24 @@ def time_quantum(sample_rate: int, model_sample_rate: int, frame_rate: int) -> i
 
 
 def window_step(sample_rate: int, model: ResidualDDSPDecoder) -> int:
-    """The grid of window starts in song samples: the least common multiple of one song sample, one model
-    frame (``mask_hop / model.sample_rate`` s) and one control frame (``1 / frame_rate`` s) — 5.12 s for a
-    22.05 kHz model with hop 256 and 250 Hz controls, 10.24 s with hop 512. On this grid a window's model frames and control frames
-    are exactly the whole song's, so a window's result converges to the whole-song result once the model's
-    recurrent state has forgotten its start (the crossfade covers that)."""
-    steps = [Fraction(1, int(sample_rate)), Fraction(int(model.hop), int(model.sample_rate)),
-             Fraction(1, int(model.frame_rate))]
+    """The grid of window starts in song samples: the least common multiple of one song sample, one model frame
+    (``mask_hop / model.sample_rate`` s) and one control frame (``1 / frame_rate`` s) — 5.12 s for a 22.05 kHz model
+    with hop 256 and 250 Hz controls, 10.24 s with hop 512. On this grid a window's model frames and control frames
+    are exactly the whole song's, so a window's result converges to the whole-song result once the model's recurrent
+    state has forgotten its start (the crossfade covers that)."""
+    steps = [
+        Fraction(1, int(sample_rate)),
+        Fraction(int(model.hop), int(model.sample_rate)),
+        Fraction(1, int(model.frame_rate)),
+    ]
     numerator = math.lcm(*(f.numerator for f in steps))
     denominator = math.gcd(*(f.denominator for f in steps))
     return int(Fraction(numerator, denominator) * int(sample_rate))
 
 
-def plan_windows(n_samples: int, sample_rate: int, model: ResidualDDSPDecoder, window_s: float | None,
-                 overlap_s: float) -> list[Window]:
+def plan_windows(
+    n_samples: int, sample_rate: int, model: ResidualDDSPDecoder, window_s: float | None, overlap_s: float
+) -> list[Window]:
     """Overlapping windows covering ``n_samples`` song samples at ``sample_rate`` Hz.
 
     Windows start every ``hop = window_s - overlap_s`` seconds rounded down to :func:`window_step` (at least
@@ -114,15 +118,23 @@ def plan_windows(n_samples: int, sample_rate: int, model: ResidualDDSPDecoder, w
     starts = [0]
     while starts[-1] + hop + overlap < n_samples:
         nxt = starts[-1] + hop
-        if n_samples - nxt <= max(min_len, overlap):   # a tiny remainder joins the current window
+        if n_samples - nxt <= max(min_len, overlap):  # a tiny remainder joins the current window
             break
         starts.append(nxt)
     windows = []
     for i, start in enumerate(starts):
         last = i == len(starts) - 1
         stop = n_samples if last else start + hop + overlap
-        windows.append(Window(start, stop, max(0, start - context), min(n_samples, stop + context),
-                              fade_in=overlap if i > 0 else 0, fade_out=0 if last else overlap))
+        windows.append(
+            Window(
+                start,
+                stop,
+                max(0, start - context),
+                min(n_samples, stop + context),
+                fade_in=overlap if i > 0 else 0,
+                fade_out=0 if last else overlap,
+            )
+        )
     return windows
 
 
@@ -131,8 +143,9 @@ def check_window_args(window_s: float | None, overlap_s: float) -> None:
     if window_s is not None and not (window_s > 0):
         raise InputError(f"window_s (--window-s) must be positive, got {window_s}")
     if not (overlap_s >= 0) or (window_s is not None and overlap_s > window_s / 2):
-        raise InputError(f"overlap_s (--overlap-s) must be between 0 and half the window ({window_s} s), "
-                         f"got {overlap_s}")
+        raise InputError(
+            f"overlap_s (--overlap-s) must be between 0 and half the window ({window_s} s), got {overlap_s}"
+        )
 
 
 def crossfade_weights(window: Window) -> np.ndarray:
@@ -142,7 +155,7 @@ def crossfade_weights(window: Window) -> np.ndarray:
     if window.fade_in:
         w[: window.fade_in] = _fade(window.fade_in)
     if window.fade_out:
-        w[-window.fade_out:] *= 1.0 - _fade(window.fade_out)
+        w[-window.fade_out :] *= 1.0 - _fade(window.fade_out)
     return w.astype(np.float32)
 
 
@@ -151,20 +164,30 @@ def _fade(n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- controls
-def _feature_settings(model: ResidualDDSPDecoder, f0_method: str | None,
-                      voicing_threshold: float | None) -> tuple[str | None, float]:
+def _feature_settings(
+    model: ResidualDDSPDecoder, f0_method: str | None, voicing_threshold: float | None
+) -> tuple[str | None, float]:
     """F0 method and voicing threshold: the arguments, else the checkpoint's ``features`` config, else defaults."""
     from ddsp_demucs.config import FeaturesConfig
 
     feats = dict((getattr(model, "config", None) or {}).get("features") or {})
     method = f0_method if f0_method is not None else feats.get("f0_method", FeaturesConfig.f0_method)
-    threshold = voicing_threshold if voicing_threshold is not None else feats.get(
-        "voicing_threshold", FeaturesConfig.voicing_threshold)
+    threshold = (
+        voicing_threshold
+        if voicing_threshold is not None
+        else feats.get("voicing_threshold", FeaturesConfig.voicing_threshold)
+    )
     return method, float(threshold)
 
 
-def frame_controls(mono: np.ndarray, model: ResidualDDSPDecoder, *, f0_method: str | None,
-                   voicing_threshold: float, f0_mono: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def frame_controls(
+    mono: np.ndarray,
+    model: ResidualDDSPDecoder,
+    *,
+    f0_method: str | None,
+    voicing_threshold: float,
+    f0_mono: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """The dataset's frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
     ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s.
     ``f0_mono`` (same shape): track F0 and confidence on it instead (the oracle-F0 diagnosis)."""
@@ -172,16 +195,18 @@ def frame_controls(mono: np.ndarray, model: ResidualDDSPDecoder, *, f0_method: s
     from ddsp_demucs.features import extract_f0
 
     sr, fr = model.sample_rate, int(model.frame_rate)
-    f0, conf = extract_f0(mono if f0_mono is None else f0_mono, sr, frame_rate=fr, method=f0_method,
-                          voicing_threshold=voicing_threshold)
+    f0, conf = extract_f0(
+        mono if f0_mono is None else f0_mono, sr, frame_rate=fr, method=f0_method, voicing_threshold=voicing_threshold
+    )
     with torch.inference_mode():
-        loud = a_weighted_loudness(torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None],
-                                   sample_rate=sr, frame_rate=fr)[0].numpy()
+        loud = a_weighted_loudness(
+            torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None], sample_rate=sr, frame_rate=fr
+        )[0].numpy()
     return {"f0_hz": f0, "f0_confidence": conf, "loudness_db": loud.astype(np.float32)}
 
 
 # --------------------------------------------------------------------------------------------- synthesis
-NOISE_BLOCK = 4096              # model samples per independently seeded block of the noise stream
+NOISE_BLOCK = 4096  # model samples per independently seeded block of the noise stream
 
 
 def noise_stream(seed: int, start: int, n_samples: int) -> torch.Tensor:
@@ -189,10 +214,12 @@ def noise_stream(seed: int, start: int, n_samples: int) -> torch.Tensor:
     float32 ``(n_samples,)``: block ``b`` (samples ``b * NOISE_BLOCK`` onwards) is drawn from a generator seeded
     with ``(seed, b)``, so any window of the stream is the same whichever window asks for it."""
     first, last = start // NOISE_BLOCK, (start + n_samples - 1) // NOISE_BLOCK
-    blocks = [torch.rand(NOISE_BLOCK, generator=torch.Generator().manual_seed(seed * 1_000_003 + b))
-              for b in range(first, last + 1)]
+    blocks = [
+        torch.rand(NOISE_BLOCK, generator=torch.Generator().manual_seed(seed * 1_000_003 + b))
+        for b in range(first, last + 1)
+    ]
     offset = start - first * NOISE_BLOCK
-    return (torch.cat(blocks)[offset:offset + n_samples] * 2.0 - 1.0).contiguous()
+    return (torch.cat(blocks)[offset : offset + n_samples] * 2.0 - 1.0).contiguous()
 
 
 # --------------------------------------------------------------------------------------------- refining
@@ -208,14 +235,26 @@ def _check_vocals(vocals: np.ndarray, sample_rate: int, model) -> np.ndarray:
         raise InputError("vocals contain NaN or infinite samples")
     shortest = math.ceil(model.n_fft * sample_rate / model.sample_rate)
     if audio.shape[0] < shortest:
-        raise InputError(f"vocals too short ({audio.shape[0] / sample_rate:.3f} s; the model needs at least "
-                         f"{shortest / sample_rate:.3f} s)")
+        raise InputError(
+            f"vocals too short ({audio.shape[0] / sample_rate:.3f} s; the model needs at least "
+            f"{shortest / sample_rate:.3f} s)"
+        )
     return audio
 
 
-def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: int, *, window_s: float | None = 30.0,
-                  overlap_s: float = 1.0, f0_method: str | None = None, voicing_threshold: float | None = None,
-                  progress: bool = False, seed: int = 0, f0_reference: np.ndarray | None = None) -> np.ndarray:
+def refine_vocals(
+    model: ResidualDDSPDecoder,
+    vocals: np.ndarray,
+    sample_rate: int,
+    *,
+    window_s: float | None = 30.0,
+    overlap_s: float = 1.0,
+    f0_method: str | None = None,
+    voicing_threshold: float | None = None,
+    progress: bool = False,
+    seed: int = 0,
+    f0_reference: np.ndarray | None = None,
+) -> np.ndarray:
     """Refine a separated vocal with ``model`` (see the module docstring for the method).
 
     Args:
@@ -236,27 +275,49 @@ def refine_vocals(model: ResidualDDSPDecoder, vocals: np.ndarray, sample_rate: i
     if f0_reference is not None:
         f0_reference = np.asarray(f0_reference, dtype=np.float32)
         if f0_reference.ndim != 2 or f0_reference.shape[0] != audio.shape[0]:
-            raise InputError(f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
-                             f"got shape {f0_reference.shape}")
+            raise InputError(
+                f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
+                f"got shape {f0_reference.shape}"
+            )
     method, threshold = _feature_settings(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     from tqdm.auto import tqdm
 
     out = np.zeros_like(audio)
     phase = 0.0
-    for i, win in enumerate(tqdm(windows, desc="windows", unit="win", leave=False,
-                                 disable=not progress or len(windows) == 1)):
+    for i, win in enumerate(
+        tqdm(windows, desc="windows", unit="win", leave=False, disable=not progress or len(windows) == 1)
+    ):
         next_start = windows[i + 1].start if i + 1 < len(windows) else None
-        y, phase = refine_window(model, audio, sample_rate, win, f0_method=method, voicing_threshold=threshold,
-                                 seed=seed, initial_phase=phase, next_start=next_start, f0_reference=f0_reference)
-        out[win.start:win.stop] += crossfade_weights(win)[:, None] * y
+        y, phase = refine_window(
+            model,
+            audio,
+            sample_rate,
+            win,
+            f0_method=method,
+            voicing_threshold=threshold,
+            seed=seed,
+            initial_phase=phase,
+            next_start=next_start,
+            f0_reference=f0_reference,
+        )
+        out[win.start : win.stop] += crossfade_weights(win)[:, None] * y
     return out
 
 
-def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: int, window: Window, *,
-                  f0_method: str | None, voicing_threshold: float, seed: int = 0, initial_phase: float = 0.0,
-                  next_start: int | None = None,
-                  f0_reference: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def refine_window(
+    model: ResidualDDSPDecoder,
+    audio: np.ndarray,
+    sample_rate: int,
+    window: Window,
+    *,
+    f0_method: str | None,
+    voicing_threshold: float,
+    seed: int = 0,
+    initial_phase: float = 0.0,
+    next_start: int | None = None,
+    f0_reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
     """Refine ``audio[window.start:window.stop]`` (``(n, n_channels)`` at ``sample_rate``) -> the same shape,
     float32, with controls from the window's analysis span and the model run on the window alone
     (F0 from the same span of ``f0_reference`` where given).
@@ -269,15 +330,14 @@ def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: in
     span = slice(window.context_start, window.context_stop)
     mono = resample(audio[span].mean(axis=1), sample_rate, msr)
     f0_mono = None if f0_reference is None else resample(f0_reference[span].mean(axis=1), sample_rate, msr)
-    controls = frame_controls(mono, model, f0_method=f0_method, voicing_threshold=voicing_threshold,
-                              f0_mono=f0_mono)
+    controls = frame_controls(mono, model, f0_method=f0_method, voicing_threshold=voicing_threshold, f0_mono=f0_mono)
     # window boundaries are on the time quantum, so these offsets are exact integers
     m0 = (window.start - window.context_start) * msr // sample_rate
     n_model = math.ceil((window.stop - window.start) * msr / sample_rate)
     f_off, n_frames = m0 * fr // msr, n_model * fr // msr
-    batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0:m0 + n_model]))[None]}
-    batch.update({k: torch.from_numpy(v[f_off:f_off + n_frames].copy())[None] for k, v in controls.items()})
-    x = torch.from_numpy(np.ascontiguousarray(audio[window.start:window.stop].T))   # (ch, n)
+    batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0 : m0 + n_model]))[None]}
+    batch.update({k: torch.from_numpy(v[f_off : f_off + n_frames].copy())[None] for k, v in controls.items()})
+    x = torch.from_numpy(np.ascontiguousarray(audio[window.start : window.stop].T))  # (ch, n)
     n = x.shape[-1]
     phase = 0.0
     with torch.inference_mode():
@@ -286,8 +346,12 @@ def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: in
         else:
             g = model.compute_gate(batch) if model.composition == "gate" else None
             controls = g["controls"] if g is not None else model.controls(batch)
-            synth = model.synthesize(controls, n_model, initial_phase=torch.tensor([initial_phase]),
-                                     white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None])
+            synth = model.synthesize(
+                controls,
+                n_model,
+                initial_phase=torch.tensor([initial_phase]),
+                white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None],
+            )
             synth = _to_song_rate(synth["synth_audio"][0], msr, sample_rate, n)
             if g is not None:
                 gate = interpolate_gate(g["gate"], frame_rate=g["frame_rate"], sample_rate=sample_rate, n_samples=n)
@@ -295,9 +359,16 @@ def refine_window(model: ResidualDDSPDecoder, audio: np.ndarray, sample_rate: in
             else:
                 y = synth.expand_as(x)
             if next_start is not None:
-                m = (next_start - window.start) * msr // sample_rate     # exact: windows start on the grid
-                phase = float(harmonic_phase(controls["f0_hz"], sample_rate=msr, n_samples=n_model, hop_length=model.hop,
-                                             initial_phase=torch.tensor([initial_phase]))[0, m - 1])
+                m = (next_start - window.start) * msr // sample_rate  # exact: windows start on the grid
+                phase = float(
+                    harmonic_phase(
+                        controls["f0_hz"],
+                        sample_rate=msr,
+                        n_samples=n_model,
+                        hop_length=model.hop,
+                        initial_phase=torch.tensor([initial_phase]),
+                    )[0, m - 1]
+                )
     return np.ascontiguousarray(y.T.numpy(), dtype=np.float32), phase
 
 
@@ -307,9 +378,17 @@ def _apply_mask(model: ResidualDDSPDecoder, m: dict, x: torch.Tensor, sample_rat
     ratio = sample_rate / m["sample_rate"]
     n_fft, hop = max(2, round(m["n_fft"] * ratio)), max(1, round(m["hop"] * ratio))
     window = torch.hann_window(n_fft, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)   # (ch, bins, frames)
-    mask = interpolate_mask(m["mask"], src_sample_rate=m["sample_rate"], src_n_fft=m["n_fft"], src_hop=m["hop"],
-                            dst_sample_rate=sample_rate, dst_n_fft=n_fft, dst_hop=hop, dst_n_frames=spec.shape[-1])
+    spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)  # (ch, bins, frames)
+    mask = interpolate_mask(
+        m["mask"],
+        src_sample_rate=m["sample_rate"],
+        src_n_fft=m["n_fft"],
+        src_hop=m["hop"],
+        dst_sample_rate=sample_rate,
+        dst_n_fft=n_fft,
+        dst_hop=hop,
+        dst_n_frames=spec.shape[-1],
+    )
     # x + istft((mask - 1) X): exactly x where the mask is 1 (as the model's own forward)
     return x + torch.istft((mask - 1.0) * spec, n_fft, hop, window=window, center=True, length=x.shape[-1])
 
@@ -327,9 +406,14 @@ def song_output_dir(song_path: str | os.PathLike, out_dir: str | os.PathLike) ->
 
 
 def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overlap_s) -> dict:
-    return {"checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
-            "separator": separator.name, "separator_signature": getattr(separator, "signature", None),
-            "composition": model.composition, "window_s": window_s, "overlap_s": overlap_s}
+    return {
+        "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+        "separator": separator.name,
+        "separator_signature": getattr(separator, "signature", None),
+        "composition": model.composition,
+        "window_s": window_s,
+        "overlap_s": overlap_s,
+    }
 
 
 def _is_up_to_date(song_path: Path, song_dir: Path, settings: dict, checkpoint) -> bool:
@@ -347,9 +431,18 @@ def _is_up_to_date(song_path: Path, song_dir: Path, settings: dict, checkpoint) 
     return min(p.stat().st_mtime for p in outputs) >= newest_input
 
 
-def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separator, out_dir: str | os.PathLike, *,
-                window_s: float | None = 30.0, overlap_s: float = 1.0, force: bool = False,
-                checkpoint: str | os.PathLike | None = None, progress: bool = False) -> dict:
+def refine_song(
+    song_path: str | os.PathLike,
+    model: ResidualDDSPDecoder,
+    separator,
+    out_dir: str | os.PathLike,
+    *,
+    window_s: float | None = 30.0,
+    overlap_s: float = 1.0,
+    force: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> dict:
     """Separate and refine one song file.
 
     Writes ``out_dir/<song stem>/separated_vocals.wav`` and ``refined_vocals.wav`` (float WAV at the song's
@@ -372,8 +465,14 @@ def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separa
     t0 = time.perf_counter()
     mixture, sr = load_audio(song_path, min_duration_s=MIN_SONG_S)
     t1 = time.perf_counter()
-    log.info("%s: %.1f s, %d Hz, %d ch; separating with %s", song_path.name, mixture.shape[0] / sr, sr,
-             mixture.shape[1], separator.name)
+    log.info(
+        "%s: %.1f s, %d Hz, %d ch; separating with %s",
+        song_path.name,
+        mixture.shape[0] / sr,
+        sr,
+        mixture.shape[1],
+        separator.name,
+    )
     try:
         vocals = separator.separate(mixture, sr)["vocals"]
     except InputError as exc:
@@ -388,17 +487,38 @@ def refine_song(song_path: str | os.PathLike, model: ResidualDDSPDecoder, separa
     save_audio(song_dir / SEPARATED_NAME, vocals, sr)
     save_audio(song_dir / REFINED_NAME, refined, sr)
     duration = mixture.shape[0] / sr
-    record = {"song": str(song_path), **settings, "sample_rate": sr, "channels": int(mixture.shape[1]),
-              "n_samples": int(mixture.shape[0]), "duration_s": duration,
-              "timings_s": {"load": t1 - t0, "separate": t2 - t1, "refine": t3 - t2,
-                            "write": time.perf_counter() - t3},
-              "refine_real_time_factor": (t3 - t2) / duration,
-              "provenance": getattr(model, "provenance", None)}   # what the checkpoint was trained on
+    record = {
+        "song": str(song_path),
+        **settings,
+        "sample_rate": sr,
+        "channels": int(mixture.shape[1]),
+        "n_samples": int(mixture.shape[0]),
+        "duration_s": duration,
+        "timings_s": {"load": t1 - t0, "separate": t2 - t1, "refine": t3 - t2, "write": time.perf_counter() - t3},
+        "refine_real_time_factor": (t3 - t2) / duration,
+        "provenance": getattr(model, "provenance", None),
+    }  # what the checkpoint was trained on
     write_json_atomic(song_dir / RECORD_NAME, record)
     log.info("%s: wrote %s (refinement %.2fx real time)", song_path.name, song_dir, record["refine_real_time_factor"])
     return {**record, "skipped": False}
 
 
-__all__ = ["refine_vocals", "refine_song", "refine_window", "plan_windows", "crossfade_weights", "time_quantum",
-           "window_step", "frame_controls", "check_window_args", "song_output_dir", "Window", "CONTEXT_S",
-           "SEPARATED_NAME", "REFINED_NAME", "RECORD_NAME", "noise_stream", "NOISE_BLOCK"]
+__all__ = [
+    "refine_vocals",
+    "refine_song",
+    "refine_window",
+    "plan_windows",
+    "crossfade_weights",
+    "time_quantum",
+    "window_step",
+    "frame_controls",
+    "check_window_args",
+    "song_output_dir",
+    "Window",
+    "CONTEXT_S",
+    "SEPARATED_NAME",
+    "REFINED_NAME",
+    "RECORD_NAME",
+    "noise_stream",
+    "NOISE_BLOCK",
+]

@@ -75,9 +75,14 @@ def track_dir(stems_dir: str | os.PathLike, separator_name: str, track_name: str
 def _manifest_key(separator: SeparatorLike, checksum: str, sample_rate: int) -> dict:
     import demucs
 
-    return {"separator": separator.name, "weights_signature": separator.signature,
-            "parameters": json.loads(json.dumps(separator.params, default=str)), "demucs_version": demucs.__version__,
-            "input_sha1": checksum, "sample_rate": sample_rate}
+    return {
+        "separator": separator.name,
+        "weights_signature": separator.signature,
+        "parameters": json.loads(json.dumps(separator.params, default=str)),
+        "demucs_version": demucs.__version__,
+        "input_sha1": checksum,
+        "sample_rate": sample_rate,
+    }
 
 
 def is_done(folder: Path, key: dict) -> bool:
@@ -91,8 +96,14 @@ def is_done(folder: Path, key: dict) -> bool:
     return all((folder / f"{stem}.wav").is_file() for stem in manifest.get("stems", ()))
 
 
-def separate_tracks(tracks: Iterable[TrackLike], separator: SeparatorLike, stems_dir: str | os.PathLike,
-                    num_shards: int = 1, shard_index: int = 0, progress: bool = True) -> list[SeparationFailure]:
+def separate_tracks(
+    tracks: Iterable[TrackLike],
+    separator: SeparatorLike,
+    stems_dir: str | os.PathLike,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    progress: bool = True,
+) -> list[SeparationFailure]:
     """Separate each track (of this shard) into ``stems_dir/<separator.name>/<track.name>/``.
 
     Writes ``vocals.wav`` and ``accompaniment.wav`` (float32, the mixture's rate and channels; the
@@ -115,8 +126,10 @@ def separate_tracks(tracks: Iterable[TrackLike], separator: SeparatorLike, stems
             if mixture.ndim != 2 or mixture.shape[0] == 0:
                 raise InputError(f"mixture must be (n_samples, n_channels) with samples, got shape {mixture.shape}")
             if mixture.shape[0] < MIN_DURATION_S * sample_rate:
-                raise InputError(f"{getattr(track, 'mixture_path', name)}: too short ({mixture.shape[0] / sample_rate:.2f} s; "
-                                 f"separation needs at least {MIN_DURATION_S:g} s)")
+                raise InputError(
+                    f"{getattr(track, 'mixture_path', name)}: too short ({mixture.shape[0] / sample_rate:.2f} s; "
+                    f"separation needs at least {MIN_DURATION_S:g} s)"
+                )
             key = _manifest_key(separator, mixture_checksum(mixture), sample_rate)
             if is_done(folder, key):
                 skipped += 1
@@ -128,14 +141,28 @@ def separate_tracks(tracks: Iterable[TrackLike], separator: SeparatorLike, stems
             (folder / MANIFEST).unlink(missing_ok=True)  # a half-redone folder never looks done
             save_audio(folder / "vocals.wav", vocals, sample_rate)
             save_audio(folder / "accompaniment.wav", accompaniment, sample_rate)
-            write_json_atomic(folder / MANIFEST, {
-                **key, "track": name, "stems": list(STEMS), "n_samples": int(mixture.shape[0]),
-                "n_channels": int(mixture.shape[1]), "ddsp_demucs_version": __version__})
+            write_json_atomic(
+                folder / MANIFEST,
+                {
+                    **key,
+                    "track": name,
+                    "stems": list(STEMS),
+                    "n_samples": int(mixture.shape[0]),
+                    "n_channels": int(mixture.shape[1]),
+                    "ddsp_demucs_version": __version__,
+                },
+            )
             done += 1
         except (DDSPDemucsError, ValueError, OSError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             failures.append(SeparationFailure(name, reason))
             log.error("skipped track %s: %s", name, reason)
-    log.info("separation with %s: %d separated, %d already done, %d failed (stems in %s)", separator.name, done,
-             skipped, len(failures), Path(stems_dir) / separator.name)
+    log.info(
+        "separation with %s: %d separated, %d already done, %d failed (stems in %s)",
+        separator.name,
+        done,
+        skipped,
+        len(failures),
+        Path(stems_dir) / separator.name,
+    )
     return failures

@@ -58,12 +58,20 @@ VOICED_THRESHOLD = 0.1  # voiced where the source gate is at least this fraction
 # Vowel formant targets (Hz) F1..F5, after Peterson & Barney (1952) averages; F4/F5 typical values.
 _VOWELS = {
     "male": {
-        "a": (730, 1090, 2440, 3400, 4400), "e": (530, 1840, 2480, 3500, 4500), "i": (270, 2290, 3010, 3600, 4600),
-        "o": (570, 840, 2410, 3300, 4300), "u": (300, 870, 2240, 3300, 4300), "ae": (660, 1720, 2410, 3400, 4400),
+        "a": (730, 1090, 2440, 3400, 4400),
+        "e": (530, 1840, 2480, 3500, 4500),
+        "i": (270, 2290, 3010, 3600, 4600),
+        "o": (570, 840, 2410, 3300, 4300),
+        "u": (300, 870, 2240, 3300, 4300),
+        "ae": (660, 1720, 2410, 3400, 4400),
     },
     "female": {
-        "a": (850, 1220, 2810, 4000, 4900), "e": (610, 2330, 2990, 4100, 5000), "i": (310, 2790, 3310, 4200, 5100),
-        "o": (590, 920, 2710, 3900, 4800), "u": (370, 950, 2670, 3900, 4800), "ae": (860, 2050, 2850, 4000, 4900),
+        "a": (850, 1220, 2810, 4000, 4900),
+        "e": (610, 2330, 2990, 4100, 5000),
+        "i": (310, 2790, 3310, 4200, 5100),
+        "o": (590, 920, 2710, 3900, 4800),
+        "u": (370, 950, 2670, 3900, 4800),
+        "ae": (860, 2050, 2850, 4000, 4900),
     },
 }
 _BANDWIDTHS = np.array([80.0, 100.0, 140.0, 220.0, 300.0])
@@ -255,7 +263,9 @@ def _compose(rng: np.random.Generator, duration_s: float) -> dict:
     vib_rate = rng.uniform(5.2, 6.2)
     while b * beat < duration_s:
         dur = float(rng.choice([0.5, 1.0, 1.0, 1.5, 2.0, 3.0], p=[0.25, 0.3, 0.15, 0.1, 0.15, 0.05]))
-        step = int(rng.choice([-3, -2, -1, 0, 1, 2, 3, 4, -4], p=[0.05, 0.15, 0.25, 0.1, 0.25, 0.1, 0.05, 0.025, 0.025]))
+        step = int(
+            rng.choice([-3, -2, -1, 0, 1, 2, 3, 4, -4], p=[0.05, 0.15, 0.25, 0.1, 0.25, 0.1, 0.05, 0.025, 0.025])
+        )
         idx = int(np.clip(pitches.index(current) + step, 0, len(pitches) - 1))
         if abs(pitches[idx] - centre) > 8:  # drift back toward the centre of the range
             idx = int(np.clip(idx - np.sign(pitches[idx] - centre) * 2, 0, len(pitches) - 1))
@@ -270,16 +280,36 @@ def _compose(rng: np.random.Generator, duration_s: float) -> dict:
         rest = float(rng.choice([1.0, 1.5, 2.0])) if end_phrase else float(rng.choice([0.0, 0.5], p=[0.85, 0.15]))
         consonant = rng.choice(["fricative", "plosive", "none"], p=[0.3, 0.25, 0.45])
         depth = float(rng.uniform(15.0, 45.0)) * (1.0 if dur * beat > 0.35 else 0.3)
-        notes.append(dict(onset_beat=b, dur_beats=dur, midi=current, rest_after=rest,
-                          vowel=str(rng.choice(vowel_pool)), consonant=None if consonant == "none" else str(consonant),
-                          vibrato_rate_hz=float(vib_rate + rng.uniform(-0.2, 0.2)), vibrato_depth_cents=depth,
-                          legato=float(rng.uniform(0.8, 0.95))))
+        notes.append(
+            dict(
+                onset_beat=b,
+                dur_beats=dur,
+                midi=current,
+                rest_after=rest,
+                vowel=str(rng.choice(vowel_pool)),
+                consonant=None if consonant == "none" else str(consonant),
+                vibrato_rate_hz=float(vib_rate + rng.uniform(-0.2, 0.2)),
+                vibrato_depth_cents=depth,
+                legato=float(rng.uniform(0.8, 0.95)),
+            )
+        )
         b += dur + rest
         if end_phrase:
             in_phrase, phrase_len = 0, int(rng.integers(4, 9))
-    return dict(mode=mode, tonic=tonic, tempo=tempo, beat=beat, voice=voice, centre=centre,
-                progression=progression, beats_per_chord=beats_per_chord, chords=chords, notes=notes,
-                scale=scale, n_beats=n_beats)
+    return dict(
+        mode=mode,
+        tonic=tonic,
+        tempo=tempo,
+        beat=beat,
+        voice=voice,
+        centre=centre,
+        progression=progression,
+        beats_per_chord=beats_per_chord,
+        chords=chords,
+        notes=notes,
+        scale=scale,
+        n_beats=n_beats,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the voice
@@ -300,9 +330,18 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
             if nxt is not None and nxt["consonant"] is not None and nd["rest_after"] == 0.0:
                 offset = min(offset, full_end - 0.12)  # room for the next consonant
         offset = min(max(offset, onset + 0.08), n / sr)
-        notes.append(Note(onset_s=round(onset, 6), offset_s=round(offset, 6), midi=nd["midi"],
-                          vowel=nd["vowel"], consonant=nd["consonant"], vibrato_rate_hz=nd["vibrato_rate_hz"],
-                          vibrato_depth_cents=nd["vibrato_depth_cents"], legato_next=bool(legato)))
+        notes.append(
+            Note(
+                onset_s=round(onset, 6),
+                offset_s=round(offset, 6),
+                midi=nd["midi"],
+                vowel=nd["vowel"],
+                consonant=nd["consonant"],
+                vibrato_rate_hz=nd["vibrato_rate_hz"],
+                vibrato_depth_cents=nd["vibrato_depth_cents"],
+                legato_next=bool(legato),
+            )
+        )
     notes = [nt for nt in notes if nt.onset_s * sr < n - int(0.1 * sr)]
 
     # --- F0: step pitch (each gap takes the next note's pitch), intonation offsets, portamento
@@ -363,8 +402,8 @@ def _voice(rng: np.random.Generator, score: dict, n: int, sr: int):
     n_harm = max(1, int(0.45 * sr / f0_max))
     tilt = rng.uniform(-0.3, 0.2)
     k = np.arange(1, n_harm + 1)
-    lax = _wavetable(rosenberg_harmonics(0.45, 0.25, n_harm) * k ** -tilt)
-    pressed = _wavetable(rosenberg_harmonics(0.38, 0.12, n_harm) * k ** -tilt)
+    lax = _wavetable(rosenberg_harmonics(0.45, 0.25, n_harm) * k**-tilt)
+    pressed = _wavetable(rosenberg_harmonics(0.38, 0.12, n_harm) * k**-tilt)
     phase = np.cumsum(f0) / sr
     src = (1.0 - effort) * _read_table(lax, phase) + effort * _read_table(pressed, phase)
     amp = gate * level * shimmer
@@ -433,8 +472,9 @@ def _drums(rng: np.random.Generator, score: dict, n: int, sr: int) -> np.ndarray
     kick = np.sin(2 * np.pi * np.cumsum(kick_f) / sr) * np.exp(-tk / rng.uniform(0.15, 0.3))
     kick[: int(0.002 * sr)] += 0.3 * rng.standard_normal(int(0.002 * sr))
     ts = np.arange(int(0.3 * sr)) / sr
-    snare = (0.5 * np.sin(2 * np.pi * rng.uniform(170, 230) * ts) * np.exp(-ts / 0.06)
-             + 0.6 * _bandpass_noise(rng, len(ts), 1200, 9000, sr) * np.exp(-ts / rng.uniform(0.08, 0.15)))
+    snare = 0.5 * np.sin(2 * np.pi * rng.uniform(170, 230) * ts) * np.exp(-ts / 0.06) + 0.6 * _bandpass_noise(
+        rng, len(ts), 1200, 9000, sr
+    ) * np.exp(-ts / rng.uniform(0.08, 0.15))
     th = np.arange(int(0.35 * sr)) / sr
     hat_noise = _bandpass_noise(rng, len(th), 7000, 16000, sr)
     hat_closed = 0.35 * hat_noise * np.exp(-th / rng.uniform(0.02, 0.04))
@@ -469,12 +509,15 @@ def _bass(rng: np.random.Generator, score: dict, n: int, sr: int) -> np.ndarray:
     k = np.arange(1, n_h + 1)
     table = _wavetable((k ** -rng.uniform(1.2, 2.0)) * np.exp(-1j * np.pi / 2 * (k % 2)))
     out = np.zeros(n)
-    pattern = [(0.0, 1.0, 0), (1.0, 1.0, 0), (2.0, 1.0, 0), (3.0, 1.0, 0)] if rng.random() < 0.5 else \
-        [(0.0, 1.5, 0), (1.5, 0.5, 0), (2.0, 1.5, 7), (3.5, 0.5, 12)]
+    pattern = (
+        [(0.0, 1.0, 0), (1.0, 1.0, 0), (2.0, 1.0, 0), (3.0, 1.0, 0)]
+        if rng.random() < 0.5
+        else [(0.0, 1.5, 0), (1.5, 0.5, 0), (2.0, 1.5, 7), (3.5, 0.5, 12)]
+    )
     tau = rng.uniform(0.3, 0.7)
     for start_beat, degree in score["chords"]:
         root = 28 + (tonic + scale[degree]) % 12  # E1 .. D#2
-        for bar_off in (range(0, score["beats_per_chord"], 4) if score["beats_per_chord"] >= 4 else (0,)):
+        for bar_off in range(0, score["beats_per_chord"], 4) if score["beats_per_chord"] >= 4 else (0,):
             for off, dur, interval in pattern:
                 if off + bar_off >= score["beats_per_chord"]:
                     continue
@@ -503,8 +546,11 @@ def _chords(rng: np.random.Generator, score: dict, n: int, sr: int) -> np.ndarra
             continue
         length = min(int(chord_len * sr), n - s)
         tt = np.arange(length) / sr
-        env = (_ramp(int(rng.uniform(0.1, 0.35) * sr), length, int(0.15 * sr)) if pad
-               else np.exp(-tt / rng.uniform(0.6, 1.2)) * _ramp(int(0.005 * sr), length, int(0.05 * sr)))
+        env = (
+            _ramp(int(rng.uniform(0.1, 0.35) * sr), length, int(0.15 * sr))
+            if pad
+            else np.exp(-tt / rng.uniform(0.6, 1.2)) * _ramp(int(0.005 * sr), length, int(0.05 * sr))
+        )
         degrees = (0, 2, 4, 6) if seventh else (0, 2, 4)
         for j, d in enumerate(degrees):
             pc = (tonic + scale[(degree + d) % 7]) % 12
@@ -533,7 +579,9 @@ def _room(rng: np.random.Generator, x: np.ndarray, sr: int, wet_db: float) -> np
 
 
 # ------------------------------------------------------------------------------------------------- public
-def generate_song(seed: int, duration_s: float = 20.0, sample_rate: int = 44100, frame_rate: int = 250) -> SyntheticSong:
+def generate_song(
+    seed: int, duration_s: float = 20.0, sample_rate: int = 44100, frame_rate: int = 250
+) -> SyntheticSong:
     """Generate one song, a pure function of ``seed`` (and the other arguments).
 
     ``duration_s`` > 0 seconds; ``frame_rate`` (Hz) of the F0 grid must divide ``sample_rate`` evenly in time
@@ -550,10 +598,18 @@ def generate_song(seed: int, duration_s: float = 20.0, sample_rate: int = 44100,
     score = _compose(rng, duration_s)
     vocal, f0, gate, notes = _voice(rng, score, n, sample_rate)
     vocal_st = _room(rng, _pan(vocal, rng.uniform(-0.1, 0.1)), sample_rate, rng.uniform(-20.0, -12.0))
-    stems64 = {"drums": _drums(rng, score, n, sample_rate), "bass": _bass(rng, score, n, sample_rate),
-               "other": _chords(rng, score, n, sample_rate), "vocals": vocal_st}
-    levels_db = {"drums": rng.uniform(-11.0, -5.0), "bass": rng.uniform(-11.0, -6.0),
-                 "other": rng.uniform(-13.0, -7.0), "vocals": rng.uniform(-9.0, -3.0)}
+    stems64 = {
+        "drums": _drums(rng, score, n, sample_rate),
+        "bass": _bass(rng, score, n, sample_rate),
+        "other": _chords(rng, score, n, sample_rate),
+        "vocals": vocal_st,
+    }
+    levels_db = {
+        "drums": rng.uniform(-11.0, -5.0),
+        "bass": rng.uniform(-11.0, -6.0),
+        "other": rng.uniform(-13.0, -7.0),
+        "vocals": rng.uniform(-9.0, -3.0),
+    }
     for name, x in stems64.items():
         rms = _rms(x)
         stems64[name] = x * (10 ** (levels_db[name] / 20) / rms if rms > 0 else 0.0)
@@ -565,14 +621,31 @@ def generate_song(seed: int, duration_s: float = 20.0, sample_rate: int = 44100,
     n_frames = n * frame_rate // sample_rate
     idx = np.minimum(np.round(np.arange(n_frames) * sample_rate / frame_rate).astype(np.int64), n - 1)
     f0_frames = np.where(gate[idx] >= VOICED_THRESHOLD, f0[idx], 0.0)
-    info = dict(seed=seed, duration_s=float(duration_s), sample_rate=sample_rate, frame_rate=frame_rate,
-                tempo_bpm=score["tempo"], key=f"{_KEY_NAMES[score['tonic']]} {score['mode']}", voice=score["voice"],
-                progression=[int(d) for d in score["progression"]], vowels=sorted({nt.vowel for nt in notes}),
-                levels_db={k: round(float(v), 2) for k, v in levels_db.items()}, n_notes=len(notes),
-                voiced_fraction=float(np.mean(f0_frames > 0)) if n_frames else 0.0,
-                generator_version=GENERATOR_VERSION)
-    return SyntheticSong(seed=seed, sample_rate=sample_rate, frame_rate=frame_rate, stems=stems, mixture=mixture,
-                         f0_hz=f0_frames, notes=notes, info=info)
+    info = dict(
+        seed=seed,
+        duration_s=float(duration_s),
+        sample_rate=sample_rate,
+        frame_rate=frame_rate,
+        tempo_bpm=score["tempo"],
+        key=f"{_KEY_NAMES[score['tonic']]} {score['mode']}",
+        voice=score["voice"],
+        progression=[int(d) for d in score["progression"]],
+        vowels=sorted({nt.vowel for nt in notes}),
+        levels_db={k: round(float(v), 2) for k, v in levels_db.items()},
+        n_notes=len(notes),
+        voiced_fraction=float(np.mean(f0_frames > 0)) if n_frames else 0.0,
+        generator_version=GENERATOR_VERSION,
+    )
+    return SyntheticSong(
+        seed=seed,
+        sample_rate=sample_rate,
+        frame_rate=frame_rate,
+        stems=stems,
+        mixture=mixture,
+        f0_hz=f0_frames,
+        notes=notes,
+        info=info,
+    )
 
 
 def write_song(song: SyntheticSong, track_dir: str | os.PathLike) -> Path:
@@ -593,9 +666,18 @@ def track_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint32)[0])
 
 
-def write_corpus(out_dir: str | os.PathLike, n_train: int, n_test: int, duration_s: float = 20.0, seed: int = 0,
-                 *, n_valid: int = 0, sample_rate: int = 44100, frame_rate: int = 250,
-                 progress: bool = False) -> dict:
+def write_corpus(
+    out_dir: str | os.PathLike,
+    n_train: int,
+    n_test: int,
+    duration_s: float = 20.0,
+    seed: int = 0,
+    *,
+    n_valid: int = 0,
+    sample_rate: int = 44100,
+    frame_rate: int = 250,
+    progress: bool = False,
+) -> dict:
     """Write ``n_train + n_test`` songs in the MUSDB18-HQ layout under ``out_dir`` and ``out_dir/manifest.json``.
 
     Tracks are named ``synth_0000``, ``synth_0001``... (train first, then test). The last ``n_valid`` training
@@ -617,8 +699,13 @@ def write_corpus(out_dir: str | os.PathLike, n_train: int, n_test: int, duration
         name = f"synth_{index:04d}"
         song_seed = track_seed(seed, index)
         folder = out / subset / name
-        wanted = dict(seed=song_seed, duration_s=float(duration_s), sample_rate=sample_rate, frame_rate=frame_rate,
-                      generator_version=GENERATOR_VERSION)
+        wanted = dict(
+            seed=song_seed,
+            duration_s=float(duration_s),
+            sample_rate=sample_rate,
+            frame_rate=frame_rate,
+            generator_version=GENERATOR_VERSION,
+        )
         info = _read_track_info(folder)
         if info is None or any(info.get(k) != v for k, v in wanted.items()):
             song = generate_song(song_seed, duration_s, sample_rate, frame_rate)
@@ -628,11 +715,21 @@ def write_corpus(out_dir: str | os.PathLike, n_train: int, n_test: int, duration
             log.debug("%s: already generated, skipped", folder)
         tracks.append({"name": name, "subset": subset, **{k: info[k] for k in ("seed", "tempo_bpm", "key", "voice")}})
     train_names = [t["name"] for t in tracks if t["subset"] == "train"]
-    manifest = dict(kind="synthetic", seed=int(seed), n_train=n_train, n_test=n_test, duration_s=float(duration_s),
-                    sample_rate=sample_rate, frame_rate=frame_rate, generator_version=GENERATOR_VERSION,
-                    validation_tracks=train_names[len(train_names) - n_valid :] if n_valid else [],
-                    stems=list(STEM_NAMES), mixture="drums + bass + other + vocals (float32, in this order)",
-                    f0="f0.csv: time_s,f0_hz at frame_rate, 0 = unvoiced", tracks=tracks)
+    manifest = dict(
+        kind="synthetic",
+        seed=int(seed),
+        n_train=n_train,
+        n_test=n_test,
+        duration_s=float(duration_s),
+        sample_rate=sample_rate,
+        frame_rate=frame_rate,
+        generator_version=GENERATOR_VERSION,
+        validation_tracks=train_names[len(train_names) - n_valid :] if n_valid else [],
+        stems=list(STEM_NAMES),
+        mixture="drums + bass + other + vocals (float32, in this order)",
+        f0="f0.csv: time_s,f0_hz at frame_rate, 0 = unvoiced",
+        tracks=tracks,
+    )
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import functools
 import importlib
 import math
 import os
@@ -112,14 +113,23 @@ class LossTerms(torch.nn.Module):
     def __init__(self, config: LossConfig, sample_rate: int):
         super().__init__()
         self.config = config
-        self.weights = {"stft": 1.0, "si_sdr": config.si_sdr_weight, "mel": config.mel_weight,
-                        "no_harm": config.no_harm_weight}
-        self.stft = MultiResolutionSTFTLoss(fft_sizes=tuple(config.fft_sizes), overlap=config.overlap,
-                                            mag_weight=config.mag_weight, logmag_weight=config.logmag_weight)
+        self.weights = {
+            "stft": 1.0,
+            "si_sdr": config.si_sdr_weight,
+            "mel": config.mel_weight,
+            "no_harm": config.no_harm_weight,
+        }
+        self.stft = MultiResolutionSTFTLoss(
+            fft_sizes=tuple(config.fft_sizes),
+            overlap=config.overlap,
+            mag_weight=config.mag_weight,
+            logmag_weight=config.logmag_weight,
+        )
         self.mel = MelLoss(sample_rate, config.n_mels) if config.mel_weight else None
 
-    def forward(self, estimate: torch.Tensor, target: torch.Tensor,
-                separated: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, estimate: torch.Tensor, target: torch.Tensor, separated: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         estimate, target = estimate.float(), target.float()
         terms = {"stft": self.stft(estimate, target)}
         if self.weights["si_sdr"] or self.weights["no_harm"]:
@@ -158,20 +168,23 @@ class ResumableSampler(Sampler[int]):
     consumed x ``batch_size``) and runs to the end of that pass; ``__len__`` is a full pass.
     """
 
-    def __init__(self, n_items: int, batch_size: int, seed: int, position: Callable[[], int],
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, n_items: int, batch_size: int, seed: int, position: Callable[[], int], rank: int = 0, world_size: int = 1
+    ):
         self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
         self.position, self.rank, self.world_size = position, rank, world_size
         self.per_pass = (n_items // world_size) // batch_size * batch_size
         if self.per_pass == 0:
-            raise DDSPDemucsError(f"training dataset has {n_items} examples: too few for batch size {batch_size} "
-                                  f"on {world_size} device(s)")
+            raise DDSPDemucsError(
+                f"training dataset has {n_items} examples: too few for batch size {batch_size} "
+                f"on {world_size} device(s)"
+            )
 
     def order(self, pass_index: int) -> list[int]:
         """This rank's items of pass ``pass_index``."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_index)
         perm = torch.randperm(self.n_items, generator=g).tolist()
-        return perm[self.rank::self.world_size][: self.per_pass]
+        return perm[self.rank :: self.world_size][: self.per_pass]
 
     def __iter__(self) -> Iterator[int]:
         pass_index, offset = divmod(self.position(), self.per_pass)
@@ -187,8 +200,12 @@ def collate(items: list[dict]) -> dict:
     for key in items[0]:
         values = [item[key] for item in items]
         if key in AUDIO_KEYS or isinstance(values[0], (torch.Tensor, np.ndarray)):
-            out[key] = torch.stack([torch.as_tensor(np.asarray(v) if isinstance(v, np.ndarray) else v,
-                                                    dtype=torch.float32) for v in values])
+            out[key] = torch.stack(
+                [
+                    torch.as_tensor(np.asarray(v) if isinstance(v, np.ndarray) else v, dtype=torch.float32)
+                    for v in values
+                ]
+            )
         else:
             out[key] = values
     return out
@@ -211,9 +228,15 @@ class _LastCheckpoint(ModelCheckpoint):
             trainer.save_checkpoint(os.path.join(self.dirpath, "last.ckpt"))
 
 
-def create_callbacks(checkpoint_dir: str | os.PathLike, log_dir: str | os.PathLike | None = None, *,
-                     monitor: str = "val/loss", patience: int = 10, every_n_train_steps: int = 0,
-                     early_stopping: bool = True) -> list:
+def create_callbacks(
+    checkpoint_dir: str | os.PathLike,
+    log_dir: str | os.PathLike | None = None,
+    *,
+    monitor: str = "val/loss",
+    patience: int = 10,
+    every_n_train_steps: int = 0,
+    early_stopping: bool = True,
+) -> list:
     """Callbacks and loggers for :meth:`DDSPTrainer.fit`.
 
     ``checkpoint_dir/best.ckpt`` (lowest ``monitor``) and ``checkpoint_dir/last.ckpt`` (each validation,
@@ -223,17 +246,32 @@ def create_callbacks(checkpoint_dir: str | os.PathLike, log_dir: str | os.PathLi
     """
     checkpoint_dir = Path(checkpoint_dir)
     items: list = [
-        ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
-                        enable_version_counter=False, auto_insert_metric_name=False),
-        _LastCheckpoint(dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
-                        every_n_train_steps=every_n_train_steps or None, enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            filename="best",
+            monitor=monitor,
+            mode="min",
+            save_top_k=1,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
+        _LastCheckpoint(
+            dirpath=checkpoint_dir,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_train_steps=every_n_train_steps or None,
+            enable_version_counter=False,
+        ),
         LearningRateMonitor(logging_interval="step"),
     ]
     if early_stopping:
         items.append(EarlyStopping(monitor=monitor, mode="min", patience=patience, check_finite=False))
     if log_dir is not None:
-        items += [TensorBoardLogger(str(log_dir), name="tensorboard", version=""),
-                  ResumableCSVLogger(str(log_dir), name="csv", version="")]
+        items += [
+            TensorBoardLogger(str(log_dir), name="tensorboard", version=""),
+            ResumableCSVLogger(str(log_dir), name="csv", version=""),
+        ]
     return items
 
 
@@ -277,10 +315,10 @@ def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.dev
     module_name, _, class_name = meta["model_class"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     model = cls(**meta["model_args"])
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     model.config = meta.get("config")
-    model.provenance = meta.get("provenance", {})   # see ddsp_demucs.provenance ({} for older checkpoints)
+    model.provenance = meta.get("provenance", {})  # see ddsp_demucs.provenance ({} for older checkpoints)
     return model.eval()
 
 
@@ -312,13 +350,13 @@ class DDSPTrainer(L.LightningModule):
         self.losses = LossTerms(self.config.loss, sample_rate)
         self.automatic_optimization = False
         self._optimizer_spec: Any = None
-        self.batches_consumed = 0     # batches drawn from the training stream (incl. skipped steps)
+        self.batches_consumed = 0  # batches drawn from the training stream (incl. skipped steps)
         self.nonfinite_steps = 0
-        self._finite_loss = torch.tensor(True)      # this step's loss was finite (set in training_step)
-        self._grad_norm = torch.tensor(0.0)         # this step's gradient norm and verdict (on_before_optimizer_step)
+        self._finite_loss = torch.tensor(True)  # this step's loss was finite (set in training_step)
+        self._grad_norm = torch.tensor(0.0)  # this step's gradient norm and verdict (on_before_optimizer_step)
         self._step_ok, self._scaler_overflow = True, False
         self._logged_audio_at = -1
-        self.provenance: dict | None = None   # set by fit() from the training dataset (ddsp_demucs.provenance)
+        self.provenance: dict | None = None  # set by fit() from the training dataset (ddsp_demucs.provenance)
 
     @property
     def tcfg(self) -> TrainingConfig:
@@ -352,8 +390,9 @@ class DDSPTrainer(L.LightningModule):
             opt = spec(self.model.parameters())
         else:
             raise ValueError(f"optimizer must be None, a torch optimizer, a factory or a config, got {spec!r}")
-        schedule = lambda step: warmup_cosine(step, warmup_steps=tc.warmup_steps,  # noqa: E731
-                                              max_steps=tc.max_steps, min_ratio=tc.min_lr_ratio)
+        schedule = functools.partial(
+            warmup_cosine, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps, min_ratio=tc.min_lr_ratio
+        )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -375,8 +414,10 @@ class DDSPTrainer(L.LightningModule):
         # compute on a sanitised copy, then skip the update on every rank.
         finite_inputs = torch.tensor(all(bool(torch.isfinite(batch[k]).all()) for k in AUDIO_KEYS if k in batch))
         if not finite_inputs:
-            batch = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in AUDIO_KEYS else v
-                     for k, v in batch.items()}
+            batch = {
+                k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in AUDIO_KEYS else v
+                for k, v in batch.items()
+            }
         out = self(batch, generator=self._noise_generator(index))
         audio = out["audio"]
         finite_out = torch.isfinite(audio.detach()).all()
@@ -387,23 +428,32 @@ class DDSPTrainer(L.LightningModule):
         self._finite_loss = torch.isfinite(loss.detach()) & finite_out & finite_inputs.to(loss.device)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(torch.where(self._finite_loss, loss, torch.zeros_like(loss)))
-        opt.step()      # a gradient scaler unscales here, then on_before_optimizer_step clips and checks
+        opt.step()  # a gradient scaler unscales here, then on_before_optimizer_step clips and checks
         grad_norm, ok = self._grad_norm, self._step_ok
         if ok:
             sched.step()
         elif self._scaler_overflow:
-            log.info("gradient scaler overflow at batch %d: step skipped, scale lowered to %g", index,
-                     self._grad_scaler().get_scale())
+            log.info(
+                "gradient scaler overflow at batch %d: step skipped, scale lowered to %g",
+                index,
+                self._grad_scaler().get_scale(),
+            )
         else:
             self.nonfinite_steps += 1
-            log.warning("skipped a non-finite training step at batch %d (loss %s, grad norm %s); %d of %d allowed",
-                        index, float(loss.detach()), float(grad_norm), self.nonfinite_steps,
-                        self.tcfg.max_nonfinite_steps)
+            log.warning(
+                "skipped a non-finite training step at batch %d (loss %s, grad norm %s); %d of %d allowed",
+                index,
+                float(loss.detach()),
+                float(grad_norm),
+                self.nonfinite_steps,
+                self.tcfg.max_nonfinite_steps,
+            )
             if self.nonfinite_steps > self.tcfg.max_nonfinite_steps:
                 raise TrainingDiverged(
                     f"training stopped: {self.nonfinite_steps} steps had a non-finite loss or gradient (limit "
                     f"training.max_nonfinite_steps={self.tcfg.max_nonfinite_steps}); lower training.learning_rate, "
-                    "check the data for NaN/Inf, or use precision 32")
+                    "check the data for NaN/Inf, or use precision 32"
+                )
         bs = batch["input_audio"].shape[0]
         self.log("train/loss", loss.detach().float(), prog_bar=True, batch_size=bs)
         for name, value in terms.items():
@@ -462,22 +512,34 @@ class DDSPTrainer(L.LightningModule):
         sr = int(getattr(self.model, "sample_rate", self.config.data.train_sr))
         n = min(self.tcfg.n_audio_examples, batch["input_audio"].shape[0])
         for i in range(n):
-            signals = {"input": batch["input_audio"][i], "output": out["audio"][i].float(),
-                       "target": batch["target_audio"][i]}
+            signals = {
+                "input": batch["input_audio"][i],
+                "output": out["audio"][i].float(),
+                "target": batch["target_audio"][i],
+            }
             fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
             for ax, (name, x) in zip(axes, signals.items()):
                 x = x.detach().cpu()
                 spec = torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
-                ax.imshow(20 * torch.log10(spec + 1e-6).numpy(), origin="lower", aspect="auto", vmin=-80,
-                          extent=(0, x.shape[-1] / sr, 0, sr / 2000))
+                ax.imshow(
+                    20 * torch.log10(spec + 1e-6).numpy(),
+                    origin="lower",
+                    aspect="auto",
+                    vmin=-80,
+                    extent=(0, x.shape[-1] / sr, 0, sr / 2000),
+                )
                 ax.set_ylabel(f"{name}\nkHz")
             axes[-1].set_xlabel("s")
             fig.tight_layout()
             for exp in experiments:
                 for name, x in signals.items():
                     peak = float(x.abs().max().clamp_min(1e-9))
-                    exp.add_audio(f"example{i}/{name}", (x.detach().cpu() / max(peak, 1.0)).unsqueeze(0),
-                                  self.global_step, sample_rate=sr)
+                    exp.add_audio(
+                        f"example{i}/{name}",
+                        (x.detach().cpu() / max(peak, 1.0)).unsqueeze(0),
+                        self.global_step,
+                        sample_rate=sr,
+                    )
                 exp.add_figure(f"example{i}/spectrograms", fig, self.global_step)
             plt.close(fig)
 
@@ -503,21 +565,47 @@ class DDSPTrainer(L.LightningModule):
     # ------------------------------------------------------------------------------------------- data
     def _train_loader(self, dataset: Dataset) -> DataLoader:
         tc = self.tcfg
-        sampler = ResumableSampler(len(dataset), tc.batch_size, tc.seed, lambda: self.batches_consumed * tc.batch_size,
-                                   rank=self.global_rank, world_size=self.trainer.world_size)
-        return DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
-                          num_workers=tc.num_workers, persistent_workers=False)
+        sampler = ResumableSampler(
+            len(dataset),
+            tc.batch_size,
+            tc.seed,
+            lambda: self.batches_consumed * tc.batch_size,
+            rank=self.global_rank,
+            world_size=self.trainer.world_size,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=tc.batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=tc.num_workers,
+            persistent_workers=False,
+        )
 
     def _val_loader(self, dataset: Dataset) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.tcfg.batch_size, shuffle=False, collate_fn=collate,
-                          num_workers=self.tcfg.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=self.tcfg.batch_size,
+            shuffle=False,
+            collate_fn=collate,
+            num_workers=self.tcfg.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._train_loader(self._train_dataset)
 
-    def fit(self, train_dataset: Dataset, validation_data: Dataset | None = None, epochs: int | None = None,
-            callbacks: list | None = None, *, max_steps: int | None = None, ckpt_path: str | None = None,
-            default_root_dir: str | os.PathLike | None = None, **trainer_kwargs: Any) -> L.Trainer:
+    def fit(
+        self,
+        train_dataset: Dataset,
+        validation_data: Dataset | None = None,
+        epochs: int | None = None,
+        callbacks: list | None = None,
+        *,
+        max_steps: int | None = None,
+        ckpt_path: str | None = None,
+        default_root_dir: str | os.PathLike | None = None,
+        **trainer_kwargs: Any,
+    ) -> L.Trainer:
         """Train with a ``lightning.Trainer`` built from the ``training`` config.
 
         Args:
@@ -530,10 +618,13 @@ class DDSPTrainer(L.LightningModule):
         Returns the ``lightning.Trainer`` (``trainer.callback_metrics`` holds the last metrics).
         """
         for name, ds in (("train_dataset", train_dataset), ("validation_data", validation_data)):
-            if ds is not None and (isinstance(ds, DataLoader) or not hasattr(ds, "__getitem__")
-                                   or not hasattr(ds, "__len__")):
-                raise ValueError(f"{name} must be a map-style torch Dataset of example dicts (got "
-                                 f"{type(ds).__name__}); the trainer builds its own resumable loader")
+            if ds is not None and (
+                isinstance(ds, DataLoader) or not hasattr(ds, "__getitem__") or not hasattr(ds, "__len__")
+            ):
+                raise ValueError(
+                    f"{name} must be a map-style torch Dataset of example dicts (got "
+                    f"{type(ds).__name__}); the trainer builds its own resumable loader"
+                )
         tc = self.tcfg
         if max_steps is not None:
             self.compile(max_steps=max_steps)
@@ -543,19 +634,32 @@ class DDSPTrainer(L.LightningModule):
         if not loggers:  # Lightning refuses a learning-rate monitor without a logger
             cbs = [c for c in cbs if not isinstance(c, LearningRateMonitor)]
         if validation_data is None:  # nothing to monitor: no early stopping, no best checkpoint
-            cbs = [c for c in cbs if not isinstance(c, EarlyStopping)
-                   and not (isinstance(c, ModelCheckpoint) and c.monitor is not None)]
+            cbs = [
+                c
+                for c in cbs
+                if not isinstance(c, EarlyStopping) and not (isinstance(c, ModelCheckpoint) and c.monitor is not None)
+            ]
         precision = tc.precision if tc.precision != "32" else (_DEFAULT_PRECISION or "32")
         if precision == "16-mixed" and not torch.cuda.is_available():
             raise DDSPDemucsError("precision 16-mixed needs a GPU; use bf16-mixed on CPU")
         kwargs = dict(
-            max_steps=self.tcfg.max_steps, max_epochs=epochs if epochs is not None else tc.epochs,
-            accelerator=tc.accelerator, devices=tc.devices, strategy=tc.strategy, precision=precision,
-            callbacks=cbs, logger=loggers or False, log_every_n_steps=tc.log_every_steps,
+            max_steps=self.tcfg.max_steps,
+            max_epochs=epochs if epochs is not None else tc.epochs,
+            accelerator=tc.accelerator,
+            devices=tc.devices,
+            strategy=tc.strategy,
+            precision=precision,
+            callbacks=cbs,
+            logger=loggers or False,
+            log_every_n_steps=tc.log_every_steps,
             val_check_interval=tc.val_every_steps if validation_data is not None else None,
-            check_val_every_n_epoch=None, limit_val_batches=tc.limit_val_batches if validation_data else 0,
-            num_sanity_val_steps=0, use_distributed_sampler=False, enable_model_summary=False,
-            plugins=[AtomicCheckpointIO()], default_root_dir=str(default_root_dir) if default_root_dir else None,
+            check_val_every_n_epoch=None,
+            limit_val_batches=tc.limit_val_batches if validation_data else 0,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            enable_model_summary=False,
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(default_root_dir) if default_root_dir else None,
             enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in cbs),
         )
         kwargs.update(trainer_kwargs)
@@ -579,9 +683,16 @@ def _forward_params(model: torch.nn.Module) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------- high level
-def train_from_config(config: Config, train_dataset: Dataset, val_dataset: Dataset | None,
-                      out_dir: str | os.PathLike, resume: bool = True, *, extra_callbacks: list | None = None,
-                      **fit_kwargs: Any) -> dict:
+def train_from_config(
+    config: Config,
+    train_dataset: Dataset,
+    val_dataset: Dataset | None,
+    out_dir: str | os.PathLike,
+    resume: bool = True,
+    *,
+    extra_callbacks: list | None = None,
+    **fit_kwargs: Any,
+) -> dict:
     """Train a model from a typed config into ``out_dir``; resume from ``out_dir/checkpoints/last.ckpt`` if
     ``resume`` and it exists. ``extra_callbacks`` are added to :func:`create_callbacks`' list; ``fit_kwargs``
     go to :meth:`DDSPTrainer.fit`.
@@ -602,11 +713,21 @@ def train_from_config(config: Config, train_dataset: Dataset, val_dataset: Datas
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     module = DDSPTrainer(config=config)
-    callbacks = create_callbacks(ckpt_dir, out_dir / "logs", patience=tc.early_stopping_patience,
-                                 every_n_train_steps=tc.checkpoint_every_steps,
-                                 early_stopping=val_dataset is not None) + list(extra_callbacks or [])
-    trainer = module.fit(train_dataset, validation_data=val_dataset, callbacks=callbacks, ckpt_path=ckpt_path,
-                         default_root_dir=out_dir, **fit_kwargs)
+    callbacks = create_callbacks(
+        ckpt_dir,
+        out_dir / "logs",
+        patience=tc.early_stopping_patience,
+        every_n_train_steps=tc.checkpoint_every_steps,
+        early_stopping=val_dataset is not None,
+    ) + list(extra_callbacks or [])
+    trainer = module.fit(
+        train_dataset,
+        validation_data=val_dataset,
+        callbacks=callbacks,
+        ckpt_path=ckpt_path,
+        default_root_dir=out_dir,
+        **fit_kwargs,
+    )
     best = ckpt_dir / "best.ckpt"
     return {
         "best_checkpoint": str(best) if best.is_file() else (str(last) if last.is_file() else None),
@@ -616,6 +737,17 @@ def train_from_config(config: Config, train_dataset: Dataset, val_dataset: Datas
     }
 
 
-__all__ = ["DDSPTrainer", "create_callbacks", "setup_training_environment", "load_model", "train_from_config",
-           "LossTerms", "MelLoss", "ResumableSampler", "TrainingDiverged", "warmup_cosine", "collate",
-           "ResidualDDSPDecoder"]
+__all__ = [
+    "DDSPTrainer",
+    "create_callbacks",
+    "setup_training_environment",
+    "load_model",
+    "train_from_config",
+    "LossTerms",
+    "MelLoss",
+    "ResumableSampler",
+    "TrainingDiverged",
+    "warmup_cosine",
+    "collate",
+    "ResidualDDSPDecoder",
+]

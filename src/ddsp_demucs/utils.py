@@ -59,7 +59,7 @@ def sweep_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     host, removed = socket.gethostname(), []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}.*.tmp*"):
-        pid = tmp.name[len(f".{path.name}.{host}."):].split(".", 1)[0]
+        pid = tmp.name[len(f".{path.name}.{host}.") :].split(".", 1)[0]
         if not pid.isdigit() or _process_alive(int(pid)):
             continue
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
@@ -233,8 +233,10 @@ def from_dict(cls: type, data: dict, where: str = "config"):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
-              for name, value in data.items()}
+    kwargs = {
+        name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
+        for name, value in data.items()
+    }
     return cls(**kwargs)
 
 

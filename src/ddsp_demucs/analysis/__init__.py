@@ -4,13 +4,38 @@ output stability (:mod:`~ddsp_demucs.analysis.stability`), and the perturbations
 
 from ddsp_demucs.analysis.f0_noise import f0_accuracy, f0_noise_analysis, perturb_controls, write_f0_noise_outputs
 from ddsp_demucs.analysis.perturb import add_noise, apply_gain, flip_voicing, jitter_cents, octave_errors, shift
-from ddsp_demucs.analysis.stability import (SPIKE_FACTOR, SPIKE_MIN_HISTORY, SPIKE_WINDOW, StepRecorder, loss_spikes,
-                                            output_stability, run_name, stability_analysis, train_run,
-                                            write_output_stability_outputs)
+from ddsp_demucs.analysis.stability import (
+    SPIKE_FACTOR,
+    SPIKE_MIN_HISTORY,
+    SPIKE_WINDOW,
+    StepRecorder,
+    loss_spikes,
+    output_stability,
+    run_name,
+    stability_analysis,
+    train_run,
+    write_output_stability_outputs,
+)
 
 __all__ = [
-    "f0_accuracy", "f0_noise_analysis", "perturb_controls", "write_f0_noise_outputs",
-    "add_noise", "apply_gain", "flip_voicing", "jitter_cents", "octave_errors", "shift",
-    "SPIKE_FACTOR", "SPIKE_MIN_HISTORY", "SPIKE_WINDOW", "StepRecorder", "loss_spikes", "output_stability",
-    "run_name", "stability_analysis", "train_run", "write_output_stability_outputs",
+    "f0_accuracy",
+    "f0_noise_analysis",
+    "perturb_controls",
+    "write_f0_noise_outputs",
+    "add_noise",
+    "apply_gain",
+    "flip_voicing",
+    "jitter_cents",
+    "octave_errors",
+    "shift",
+    "SPIKE_FACTOR",
+    "SPIKE_MIN_HISTORY",
+    "SPIKE_WINDOW",
+    "StepRecorder",
+    "loss_spikes",
+    "output_stability",
+    "run_name",
+    "stability_analysis",
+    "train_run",
+    "write_output_stability_outputs",
 ]

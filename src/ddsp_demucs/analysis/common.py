@@ -36,7 +36,7 @@ def batches(dataset, indices: Sequence[int], batch_size: int) -> Iterator[tuple[
     """``(indices of the batch, collated batch)`` over ``indices`` in order; ``batch["track"]`` is always there
     (the item index as a string for items without a track name)."""
     for start in range(0, len(indices), batch_size):
-        chunk = list(indices[start:start + batch_size])
+        chunk = list(indices[start : start + batch_size])
         batch = collate([dataset[i] for i in chunk])
         batch.setdefault("track", [str(i) for i in chunk])
         yield chunk, batch
@@ -48,8 +48,10 @@ def check_rates(model: torch.nn.Module, dataset) -> tuple[int, int]:
     for name, model_value in (("sample_rate", sr), ("frame_rate", fr)):
         value = getattr(dataset, name, None)
         if value is not None and int(value) != model_value:
-            raise DDSPDemucsError(f"the dataset's {name} is {value} but the model's is {model_value}: use a dataset "
-                                  "built for this checkpoint")
+            raise DDSPDemucsError(
+                f"the dataset's {name} is {value} but the model's is {model_value}: use a dataset "
+                "built for this checkpoint"
+            )
     return sr, fr
 
 
@@ -59,8 +61,10 @@ MODEL_NOISE, F0_PERTURBATION, AUDIO_NOISE = 1, 2, 3
 
 def example_seed(*keys: int) -> int:
     """A 63-bit seed derived from integer keys (e.g. seed, condition, example index)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32).view(np.uint64)[0]
-               >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32).view(np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
 def run_model(model: torch.nn.Module, batch: dict, seed: int) -> torch.Tensor:
@@ -85,8 +89,12 @@ class MRSTFTDistance:
 
     def __call__(self, estimate: torch.Tensor, target: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            return np.array([float(self.loss(estimate[i:i + 1].float(), target[i:i + 1].float()))
-                             for i in range(estimate.shape[0])])
+            return np.array(
+                [
+                    float(self.loss(estimate[i : i + 1].float(), target[i : i + 1].float()))
+                    for i in range(estimate.shape[0])
+                ]
+            )
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -95,9 +103,14 @@ def stats(values: Iterable[float], prefix: str, which: Sequence[str] = ("median"
     median, mean, std (sample, NaN below 2 values), min, max, p95."""
     x = np.asarray([v for v in values if v is not None], dtype=np.float64)
     x = x[np.isfinite(x)]
-    funcs = {"median": np.median, "mean": np.mean, "min": np.min, "max": np.max,
-             "std": lambda a: np.std(a, ddof=1) if a.size > 1 else math.nan,
-             "p95": lambda a: np.percentile(a, 95)}
+    funcs = {
+        "median": np.median,
+        "mean": np.mean,
+        "min": np.min,
+        "max": np.max,
+        "std": lambda a: np.std(a, ddof=1) if a.size > 1 else math.nan,
+        "p95": lambda a: np.percentile(a, 95),
+    }
     return {f"{prefix}_{w}": float(funcs[w](x)) if x.size else math.nan for w in which}
 
 

@@ -33,21 +33,51 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddsp_demucs.analysis.common import (F0_PERTURBATION, MODEL_NOISE, MRSTFTDistance, batches, check_rates,
-                                         example_seed, markdown_table, pyplot, run_model, save_figure,
-                                         select_indices, stats, write_csv, write_json, write_markdown)
+from ddsp_demucs.analysis.common import (
+    F0_PERTURBATION,
+    MODEL_NOISE,
+    MRSTFTDistance,
+    batches,
+    check_rates,
+    example_seed,
+    markdown_table,
+    pyplot,
+    run_model,
+    save_figure,
+    select_indices,
+    stats,
+    write_csv,
+    write_json,
+    write_markdown,
+)
 from ddsp_demucs.analysis.perturb import flip_voicing, jitter_cents, octave_errors
 from ddsp_demucs.metrics import f0_metrics, si_sdr
 from ddsp_demucs.utils import get_logger
 
 log = get_logger("analysis.f0_noise")
 
-F0_METRICS = ("raw_pitch_accuracy", "raw_chroma_accuracy", "octave_error_rate", "voicing_recall",
-              "voicing_false_alarm", "median_cents_error")
+F0_METRICS = (
+    "raw_pitch_accuracy",
+    "raw_chroma_accuracy",
+    "octave_error_rate",
+    "voicing_recall",
+    "voicing_false_alarm",
+    "median_cents_error",
+)
 FAMILIES = ("jitter", "octave", "voicing")
 UNITS = {"jitter": "cents (std)", "octave": "fraction of voiced frames", "voicing": "fraction of frames"}
-TABLE_COLUMNS = ("family", "level", "n", "si_sdr_median", "si_sdr_mean", "delta_si_sdr_median",
-                 "delta_si_sdr_mean", "improvement_median", "mrstft_median", "mrstft_mean")
+TABLE_COLUMNS = (
+    "family",
+    "level",
+    "n",
+    "si_sdr_median",
+    "si_sdr_mean",
+    "delta_si_sdr_median",
+    "delta_si_sdr_mean",
+    "improvement_median",
+    "mrstft_median",
+    "mrstft_mean",
+)
 
 __all__ = ["f0_accuracy", "f0_noise_analysis", "perturb_controls", "write_f0_noise_outputs", "FAMILIES"]
 
@@ -76,8 +106,15 @@ def _feature_settings(model, f0_method: str | None, voicing_threshold: float | N
     return settings(model, f0_method, voicing_threshold)
 
 
-def f0_accuracy(model: torch.nn.Module, dataset, *, n_examples: int | None = None, f0_method: str | None = None,
-                voicing_threshold: float | None = None, progress: bool = True) -> dict:
+def f0_accuracy(
+    model: torch.nn.Module,
+    dataset,
+    *,
+    n_examples: int | None = None,
+    f0_method: str | None = None,
+    voicing_threshold: float | None = None,
+    progress: bool = True,
+) -> dict:
     """F0 of the separated vocal against F0 of the clean vocal, both from
     :func:`~ddsp_demucs.features.extract_f0` at the model's rates (method and voicing threshold: the arguments,
     else the checkpoint's ``features`` config).
@@ -100,20 +137,36 @@ def f0_accuracy(model: torch.nn.Module, dataset, *, n_examples: int | None = Non
             tracked[key], _ = extract_f0(audio, sr, frame_rate=fr, method=method, voicing_threshold=threshold)
         ref, est = tracked["target_audio"], tracked["input_audio"]
         metrics = f0_metrics(ref, est)
-        rows.append({"index": i, "track": item.get("track", str(i)), "start_s": float(item.get("start_s", 0.0)),
-                     "n_voiced_clean": int((ref > 0).sum()), "n_voiced_separated": int((est > 0).sum()),
-                     **{k: float(metrics[k]) for k in F0_METRICS}})
+        rows.append(
+            {
+                "index": i,
+                "track": item.get("track", str(i)),
+                "start_s": float(item.get("start_s", 0.0)),
+                "n_voiced_clean": int((ref > 0).sum()),
+                "n_voiced_separated": int((est > 0).sum()),
+                **{k: float(metrics[k]) for k in F0_METRICS},
+            }
+        )
     summary: dict = {"n": len(rows)}
     for k in F0_METRICS:
         summary.update(stats((r[k] for r in rows), k))
     return {"method": method or DEFAULT_METHOD, "voicing_threshold": threshold, "examples": rows, "summary": summary}
 
 
-def f0_noise_analysis(model: torch.nn.Module, dataset, *, cents_jitter: Sequence[float] = (0, 10, 25, 50, 100),
-                      octave_error_rates: Sequence[float] = (0, 0.01, 0.05, 0.10),
-                      voicing_flip_rates: Sequence[float] = (0, 0.05, 0.10), n_examples: int | None = None,
-                      seed: int = 0, batch_size: int = 8, f0_accuracy_part: bool = True,
-                      f0_method: str | None = None, progress: bool = True) -> dict:
+def f0_noise_analysis(
+    model: torch.nn.Module,
+    dataset,
+    *,
+    cents_jitter: Sequence[float] = (0, 10, 25, 50, 100),
+    octave_error_rates: Sequence[float] = (0, 0.01, 0.05, 0.10),
+    voicing_flip_rates: Sequence[float] = (0, 0.05, 0.10),
+    n_examples: int | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    f0_accuracy_part: bool = True,
+    f0_method: str | None = None,
+    progress: bool = True,
+) -> dict:
     """Both parts of the F0-noise analysis (see the module docstring) on ``dataset`` (items with ``input_audio``,
     ``target_audio`` ``(n_samples,)`` and frame controls, at the model's rates).
 
@@ -130,24 +183,37 @@ def f0_noise_analysis(model: torch.nn.Module, dataset, *, cents_jitter: Sequence
     """
     check_rates(model, dataset)
     model.eval()
-    levels = {"jitter": [float(v) for v in cents_jitter], "octave": [float(v) for v in octave_error_rates],
-              "voicing": [float(v) for v in voicing_flip_rates]}
+    levels = {
+        "jitter": [float(v) for v in cents_jitter],
+        "octave": [float(v) for v in octave_error_rates],
+        "voicing": [float(v) for v in voicing_flip_rates],
+    }
     conditions = [(f, lv) for f in FAMILIES for lv in levels[f]]
     indices = select_indices(len(dataset), n_examples)
     mrstft = MRSTFTDistance()
     examples: list[dict] = []
     n_batches = math.ceil(len(indices) / batch_size)
-    for b, (chunk, batch) in enumerate(tqdm(batches(dataset, indices, batch_size), total=n_batches,
-                                            desc="F0 perturbations", disable=not progress)):
+    for b, (chunk, batch) in enumerate(
+        tqdm(batches(dataset, indices, batch_size), total=n_batches, desc="F0 perturbations", disable=not progress)
+    ):
         target, inp = batch["target_audio"], batch["input_audio"]
         noise_seed = example_seed(seed, MODEL_NOISE, b)
         reference = run_model(model, batch, noise_seed)
         ref_sdr, in_sdr = si_sdr(reference, target).numpy(), si_sdr(inp, target).numpy()
         in_mrstft = mrstft(inp, target)
         for j, i in enumerate(chunk):
-            examples.append({"index": i, "track": batch["track"][j], "family": "baseline",
-                             "level": math.nan, "si_sdr": float(in_sdr[j]), "mrstft": float(in_mrstft[j]),
-                             "delta_si_sdr": math.nan, "improvement": 0.0})
+            examples.append(
+                {
+                    "index": i,
+                    "track": batch["track"][j],
+                    "family": "baseline",
+                    "level": math.nan,
+                    "si_sdr": float(in_sdr[j]),
+                    "mrstft": float(in_mrstft[j]),
+                    "delta_si_sdr": math.nan,
+                    "improvement": 0.0,
+                }
+            )
         for family, level in conditions:
             key = (seed, F0_PERTURBATION, FAMILIES.index(family), int(round(level * 1e6)))
             gens = [torch.Generator().manual_seed(example_seed(*key, i)) for i in chunk]
@@ -155,15 +221,32 @@ def f0_noise_analysis(model: torch.nn.Module, dataset, *, cents_jitter: Sequence
             sdr = si_sdr(audio, target).numpy()
             dist = mrstft(audio, target)
             for j, i in enumerate(chunk):
-                examples.append({"index": i, "track": batch["track"][j], "family": family,
-                                 "level": level, "si_sdr": float(sdr[j]), "mrstft": float(dist[j]),
-                                 "delta_si_sdr": float(sdr[j] - ref_sdr[j]), "improvement": float(sdr[j] - in_sdr[j])})
+                examples.append(
+                    {
+                        "index": i,
+                        "track": batch["track"][j],
+                        "family": family,
+                        "level": level,
+                        "si_sdr": float(sdr[j]),
+                        "mrstft": float(dist[j]),
+                        "delta_si_sdr": float(sdr[j] - ref_sdr[j]),
+                        "improvement": float(sdr[j] - in_sdr[j]),
+                    }
+                )
     table = [_table_row(examples, "baseline", math.nan)] + [_table_row(examples, f, lv) for f, lv in conditions]
-    settings = {"cents_jitter": levels["jitter"], "octave_error_rates": levels["octave"],
-                "voicing_flip_rates": levels["voicing"], "n_examples": len(indices), "seed": seed,
-                "composition": getattr(model, "composition", None)}
-    accuracy = (f0_accuracy(model, dataset, n_examples=n_examples, f0_method=f0_method, progress=progress)
-                if f0_accuracy_part else None)
+    settings = {
+        "cents_jitter": levels["jitter"],
+        "octave_error_rates": levels["octave"],
+        "voicing_flip_rates": levels["voicing"],
+        "n_examples": len(indices),
+        "seed": seed,
+        "composition": getattr(model, "composition", None),
+    }
+    accuracy = (
+        f0_accuracy(model, dataset, n_examples=n_examples, f0_method=f0_method, progress=progress)
+        if f0_accuracy_part
+        else None
+    )
     return {"settings": settings, "table": table, "examples": examples, "f0_accuracy": accuracy}
 
 
@@ -193,8 +276,12 @@ def plot_f0_noise(result: dict, path: str | os.PathLike) -> None:
                 q = np.array([np.nanpercentile(v, [25, 50, 75]) for v in values])
                 ax.fill_between(levels, q[:, 0], q[:, 2], alpha=0.25, label="refined, IQR")
                 ax.plot(levels, q[:, 1], "o-", label="refined, median")
-            ax.axhline(float(np.nanmedian([e[key] for e in baseline])), color="k", ls="--",
-                       label="separated (unrefined), median")
+            ax.axhline(
+                float(np.nanmedian([e[key] for e in baseline])),
+                color="k",
+                ls="--",
+                label="separated (unrefined), median",
+            )
             ax.set_xlabel(f"{family}: {UNITS[family]}")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
@@ -209,32 +296,52 @@ def write_f0_noise_outputs(result: dict, out_dir: str | os.PathLike, *, extra_se
     ``out_dir``; returns the JSON path. ``extra_settings`` (e.g. checkpoint, data) are recorded in the JSON."""
     out_dir = Path(out_dir)
     write_csv(out_dir / "f0_noise.csv", result["table"], TABLE_COLUMNS)
-    write_csv(out_dir / "f0_noise_examples.csv", result["examples"],
-              ("index", "track", "family", "level", "si_sdr", "delta_si_sdr", "improvement", "mrstft"))
-    sections = [("Refined output vs F0 perturbation",
-                 "SI-SDR / MR-STFT of the refined output against the clean vocal; `delta_si_sdr`: paired change "
-                 "from the unperturbed refined output; `improvement`: paired change from the separated input. "
-                 "`baseline` is the separated vocal, unrefined. Levels: jitter in cents (std), octave as a "
-                 "fraction of voiced frames, voicing as a fraction of frames.\n\n"
-                 + markdown_table(result["table"], TABLE_COLUMNS))]
+    write_csv(
+        out_dir / "f0_noise_examples.csv",
+        result["examples"],
+        ("index", "track", "family", "level", "si_sdr", "delta_si_sdr", "improvement", "mrstft"),
+    )
+    sections = [
+        (
+            "Refined output vs F0 perturbation",
+            "SI-SDR / MR-STFT of the refined output against the clean vocal; `delta_si_sdr`: paired change "
+            "from the unperturbed refined output; `improvement`: paired change from the separated input. "
+            "`baseline` is the separated vocal, unrefined. Levels: jitter in cents (std), octave as a "
+            "fraction of voiced frames, voicing as a fraction of frames.\n\n"
+            + markdown_table(result["table"], TABLE_COLUMNS),
+        )
+    ]
     accuracy = result.get("f0_accuracy")
     if accuracy is not None:
-        write_csv(out_dir / "f0_accuracy.csv", accuracy["examples"],
-                  ("index", "track", "start_s", "n_voiced_clean", "n_voiced_separated") + F0_METRICS)
-        rows = [{"metric": k, "median": accuracy["summary"][f"{k}_median"], "mean": accuracy["summary"][f"{k}_mean"]}
-                for k in F0_METRICS]
-        sections.insert(0, ("F0 on the separated vocal vs the clean vocal",
-                            f"Tracker `{accuracy['method']}`, voicing threshold {accuracy['voicing_threshold']}, "
-                            f"{accuracy['summary']['n']} examples; the clean vocal's F0 is the reference "
-                            "(50-cent tolerance; median cents over frames voiced in both).\n\n"
-                            + markdown_table(rows, ("metric", "median", "mean"), digits=3)))
+        write_csv(
+            out_dir / "f0_accuracy.csv",
+            accuracy["examples"],
+            ("index", "track", "start_s", "n_voiced_clean", "n_voiced_separated") + F0_METRICS,
+        )
+        rows = [
+            {"metric": k, "median": accuracy["summary"][f"{k}_median"], "mean": accuracy["summary"][f"{k}_mean"]}
+            for k in F0_METRICS
+        ]
+        sections.insert(
+            0,
+            (
+                "F0 on the separated vocal vs the clean vocal",
+                f"Tracker `{accuracy['method']}`, voicing threshold {accuracy['voicing_threshold']}, "
+                f"{accuracy['summary']['n']} examples; the clean vocal's F0 is the reference "
+                "(50-cent tolerance; median cents over frames voiced in both).\n\n"
+                + markdown_table(rows, ("metric", "median", "mean"), digits=3),
+            ),
+        )
     write_markdown(out_dir / "f0_noise.md", "F0-noise analysis", sections)
     plot_f0_noise(result, out_dir / "f0_noise.png")
-    summary = {"settings": {**result["settings"], **(extra_settings or {})}, "table": result["table"],
-               "f0_accuracy": accuracy["summary"] if accuracy else None,
-               "f0_method": accuracy["method"] if accuracy else None,
-               "files": ["f0_noise.csv", "f0_noise_examples.csv", "f0_noise.md", "f0_noise.png"]
-               + (["f0_accuracy.csv"] if accuracy else [])}
+    summary = {
+        "settings": {**result["settings"], **(extra_settings or {})},
+        "table": result["table"],
+        "f0_accuracy": accuracy["summary"] if accuracy else None,
+        "f0_method": accuracy["method"] if accuracy else None,
+        "files": ["f0_noise.csv", "f0_noise_examples.csv", "f0_noise.md", "f0_noise.png"]
+        + (["f0_accuracy.csv"] if accuracy else []),
+    }
     path = out_dir / "f0_noise.json"
     write_json(path, summary)
     return path

@@ -72,9 +72,16 @@ def _nearest_voiced(row: np.ndarray) -> np.ndarray:
     return row[np.where(take_before, voiced[before], voiced[after])]
 
 
-def flip_voicing(f0_hz: torch.Tensor, confidence: torch.Tensor, rate: float, *,
-                 generator: torch.Generator | None = None, low_confidence: float = 0.0,
-                 high_confidence: float = 1.0, fallback_hz: float = 220.0) -> tuple[torch.Tensor, torch.Tensor]:
+def flip_voicing(
+    f0_hz: torch.Tensor,
+    confidence: torch.Tensor,
+    rate: float,
+    *,
+    generator: torch.Generator | None = None,
+    low_confidence: float = 0.0,
+    high_confidence: float = 1.0,
+    fallback_hz: float = 220.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Voicing errors: in each row exactly ``round(rate * n_frames)`` frames, drawn uniformly without
     replacement, have their voicing flipped.
 

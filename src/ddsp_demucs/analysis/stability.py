@@ -19,12 +19,12 @@ trained with :func:`~ddsp_demucs.train.train_from_config` into ``out_dir/runs/<n
   the default MR-STFT loss is always positive). A factor of 2 is far outside the step-to-step scatter of a
   healthy run (a few percent once warm-up is over) and catches the jumps that precede divergence.
 
-A run whose ``run_summary.json`` records the same settings (resolved config, dataset sizes, spike rule) is
-skipped on re-run; otherwise it resumes from its ``last.ckpt`` (an interrupted run continues; a finished one
-with, say, more ``max_steps`` trains on, and with only a new spike rule it is re-evaluated without training). ``stability_runs.csv`` has a row per run,
-``stability_spread.csv`` the spread (mean, std, min, max) of the final metrics per (learning rate, precision)
-and over all runs; ``stability.md``, ``stability_loss.png`` (loss and gradient norm per step, spikes marked),
-``stability_final.png`` (final metrics per configuration) and ``stability.json``.
+A run whose ``run_summary.json`` records the same settings (resolved config, dataset sizes, spike rule) is skipped
+on re-run; otherwise it resumes from its ``last.ckpt`` (an interrupted run continues; a finished one with, say, more
+``max_steps`` trains on, and with only a new spike rule it is re-evaluated without training). ``stability_runs.csv``
+has a row per run, ``stability_spread.csv`` the spread (mean, std, min, max) of the final metrics per (learning
+rate, precision) and over all runs; ``stability.md``, ``stability_loss.png`` (loss and gradient norm per step,
+spikes marked), ``stability_final.png`` (final metrics per configuration) and ``stability.json``.
 
 Output stability (:func:`output_stability`): tiny changes to ``input_audio`` of each example (white noise at
 -60 dB relative to its RMS, a one-sample delay, a gain of -1 and +1 dB); ``loudness_db`` is recomputed from the
@@ -50,9 +50,23 @@ from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
 from ddsp_demucs import DDSPDemucsError
-from ddsp_demucs.analysis.common import (AUDIO_NOISE, MODEL_NOISE, batches, check_rates, example_seed, finite_or_none,
-                                         markdown_table, pyplot, run_model, save_figure, select_indices, stats,
-                                         write_csv, write_json, write_markdown)
+from ddsp_demucs.analysis.common import (
+    AUDIO_NOISE,
+    MODEL_NOISE,
+    batches,
+    check_rates,
+    example_seed,
+    finite_or_none,
+    markdown_table,
+    pyplot,
+    run_model,
+    save_figure,
+    select_indices,
+    stats,
+    write_csv,
+    write_json,
+    write_markdown,
+)
 from ddsp_demucs.analysis.perturb import add_noise, apply_gain, db_to_gain, shift
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.metrics import si_sdr
@@ -64,24 +78,75 @@ log = get_logger("analysis.stability")
 SPIKE_FACTOR = 2.0
 SPIKE_WINDOW = 50
 SPIKE_MIN_HISTORY = 10
-EDGE_STEPS = 10             # steps whose median is the loss / gradient norm at the start and at the end of a run
+EDGE_STEPS = 10  # steps whose median is the loss / gradient norm at the start and at the end of a run
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 SUMMARY_NAME = "run_summary.json"
 
-RUN_COLUMNS = ("name", "seed", "learning_rate", "precision", "steps", "diverged", "nonfinite_steps", "val_loss",
-               "val_si_sdr", "val_si_sdr_input", "val_si_sdr_improvement", "loss_start", "loss_end",
-               "grad_norm_median", "grad_norm_p95", "grad_norm_max", "grad_norm_end", "n_loss_spikes", "wall_s",
-               "divergence_reason")
-SPREAD_COLUMNS = ("config", "n_runs", "n_diverged", "val_loss_mean", "val_loss_std", "val_loss_min", "val_loss_max",
-                  "val_si_sdr_mean", "val_si_sdr_std", "val_si_sdr_min", "val_si_sdr_max",
-                  "val_si_sdr_improvement_mean", "grad_norm_p95_median", "n_loss_spikes_total")
-OUTPUT_COLUMNS = ("perturbation", "level", "n", "output_si_sdr_median", "output_si_sdr_min", "output_snr_median",
-                  "output_snr_min", "input_snr_median", "delta_si_sdr_median", "delta_si_sdr_mean",
-                  "delta_si_sdr_max_abs")
+RUN_COLUMNS = (
+    "name",
+    "seed",
+    "learning_rate",
+    "precision",
+    "steps",
+    "diverged",
+    "nonfinite_steps",
+    "val_loss",
+    "val_si_sdr",
+    "val_si_sdr_input",
+    "val_si_sdr_improvement",
+    "loss_start",
+    "loss_end",
+    "grad_norm_median",
+    "grad_norm_p95",
+    "grad_norm_max",
+    "grad_norm_end",
+    "n_loss_spikes",
+    "wall_s",
+    "divergence_reason",
+)
+SPREAD_COLUMNS = (
+    "config",
+    "n_runs",
+    "n_diverged",
+    "val_loss_mean",
+    "val_loss_std",
+    "val_loss_min",
+    "val_loss_max",
+    "val_si_sdr_mean",
+    "val_si_sdr_std",
+    "val_si_sdr_min",
+    "val_si_sdr_max",
+    "val_si_sdr_improvement_mean",
+    "grad_norm_p95_median",
+    "n_loss_spikes_total",
+)
+OUTPUT_COLUMNS = (
+    "perturbation",
+    "level",
+    "n",
+    "output_si_sdr_median",
+    "output_si_sdr_min",
+    "output_snr_median",
+    "output_snr_min",
+    "input_snr_median",
+    "delta_si_sdr_median",
+    "delta_si_sdr_mean",
+    "delta_si_sdr_max_abs",
+)
 OUTPUT_UNITS = {"noise": "dB re RMS", "shift": "samples", "gain": "dB"}
 
-__all__ = ["StepRecorder", "loss_spikes", "run_name", "train_run", "stability_analysis", "output_stability",
-           "write_output_stability_outputs", "SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY"]
+__all__ = [
+    "StepRecorder",
+    "loss_spikes",
+    "run_name",
+    "train_run",
+    "stability_analysis",
+    "output_stability",
+    "write_output_stability_outputs",
+    "SPIKE_FACTOR",
+    "SPIKE_WINDOW",
+    "SPIKE_MIN_HISTORY",
+]
 
 
 # ------------------------------------------------------------------------------------------- recording
@@ -100,31 +165,51 @@ class StepRecorder(Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         grad_norm = trainer.callback_metrics.get("train/grad_norm")
         nonfinite = int(getattr(pl_module, "nonfinite_steps", 0))
-        self.steps.append({"step": int(getattr(pl_module, "batches_consumed", trainer.global_step)),
-                           "loss": float(loss) if loss is not None else math.nan,
-                           "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
-                           "skipped": nonfinite > self._nonfinite_seen})
+        self.steps.append(
+            {
+                "step": int(getattr(pl_module, "batches_consumed", trainer.global_step)),
+                "loss": float(loss) if loss is not None else math.nan,
+                "grad_norm": float(grad_norm) if grad_norm is not None else math.nan,
+                "skipped": nonfinite > self._nonfinite_seen,
+            }
+        )
         self._nonfinite_seen = nonfinite
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # the step that stops training (TrainingDiverged) raises before its batch ends: record it as skipped
         nonfinite = int(getattr(pl_module, "nonfinite_steps", 0))
         if nonfinite > self._nonfinite_seen:
-            self.steps.append({"step": int(getattr(pl_module, "batches_consumed", trainer.global_step)),
-                               "loss": math.nan, "grad_norm": math.nan, "skipped": True})
+            self.steps.append(
+                {
+                    "step": int(getattr(pl_module, "batches_consumed", trainer.global_step)),
+                    "loss": math.nan,
+                    "grad_norm": math.nan,
+                    "skipped": True,
+                }
+            )
             self._nonfinite_seen = nonfinite
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        self.validations.append({"step": int(trainer.global_step),
-                                 **{name: float(metrics[key]) for name, key in
-                                    (("val_loss", "val/loss"), ("val_si_sdr", "val/si_sdr")) if key in metrics}})
+        self.validations.append(
+            {
+                "step": int(trainer.global_step),
+                **{
+                    name: float(metrics[key])
+                    for name, key in (("val_loss", "val/loss"), ("val_si_sdr", "val/si_sdr"))
+                    if key in metrics
+                },
+            }
+        )
 
     def state_dict(self) -> dict:
-        return {"steps": list(self.steps), "validations": list(self.validations),
-                "nonfinite_seen": self._nonfinite_seen}
+        return {
+            "steps": list(self.steps),
+            "validations": list(self.validations),
+            "nonfinite_seen": self._nonfinite_seen,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.steps = list(state_dict.get("steps", []))
@@ -132,8 +217,13 @@ class StepRecorder(Callback):
         self._nonfinite_seen = int(state_dict.get("nonfinite_seen", 0))
 
 
-def loss_spikes(losses: Sequence[float], *, factor: float = SPIKE_FACTOR, window: int = SPIKE_WINDOW,
-                min_history: int = SPIKE_MIN_HISTORY) -> list[int]:
+def loss_spikes(
+    losses: Sequence[float],
+    *,
+    factor: float = SPIKE_FACTOR,
+    window: int = SPIKE_WINDOW,
+    min_history: int = SPIKE_MIN_HISTORY,
+) -> list[int]:
     """Indices ``i`` with ``losses[i] > factor * median(finite losses among the previous window)``, where at
     least ``min_history`` previous finite losses exist and their median is positive. Non-finite losses are
     neither spikes nor history (they are counted as skipped steps)."""
@@ -143,7 +233,7 @@ def loss_spikes(losses: Sequence[float], *, factor: float = SPIKE_FACTOR, window
     for i in range(x.shape[0]):
         if not finite[i]:
             continue
-        history = x[max(0, i - window):i]
+        history = x[max(0, i - window) : i]
         history = history[np.isfinite(history)]
         if history.size >= min_history:
             median = float(np.median(history))
@@ -179,26 +269,43 @@ def evaluate_run(model: torch.nn.Module, dataset, config, *, batch_size: int = 8
                 sdr_v.append(math.nan)
                 continue
             with torch.no_grad():
-                loss_v.append(float(losses(audio[j:j + 1], target[j:j + 1])["total"]))
+                loss_v.append(float(losses(audio[j : j + 1], target[j : j + 1])["total"]))
             sdr_v.append(float(si_sdr(audio[j], target[j])))
     improvement = [s - i for s, i in zip(sdr_v, in_v)]
-    return {"val_loss": float(np.mean(loss_v)) if loss_v else math.nan,
-            "val_si_sdr": float(np.median(sdr_v)) if sdr_v else math.nan,
-            "val_si_sdr_input": float(np.median(in_v)) if in_v else math.nan,
-            "val_si_sdr_improvement": float(np.median(improvement)) if improvement else math.nan,
-            "n_nonfinite": n_bad}
+    return {
+        "val_loss": float(np.mean(loss_v)) if loss_v else math.nan,
+        "val_si_sdr": float(np.median(sdr_v)) if sdr_v else math.nan,
+        "val_si_sdr_input": float(np.median(in_v)) if in_v else math.nan,
+        "val_si_sdr_improvement": float(np.median(improvement)) if improvement else math.nan,
+        "n_nonfinite": n_bad,
+    }
 
 
-def train_run(config, train_ds, val_ds, run_dir: str | os.PathLike, *, name: str | None = None,
-              spike_factor: float = SPIKE_FACTOR, spike_window: int = SPIKE_WINDOW) -> dict:
+def train_run(
+    config,
+    train_ds,
+    val_ds,
+    run_dir: str | os.PathLike,
+    *,
+    name: str | None = None,
+    spike_factor: float = SPIKE_FACTOR,
+    spike_window: int = SPIKE_WINDOW,
+) -> dict:
     """Train one run into ``run_dir`` (skipped if ``run_dir/run_summary.json`` holds the same settings; resumed
     from ``last.ckpt`` if interrupted), evaluate its final model on ``val_ds``, and write ``steps.csv``
     (per-step loss, gradient norm, skipped) and ``run_summary.json``. Returns the summary (RUN_COLUMNS plus
     ``spike_steps``, ``validations``, ``last_checkpoint``, ``settings``, ``skipped_rerun``)."""
     run_dir = Path(run_dir)
     tc = config.training
-    settings = _jsonable({"config": config_to_dict(config), "n_train": len(train_ds), "n_val": len(val_ds),
-                          "spike_factor": spike_factor, "spike_window": spike_window})
+    settings = _jsonable(
+        {
+            "config": config_to_dict(config),
+            "n_train": len(train_ds),
+            "n_val": len(val_ds),
+            "spike_factor": spike_factor,
+            "spike_window": spike_window,
+        }
+    )
     summary_path = run_dir / SUMMARY_NAME
     if summary_path.is_file():
         try:
@@ -218,14 +325,21 @@ def train_run(config, train_ds, val_ds, run_dir: str | os.PathLike, *, name: str
         log.warning("%s diverged: %s", run_dir.name, exc)
     wall_s = time.perf_counter() - t0
     last = result["last_checkpoint"] if result else None
-    final = {"val_loss": math.nan, "val_si_sdr": math.nan, "val_si_sdr_input": math.nan,
-             "val_si_sdr_improvement": math.nan, "n_nonfinite": 0}
+    final = {
+        "val_loss": math.nan,
+        "val_si_sdr": math.nan,
+        "val_si_sdr_input": math.nan,
+        "val_si_sdr_improvement": math.nan,
+        "n_nonfinite": 0,
+    }
     if not diverged and last:
         final = evaluate_run(load_model(last), val_ds, config, batch_size=tc.batch_size)
         if final["n_nonfinite"] or not math.isfinite(final["val_loss"]):
             diverged = True
-            reason = (f"the final model gives non-finite validation outputs or loss "
-                      f"({final['n_nonfinite']} of {len(val_ds)} examples non-finite)")
+            reason = (
+                f"the final model gives non-finite validation outputs or loss "
+                f"({final['n_nonfinite']} of {len(val_ds)} examples non-finite)"
+            )
     steps = recorder.steps
     # skipped (non-finite) steps changed nothing: they are counted, not part of the loss / gradient statistics
     losses = [math.nan if s["skipped"] else s["loss"] for s in steps]
@@ -234,23 +348,42 @@ def train_run(config, train_ds, val_ds, run_dir: str | os.PathLike, *, name: str
     ends = _start_end(losses, "loss") | _start_end(grads, "grad_norm")
     if not diverged and ends["loss_end"] > spike_factor * ends["loss_start"]:
         diverged = True
-        reason = (f"the training loss blew up: {ends['loss_end']:.4g} at the end vs {ends['loss_start']:.4g} at the "
-                  f"start (medians of {EDGE_STEPS} steps; limit {spike_factor:g}x)")
+        reason = (
+            f"the training loss blew up: {ends['loss_end']:.4g} at the end vs {ends['loss_start']:.4g} at the "
+            f"start (medians of {EDGE_STEPS} steps; limit {spike_factor:g}x)"
+        )
     summary = {
-        "name": name or run_dir.name, "seed": tc.seed, "learning_rate": tc.learning_rate, "precision": tc.precision,
-        "steps": len(steps), "diverged": diverged, "divergence_reason": reason,
+        "name": name or run_dir.name,
+        "seed": tc.seed,
+        "learning_rate": tc.learning_rate,
+        "precision": tc.precision,
+        "steps": len(steps),
+        "diverged": diverged,
+        "divergence_reason": reason,
         "nonfinite_steps": int(sum(s["skipped"] for s in steps)),
         **{k: v for k, v in final.items() if k != "n_nonfinite"},
-        **stats(grads, "grad_norm", ("median", "p95", "max")), **ends,
-        "n_loss_spikes": len(spikes), "spike_steps": [steps[i]["step"] for i in spikes],
-        "spike_factor": spike_factor, "spike_window": spike_window,
-        "wall_s": wall_s, "validations": recorder.validations, "last_checkpoint": last, "settings": settings,
+        **stats(grads, "grad_norm", ("median", "p95", "max")),
+        **ends,
+        "n_loss_spikes": len(spikes),
+        "spike_steps": [steps[i]["step"] for i in spikes],
+        "spike_factor": spike_factor,
+        "spike_window": spike_window,
+        "wall_s": wall_s,
+        "validations": recorder.validations,
+        "last_checkpoint": last,
+        "settings": settings,
     }
     write_csv(run_dir / "steps.csv", steps, ("step", "loss", "grad_norm", "skipped"))
     write_json(summary_path, summary)
-    log.info("%s: %s after %d steps; val SI-SDR %.2f dB (input %.2f dB), val loss %.4f", summary["name"],
-             "DIVERGED" if diverged else "finished", len(steps), summary["val_si_sdr"], summary["val_si_sdr_input"],
-             summary["val_loss"])
+    log.info(
+        "%s: %s after %d steps; val SI-SDR %.2f dB (input %.2f dB), val loss %.4f",
+        summary["name"],
+        "DIVERGED" if diverged else "finished",
+        len(steps),
+        summary["val_si_sdr"],
+        summary["val_si_sdr_input"],
+        summary["val_loss"],
+    )
     return {**summary, "skipped_rerun": False}
 
 
@@ -269,8 +402,15 @@ def read_steps(run_dir: str | os.PathLike) -> list[dict]:
     import csv
 
     with open(Path(run_dir) / "steps.csv", newline="") as f:
-        return [{"step": int(r["step"]), "loss": float(r["loss"] or "nan"), "grad_norm": float(r["grad_norm"] or "nan"),
-                 "skipped": r["skipped"] == "True"} for r in csv.DictReader(f)]
+        return [
+            {
+                "step": int(r["step"]),
+                "loss": float(r["loss"] or "nan"),
+                "grad_norm": float(r["grad_norm"] or "nan"),
+                "skipped": r["skipped"] == "True",
+            }
+            for r in csv.DictReader(f)
+        ]
 
 
 def spread_table(runs: list[dict]) -> list[dict]:
@@ -284,8 +424,12 @@ def spread_table(runs: list[dict]) -> list[dict]:
     rows = []
     for config_name, group in groups.items():
         ok = [r for r in group if not r["diverged"]]
-        row = {"config": config_name, "n_runs": len(group), "n_diverged": len(group) - len(ok),
-               "n_loss_spikes_total": int(sum(r["n_loss_spikes"] for r in group))}
+        row = {
+            "config": config_name,
+            "n_runs": len(group),
+            "n_diverged": len(group) - len(ok),
+            "n_loss_spikes_total": int(sum(r["n_loss_spikes"] for r in group)),
+        }
         for key in ("val_loss", "val_si_sdr"):
             row.update(stats((r[key] for r in ok), key, ("mean", "std", "min", "max")))
         row.update(stats((r["val_si_sdr_improvement"] for r in ok), "val_si_sdr_improvement", ("mean",)))
@@ -294,11 +438,20 @@ def spread_table(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def stability_analysis(config, train_ds, val_ds, out_dir: str | os.PathLike, *, seeds: Sequence[int] = (0, 1, 2),
-                       learning_rates: Sequence[float] | None = None,
-                       precisions: Sequence[str] = ("32", "bf16-mixed"), max_steps: int | None = None,
-                       spike_factor: float = SPIKE_FACTOR, spike_window: int = SPIKE_WINDOW,
-                       progress: bool = True) -> dict:
+def stability_analysis(
+    config,
+    train_ds,
+    val_ds,
+    out_dir: str | os.PathLike,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    learning_rates: Sequence[float] | None = None,
+    precisions: Sequence[str] = ("32", "bf16-mixed"),
+    max_steps: int | None = None,
+    spike_factor: float = SPIKE_FACTOR,
+    spike_window: int = SPIKE_WINDOW,
+    progress: bool = True,
+) -> dict:
     """Train one run per (precision, learning rate, seed) of ``config`` on the same data and compare them (see the
     module docstring).
 
@@ -332,13 +485,29 @@ def stability_analysis(config, train_ds, val_ds, out_dir: str | os.PathLike, *, 
             cfg.training.max_steps = int(max_steps)
         name = run_name(seed, lr, precision)
         log.info("run %s (%d of %d)", name, len(runs) + 1, len(grid))
-        runs.append(train_run(cfg, train_ds, val_ds, out_dir / "runs" / name, name=name,
-                              spike_factor=spike_factor, spike_window=spike_window))
+        runs.append(
+            train_run(
+                cfg,
+                train_ds,
+                val_ds,
+                out_dir / "runs" / name,
+                name=name,
+                spike_factor=spike_factor,
+                spike_window=spike_window,
+            )
+        )
     spread = spread_table(runs)
-    settings = {"seeds": [int(s) for s in seeds], "learning_rates": learning_rates, "precisions": list(precisions),
-                "max_steps": max_steps if max_steps is not None else config.training.max_steps,
-                "spike_factor": spike_factor, "spike_window": spike_window, "spike_min_history": SPIKE_MIN_HISTORY,
-                "n_train": len(train_ds), "n_val": len(val_ds)}
+    settings = {
+        "seeds": [int(s) for s in seeds],
+        "learning_rates": learning_rates,
+        "precisions": list(precisions),
+        "max_steps": max_steps if max_steps is not None else config.training.max_steps,
+        "spike_factor": spike_factor,
+        "spike_window": spike_window,
+        "spike_min_history": SPIKE_MIN_HISTORY,
+        "n_train": len(train_ds),
+        "n_val": len(val_ds),
+    }
     result = {"settings": settings, "runs": runs, "spread": spread}
     _write_stability_outputs(result, out_dir)
     return result
@@ -350,22 +519,39 @@ def _write_stability_outputs(result: dict, out_dir: Path) -> None:
     write_csv(out_dir / "stability_spread.csv", spread, SPREAD_COLUMNS)
     s = result["settings"]
     diverged = [r["name"] for r in runs if r["diverged"]]
-    write_markdown(out_dir / "stability.md", "Training stability", [
-        ("Runs", f"{len(runs)} runs, {s['max_steps']} steps each, {s['n_train']} training and {s['n_val']} validation "
-                 "examples. Final metrics from the last checkpoint on the whole validation set (val_loss: the training "
-                 "objective, mean over the validation examples; SI-SDR: medians, dB). Loss spike: loss > "
-                 f"{s['spike_factor']:g} x the median of the previous {s['spike_window']} finite losses. "
-                 f"Diverged: {', '.join(diverged) if diverged else 'none'}.\n\n"
-                 + markdown_table(runs, [c for c in RUN_COLUMNS if c not in ("divergence_reason",)])),
-        ("Spread of the final metrics over seeds", markdown_table(spread, SPREAD_COLUMNS)),
-    ])
+    write_markdown(
+        out_dir / "stability.md",
+        "Training stability",
+        [
+            (
+                "Runs",
+                f"{len(runs)} runs, {s['max_steps']} steps each, {s['n_train']} training and {s['n_val']} validation "
+                "examples. Final metrics from the last checkpoint on the whole validation set (val_loss: the training "
+                "objective, mean over the validation examples; SI-SDR: medians, dB). Loss spike: loss > "
+                f"{s['spike_factor']:g} x the median of the previous {s['spike_window']} finite losses. "
+                f"Diverged: {', '.join(diverged) if diverged else 'none'}.\n\n"
+                + markdown_table(runs, [c for c in RUN_COLUMNS if c not in ("divergence_reason",)]),
+            ),
+            ("Spread of the final metrics over seeds", markdown_table(spread, SPREAD_COLUMNS)),
+        ],
+    )
     _plot_losses(runs, out_dir, out_dir / "stability_loss.png")
     _plot_final(runs, out_dir / "stability_final.png")
-    write_json(out_dir / "stability.json", {
-        "settings": s, "spread": spread,
-        "runs": [{k: v for k, v in r.items() if k not in ("settings", "validations")} for r in runs],
-        "files": ["stability_runs.csv", "stability_spread.csv", "stability.md", "stability_loss.png",
-                  "stability_final.png"]})
+    write_json(
+        out_dir / "stability.json",
+        {
+            "settings": s,
+            "spread": spread,
+            "runs": [{k: v for k, v in r.items() if k not in ("settings", "validations")} for r in runs],
+            "files": [
+                "stability_runs.csv",
+                "stability_spread.csv",
+                "stability.md",
+                "stability_loss.png",
+                "stability_final.png",
+            ],
+        },
+    )
 
 
 def _plot_losses(runs: list[dict], out_dir: Path, path: Path) -> None:
@@ -402,17 +588,25 @@ def _plot_final(runs: list[dict], path: Path) -> None:
     configs = sorted({(r["learning_rate"], r["precision"]) for r in runs})
     labels = [f"lr={lr:g}\n{p}" for lr, p in configs]
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 2.2 * len(configs) + 3), 4.2))
-    for ax, key, ylabel in ((axes[0], "val_si_sdr", "final val SI-SDR (dB, median)"),
-                            (axes[1], "val_loss", "final val loss (mean)")):
+    for ax, key, ylabel in (
+        (axes[0], "val_si_sdr", "final val SI-SDR (dB, median)"),
+        (axes[1], "val_loss", "final val loss (mean)"),
+    ):
         for x, cfg in enumerate(configs):
             group = [r for r in runs if (r["learning_rate"], r["precision"]) == cfg]
             ok = [r for r in group if not r["diverged"]]
             offsets = np.linspace(-0.15, 0.15, max(1, len(ok)))
-            ax.plot(x + offsets[:len(ok)], [r[key] for r in ok], "o", color="C0")
+            ax.plot(x + offsets[: len(ok)], [r[key] for r in ok], "o", color="C0")
             n_div = len(group) - len(ok)
             if n_div:
-                ax.annotate(f"{n_div} diverged", (x, 0.02), xycoords=("data", "axes fraction"), ha="center",
-                            color="red", fontsize=8)
+                ax.annotate(
+                    f"{n_div} diverged",
+                    (x, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    color="red",
+                    fontsize=8,
+                )
         if key == "val_si_sdr":
             inputs = [r["val_si_sdr_input"] for r in runs if math.isfinite(r["val_si_sdr_input"])]
             if inputs:
@@ -448,8 +642,9 @@ def _perturb_audio(x: torch.Tensor, kind: str, level: float, seeds: list[int]) -
     """``x (batch, n_samples)`` with one perturbation: ``noise`` at ``level`` dB re RMS (example ``i`` seeded
     with ``seeds[i]``), ``shift`` by ``level`` samples, or ``gain`` of ``level`` dB."""
     if kind == "noise":
-        return torch.stack([add_noise(x[j], level, generator=torch.Generator().manual_seed(s))
-                            for j, s in enumerate(seeds)])
+        return torch.stack(
+            [add_noise(x[j], level, generator=torch.Generator().manual_seed(s)) for j, s in enumerate(seeds)]
+        )
     if kind == "shift":
         return shift(x, int(level))
     return apply_gain(x, level)
@@ -462,9 +657,18 @@ def _with_loudness(batch: dict, audio: torch.Tensor, sr: int, fr: int) -> dict:
     return out
 
 
-def output_stability(model: torch.nn.Module, dataset, *, noise_db: float = -60.0, shift_samples: int = 1,
-                     gains_db: Sequence[float] = (-1.0, 1.0), n_examples: int | None = None, seed: int = 0,
-                     batch_size: int = 8, progress: bool = True) -> dict:
+def output_stability(
+    model: torch.nn.Module,
+    dataset,
+    *,
+    noise_db: float = -60.0,
+    shift_samples: int = 1,
+    gains_db: Sequence[float] = (-1.0, 1.0),
+    n_examples: int | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict:
     """How much the refined output changes under tiny input changes (see the module docstring).
 
     Args:
@@ -484,8 +688,9 @@ def output_stability(model: torch.nn.Module, dataset, *, noise_db: float = -60.0
     indices = select_indices(len(dataset), n_examples)
     examples: list[dict] = []
     n_batches = math.ceil(len(indices) / batch_size)
-    for b, (chunk, batch) in enumerate(tqdm(batches(dataset, indices, batch_size), total=n_batches,
-                                            desc="output stability", disable=not progress)):
+    for b, (chunk, batch) in enumerate(
+        tqdm(batches(dataset, indices, batch_size), total=n_batches, desc="output stability", disable=not progress)
+    ):
         x, target = batch["input_audio"], batch["target_audio"]
         noise_seed = example_seed(seed, MODEL_NOISE, b)
         y = run_model(model, _with_loudness(batch, x, sr, fr), noise_seed)
@@ -500,10 +705,18 @@ def output_stability(model: torch.nn.Module, dataset, *, noise_db: float = -60.0
             delta = (si_sdr(ypa.double(), ta.double()) - si_sdr(ya.double(), ta.double())).numpy()
             out_snr, in_snr = _snr_db(ypa, ya), _snr_db(xpa, xa)
             for j, i in enumerate(chunk):
-                examples.append({"index": i, "track": batch["track"][j],
-                                 "perturbation": kind, "level": level, "output_si_sdr": float(out_sdr[j]),
-                                 "output_snr": float(out_snr[j]), "input_snr": float(in_snr[j]),
-                                 "delta_si_sdr": float(delta[j])})
+                examples.append(
+                    {
+                        "index": i,
+                        "track": batch["track"][j],
+                        "perturbation": kind,
+                        "level": level,
+                        "output_si_sdr": float(out_sdr[j]),
+                        "output_snr": float(out_snr[j]),
+                        "input_snr": float(in_snr[j]),
+                        "delta_si_sdr": float(delta[j]),
+                    }
+                )
     table = []
     for kind, level in perturbations:
         rows = [e for e in examples if e["perturbation"] == kind and e["level"] == level]
@@ -514,32 +727,51 @@ def output_stability(model: torch.nn.Module, dataset, *, noise_db: float = -60.0
         row.update(stats((r["delta_si_sdr"] for r in rows), "delta_si_sdr", ("median", "mean")))
         row["delta_si_sdr_max_abs"] = stats((abs(r["delta_si_sdr"]) for r in rows), "abs", ("max",))["abs_max"]
         table.append(row)
-    settings = {"noise_db": float(noise_db), "shift_samples": int(shift_samples),
-                "gains_db": [float(g) for g in gains_db], "n_examples": len(indices), "seed": seed,
-                "composition": getattr(model, "composition", None)}
+    settings = {
+        "noise_db": float(noise_db),
+        "shift_samples": int(shift_samples),
+        "gains_db": [float(g) for g in gains_db],
+        "n_examples": len(indices),
+        "seed": seed,
+        "composition": getattr(model, "composition", None),
+    }
     return {"settings": settings, "table": table, "examples": examples}
 
 
-def write_output_stability_outputs(result: dict, out_dir: str | os.PathLike, *,
-                                   extra_settings: dict | None = None) -> Path:
+def write_output_stability_outputs(
+    result: dict, out_dir: str | os.PathLike, *, extra_settings: dict | None = None
+) -> Path:
     """``output_stability.csv`` (table), ``output_stability_examples.csv``, ``.md``, ``.png`` and ``.json`` in
     ``out_dir``; returns the JSON path."""
     out_dir = Path(out_dir)
     columns = ("perturbation", "level", "unit") + OUTPUT_COLUMNS[2:]
     write_csv(out_dir / "output_stability.csv", result["table"], columns)
-    write_csv(out_dir / "output_stability_examples.csv", result["examples"],
-              ("index", "track", "perturbation", "level", "output_si_sdr", "output_snr", "input_snr", "delta_si_sdr"))
-    write_markdown(out_dir / "output_stability.md", "Output stability under tiny input changes", [
-        ("Table", "`output_si_sdr` / `output_snr`: perturbed output vs unperturbed output after undoing the shift "
-                  "and the gain (dB; high = stable); `input_snr`: the same for the inputs; `delta_si_sdr`: change of "
-                  "the output's SI-SDR against the target (dB). Noise level in dB relative to each example's RMS.\n\n"
-                  + markdown_table(result["table"], columns))])
+    write_csv(
+        out_dir / "output_stability_examples.csv",
+        result["examples"],
+        ("index", "track", "perturbation", "level", "output_si_sdr", "output_snr", "input_snr", "delta_si_sdr"),
+    )
+    write_markdown(
+        out_dir / "output_stability.md",
+        "Output stability under tiny input changes",
+        [
+            (
+                "Table",
+                "`output_si_sdr` / `output_snr`: perturbed output vs unperturbed output after undoing the shift "
+                "and the gain (dB; high = stable); `input_snr`: the same for the inputs; `delta_si_sdr`: change of "
+                "the output's SI-SDR against the target (dB). Noise level in dB relative to each example's RMS.\n\n"
+                + markdown_table(result["table"], columns),
+            )
+        ],
+    )
     plt = pyplot()
     labels = [f"{r['perturbation']}\n{r['level']:+g} {r['unit']}" for r in result["table"]]
     keys = [(r["perturbation"], r["level"]) for r in result["table"]]
     fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(keys) + 2), 4.2))
-    for ax, key, ylabel in ((axes[0], "output_si_sdr", "perturbed vs unperturbed output: SI-SDR (dB)"),
-                            (axes[1], "delta_si_sdr", "change of SI-SDR vs target (dB)")):
+    for ax, key, ylabel in (
+        (axes[0], "output_si_sdr", "perturbed vs unperturbed output: SI-SDR (dB)"),
+        (axes[1], "delta_si_sdr", "change of SI-SDR vs target (dB)"),
+    ):
         data = [[e[key] for e in result["examples"] if (e["perturbation"], e["level"]) == k] for k in keys]
         ax.boxplot(data)
         ax.set_xticks(range(1, len(keys) + 1), labels, fontsize=8)
@@ -549,7 +781,17 @@ def write_output_stability_outputs(result: dict, out_dir: str | os.PathLike, *,
     fig.tight_layout()
     save_figure(fig, out_dir / "output_stability.png")
     path = out_dir / "output_stability.json"
-    write_json(path, {"settings": {**result["settings"], **(extra_settings or {})}, "table": result["table"],
-                      "files": ["output_stability.csv", "output_stability_examples.csv", "output_stability.md",
-                                "output_stability.png"]})
+    write_json(
+        path,
+        {
+            "settings": {**result["settings"], **(extra_settings or {})},
+            "table": result["table"],
+            "files": [
+                "output_stability.csv",
+                "output_stability_examples.csv",
+                "output_stability.md",
+                "output_stability.png",
+            ],
+        },
+    )
     return path

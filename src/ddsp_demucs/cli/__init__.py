@@ -21,8 +21,16 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
     ("build-dataset", "build_dataset", "cut the accepted windows into memory-mappable training shards with a manifest"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),
-    ("evaluate", "evaluate", "score a checkpoint against the separator alone: CSV tables, summary.json, plots, report.html"),
-    ("refine", "refine", "separate and refine the vocals of whole songs with a checkpoint (any rate, channels, length)"),
+    (
+        "evaluate",
+        "evaluate",
+        "score a checkpoint against the separator alone: CSV tables, summary.json, plots, report.html",
+    ),
+    (
+        "refine",
+        "refine",
+        "separate and refine the vocals of whole songs with a checkpoint (any rate, channels, length)",
+    ),
     ("analyze", "analyze", "F0-noise and stability analyses of a model (analyze f0-noise | analyze stability)"),
 ]
 
@@ -39,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name, help_text in COMMANDS:
         module = importlib.import_module(f"ddsp_demucs.cli.{module_name}")
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_parser(p)
         p.set_defaults(_run=module.run)
     return parser

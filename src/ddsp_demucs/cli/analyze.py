@@ -37,20 +37,43 @@ SPLITS = ("train", "validation", "test")
 def add_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     doc = (__doc__ or "").strip()
-    f = sub.add_parser("f0-noise", help="F0 errors on separated vocals and the refined output under F0 perturbation",
-                       description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f = sub.add_parser(
+        "f0-noise",
+        help="F0 errors on separated vocals and the refined output under F0 perturbation",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f.add_argument("--checkpoint", required=True, type=Path, help="trained model checkpoint")
     f.add_argument("--data", required=True, type=Path, help="dataset directory (from build-dataset)")
     f.add_argument("--out", required=True, type=Path, help="output folder")
     f.add_argument("--split", default="test", choices=SPLITS, help="dataset split (default: test)")
-    f.add_argument("--n-examples", type=int, default=None,
-                   help="analyse N windows spread over the split (default: all)")
-    f.add_argument("--jitter-cents", type=float, nargs="+", default=[0, 10, 25, 50, 100], metavar="C",
-                   help="Gaussian jitter std levels in cents (default: 0 10 25 50 100)")
-    f.add_argument("--octave-rates", type=float, nargs="+", default=[0, 0.01, 0.05, 0.10], metavar="R",
-                   help="fractions of voiced frames with an octave error (default: 0 0.01 0.05 0.10)")
-    f.add_argument("--voicing-rates", type=float, nargs="+", default=[0, 0.05, 0.10], metavar="R",
-                   help="fractions of frames with flipped voicing (default: 0 0.05 0.10)")
+    f.add_argument(
+        "--n-examples", type=int, default=None, help="analyse N windows spread over the split (default: all)"
+    )
+    f.add_argument(
+        "--jitter-cents",
+        type=float,
+        nargs="+",
+        default=[0, 10, 25, 50, 100],
+        metavar="C",
+        help="Gaussian jitter std levels in cents (default: 0 10 25 50 100)",
+    )
+    f.add_argument(
+        "--octave-rates",
+        type=float,
+        nargs="+",
+        default=[0, 0.01, 0.05, 0.10],
+        metavar="R",
+        help="fractions of voiced frames with an octave error (default: 0 0.01 0.05 0.10)",
+    )
+    f.add_argument(
+        "--voicing-rates",
+        type=float,
+        nargs="+",
+        default=[0, 0.05, 0.10],
+        metavar="R",
+        help="fractions of frames with flipped voicing (default: 0 0.05 0.10)",
+    )
     f.add_argument("--f0-method", default=None, help="F0 tracker for the accuracy part (default: the checkpoint's)")
     f.add_argument("--no-f0-accuracy", action="store_true", help="skip tracking F0 on the separated and clean vocals")
     f.add_argument("--seed", type=int, default=0, help="perturbation seed (default: 0)")
@@ -58,22 +81,42 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     f.add_argument("--force", action="store_true", help="redo even if OUT/f0_noise.json holds the same request")
     f.set_defaults(_analysis=_run_f0_noise)
 
-    s = sub.add_parser("stability", help="training stability over seeds / learning rates / precisions, and output "
-                       "stability under tiny input changes", description=doc,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "stability",
+        help="training stability over seeds / learning rates / precisions, and output "
+        "stability under tiny input changes",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("--config", required=True, type=Path, help="YAML config (e.g. configs/ddsp_residual_small.yaml)")
     s.add_argument("--data", required=True, type=Path, help="dataset directory (train and validation splits)")
     s.add_argument("--out", required=True, type=Path, help="output folder (runs/ inside)")
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    s.add_argument("--learning-rates", type=float, nargs="+", default=None, metavar="LR",
-                   help="learning rates (default: the config's)")
-    s.add_argument("--precisions", nargs="+", default=["32", "bf16-mixed"], choices=["32", "bf16-mixed", "16-mixed"],
-                   help="training precisions (default: 32 bf16-mixed)")
+    s.add_argument(
+        "--learning-rates",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="LR",
+        help="learning rates (default: the config's)",
+    )
+    s.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["32", "bf16-mixed"],
+        choices=["32", "bf16-mixed", "16-mixed"],
+        help="training precisions (default: 32 bf16-mixed)",
+    )
     s.add_argument("--max-steps", type=int, default=None, help="steps per run (default: the config's)")
-    s.add_argument("--checkpoint", type=Path, default=None,
-                   help="model for the output-stability part (default: the run with the best validation SI-SDR)")
-    s.add_argument("--n-examples", type=int, default=None,
-                   help="validation windows for the output-stability part (default: all)")
+    s.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="model for the output-stability part (default: the run with the best validation SI-SDR)",
+    )
+    s.add_argument(
+        "--n-examples", type=int, default=None, help="validation windows for the output-stability part (default: all)"
+    )
     s.add_argument("--no-output-stability", action="store_true", help="only the training runs")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. training.batch_size=4")
     s.set_defaults(_analysis=_run_stability)
@@ -101,11 +144,19 @@ def _run_f0_noise(args: argparse.Namespace) -> int:
     if args.n_examples is not None and args.n_examples < 1:
         raise InputError(f"--n-examples must be >= 1, got {args.n_examples}")
     ckpt = args.checkpoint.resolve()
-    request = {"checkpoint": str(ckpt), "checkpoint_mtime_ns": ckpt.stat().st_mtime_ns if ckpt.is_file() else None,
-               "data": str(args.data.resolve()), "split": args.split, "n_examples_requested": args.n_examples,
-               "jitter_cents": args.jitter_cents, "octave_rates": args.octave_rates,
-               "voicing_rates": args.voicing_rates, "f0_method": args.f0_method,
-               "f0_accuracy": not args.no_f0_accuracy, "seed": args.seed}
+    request = {
+        "checkpoint": str(ckpt),
+        "checkpoint_mtime_ns": ckpt.stat().st_mtime_ns if ckpt.is_file() else None,
+        "data": str(args.data.resolve()),
+        "split": args.split,
+        "n_examples_requested": args.n_examples,
+        "jitter_cents": args.jitter_cents,
+        "octave_rates": args.octave_rates,
+        "voicing_rates": args.voicing_rates,
+        "f0_method": args.f0_method,
+        "f0_accuracy": not args.no_f0_accuracy,
+        "seed": args.seed,
+    }
     summary_path = args.out / "f0_noise.json"
     if not args.force and summary_path.is_file():
         try:
@@ -118,12 +169,25 @@ def _run_f0_noise(args: argparse.Namespace) -> int:
             return 0
     model = load_model(args.checkpoint)
     dataset = _load_split(args.data, args.split)
-    log.info("F0-noise analysis of %s on %s/%s (%s windows)", args.checkpoint, args.data, args.split,
-             args.n_examples or len(dataset))
-    result = f0_noise_analysis(model, dataset, cents_jitter=args.jitter_cents, octave_error_rates=args.octave_rates,
-                               voicing_flip_rates=args.voicing_rates, n_examples=args.n_examples, seed=args.seed,
-                               batch_size=args.batch_size, f0_accuracy_part=not args.no_f0_accuracy,
-                               f0_method=args.f0_method)
+    log.info(
+        "F0-noise analysis of %s on %s/%s (%s windows)",
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.n_examples or len(dataset),
+    )
+    result = f0_noise_analysis(
+        model,
+        dataset,
+        cents_jitter=args.jitter_cents,
+        octave_error_rates=args.octave_rates,
+        voicing_flip_rates=args.voicing_rates,
+        n_examples=args.n_examples,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        f0_accuracy_part=not args.no_f0_accuracy,
+        f0_method=args.f0_method,
+    )
     path = write_f0_noise_outputs(result, args.out, extra_settings={"request": request})
     log.info("wrote %s and the tables and plot beside it", path)
     print(path)
@@ -142,19 +206,33 @@ def _run_stability(args: argparse.Namespace) -> int:
         raise InputError(f"{args.checkpoint}: checkpoint not found")
     train_ds = _load_split(args.data, "train")
     val_ds = _load_split(args.data, "validation")
-    result = stability_analysis(config, train_ds, val_ds, args.out, seeds=args.seeds,
-                                learning_rates=args.learning_rates, precisions=args.precisions,
-                                max_steps=args.max_steps)
+    result = stability_analysis(
+        config,
+        train_ds,
+        val_ds,
+        args.out,
+        seeds=args.seeds,
+        learning_rates=args.learning_rates,
+        precisions=args.precisions,
+        max_steps=args.max_steps,
+    )
     diverged = [r["name"] for r in result["runs"] if r["diverged"]]
-    log.info("%d runs, %d diverged%s; tables in %s", len(result["runs"]), len(diverged),
-             f" ({', '.join(diverged)})" if diverged else "", args.out)
+    log.info(
+        "%d runs, %d diverged%s; tables in %s",
+        len(result["runs"]),
+        len(diverged),
+        f" ({', '.join(diverged)})" if diverged else "",
+        args.out,
+    )
     if not args.no_output_stability:
         ckpt = args.checkpoint
         if ckpt is None:
             finished = [r for r in result["runs"] if not r["diverged"] and r.get("last_checkpoint")]
             if not finished:
-                raise DDSPDemucsError("every run diverged: no trained model for the output-stability part "
-                                      "(give --checkpoint, or --no-output-stability)")
+                raise DDSPDemucsError(
+                    "every run diverged: no trained model for the output-stability part "
+                    "(give --checkpoint, or --no-output-stability)"
+                )
             best = max(finished, key=lambda r: r["val_si_sdr"])
             ckpt = Path(best["last_checkpoint"])
             log.info("output stability on %s (run %s: best final validation SI-SDR)", ckpt, best["name"])

@@ -32,16 +32,30 @@ log = get_logger(__name__)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features-dir", required=True, type=Path, metavar="DIR",
-                   help="features root (DIR/<separator>/accepted_segments.csv and <track>.npz)")
+    p.add_argument(
+        "--features-dir",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="features root (DIR/<separator>/accepted_segments.csv and <track>.npz)",
+    )
     p.add_argument("--stems-dir", required=True, type=Path, metavar="DIR", help="root of the separated stems")
     p.add_argument("--separator", required=True, metavar="NAME", help="separator folder (e.g. htdemucs, fallback)")
-    p.add_argument("--musdb-root", required=True, type=Path, metavar="DIR",
-                   help="songs in the MUSDB18-HQ layout (train/, test/), for mixtures and true vocals")
+    p.add_argument(
+        "--musdb-root",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="songs in the MUSDB18-HQ layout (train/, test/), for mixtures and true vocals",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset folder to write")
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config (default: built-in defaults)")
-    p.add_argument("--segments", type=Path, metavar="CSV",
-                   help="segments CSV (default: FEATURES_DIR/<separator>/accepted_segments.csv)")
+    p.add_argument(
+        "--segments",
+        type=Path,
+        metavar="CSV",
+        help="segments CSV (default: FEATURES_DIR/<separator>/accepted_segments.csv)",
+    )
     p.add_argument("--num-shards", type=int, default=1, help="split the songs into N shards (default 1)")
     p.add_argument("--shard-index", type=int, default=0, help="which shard this process builds (0-based)")
     p.add_argument("--index-only", action="store_true", help="write the manifest from the shards on disk")
@@ -59,11 +73,21 @@ def run(args: argparse.Namespace) -> int:
     stems = args.stems_dir / args.separator
     if not stems.is_dir():
         raise InputError(f"{stems}: no separated stems for separator {args.separator!r}")
-    report = build_dataset_from_segments(args.segments or features / SEGMENTS_CSV, stems, args.musdb_root, args.out,
-                                         train_sr=config.data.train_sr, win_s=config.data.win_s,
-                                         hop_s=config.data.hop_s, config=config, features_dir=features,
-                                         num_shards=args.num_shards, shard_index=args.shard_index,
-                                         index_only=args.index_only, force=args.force)
+    report = build_dataset_from_segments(
+        args.segments or features / SEGMENTS_CSV,
+        stems,
+        args.musdb_root,
+        args.out,
+        train_sr=config.data.train_sr,
+        win_s=config.data.win_s,
+        hop_s=config.data.hop_s,
+        config=config,
+        features_dir=features,
+        num_shards=args.num_shards,
+        shard_index=args.shard_index,
+        index_only=args.index_only,
+        force=args.force,
+    )
     print(report)
     if report.skipped:
         log.error("%d song(s) skipped:\n  %s", len(report.skipped), "\n  ".join(r for _, r in report.skipped))

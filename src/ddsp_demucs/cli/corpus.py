@@ -34,62 +34,115 @@ log = get_logger(__name__)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("synthetic", "remix", "remix-sample"), default="synthetic", help="what to write (default synthetic)")
+    p.add_argument(
+        "--kind",
+        choices=("synthetic", "remix", "remix-sample"),
+        default="synthetic",
+        help="what to write (default synthetic)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output root (MUSDB18-HQ layout)")
     g = p.add_argument_group("synthetic")
     g.add_argument("--n-train", type=int, default=8, help="training songs (default 8)")
     g.add_argument("--n-test", type=int, default=2, help="test songs (default 2)")
-    g.add_argument("--n-valid", type=int, default=0,
-                   help="how many of the training songs form the validation split (default 0)")
+    g.add_argument(
+        "--n-valid", type=int, default=0, help="how many of the training songs form the validation split (default 0)"
+    )
     g.add_argument("--duration", type=float, default=20.0, metavar="S", help="seconds per song (default 20)")
     g.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    p.add_argument("--shared-data", default="../shared/data", metavar="DIR",
-                   help="folder with the real audio and its index.csv (remix kinds; default ../shared/data)")
+    p.add_argument(
+        "--shared-data",
+        default="../shared/data",
+        metavar="DIR",
+        help="folder with the real audio and its index.csv (remix kinds; default ../shared/data)",
+    )
     q = p.add_argument_group("remix")
-    q.add_argument("--accompaniments-per-vocal", type=int, default=2, metavar="N",
-                   help="accompaniments each vocal is mixed over (default 2)")
-    q.add_argument("--ratios-db", type=float, nargs="+", default=[-6.0, -3.0, 0.0, 3.0], metavar="DB",
-                   help="vocal-to-accompaniment ratios used in turn (default -6 -3 0 3)")
-    q.add_argument("--synthetic-bands", type=int, default=2, metavar="N",
-                   help="synthetic bands added to the accompaniment pool (default 2)")
+    q.add_argument(
+        "--accompaniments-per-vocal",
+        type=int,
+        default=2,
+        metavar="N",
+        help="accompaniments each vocal is mixed over (default 2)",
+    )
+    q.add_argument(
+        "--ratios-db",
+        type=float,
+        nargs="+",
+        default=[-6.0, -3.0, 0.0, 3.0],
+        metavar="DB",
+        help="vocal-to-accompaniment ratios used in turn (default -6 -3 0 3)",
+    )
+    q.add_argument(
+        "--synthetic-bands",
+        type=int,
+        default=2,
+        metavar="N",
+        help="synthetic bands added to the accompaniment pool (default 2)",
+    )
     q.add_argument("--min-test-singers", type=int, default=4, help="at least this many test singers (default 4)")
     q.add_argument("--min-test-vocals", type=int, default=6, help="at least this many test vocal takes (default 6)")
     q.add_argument("--valid-singers", type=int, default=2, help="validation singers (default 2)")
-    q.add_argument("--augment", type=int, default=0, metavar="N",
-                   help="augmented versions of each training singer's take (default 0)")
+    q.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        metavar="N",
+        help="augmented versions of each training singer's take (default 0)",
+    )
     q.add_argument("--corpus-seed", type=int, default=0, help="seed of the split and the pairing (default 0)")
     r = p.add_argument_group("remix-sample")
     r.add_argument("--vocal-ratio-db", type=float, default=-3.0, help="vocal-to-accompaniment ratio in dB (default -3)")
     r.add_argument("--subset", choices=("train", "test"), default="test", help="folder for the remixes (default test)")
-    r.add_argument("--max-duration", type=float, default=30.0, metavar="S",
-                   help="crop remixes to at most S seconds (default 30; 0 = the whole vocal)")
+    r.add_argument(
+        "--max-duration",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="crop remixes to at most S seconds (default 30; 0 = the whole vocal)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.kind == "synthetic":
         from ddsp_demucs.synthetic import write_corpus
 
-        manifest = write_corpus(args.out, args.n_train, args.n_test, args.duration, args.seed,
-                                n_valid=args.n_valid, progress=True)
+        manifest = write_corpus(
+            args.out, args.n_train, args.n_test, args.duration, args.seed, n_valid=args.n_valid, progress=True
+        )
         log.info("wrote %d songs to %s", len(manifest["tracks"]), args.out)
         return 0
     if args.kind == "remix":
         from ddsp_demucs.data.real_corpus import write_real_corpus
 
-        tracks = write_real_corpus(args.out, args.shared_data, accompaniments_per_vocal=args.accompaniments_per_vocal,
-                                   ratios_db=args.ratios_db, n_synthetic_bands=args.synthetic_bands,
-                                   seed=args.corpus_seed, min_test_singers=args.min_test_singers,
-                                   min_test_vocals=args.min_test_vocals, n_valid_singers=args.valid_singers,
-                                   augmentations_per_vocal=args.augment, progress=True)
+        tracks = write_real_corpus(
+            args.out,
+            args.shared_data,
+            accompaniments_per_vocal=args.accompaniments_per_vocal,
+            ratios_db=args.ratios_db,
+            n_synthetic_bands=args.synthetic_bands,
+            seed=args.corpus_seed,
+            min_test_singers=args.min_test_singers,
+            min_test_vocals=args.min_test_vocals,
+            n_valid_singers=args.valid_singers,
+            augmentations_per_vocal=args.augment,
+            progress=True,
+        )
         log.info("%d real-singing songs in %s (splits by singer in %s/manifest.json)", len(tracks), args.out, args.out)
     else:
         from ddsp_demucs.data import remix_tracks
 
-        tracks = remix_tracks(args.out, args.shared_data, args.vocal_ratio_db, subset=args.subset,
-                              max_duration_s=args.max_duration or None)
+        tracks = remix_tracks(
+            args.out,
+            args.shared_data,
+            args.vocal_ratio_db,
+            subset=args.subset,
+            max_duration_s=args.max_duration or None,
+        )
         log.info("%d remixes in %s", len(tracks), args.out)
     if tracks.skipped:
-        log.error("%d remix(es) skipped:\n  %s", len(tracks.skipped),
-                  "\n  ".join(f"{name}: {reason}" for name, reason in tracks.skipped))
+        log.error(
+            "%d remix(es) skipped:\n  %s",
+            len(tracks.skipped),
+            "\n  ".join(f"{name}: {reason}" for name, reason in tracks.skipped),
+        )
         return 1
     return 0

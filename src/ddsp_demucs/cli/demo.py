@@ -27,8 +27,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default configs/demo.yaml)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default runs/demo)")
-    p.add_argument("--separator", default=None,
-                   help="auto | htdemucs | htdemucs_ft | ... | fallback (default: the config's, auto)")
+    p.add_argument(
+        "--separator", default=None, help="auto | htdemucs | htdemucs_ft | ... | fallback (default: the config's, auto)"
+    )
     p.add_argument("--demucs-repo", default=None, metavar="DIR", help="local folder of Demucs weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. training.max_steps=100")
@@ -42,15 +43,23 @@ def run(args: argparse.Namespace) -> int:
     if not args.config.is_file():
         raise InputError(f"{args.config}: config not found")
     config = load_config(args.config, args.overrides)
-    result = run_demo(config, args.out, separator=args.separator, demucs_repo=args.demucs_repo,
-                      progress=not args.no_progress)
+    result = run_demo(
+        config, args.out, separator=args.separator, demucs_repo=args.demucs_repo, progress=not args.no_progress
+    )
     si = result.summary["si_sdr"]
     lo, hi = si["improvement_ci95"]
-    print(f"separator: {result.separator}" + ("  (weight-free fallback, not Demucs)" if result.separator == "fallback" else ""))
-    print(f"held-out windows: {result.summary['n_examples']}; SI-SDR separated {si['baseline_median']:.2f} dB, "
-          f"refined {si['refined_median']:.2f} dB (medians)")
+    print(
+        f"separator: {result.separator}"
+        + ("  (weight-free fallback, not Demucs)" if result.separator == "fallback" else "")
+    )
+    print(
+        f"held-out windows: {result.summary['n_examples']}; SI-SDR separated {si['baseline_median']:.2f} dB, "
+        f"refined {si['refined_median']:.2f} dB (medians)"
+    )
     verdict = "beat" if result.improved else "do NOT beat"
-    print(f"the refined vocals {verdict} the separator's: median SI-SDR improvement {si['improvement_median']:+.2f} dB "
-          f"(95% CI {lo:+.2f} to {hi:+.2f}), {si['n_improved']} windows improved, {si['n_worsened']} worsened")
+    print(
+        f"the refined vocals {verdict} the separator's: median SI-SDR improvement {si['improvement_median']:+.2f} dB "
+        f"(95% CI {lo:+.2f} to {hi:+.2f}), {si['n_improved']} windows improved, {si['n_worsened']} worsened"
+    )
     print(f"report: {result.report}\nsummary: {result.out_dir / 'summary.json'}\ncheckpoint: {result.checkpoint}")
     return 0

@@ -43,32 +43,66 @@ log = get_logger(__name__)
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     system = p.add_mutually_exclusive_group(required=True)
-    system.add_argument("--checkpoint", type=Path, metavar="CKPT",
-                        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)")
-    system.add_argument("--comb", action="store_true",
-                        help="with --songs: score the non-learned F0-guided harmonic comb filter instead of a model")
+    system.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="CKPT",
+        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)",
+    )
+    system.add_argument(
+        "--comb",
+        action="store_true",
+        help="with --songs: score the non-learned F0-guided harmonic comb filter instead of a model",
+    )
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", type=Path, metavar="DIR", help="dataset folder (`ddsp-demucs build-dataset`)")
-    data.add_argument("--songs", type=Path, metavar="DIR",
-                      help="folder of songs with true vocals (MUSDB18-HQ layout): score whole songs, the user's path")
-    p.add_argument("--songs-subset", default="test", choices=("train", "test"),
-                   help="with --songs: the subset folder to score (default test)")
-    p.add_argument("--separator", default="auto", metavar="NAME",
-                   help="with --songs: separator (a Demucs model name, fallback, or auto; default auto)")
+    data.add_argument(
+        "--songs",
+        type=Path,
+        metavar="DIR",
+        help="folder of songs with true vocals (MUSDB18-HQ layout): score whole songs, the user's path",
+    )
+    p.add_argument(
+        "--songs-subset",
+        default="test",
+        choices=("train", "test"),
+        help="with --songs: the subset folder to score (default test)",
+    )
+    p.add_argument(
+        "--separator",
+        default="auto",
+        metavar="NAME",
+        help="with --songs: separator (a Demucs model name, fallback, or auto; default auto)",
+    )
     p.add_argument("--demucs-repo", type=Path, metavar="DIR", help="with --songs: local folder of Demucs weights")
-    p.add_argument("--oracle-f0", action="store_true",
-                   help="with --songs: a diagnosis, not a user's path: the system tracks F0 on the true vocal "
-                        "instead of on the separated one")
+    p.add_argument(
+        "--oracle-f0",
+        action="store_true",
+        help="with --songs: a diagnosis, not a user's path: the system tracks F0 on the true vocal "
+        "instead of on the separated one",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    p.add_argument("--split", default="test", choices=("train", "validation", "test"),
-                   help="dataset split to evaluate (default: test)")
-    p.add_argument("--n-examples", type=int, metavar="N", help="evaluate N windows spread over the split (default: all)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "validation", "test"),
+        help="dataset split to evaluate (default: test)",
+    )
+    p.add_argument(
+        "--n-examples", type=int, metavar="N", help="evaluate N windows spread over the split (default: all)"
+    )
     p.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
-    p.add_argument("--f0-method", choices=("crepe-tiny", "crepe-full", "pyin"),
-                   help="F0 tracker for the F0 metrics (default: the checkpoint's)")
+    p.add_argument(
+        "--f0-method",
+        choices=("crepe-tiny", "crepe-full", "pyin"),
+        help="F0 tracker for the F0 metrics (default: the checkpoint's)",
+    )
     p.add_argument("--no-f0", action="store_true", help="leave out the F0 metrics (they take most of the time)")
-    p.add_argument("--full-tracks", action="store_true",
-                   help="also evaluate whole songs at 44.1 kHz stereo through the full-song refinement")
+    p.add_argument(
+        "--full-tracks",
+        action="store_true",
+        help="also evaluate whole songs at 44.1 kHz stereo through the full-song refinement",
+    )
     p.add_argument("--n-tracks", type=int, metavar="N", help="with --full-tracks: N songs of the split (default: all)")
     p.add_argument("--window-s", type=float, default=30.0, help="with --full-tracks: refinement window in seconds")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the 95 %% intervals (default 2000)")
@@ -85,9 +119,14 @@ def command_line(args: argparse.Namespace) -> str:
     else:
         parts += ["--data", str(args.data), "--split", args.split]
     parts += ["--out", str(args.out)]
-    for flag, value in (("--n-examples", args.n_examples), ("--batch-size", args.batch_size),
-                        ("--f0-method", args.f0_method), ("--n-tracks", args.n_tracks),
-                        ("--n-boot", args.n_boot), ("--seed", args.seed)):
+    for flag, value in (
+        ("--n-examples", args.n_examples),
+        ("--batch-size", args.batch_size),
+        ("--f0-method", args.f0_method),
+        ("--n-tracks", args.n_tracks),
+        ("--n-boot", args.n_boot),
+        ("--seed", args.seed),
+    ):
         if value is not None:
             parts += [flag, str(value)]
     if args.no_f0:
@@ -106,9 +145,11 @@ def headline(summary: dict, what: str) -> str:
         m = summary.get(key)
         if m:
             lo, hi = m["improvement_ci95"]
-            lines.append(f"{what}: {m['label']} separated {m['baseline_median']:.2f} dB -> refined "
-                         f"{m['refined_median']:.2f} dB (median improvement {m['improvement_median']:+.2f} dB, "
-                         f"95% CI {lo:+.2f} to {hi:+.2f}; {m['n_improved']} improved, {m['n_worsened']} worsened)")
+            lines.append(
+                f"{what}: {m['label']} separated {m['baseline_median']:.2f} dB -> refined "
+                f"{m['refined_median']:.2f} dB (median improvement {m['improvement_median']:+.2f} dB, "
+                f"95% CI {lo:+.2f} to {hi:+.2f}; {m['n_improved']} improved, {m['n_worsened']} worsened)"
+            )
     return "\n".join(lines + [verdict(summary)])
 
 
@@ -136,8 +177,11 @@ def run_songs(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     separator = get_separator(args.separator, repo=args.demucs_repo)
     if args.comb:
-        refiner, system, provenance = (comb_refiner(f0_method=args.f0_method, oracle_f0=args.oracle_f0),
-                                       "comb filter (no training)", {})
+        refiner, system, provenance = (
+            comb_refiner(f0_method=args.f0_method, oracle_f0=args.oracle_f0),
+            "comb filter (no training)",
+            {},
+        )
     else:
         model = load_refinement_model(args.checkpoint)
         provenance = getattr(model, "provenance", {}) or {}
@@ -147,12 +191,26 @@ def run_songs(args: argparse.Namespace) -> int:
         system = f"model {args.checkpoint}"
     if args.oracle_f0:
         system += " with oracle F0 (tracked on the true vocal)"
-    results = evaluate_songs(refiner, args.songs, separator, system=system, cache_dir=args.out / "song_cache",
-                             subset=args.songs_subset, n_songs=args.n_tracks, f0_method=args.f0_method,
-                             settings={"provenance": provenance}, progress=True)
-    written = write_evaluation(args.out, results, n_boot=args.n_boot, seed=args.seed,
-                               title=f"ddsp-demucs evaluation: {system} on the songs of {args.songs.name}",
-                               command=command_line(args))
+    results = evaluate_songs(
+        refiner,
+        args.songs,
+        separator,
+        system=system,
+        cache_dir=args.out / "song_cache",
+        subset=args.songs_subset,
+        n_songs=args.n_tracks,
+        f0_method=args.f0_method,
+        settings={"provenance": provenance},
+        progress=True,
+    )
+    written = write_evaluation(
+        args.out,
+        results,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        title=f"ddsp-demucs evaluation: {system} on the songs of {args.songs.name}",
+        command=command_line(args),
+    )
     summary = written["summary"]
     print(headline(summary, f"{summary['n_examples']} whole songs ({system}, separator {separator.name})"))
     print(f"report: {written['paths']['report']}\nsummary: {written['paths']['summary']}")
@@ -184,17 +242,47 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data, args.split)
     check_output_folder(args.out)
-    log.info("evaluating %s (%s model) on %d %s windows of %s; separator %s", args.checkpoint, model.composition,
-             len(dataset), args.split, args.data, (getattr(dataset, "manifest", None) or {}).get("separator"))
-    results = evaluate_model(model, dataset, args.n_examples, batch_size=args.batch_size, f0_method=args.f0_method,
-                             compute_f0=not args.no_f0, seed=args.seed, progress=True)
+    log.info(
+        "evaluating %s (%s model) on %d %s windows of %s; separator %s",
+        args.checkpoint,
+        model.composition,
+        len(dataset),
+        args.split,
+        args.data,
+        (getattr(dataset, "manifest", None) or {}).get("separator"),
+    )
+    results = evaluate_model(
+        model,
+        dataset,
+        args.n_examples,
+        batch_size=args.batch_size,
+        f0_method=args.f0_method,
+        compute_f0=not args.no_f0,
+        seed=args.seed,
+        progress=True,
+    )
     tracks = None
     if args.full_tracks:
-        tracks = evaluate_tracks(model, args.data, args.split, n_tracks=args.n_tracks, window_s=args.window_s,
-                                 f0_method=args.f0_method, compute_f0=not args.no_f0, seed=args.seed, progress=True)
-    written = write_evaluation(args.out, results, tracks=tracks, n_boot=args.n_boot, seed=args.seed,
-                               title=f"ddsp-demucs evaluation: {args.checkpoint.name} on {args.data.name} "
-                                     f"({args.split})", command=command_line(args))
+        tracks = evaluate_tracks(
+            model,
+            args.data,
+            args.split,
+            n_tracks=args.n_tracks,
+            window_s=args.window_s,
+            f0_method=args.f0_method,
+            compute_f0=not args.no_f0,
+            seed=args.seed,
+            progress=True,
+        )
+    written = write_evaluation(
+        args.out,
+        results,
+        tracks=tracks,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        title=f"ddsp-demucs evaluation: {args.checkpoint.name} on {args.data.name} ({args.split})",
+        command=command_line(args),
+    )
     summary = written["summary"]
     print(headline(summary, f"{summary['n_examples']} windows"))
     if tracks is not None:

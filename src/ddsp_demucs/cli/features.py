@@ -36,15 +36,26 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     from ddsp_demucs.config import F0_METHODS
 
     p.add_argument("--stems-dir", required=True, metavar="DIR", help="root of the separated stems")
-    p.add_argument("--separator", required=True, metavar="NAME",
-                   help="separator folder under --stems-dir (e.g. htdemucs, or the fallback's name)")
+    p.add_argument(
+        "--separator",
+        required=True,
+        metavar="NAME",
+        help="separator folder under --stems-dir (e.g. htdemucs, or the fallback's name)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="features root (files go to OUT/<separator>/)")
     p.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides, e.g. gate.min_loudness_db=-40 (as in every subcommand)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. gate.min_loudness_db=-40 (as in every subcommand)",
+    )
     p.add_argument("--method", choices=F0_METHODS, help="F0 method (default: features.f0_method, else crepe-tiny)")
-    p.add_argument("--gate-only", action="store_true",
-                   help="write accepted_segments.csv from existing feature files without computing features")
+    p.add_argument(
+        "--gate-only",
+        action="store_true",
+        help="write accepted_segments.csv from existing feature files without computing features",
+    )
     p.add_argument("--force", action="store_true", help="recompute feature files even when up to date")
     p.add_argument("--num-shards", type=int, default=1, help="split the tracks into N shards (default 1)")
     p.add_argument("--shard-index", type=int, default=0, help="which shard this process handles (0-based)")
@@ -62,8 +73,16 @@ def run(args: argparse.Namespace) -> int:
         config.features.f0_method = args.method
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = run_features(args.stems_dir, args.separator, args.out, config, num_shards=args.num_shards,
-                          shard_index=args.shard_index, gate_only=args.gate_only, force=args.force)
+    report = run_features(
+        args.stems_dir,
+        args.separator,
+        args.out,
+        config,
+        num_shards=args.num_shards,
+        shard_index=args.shard_index,
+        gate_only=args.gate_only,
+        force=args.force,
+    )
     if not args.gate_only:
         log.info("feature files: %d computed, %d up to date", len(report.computed), len(report.reused))
     if report.segments_csv is not None:

@@ -32,14 +32,24 @@ log = get_logger(__name__)
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("songs", nargs="+", metavar="SONG", help="song files and/or folders of songs")
-    p.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
-                   help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)")
-    p.add_argument("--separator", default="auto", metavar="NAME",
-                   help="a Demucs model name, 'fallback', or 'auto' (default: auto)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        metavar="CKPT",
+        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)",
+    )
+    p.add_argument(
+        "--separator", default="auto", metavar="NAME", help="a Demucs model name, 'fallback', or 'auto' (default: auto)"
+    )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--demucs-repo", metavar="DIR", help="local folder of Demucs weights for offline use")
-    p.add_argument("--window-s", type=float, default=30.0,
-                   help="refinement window in seconds (default 30; rounded down to the model's window grid)")
+    p.add_argument(
+        "--window-s",
+        type=float,
+        default=30.0,
+        help="refinement window in seconds (default 30; rounded down to the model's window grid)",
+    )
     p.add_argument("--overlap-s", type=float, default=1.0, help="crossfade between windows in seconds (default 1)")
     p.add_argument("--force", action="store_true", help="redo songs whose outputs are up to date")
 
@@ -64,8 +74,9 @@ def collect_songs(items: list[str]) -> tuple[list[Path], list[str]]:
     for song in songs:
         if song.stem in unique:
             if unique[song.stem].resolve() != song.resolve():
-                problems.append(f"{song}: same file name as {unique[song.stem]} (both would write "
-                                f"OUT/{song.stem}/); rename one")
+                problems.append(
+                    f"{song}: same file name as {unique[song.stem]} (both would write OUT/{song.stem}/); rename one"
+                )
             continue
         unique[song.stem] = song
     return list(unique.values()), problems
@@ -102,19 +113,32 @@ def run(args: argparse.Namespace) -> int:
     for problem in failures:
         log.error(problem)
     separator = get_separator(args.separator, repo=args.demucs_repo)
-    log.info("refining %d song(s) with %s (%s model), separator %s, into %s", len(songs), args.checkpoint,
-             model.composition, separator.name, args.out)
+    log.info(
+        "refining %d song(s) with %s (%s model), separator %s, into %s",
+        len(songs),
+        args.checkpoint,
+        model.composition,
+        separator.name,
+        args.out,
+    )
     for warning in provenance_warnings(getattr(model, "provenance", {}), separator.name):
         log.warning("%s: %s", args.checkpoint, warning)
     done = skipped = 0
     for song in tqdm(songs, desc="songs", unit="song", disable=len(songs) < 2):
         try:
-            record = refine_song(song, model, separator, args.out, window_s=args.window_s,
-                                 overlap_s=args.overlap_s, force=args.force, checkpoint=args.checkpoint,
-                                 progress=True)
+            record = refine_song(
+                song,
+                model,
+                separator,
+                args.out,
+                window_s=args.window_s,
+                overlap_s=args.overlap_s,
+                force=args.force,
+                checkpoint=args.checkpoint,
+                progress=True,
+            )
         except (DDSPDemucsError, OSError) as exc:
-            message = str(exc) if isinstance(exc, DDSPDemucsError) else \
-                f"{exc.filename or song}: {exc.strerror or exc}"
+            message = str(exc) if isinstance(exc, DDSPDemucsError) else f"{exc.filename or song}: {exc.strerror or exc}"
             if not message.startswith(str(song)):
                 message = f"{song}: {message}"
             log.error(message)

@@ -72,8 +72,12 @@ def tracks_from_musdb(root: str) -> list[AudioFileTrack]:
     from ddsp_demucs.audio_io import AUDIO_EXTENSIONS
 
     root_path = Path(root)
-    mixtures = sorted(p for split in ("train", "test") for p in (root_path / split).glob("*/mixture.*")
-                      if p.suffix.lower() in AUDIO_EXTENSIONS)
+    mixtures = sorted(
+        p
+        for split in ("train", "test")
+        for p in (root_path / split).glob("*/mixture.*")
+        if p.suffix.lower() in AUDIO_EXTENSIONS
+    )
     if not mixtures:
         raise InputError(f"{root_path}: no MUSDB18-HQ tracks (expected train/<track>/mixture.wav and test/...)")
     return [AudioFileTrack(p, name=p.parent.name) for p in mixtures]
@@ -83,11 +87,16 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--musdb", metavar="ROOT", help="MUSDB18-HQ root (with train/ and test/ track folders)")
     src.add_argument("--songs", nargs="+", metavar="PATH", help="song files and/or folders of songs")
-    p.add_argument("--separator", default="auto", metavar="NAME",
-                   help="a Demucs model name (htdemucs, htdemucs_ft, mdx_extra...), 'fallback', or 'auto' "
-                        "(default: auto = htdemucs if its weights load, else fallback)")
-    p.add_argument("--demucs-repo", metavar="DIR",
-                   help="local folder of Demucs weights (<name>.yaml + <sig>.th) for offline use")
+    p.add_argument(
+        "--separator",
+        default="auto",
+        metavar="NAME",
+        help="a Demucs model name (htdemucs, htdemucs_ft, mdx_extra...), 'fallback', or 'auto' "
+        "(default: auto = htdemucs if its weights load, else fallback)",
+    )
+    p.add_argument(
+        "--demucs-repo", metavar="DIR", help="local folder of Demucs weights (<name>.yaml + <sig>.th) for offline use"
+    )
     p.add_argument("--shifts", type=int, default=1, help="Demucs random shifts averaged (default 1)")
     p.add_argument("--overlap", type=float, default=0.25, help="Demucs segment overlap (default 0.25)")
     p.add_argument("--segment", type=float, default=None, help="Demucs segment length in s (default: model's)")
@@ -102,11 +111,17 @@ def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.separation_cache import separate_tracks
 
     tracks = tracks_from_musdb(args.musdb) if args.musdb else tracks_from_songs(args.songs)
-    separator = get_separator(args.separator, repo=args.demucs_repo, device=args.device, shifts=args.shifts,
-                              overlap=args.overlap, segment=args.segment)
+    separator = get_separator(
+        args.separator,
+        repo=args.demucs_repo,
+        device=args.device,
+        shifts=args.shifts,
+        overlap=args.overlap,
+        segment=args.segment,
+    )
     log.info("separator: %s (%s)", separator.name, separator.signature)
     failures = separate_tracks(tracks, separator, args.stems_dir, args.num_shards, args.shard_index)
-    print(Path(args.stems_dir) / separator.name)     # the stem folder, for scripts (auto names the one it chose)
+    print(Path(args.stems_dir) / separator.name)  # the stem folder, for scripts (auto names the one it chose)
     if failures:
         log.error("%d track(s) skipped:\n  %s", len(failures), "\n  ".join(str(f) for f in failures))
         return 1

@@ -11,7 +11,6 @@ from ddsp_demucs.data.dataset import (
     build_dataset_from_segments,
     load_dataset,
 )
-
 from ddsp_demucs.data.sources import (
     MUSDB_STEMS,
     MUSDB_VALIDATION_TRACKS,

@@ -74,8 +74,13 @@ def assign_splits(tracks, val_fraction: float) -> dict[str, str]:
     if "validation" not in splits.values() and val_fraction > 0 and len(train) > 1:
         n_valid = min(len(train) - 1, max(1, round(val_fraction * len(train))))
         chosen = sorted(train, key=lambda name: hashlib.sha1(name.encode()).hexdigest())[:n_valid]
-        log.info("no validation songs declared: holding out %d of %d training songs (data.val_fraction=%g): %s",
-                 n_valid, len(train), val_fraction, ", ".join(sorted(chosen)))
+        log.info(
+            "no validation songs declared: holding out %d of %d training songs (data.val_fraction=%g): %s",
+            n_valid,
+            len(train),
+            val_fraction,
+            ", ".join(sorted(chosen)),
+        )
         splits.update({name: "validation" for name in chosen})
     return splits
 
@@ -89,13 +94,15 @@ class DatasetReport:
     dataset_dir: Path
     built: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (song or file, one-line reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (song or file, one-line reason)
     windows: dict[str, int] | None = None
     songs: dict[str, int] | None = None
 
     def __str__(self) -> str:
-        parts = [f"{self.dataset_dir}: {len(self.built)} shards built, {len(self.reused)} up to date, "
-                 f"{len(self.skipped)} songs skipped"]
+        parts = [
+            f"{self.dataset_dir}: {len(self.built)} shards built, {len(self.reused)} up to date, "
+            f"{len(self.skipped)} songs skipped"
+        ]
         if self.windows is not None:
             parts.append("; ".join(f"{s} {self.windows[s]} windows from {self.songs[s]} songs" for s in SPLITS))
         return " | ".join(parts)
@@ -119,8 +126,15 @@ class _Request:
         return self.n_samples * self.frame_rate // self.train_sr
 
     def as_dict(self) -> dict:
-        return {"format": FORMAT_VERSION, "train_sr": self.train_sr, "frame_rate": self.frame_rate,
-                "win_s": self.win_s, "hop_s": self.hop_s, "n_samples": self.n_samples, "n_frames": self.n_frames}
+        return {
+            "format": FORMAT_VERSION,
+            "train_sr": self.train_sr,
+            "frame_rate": self.frame_rate,
+            "win_s": self.win_s,
+            "hop_s": self.hop_s,
+            "n_samples": self.n_samples,
+            "n_frames": self.n_frames,
+        }
 
 
 def _check_windows(csv_path: Path, rows: list[dict], req: _Request) -> None:
@@ -128,12 +142,16 @@ def _check_windows(csv_path: Path, rows: list[dict], req: _Request) -> None:
     for row in rows:
         length = row["end_s"] - row["start_s"]
         if abs(length - req.win_s) > 1e-6:
-            raise InputError(f"{csv_path}: window {row['track']} @ {row['start_s']:g} s is {length:g} s long, "
-                             f"but win_s is {req.win_s:g} s (re-run the gate with data.win_s={req.win_s:g})")
+            raise InputError(
+                f"{csv_path}: window {row['track']} @ {row['start_s']:g} s is {length:g} s long, "
+                f"but win_s is {req.win_s:g} s (re-run the gate with data.win_s={req.win_s:g})"
+            )
         for rate, what in ((req.train_sr, "sample"), (req.frame_rate, "frame")):
             if abs(row["start_s"] * rate - round(row["start_s"] * rate)) > 1e-6:
-                raise InputError(f"{csv_path}: window start {row['start_s']} s of {row['track']} is not on the "
-                                 f"{what} grid at {rate} Hz")
+                raise InputError(
+                    f"{csv_path}: window start {row['start_s']} s of {row['track']} is not on the "
+                    f"{what} grid at {rate} Hz"
+                )
 
 
 def _mono_at(audio: np.ndarray, sample_rate: int, train_sr: int) -> np.ndarray:
@@ -145,14 +163,20 @@ def _mono_at(audio: np.ndarray, sample_rate: int, train_sr: int) -> np.ndarray:
 def _cut(signal: np.ndarray, starts: list[int], length: int, what: str) -> np.ndarray:
     if starts and starts[-1] + length > signal.shape[0]:
         raise InputError(f"{what}: window at {starts[-1]} exceeds its {signal.shape[0]} samples")
-    return np.stack([signal[s:s + length] for s in starts]).astype(np.float32)
+    return np.stack([signal[s : s + length] for s in starts]).astype(np.float32)
 
 
 def _shard_key(track, split: str, starts_s: list[float], vocals: Path, features: Path, req: _Request) -> dict:
-    return {**req.as_dict(), "track": track.name, "split": split, "start_s": starts_s,
-            "separated_sha256": file_sha256(vocals), "features_sha256": file_sha256(features),
-            "target_sha256": file_sha256(track.stem_paths["vocals"]),
-            "mixture_sha256": file_sha256(track.mixture_path)}
+    return {
+        **req.as_dict(),
+        "track": track.name,
+        "split": split,
+        "start_s": starts_s,
+        "separated_sha256": file_sha256(vocals),
+        "features_sha256": file_sha256(features),
+        "target_sha256": file_sha256(track.stem_paths["vocals"]),
+        "mixture_sha256": file_sha256(track.mixture_path),
+    }
 
 
 def _read_shard_meta(folder: Path) -> dict | None:
@@ -162,8 +186,9 @@ def _read_shard_meta(folder: Path) -> dict | None:
         return None
 
 
-def _shard_arrays(track, starts_s: list[float], vocals: Path, vocals_sha256: str, features_path: Path,
-                  req: _Request) -> dict:
+def _shard_arrays(
+    track, starts_s: list[float], vocals: Path, vocals_sha256: str, features_path: Path, req: _Request
+) -> dict:
     """The arrays of one song's shard (see the module docstring)."""
     from ddsp_demucs.audio_io import load_audio
     from ddsp_demucs.dsp import a_weighted_loudness
@@ -171,31 +196,44 @@ def _shard_arrays(track, starts_s: list[float], vocals: Path, vocals_sha256: str
 
     feats = load_features(features_path)
     if int(feats["frame_rate"]) != req.frame_rate:
-        raise InputError(f"{features_path}: features at {feats['frame_rate']} frames/s, the dataset needs "
-                         f"{req.frame_rate} (re-run features with data.frame_rate={req.frame_rate})")
+        raise InputError(
+            f"{features_path}: features at {feats['frame_rate']} frames/s, the dataset needs "
+            f"{req.frame_rate} (re-run features with data.frame_rate={req.frame_rate})"
+        )
     if feats["meta"].get("input_sha256") != vocals_sha256:
         raise InputError(f"{features_path}: computed from another version of {vocals} (re-run features)")
     separated, sr = load_audio(vocals, allow_silent=True)
     mixture = track.mixture()
     target = track.vocals()
     if separated.shape[0] != mixture.shape[0] or sr != track.sample_rate:
-        raise InputError(f"{vocals}: {separated.shape[0]} samples at {sr} Hz, but the mixture "
-                         f"{track.mixture_path} has {mixture.shape[0]} at {track.sample_rate} Hz")
+        raise InputError(
+            f"{vocals}: {separated.shape[0]} samples at {sr} Hz, but the mixture "
+            f"{track.mixture_path} has {mixture.shape[0]} at {track.sample_rate} Hz"
+        )
     if target.shape[0] != mixture.shape[0]:
-        raise InputError(f"{track.stem_paths['vocals']}: {target.shape[0]} samples, but the mixture has "
-                         f"{mixture.shape[0]} (stems must have the mixture's length)")
-    signals = {"input_audio": _mono_at(separated, sr, req.train_sr),
-               "target_audio": _mono_at(target, track.sample_rate, req.train_sr),
-               "mixture_audio": _mono_at(mixture, track.sample_rate, req.train_sr)}
+        raise InputError(
+            f"{track.stem_paths['vocals']}: {target.shape[0]} samples, but the mixture has "
+            f"{mixture.shape[0]} (stems must have the mixture's length)"
+        )
+    signals = {
+        "input_audio": _mono_at(separated, sr, req.train_sr),
+        "target_audio": _mono_at(target, track.sample_rate, req.train_sr),
+        "mixture_audio": _mono_at(mixture, track.sample_rate, req.train_sr),
+    }
     with torch.inference_mode():
-        loudness = a_weighted_loudness(torch.from_numpy(signals["input_audio"])[None], sample_rate=req.train_sr,
-                                       frame_rate=req.frame_rate)[0].numpy()
+        loudness = a_weighted_loudness(
+            torch.from_numpy(signals["input_audio"])[None], sample_rate=req.train_sr, frame_rate=req.frame_rate
+        )[0].numpy()
     frames = {"f0_hz": feats["f0_hz"], "f0_confidence": feats["confidence"], "loudness_db": loudness}
     sample_starts = [round(s * req.train_sr) for s in starts_s]
     frame_starts = [round(s * req.frame_rate) for s in starts_s]
     out = {k: _cut(v, sample_starts, req.n_samples, f"{track.name} {k}") for k, v in signals.items()}
-    out.update({k: _cut(np.asarray(v, np.float32), frame_starts, req.n_frames, f"{features_path} {k}")
-                for k, v in frames.items()})
+    out.update(
+        {
+            k: _cut(np.asarray(v, np.float32), frame_starts, req.n_frames, f"{features_path} {k}")
+            for k, v in frames.items()
+        }
+    )
     out["start_s"] = np.asarray(starts_s, dtype=np.float64)
     return out
 
@@ -213,12 +251,23 @@ def _write_shard(folder: Path, arrays: dict, key: dict) -> dict:
     return meta
 
 
-def build_dataset_from_segments(accepted_segments_csv: str | os.PathLike, stems_dir: str | os.PathLike,
-                                musdb_root: str | os.PathLike, dataset_dir: str | os.PathLike,
-                                train_sr: int = 22050, win_s: float = 4.0, hop_s: float = 1.0, *, config=None,
-                                features_dir: str | os.PathLike | None = None, num_shards: int = 1,
-                                shard_index: int = 0, index_only: bool = False, force: bool = False,
-                                progress: bool = True) -> DatasetReport:
+def build_dataset_from_segments(
+    accepted_segments_csv: str | os.PathLike,
+    stems_dir: str | os.PathLike,
+    musdb_root: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    train_sr: int = 22050,
+    win_s: float = 4.0,
+    hop_s: float = 1.0,
+    *,
+    config=None,
+    features_dir: str | os.PathLike | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    index_only: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> DatasetReport:
     """Build (or bring up to date) the dataset of every accepted window (see the module docstring).
 
     Args:
@@ -296,15 +345,29 @@ def build_dataset_from_segments(accepted_segments_csv: str | os.PathLike, stems_
                 log.warning("skipped: %s", exc)
                 report.skipped.append((name, str(exc)))
         if len(mine) < len(wanted):
-            log.info("sharded run: built %d of %d songs; once every shard is done, run build-dataset again "
-                     "with --index-only to write the manifest", len(mine), len(wanted))
+            log.info(
+                "sharded run: built %d of %d songs; once every shard is done, run build-dataset again "
+                "with --index-only to write the manifest",
+                len(mine),
+                len(wanted),
+            )
             return report
     _write_manifest(out, wanted, split_of, report, req, csv_path, stems_dir, Path(musdb_root), features_dir, config)
     return report
 
 
-def _write_manifest(out: Path, wanted: list[str], split_of: dict, report: DatasetReport, req: _Request,
-                    csv_path: Path, stems_dir: Path, musdb_root: Path, features_dir: Path, config) -> None:
+def _write_manifest(
+    out: Path,
+    wanted: list[str],
+    split_of: dict,
+    report: DatasetReport,
+    req: _Request,
+    csv_path: Path,
+    stems_dir: Path,
+    musdb_root: Path,
+    features_dir: Path,
+    config,
+) -> None:
     skipped = {name for name, _ in report.skipped}
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for name in wanted:
@@ -315,35 +378,44 @@ def _write_manifest(out: Path, wanted: list[str], split_of: dict, report: Datase
         if meta is None or any(meta.get(k) != v for k, v in req.as_dict().items()) or meta.get("split") != split:
             report.skipped.append((name, f"{out / split / name}: no finished shard (build it first)"))
             continue
-        shards[split].append({"track": name, "path": f"{split}/{name}", "n_windows": meta["n_windows"],
-                              "files": meta["files"]})
+        shards[split].append(
+            {"track": name, "path": f"{split}/{name}", "n_windows": meta["n_windows"], "files": meta["files"]}
+        )
     n_windows = {s: sum(x["n_windows"] for x in shards[s]) for s in SPLITS}
     if not sum(n_windows.values()):
-        raise InputError(f"{csv_path}: no window could be written to {out} "
-                         f"({len(report.skipped)} songs skipped, {len(wanted)} with accepted windows)")
+        raise InputError(
+            f"{csv_path}: no window could be written to {out} "
+            f"({len(report.skipped)} songs skipped, {len(wanted)} with accepted windows)"
+        )
     kept = {x["path"] for s in SPLITS for x in shards[s]}
-    for split in SPLITS:   # shards of songs no longer in the dataset (or moved to another split)
+    for split in SPLITS:  # shards of songs no longer in the dataset (or moved to another split)
         for folder in (out / split).glob("*") if (out / split).is_dir() else ():
             if folder.is_dir() and not folder.name.startswith(".") and f"{split}/{folder.name}" not in kept:
                 shutil.rmtree(folder)
     separator_manifest = _first_stem_manifest(stems_dir, wanted)
     manifest = {
-        **req.as_dict(), "sample_rate": req.train_sr,
+        **req.as_dict(),
+        "sample_rate": req.train_sr,
         "separator": separator_manifest.get("separator", stems_dir.name),
         "separator_signature": separator_manifest.get("weights_signature"),
-        "stems_dir": str(stems_dir.resolve()), "musdb_root": str(musdb_root.resolve()),
-        "features_dir": str(features_dir.resolve()), "segments_csv": str(csv_path.resolve()),
+        "stems_dir": str(stems_dir.resolve()),
+        "musdb_root": str(musdb_root.resolve()),
+        "features_dir": str(features_dir.resolve()),
+        "segments_csv": str(csv_path.resolve()),
         "segments_sha256": file_sha256(csv_path),
         "fields": {**{k: ["n_samples"] for k in AUDIO_FIELDS}, **{k: ["n_frames"] for k in FRAME_FIELDS}},
-        "splits": {s: {"n_windows": n_windows[s], "tracks": [x["track"] for x in shards[s]], "shards": shards[s]}
-                   for s in SPLITS},
+        "splits": {
+            s: {"n_windows": n_windows[s], "tracks": [x["track"] for x in shards[s]], "shards": shards[s]}
+            for s in SPLITS
+        },
         "config": config_to_dict(config),
     }
     write_json_atomic(out / MANIFEST, manifest)
     report.windows = n_windows
     report.songs = {s: len(shards[s]) for s in SPLITS}
-    log.info("%s: %s", out / MANIFEST, "; ".join(f"{s} {n_windows[s]} windows / {len(shards[s])} songs"
-                                                 for s in SPLITS))
+    log.info(
+        "%s: %s", out / MANIFEST, "; ".join(f"{s} {n_windows[s]} windows / {len(shards[s])} songs" for s in SPLITS)
+    )
 
 
 def _first_stem_manifest(stems_dir: Path, tracks: list[str]) -> dict:
@@ -376,11 +448,13 @@ class ShardDataset(torch.utils.data.Dataset):
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: not a readable dataset manifest ({exc})") from None
         if self.manifest.get("format") != FORMAT_VERSION:
-            raise InputError(f"{path}: dataset format {self.manifest.get('format')!r}, expected {FORMAT_VERSION} "
-                             "(rebuild it)")
+            raise InputError(
+                f"{path}: dataset format {self.manifest.get('format')!r}, expected {FORMAT_VERSION} (rebuild it)"
+            )
         if split not in self.manifest.get("splits", {}):
-            raise InputError(f"{self.dataset_dir}: no {split!r} split (splits: "
-                             f"{', '.join(self.manifest.get('splits', {}))})")
+            raise InputError(
+                f"{self.dataset_dir}: no {split!r} split (splits: {', '.join(self.manifest.get('splits', {}))})"
+            )
         self.split = split
         info = self.manifest["splits"][split]
         self.shards = info["shards"]
@@ -388,7 +462,7 @@ class ShardDataset(torch.utils.data.Dataset):
         self.sample_rate, self.frame_rate = int(self.manifest["sample_rate"]), int(self.manifest["frame_rate"])
         self.n_samples, self.n_frames = int(self.manifest["n_samples"]), int(self.manifest["n_frames"])
         self._offsets = np.cumsum([0] + [s["n_windows"] for s in self.shards])
-        self._maps: dict[int, dict[str, np.ndarray]] = {}     # shard index -> its arrays, memory-mapped on first use
+        self._maps: dict[int, dict[str, np.ndarray]] = {}  # shard index -> its arrays, memory-mapped on first use
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -409,8 +483,10 @@ class ShardDataset(torch.utils.data.Dataset):
         k = int(np.searchsorted(self._offsets, index, side="right") - 1)
         row = index - int(self._offsets[k])
         arrays = self._shard(k)
-        item: dict = {name: torch.from_numpy(np.array(arrays[name][row], dtype=np.float32))
-                      for name in (*AUDIO_FIELDS, *FRAME_FIELDS)}
+        item: dict = {
+            name: torch.from_numpy(np.array(arrays[name][row], dtype=np.float32))
+            for name in (*AUDIO_FIELDS, *FRAME_FIELDS)
+        }
         item["track"] = self.shards[k]["track"]
         item["start_s"] = float(arrays["start_s"][row])
         return item

@@ -25,15 +25,23 @@ import numpy as np
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
 from ddsp_demucs.data.augment import VocalAugmentation, augment_vocal, draw_augmentation
-from ddsp_demucs.data.sources import (SAMPLE_RATE, TrackList, load_track_audio, loop_to_length, make_remix,
-                                      musdb_tracks, read_f0_csv, write_f0_csv)
+from ddsp_demucs.data.sources import (
+    SAMPLE_RATE,
+    TrackList,
+    load_track_audio,
+    loop_to_length,
+    make_remix,
+    musdb_tracks,
+    read_f0_csv,
+    write_f0_csv,
+)
 from ddsp_demucs.utils import atomic_folder, get_logger, write_json_atomic
 
 log = get_logger(__name__)
 
 INDEX_NAME = "index.csv"
 RATIOS_DB = (-6.0, -3.0, 0.0, 3.0)
-SYNTHETIC_BAND_S = 60.0          # length of each synthetic band, looped or cropped under a vocal
+SYNTHETIC_BAND_S = 60.0  # length of each synthetic band, looped or cropped under a vocal
 RECORD_NAME = "remix.json"
 CORPUS_VERSION = 1
 
@@ -69,9 +77,15 @@ class RemixPlan:
 
     def request(self) -> dict:
         """What the song is made from (its ``remix.json``): equal requests give equal files."""
-        request = {"version": CORPUS_VERSION, "vocal": self.vocal.path, "singer": self.vocal.singer,
-                   "accompaniment": self.accompaniment, "ratio_db": self.ratio_db, "offset": self.offset,
-                   "split": self.split}
+        request = {
+            "version": CORPUS_VERSION,
+            "vocal": self.vocal.path,
+            "singer": self.vocal.singer,
+            "accompaniment": self.accompaniment,
+            "ratio_db": self.ratio_db,
+            "offset": self.offset,
+            "split": self.split,
+        }
         return request | ({"augmentation": self.augmentation.as_dict()} if self.augmentation else {})
 
 
@@ -85,16 +99,23 @@ def read_index(shared_data: str | os.PathLike) -> list[IndexEntry]:
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
             try:
-                entry = IndexEntry(row["path"], row["kind"], row["singer_or_source"], row["song"],
-                                   float(row["seconds"]), row.get("f0_annotation") or "")
+                entry = IndexEntry(
+                    row["path"],
+                    row["kind"],
+                    row["singer_or_source"],
+                    row["song"],
+                    float(row["seconds"]),
+                    row.get("f0_annotation") or "",
+                )
             except (KeyError, ValueError) as exc:
                 raise InputError(f"{path}: bad row {row} ({exc})") from None
             if not (root / entry.path).is_file():
                 log.warning("%s lists %s, which is missing: left out", path, entry.path)
                 continue
             if entry.f0_annotation and not (root / entry.f0_annotation).is_file():
-                log.warning("%s: the F0 annotation %s is missing; %s is used without it", path,
-                            entry.f0_annotation, entry.path)
+                log.warning(
+                    "%s: the F0 annotation %s is missing; %s is used without it", path, entry.f0_annotation, entry.path
+                )
                 entry = replace(entry, f0_annotation="")
             entries.append(entry)
     return entries
@@ -106,8 +127,14 @@ def _unit_hash(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_singers(vocals: Sequence[IndexEntry], *, seed: int = 0, min_test_singers: int = 4,
-                  min_test_vocals: int = 6, n_valid_singers: int = 2) -> dict[str, str]:
+def split_singers(
+    vocals: Sequence[IndexEntry],
+    *,
+    seed: int = 0,
+    min_test_singers: int = 4,
+    min_test_vocals: int = 6,
+    n_valid_singers: int = 2,
+) -> dict[str, str]:
     """Assign every singer to ``"train"``, ``"valid"`` or ``"test"``.
 
     Singers are ordered by a hash of ``(seed, singer)``; test takes singers in that order until it holds at least
@@ -140,17 +167,30 @@ def multitrack_accompaniments(entries: Sequence[IndexEntry]) -> dict[str, list[I
     """Vocal path -> the accompaniment files recorded with it (same folder and song): the real multitracks."""
     out: dict[str, list[IndexEntry]] = {}
     for v in (e for e in entries if e.kind == "vocal"):
-        parts = [e for e in entries if e.kind in ("accompaniment", "accompaniment_stem") and e.song == v.song
-                 and Path(e.path).parent == Path(v.path).parent]
+        parts = [
+            e
+            for e in entries
+            if e.kind in ("accompaniment", "accompaniment_stem")
+            and e.song == v.song
+            and Path(e.path).parent == Path(v.path).parent
+        ]
         if parts:
             out[v.path] = parts
     return out
 
 
-def plan_corpus(entries: Sequence[IndexEntry], *, accompaniments_per_vocal: int = 2,
-                ratios_db: Sequence[float] = RATIOS_DB, n_synthetic_bands: int = 2, seed: int = 0,
-                min_test_singers: int = 4, min_test_vocals: int = 6, n_valid_singers: int = 2,
-                augmentations_per_vocal: int = 0) -> list[RemixPlan]:
+def plan_corpus(
+    entries: Sequence[IndexEntry],
+    *,
+    accompaniments_per_vocal: int = 2,
+    ratios_db: Sequence[float] = RATIOS_DB,
+    n_synthetic_bands: int = 2,
+    seed: int = 0,
+    min_test_singers: int = 4,
+    min_test_vocals: int = 6,
+    n_valid_singers: int = 2,
+    augmentations_per_vocal: int = 0,
+) -> list[RemixPlan]:
     """Every song of the corpus (see the module docstring), in a deterministic order.
 
     Vocal ``i`` goes over ``accompaniments_per_vocal`` accompaniments of the pool (the index's
@@ -165,8 +205,13 @@ def plan_corpus(entries: Sequence[IndexEntry], *, accompaniments_per_vocal: int 
     vocals = [e for e in entries if e.kind == "vocal"]
     if not vocals:
         raise InputError("the index lists no real vocals")
-    splits = split_singers(vocals, seed=seed, min_test_singers=min_test_singers, min_test_vocals=min_test_vocals,
-                           n_valid_singers=n_valid_singers)
+    splits = split_singers(
+        vocals,
+        seed=seed,
+        min_test_singers=min_test_singers,
+        min_test_vocals=min_test_vocals,
+        n_valid_singers=n_valid_singers,
+    )
     pool = accompaniment_pool_keys(entries, n_synthetic_bands)
     multitracks = multitrack_accompaniments(entries)
     impulse_responses = [e.path for e in entries if e.kind == "impulse_response"]
@@ -223,8 +268,9 @@ def load_vocal(shared_data: Path, entry: IndexEntry) -> np.ndarray:
     return np.repeat(mono[:, None], 2, axis=1)
 
 
-def render(plan: RemixPlan, shared_data: Path, entries: Sequence[IndexEntry],
-           accompaniments: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def render(
+    plan: RemixPlan, shared_data: Path, entries: Sequence[IndexEntry], accompaniments: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """The stems and the mixture of one planned song, float32 ``(n_samples, 2)``; the mixture is the float32 sum
     of the accompaniment stems and then the vocals. ``accompaniments`` caches the pool by key."""
     vocal = load_vocal(shared_data, plan.vocal)
@@ -234,7 +280,7 @@ def render(plan: RemixPlan, shared_data: Path, entries: Sequence[IndexEntry],
     n = vocal.shape[0]
     if plan.ratio_db is None:
         stems: dict[str, np.ndarray] = {}
-        for part in multitrack_accompaniments(entries)[plan.vocal.path]:   # MUSDB's stem names, else "other"
+        for part in multitrack_accompaniments(entries)[plan.vocal.path]:  # MUSDB's stem names, else "other"
             name = Path(part.path).stem if Path(part.path).stem in ("drums", "bass", "other") else "other"
             audio = loop_to_length(load_track_audio(shared_data / part.path), n).astype(np.float32)
             stems[name] = stems[name] + audio if name in stems else audio
@@ -251,11 +297,20 @@ def render(plan: RemixPlan, shared_data: Path, entries: Sequence[IndexEntry],
     return make_remix(vocal, {"other": loop_to_length(acc[start:], n)}, plan.ratio_db)
 
 
-def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike, *,
-                      accompaniments_per_vocal: int = 2, ratios_db: Sequence[float] = RATIOS_DB,
-                      n_synthetic_bands: int = 2, seed: int = 0, min_test_singers: int = 4,
-                      min_test_vocals: int = 6, n_valid_singers: int = 2, augmentations_per_vocal: int = 0,
-                      progress: bool = False) -> TrackList:
+def write_real_corpus(
+    out_dir: str | os.PathLike,
+    shared_data: str | os.PathLike,
+    *,
+    accompaniments_per_vocal: int = 2,
+    ratios_db: Sequence[float] = RATIOS_DB,
+    n_synthetic_bands: int = 2,
+    seed: int = 0,
+    min_test_singers: int = 4,
+    min_test_vocals: int = 6,
+    n_valid_singers: int = 2,
+    augmentations_per_vocal: int = 0,
+    progress: bool = False,
+) -> TrackList:
     """Write (or finish) the real-singing corpus in ``out_dir`` and list its tracks.
 
     Songs go to ``out_dir/{train,test}/<name>/`` as 24-bit FLAC ``mixture``, ``vocals`` and the accompaniment
@@ -268,10 +323,17 @@ def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike
 
     shared, out = Path(shared_data), Path(out_dir)
     entries = read_index(shared)
-    plans = plan_corpus(entries, accompaniments_per_vocal=accompaniments_per_vocal, ratios_db=ratios_db,
-                        n_synthetic_bands=n_synthetic_bands, seed=seed, min_test_singers=min_test_singers,
-                        min_test_vocals=min_test_vocals, n_valid_singers=n_valid_singers,
-                        augmentations_per_vocal=augmentations_per_vocal)
+    plans = plan_corpus(
+        entries,
+        accompaniments_per_vocal=accompaniments_per_vocal,
+        ratios_db=ratios_db,
+        n_synthetic_bands=n_synthetic_bands,
+        seed=seed,
+        min_test_singers=min_test_singers,
+        min_test_vocals=min_test_vocals,
+        n_valid_singers=n_valid_singers,
+        augmentations_per_vocal=augmentations_per_vocal,
+    )
     accompaniments: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str]] = []
     for plan in tqdm(plans, desc="real corpus", unit="song", disable=not progress):
@@ -290,16 +352,28 @@ def write_real_corpus(out_dir: str | os.PathLike, shared_data: str | os.PathLike
             skipped.append((plan.name, str(exc)))
             log.warning("skipping %s: %s", plan.name, exc)
     _remove_unplanned(out, {(_subset(p.split), p.name) for p in plans})
-    singers = {split: sorted({p.vocal.singer for p in plans if p.split == key})
-               for split, key in (("train", "train"), ("validation", "valid"), ("test", "test"))}
-    write_json_atomic(out / "manifest.json", {
-        "kind": "real", "version": CORPUS_VERSION, "seed": seed, "shared_data": str(shared.resolve()),
-        "accompaniments_per_vocal": accompaniments_per_vocal, "ratios_db": [float(r) for r in ratios_db],
-        "n_synthetic_bands": n_synthetic_bands, "augmentations_per_vocal": augmentations_per_vocal,
-        "accompaniment_pool": accompaniment_pool_keys(entries, n_synthetic_bands),
-        "singers": singers, "validation_tracks": [p.name for p in plans if p.split == "valid"],
-        "tracks": {p.name: {**p.request(), "vocal_entry": asdict(p.vocal)} for p in plans},
-        "mixture": "accompaniment stems + vocals (float32 sum, stored as 24-bit FLAC)"})
+    singers = {
+        split: sorted({p.vocal.singer for p in plans if p.split == key})
+        for split, key in (("train", "train"), ("validation", "valid"), ("test", "test"))
+    }
+    write_json_atomic(
+        out / "manifest.json",
+        {
+            "kind": "real",
+            "version": CORPUS_VERSION,
+            "seed": seed,
+            "shared_data": str(shared.resolve()),
+            "accompaniments_per_vocal": accompaniments_per_vocal,
+            "ratios_db": [float(r) for r in ratios_db],
+            "n_synthetic_bands": n_synthetic_bands,
+            "augmentations_per_vocal": augmentations_per_vocal,
+            "accompaniment_pool": accompaniment_pool_keys(entries, n_synthetic_bands),
+            "singers": singers,
+            "validation_tracks": [p.name for p in plans if p.split == "valid"],
+            "tracks": {p.name: {**p.request(), "vocal_entry": asdict(p.vocal)} for p in plans},
+            "mixture": "accompaniment stems + vocals (float32 sum, stored as 24-bit FLAC)",
+        },
+    )
     tracks = musdb_tracks(out)
     return TrackList(tracks, skipped + tracks.skipped)
 
@@ -317,8 +391,9 @@ def _read_request(folder: Path) -> dict | None:
         return None
 
 
-def write_song_folder(folder: Path, stems: dict[str, np.ndarray], request: dict,
-                      f0: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+def write_song_folder(
+    folder: Path, stems: dict[str, np.ndarray], request: dict, f0: tuple[np.ndarray, np.ndarray] | None = None
+) -> Path:
     """Write ``stems`` (name -> float ``(n, 2)`` at 44.1 kHz, ``mixture`` included) as 24-bit FLAC, the F0
     annotation (``(times_s, f0_hz)``, rows past the end dropped) and ``remix.json``, into a temporary sibling
     folder renamed onto ``folder`` at the end: an interrupted write leaves no partial song."""
@@ -341,6 +416,18 @@ def _remove_unplanned(out: Path, planned: set[tuple[str, str]]) -> None:
                 shutil.rmtree(folder)
 
 
-__all__ = ["IndexEntry", "RemixPlan", "RATIOS_DB", "read_index", "split_singers", "plan_corpus",
-           "accompaniment_pool_keys", "multitrack_accompaniments", "load_accompaniment", "load_vocal", "render",
-           "write_real_corpus", "write_song_folder"]
+__all__ = [
+    "IndexEntry",
+    "RemixPlan",
+    "RATIOS_DB",
+    "read_index",
+    "split_singers",
+    "plan_corpus",
+    "accompaniment_pool_keys",
+    "multitrack_accompaniments",
+    "load_accompaniment",
+    "load_vocal",
+    "render",
+    "write_real_corpus",
+    "write_song_folder",
+]

@@ -99,8 +99,10 @@ class Track:
         for name, path in self.stem_paths.items():
             audio = load_track_audio(path)
             if audio.shape[0] != n:
-                raise InputError(f"{path}: {audio.shape[0]} samples but the mixture {self.mixture_path.name} has {n} "
-                                 "(stems must have the mixture's length)")
+                raise InputError(
+                    f"{path}: {audio.shape[0]} samples but the mixture {self.mixture_path.name} has {n} "
+                    "(stems must have the mixture's length)"
+                )
             out[name] = audio
         return out
 
@@ -157,8 +159,16 @@ def write_wav_float32(path: str | os.PathLike, audio: np.ndarray, sample_rate: i
     n, channels = audio.shape
     data = np.ascontiguousarray(audio).tobytes()
     fmt = struct.pack("<HHIIHH", 3, channels, sample_rate, sample_rate * 4 * channels, 4 * channels, 32)
-    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, n)
-            + b"data" + struct.pack("<I", len(data)))
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"fact"
+        + struct.pack("<II", 4, n)
+        + b"data"
+        + struct.pack("<I", len(data))
+    )
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(b"RIFF" + struct.pack("<I", len(body) + len(data)) + body)
         fh.write(data)
@@ -203,8 +213,10 @@ def check_track(track: Track) -> None:
     n = infos[track.mixture_path].n_samples
     for path in track.stem_paths.values():
         if infos[path].n_samples != n:
-            raise InputError(f"{path}: {infos[path].n_samples} samples but the mixture {track.mixture_path.name} "
-                             f"has {n} (stems must have the mixture's length)")
+            raise InputError(
+                f"{path}: {infos[path].n_samples} samples but the mixture {track.mixture_path.name} "
+                f"has {n} (stems must have the mixture's length)"
+            )
 
 
 def _keep_good(candidates: Iterable[Track | tuple[str, str]]) -> TrackList:
@@ -246,7 +258,9 @@ def validation_track_names(root: str | os.PathLike) -> tuple[str, ...]:
     return MUSDB_VALIDATION_TRACKS
 
 
-def musdb_tracks(root: str | os.PathLike, subsets: Sequence[str] = MUSDB_SUBSETS, split: str | None = None) -> TrackList:
+def musdb_tracks(
+    root: str | os.PathLike, subsets: Sequence[str] = MUSDB_SUBSETS, split: str | None = None
+) -> TrackList:
     """Tracks of a MUSDB18-HQ layout: ``root/{train,test}/<track>/`` holding ``mixture`` and the stems
     ``drums, bass, other, vocals`` as ``.wav`` or ``.flac`` (an ``f0.csv`` beside them is picked up).
 
@@ -282,8 +296,9 @@ def musdb_tracks(root: str | os.PathLike, subsets: Sequence[str] = MUSDB_SUBSETS
                 candidates.append((folder.name, f"{folder}: no vocals.wav or vocals.flac (the vocals stem is missing)"))
             else:
                 f0 = folder / "f0.csv"
-                candidates.append(Track(folder.name, mixture, stems, subset=subset, split=role,
-                                        f0_path=f0 if f0.is_file() else None))
+                candidates.append(
+                    Track(folder.name, mixture, stems, subset=subset, split=role, f0_path=f0 if f0.is_file() else None)
+                )
     if n_folders == 0 and not any((root / s).is_dir() for s in wanted_subsets):
         raise InputError(f"{root}: no MUSDB18-HQ layout (expected {'/ or '.join(wanted_subsets)}/ with track folders)")
     return _keep_good(candidates)
@@ -300,8 +315,10 @@ def folder_tracks(folder: str | os.PathLike) -> TrackList:
     if not paths:
         raise InputError(f"{folder}: no song files ({', '.join(SONG_EXTENSIONS)})")
     stems = [p.stem for p in paths]
-    names = [p.stem if stems.count(p.stem) == 1 else str(p.relative_to(folder).with_suffix("")).replace(os.sep, "__")
-             for p in paths]
+    names = [
+        p.stem if stems.count(p.stem) == 1 else str(p.relative_to(folder).with_suffix("")).replace(os.sep, "__")
+        for p in paths
+    ]
     return _keep_good(Track(name, path) for name, path in zip(names, paths))
 
 
@@ -309,8 +326,10 @@ def folder_tracks(folder: str | os.PathLike) -> TrackList:
 #: Real vocals in ../shared/data usable for remixes: name -> (audio path, F0 annotation path or None).
 REMIX_VOCALS = {
     "vocadito_1": ("vocadito/vocadito_1.flac", "vocadito/annotations/vocadito_1_f0.csv"),
-    "medleydb_nightowl": ("medleydb/AClassicEducation_NightOwl_STEM_08.flac",
-                          "medleydb/AClassicEducation_NightOwl_STEM_08_f0.csv"),
+    "medleydb_nightowl": (
+        "medleydb/AClassicEducation_NightOwl_STEM_08.flac",
+        "medleydb/AClassicEducation_NightOwl_STEM_08_f0.csv",
+    ),
     "sms_singing_female": ("sms_tools/singing-female.flac", None),
     "sms_vignesh": ("sms_tools/vignesh.flac", None),
 }
@@ -350,8 +369,9 @@ def loop_to_length(audio: np.ndarray, n_samples: int, crossfade: int = 441) -> n
     return out[:n_samples]
 
 
-def make_remix(vocals: np.ndarray, accompaniment: dict[str, np.ndarray], vocal_ratio_db: float,
-               peak: float = 0.9) -> dict[str, np.ndarray]:
+def make_remix(
+    vocals: np.ndarray, accompaniment: dict[str, np.ndarray], vocal_ratio_db: float, peak: float = 0.9
+) -> dict[str, np.ndarray]:
     """Mix ``vocals (n, 2)`` over ``accompaniment`` stems (name -> ``(n, 2)``) at ``vocal_ratio_db`` dB
     vocal-to-accompaniment ratio (:func:`vocal_to_accompaniment_db`).
 
@@ -376,9 +396,15 @@ def make_remix(vocals: np.ndarray, accompaniment: dict[str, np.ndarray], vocal_r
     return stems
 
 
-def remix_tracks(out_dir: str | os.PathLike, shared_data: str | os.PathLike, vocal_ratio_db: float = -3.0, *,
-                 subset: str = "test", max_duration_s: float | None = 30.0,
-                 vocals: Sequence[str] | None = None) -> TrackList:
+def remix_tracks(
+    out_dir: str | os.PathLike,
+    shared_data: str | os.PathLike,
+    vocal_ratio_db: float = -3.0,
+    *,
+    subset: str = "test",
+    max_duration_s: float | None = 30.0,
+    vocals: Sequence[str] | None = None,
+) -> TrackList:
     """Write real remixes in the MUSDB18-HQ layout under ``out_dir/<subset>/remix_<vocal>/`` and list them.
 
     Each remix is one real vocal of :data:`REMIX_VOCALS` (all, or the names in ``vocals``) from ``shared_data``
@@ -409,8 +435,12 @@ def remix_tracks(out_dir: str | os.PathLike, shared_data: str | os.PathLike, voc
         audio_rel, f0_rel = REMIX_VOCALS[vocal_name]
         track_name = f"remix_{vocal_name}"
         folder = out / subset / track_name
-        request = dict(vocal=audio_rel, accompaniment=REMIX_ACCOMPANIMENT, vocal_ratio_db=float(vocal_ratio_db),
-                       max_duration_s=max_duration_s)
+        request = dict(
+            vocal=audio_rel,
+            accompaniment=REMIX_ACCOMPANIMENT,
+            vocal_ratio_db=float(vocal_ratio_db),
+            max_duration_s=max_duration_s,
+        )
         try:
             if _read_json(folder / "remix.json") == request and (folder / "mixture.wav").is_file():
                 continue
@@ -423,11 +453,19 @@ def remix_tracks(out_dir: str | os.PathLike, shared_data: str | os.PathLike, voc
             _write_remix(folder, stems, f0, n / SAMPLE_RATE, request)
         except InputError as exc:
             skipped.append((track_name, str(exc)))
-    write_json_atomic(out / "manifest.json", dict(kind="remix", vocal_ratio_db=float(vocal_ratio_db), subset=subset,
-                                                  max_duration_s=max_duration_s, accompaniment=REMIX_ACCOMPANIMENT,
-                                                  vocals={k: REMIX_VOCALS[k][0] for k in names},
-                                                  mixture="drums + bass + other + vocals (float32, in this order)",
-                                                  validation_tracks=[]))
+    write_json_atomic(
+        out / "manifest.json",
+        dict(
+            kind="remix",
+            vocal_ratio_db=float(vocal_ratio_db),
+            subset=subset,
+            max_duration_s=max_duration_s,
+            accompaniment=REMIX_ACCOMPANIMENT,
+            vocals={k: REMIX_VOCALS[k][0] for k in names},
+            mixture="drums + bass + other + vocals (float32, in this order)",
+            validation_tracks=[],
+        ),
+    )
     tracks = musdb_tracks(out, subsets=(subset,))
     tracks = TrackList([t for t in tracks if t.name in {f"remix_{v}" for v in names}], skipped + tracks.skipped)
     for name, reason in skipped:

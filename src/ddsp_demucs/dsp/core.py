@@ -89,8 +89,9 @@ def upsample(frames: torch.Tensor, n_samples: int, *, hop_length: float | None =
     """
     check_tensor(frames, "frames", finite=False)
     dim = dim % frames.dim()
-    lo, hi, w = interpolation_weights(frames.shape[dim], n_samples, hop_length, device=frames.device,
-                                      dtype=frames.dtype)
+    lo, hi, w = interpolation_weights(
+        frames.shape[dim], n_samples, hop_length, device=frames.device, dtype=frames.dtype
+    )
     w = w.reshape((-1,) + (1,) * (frames.dim() - dim - 1))
     a, b = frames.index_select(dim, lo), frames.index_select(dim, hi)
     return a + (b - a) * w
@@ -142,23 +143,27 @@ def fft_convolve(
     check_tensor(impulse_response, "impulse_response")
     n_samples, ir_size = audio.shape[-1], impulse_response.shape[-1]
     if n_samples < 1 or ir_size < 1:
-        raise ValueError(f"audio and impulse_response must be non-empty, got shapes {tuple(audio.shape)} and "
-                         f"{tuple(impulse_response.shape)}")
+        raise ValueError(
+            f"audio and impulse_response must be non-empty, got shapes {tuple(audio.shape)} and "
+            f"{tuple(impulse_response.shape)}"
+        )
     if not (isinstance(delay, int) and 0 <= delay < ir_size):
         raise ValueError(f"delay must be an int in [0, ir_size={ir_size}), got {delay!r}")
     if impulse_response.dim() == audio.dim():
         return _convolve_invariant(audio, impulse_response, delay)
     if impulse_response.dim() == audio.dim() + 1:
         return _convolve_varying(audio, impulse_response, delay, hop_length)
-    raise ValueError(f"impulse_response must have as many dims as audio {tuple(audio.shape)} (one IR) or one more "
-                     f"(one IR per frame), got shape {tuple(impulse_response.shape)}")
+    raise ValueError(
+        f"impulse_response must have as many dims as audio {tuple(audio.shape)} (one IR) or one more "
+        f"(one IR per frame), got shape {tuple(impulse_response.shape)}"
+    )
 
 
 def _convolve_invariant(audio: torch.Tensor, ir: torch.Tensor, delay: int) -> torch.Tensor:
     n, m = audio.shape[-1], ir.shape[-1]
     n_fft = next_fast_len(n + m - 1)
     spec = torch.fft.rfft(audio, n_fft) * torch.fft.rfft(ir, n_fft)
-    return torch.fft.irfft(spec, n_fft)[..., delay:delay + n]
+    return torch.fft.irfft(spec, n_fft)[..., delay : delay + n]
 
 
 def _convolve_varying(audio: torch.Tensor, ir: torch.Tensor, delay: int, hop_length: float | None) -> torch.Tensor:
@@ -169,10 +174,10 @@ def _convolve_varying(audio: torch.Tensor, ir: torch.Tensor, delay: int, hop_len
     block = int(max(1, min(math.floor(hop), 4096, n_samples)))
     n_blocks = -(-n_samples // block)
     lo, hi, w = interpolation_weights(n_frames, n_blocks * block, hop, device=audio.device, dtype=audio.dtype)
-    first = lo[::block]                                                 # (n_blocks,) first frame of each block
+    first = lo[::block]  # (n_blocks,) first frame of each block
     n_near = int((hi.view(n_blocks, block) - first[:, None]).max()) + 1
-    rel_lo = (lo.view(n_blocks, block) - first[:, None])                # (n_blocks, block)
-    rel_hi = (hi.view(n_blocks, block) - first[:, None])
+    rel_lo = lo.view(n_blocks, block) - first[:, None]  # (n_blocks, block)
+    rel_hi = hi.view(n_blocks, block) - first[:, None]
     wb = w.view(n_blocks, block)
     weights = audio.new_zeros(n_blocks, n_near, block)
     weights.scatter_add_(1, rel_lo[:, None], (1 - wb)[:, None])
@@ -181,13 +186,13 @@ def _convolve_varying(audio: torch.Tensor, ir: torch.Tensor, delay: int, hop_len
 
     n_fft = next_fast_len(block + ir_size - 1)
     x = F.pad(audio, (0, n_blocks * block - n_samples)).unflatten(-1, (n_blocks, 1, block))
-    xw = torch.fft.rfft(x * weights, n_fft)                            # (..., n_blocks, n_near, bins)
-    h = torch.fft.rfft(ir, n_fft)                                      # (..., n_frames, bins)
+    xw = torch.fft.rfft(x * weights, n_fft)  # (..., n_blocks, n_near, bins)
+    h = torch.fft.rfft(ir, n_fft)  # (..., n_frames, bins)
     hb = h[..., frame_idx.reshape(-1), :].unflatten(-2, (n_blocks, n_near))
-    y = torch.fft.irfft((xw * hb).sum(-2), n_fft)[..., : block + ir_size - 1]   # (..., n_blocks, seg)
+    y = torch.fft.irfft((xw * hb).sum(-2), n_fft)[..., : block + ir_size - 1]  # (..., n_blocks, seg)
     seg = y.shape[-1]
     lead = y.shape[:-2]
-    cols = y.reshape(-1, n_blocks, seg).transpose(1, 2)                # (prod(lead), seg, n_blocks)
+    cols = y.reshape(-1, n_blocks, seg).transpose(1, 2)  # (prod(lead), seg, n_blocks)
     out_len = (n_blocks - 1) * block + seg
     out = F.fold(cols, output_size=(1, out_len), kernel_size=(1, seg), stride=(1, block))
-    return out.reshape(*lead, out_len)[..., delay:delay + n_samples]
+    return out.reshape(*lead, out_len)[..., delay : delay + n_samples]

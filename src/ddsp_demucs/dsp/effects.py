@@ -28,8 +28,14 @@ class Reverb(nn.Module):
     ``forward(audio (..., n_samples)) -> (..., n_samples)``; differentiable in the audio and the IR.
     """
 
-    def __init__(self, length: int = 4096, *, initial_gain: float = 1e-2, initial_decay: float | None = None,
-                 add_dry: bool = True):
+    def __init__(
+        self,
+        length: int = 4096,
+        *,
+        initial_gain: float = 1e-2,
+        initial_decay: float | None = None,
+        add_dry: bool = True,
+    ):
         super().__init__()
         check_positive(length, "length", integer=True)
         if int(length) < 2:

@@ -17,7 +17,7 @@ _FRAMES_PER_CHUNK = 1024
 def a_weighting_db(frequencies_hz: torch.Tensor) -> torch.Tensor:
     """IEC 61672-1 A-weighting in dB (0 dB at 1 kHz) of ``frequencies_hz (...)``; -inf at 0 Hz."""
     f2 = frequencies_hz.to(torch.float64) ** 2
-    c1, c2, c3, c4 = 20.598997 ** 2, 107.65265 ** 2, 737.86223 ** 2, 12194.217 ** 2
+    c1, c2, c3, c4 = 20.598997**2, 107.65265**2, 737.86223**2, 12194.217**2
     ra = c4 * f2 * f2 / ((f2 + c1) * torch.sqrt((f2 + c2) * (f2 + c3)) * (f2 + c4))
     return 20.0 * torch.log10(ra) + 2.0
 
@@ -63,8 +63,10 @@ def a_weighted_loudness(
     n_samples = audio.shape[-1]
     n_frames = int(math.floor(n_samples * frame_rate / sample_rate + 1e-9))
     if n_frames < 1:
-        raise ValueError(f"audio of {n_samples} samples is shorter than one frame at frame_rate={frame_rate} and "
-                         f"sample_rate={sample_rate}")
+        raise ValueError(
+            f"audio of {n_samples} samples is shorter than one frame at frame_rate={frame_rate} and "
+            f"sample_rate={sample_rate}"
+        )
     lead = audio.shape[:-1]
     x = torch.nn.functional.pad(audio.reshape(-1, n_samples), (n_fft // 2, n_fft // 2))
     window = torch.hann_window(n_fft, dtype=audio.dtype, device=audio.device)
@@ -79,10 +81,10 @@ def a_weighted_loudness(
     offsets = torch.arange(n_fft)
     powers = []
     for s in range(0, n_frames, _FRAMES_PER_CHUNK):
-        idx = (centres[s:s + _FRAMES_PER_CHUNK, None] + offsets).to(audio.device)   # padded coords
-        frames = x[:, idx] * window                                                 # (B, chunk, n_fft)
+        idx = (centres[s : s + _FRAMES_PER_CHUNK, None] + offsets).to(audio.device)  # padded coords
+        frames = x[:, idx] * window  # (B, chunk, n_fft)
         spec = torch.fft.rfft(frames)
-        powers.append((spec.real ** 2 + spec.imag ** 2) @ weight)
+        powers.append((spec.real**2 + spec.imag**2) @ weight)
     power = torch.cat(powers, dim=-1)
     floor = 10.0 ** (floor_db / 10.0)
     return (10.0 * torch.log10(power.clamp_min(floor))).reshape(*lead, n_frames)

@@ -36,12 +36,17 @@ def _pair(estimate: torch.Tensor, reference: torch.Tensor) -> None:
     check_tensor(estimate, "estimate")
     check_tensor(reference, "reference")
     if estimate.shape != reference.shape:
-        raise ValueError(f"estimate and reference must have the same shape, got {tuple(estimate.shape)} and "
-                         f"{tuple(reference.shape)}")
+        raise ValueError(
+            f"estimate and reference must have the same shape, got {tuple(estimate.shape)} and {tuple(reference.shape)}"
+        )
 
 
 def spectral_convergence(
-    estimate: torch.Tensor, reference: torch.Tensor, *, n_fft: int = 2048, hop_length: int = 512,
+    estimate: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
     eps: float = 1e-12,
 ) -> torch.Tensor:
     """Spectral convergence per example: ``|| |X| - |Y| ||_F / (|| |Y| ||_F + eps)`` (0 when equal).
@@ -60,7 +65,11 @@ def spectral_convergence(
 
 
 def log_spectral_distance(
-    estimate: torch.Tensor, reference: torch.Tensor, *, n_fft: int = 2048, hop_length: int = 512,
+    estimate: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
     floor: float = 1e-10,
 ) -> torch.Tensor:
     """Log-spectral distance in dB per example (0 when equal):
@@ -98,8 +107,14 @@ class MultiResolutionSTFTLoss(nn.Module):
     ``forward(estimate (..., n_samples), target (..., n_samples)) -> scalar``; differentiable in both.
     """
 
-    def __init__(self, fft_sizes=(2048, 1024, 512, 256, 128, 64), overlap: float = 0.75, mag_weight: float = 1.0,
-                 logmag_weight: float = 1.0, eps: float = 1e-7):
+    def __init__(
+        self,
+        fft_sizes=(2048, 1024, 512, 256, 128, 64),
+        overlap: float = 0.75,
+        mag_weight: float = 1.0,
+        logmag_weight: float = 1.0,
+        eps: float = 1e-7,
+    ):
         super().__init__()
         fft_sizes = tuple(int(n) for n in fft_sizes)
         if not fft_sizes:
@@ -128,5 +143,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         return total
 
     def extra_repr(self) -> str:
-        return (f"fft_sizes={self.fft_sizes}, overlap={self.overlap}, mag_weight={self.mag_weight}, "
-                f"logmag_weight={self.logmag_weight}")
+        return (
+            f"fft_sizes={self.fft_sizes}, overlap={self.overlap}, mag_weight={self.mag_weight}, "
+            f"logmag_weight={self.logmag_weight}"
+        )

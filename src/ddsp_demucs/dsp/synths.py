@@ -55,8 +55,9 @@ def _initial_phase(initial_phase: torch.Tensor | None, lead: torch.Size) -> torc
         return None
     check_tensor(initial_phase, "initial_phase", min_dim=0)
     if initial_phase.shape != lead:
-        raise ValueError(f"initial_phase must have shape {tuple(lead)} (the leading dims of f0_hz), got "
-                         f"{tuple(initial_phase.shape)}")
+        raise ValueError(
+            f"initial_phase must have shape {tuple(lead)} (the leading dims of f0_hz), got {tuple(initial_phase.shape)}"
+        )
     return initial_phase.reshape(-1, 1).to(torch.float64)
 
 
@@ -111,10 +112,13 @@ def harmonic_synth(
         raise ValueError(
             "f0_hz (..., n_frames), amplitudes (..., n_frames) and harmonic_distribution (..., n_frames, "
             f"n_harmonics) must agree, got {tuple(f0_hz.shape)}, {tuple(amplitudes.shape)} and "
-            f"{tuple(harmonic_distribution.shape)}")
+            f"{tuple(harmonic_distribution.shape)}"
+        )
     if f0_hz.shape[-1] < 1 or harmonic_distribution.shape[-1] < 1:
-        raise ValueError(f"need at least one frame and one harmonic, got harmonic_distribution shape "
-                         f"{tuple(harmonic_distribution.shape)}")
+        raise ValueError(
+            f"need at least one frame and one harmonic, got harmonic_distribution shape "
+            f"{tuple(harmonic_distribution.shape)}"
+        )
     check_nonnegative(f0_hz, "f0_hz")
     check_nonnegative(amplitudes, "amplitudes")
     check_nonnegative(harmonic_distribution, "harmonic_distribution")
@@ -131,8 +135,9 @@ def harmonic_synth(
 
     harm_amps = (amplitudes.unsqueeze(-1) * harmonic_distribution).reshape(-1, n_frames, n_harmonics)
     blocks = _BlockLayout(n_frames, n_samples, hop, device=phase.device, dtype=dtype)
-    audio = _HarmonicBank.apply(blocks.split(phase), harm_amps, blocks.split(cutoff), blocks.weights,
-                                blocks.frame_index)
+    audio = _HarmonicBank.apply(
+        blocks.split(phase), harm_amps, blocks.split(cutoff), blocks.weights, blocks.frame_index
+    )
     return audio.reshape(-1, blocks.n_blocks * blocks.block)[:, :n_samples].reshape(*lead, n_samples)
 
 
@@ -146,7 +151,7 @@ def wrapped_cumsum(increments: torch.Tensor, start: torch.Tensor | None = None, 
     x = torch.nn.functional.pad(increments, (0, n_blocks * block - n)).view(batch, n_blocks, block)
     local = torch.cumsum(x, dim=-1)
     totals = torch.remainder(local[..., -1], TWO_PI)
-    offsets = torch.remainder(torch.cumsum(totals, dim=-1) - totals, TWO_PI)    # exclusive: before each block
+    offsets = torch.remainder(torch.cumsum(totals, dim=-1) - totals, TWO_PI)  # exclusive: before each block
     if start is not None:
         offsets = offsets + torch.remainder(start, TWO_PI)
     return torch.remainder(local + offsets[..., None], TWO_PI).reshape(batch, -1)[:, :n]
@@ -201,7 +206,7 @@ class _HarmonicBank(torch.autograd.Function):
         for s in range(0, n_blocks, step):
             e = min(n_blocks, s + step)
             sines = torch.sin(phase[:, s:e, :, None] * k).masked_fill_(k >= cutoff[:, s:e, :, None], 0.0)  # (B,c,L,K)
-            near = a[:, frame_index[s:e]]                                                   # (B, c, M, K)
+            near = a[:, frame_index[s:e]]  # (B, c, M, K)
             out[:, s:e] = (torch.matmul(sines, near.transpose(-1, -2)) * weights[s:e]).sum(-1)
         return out
 
@@ -219,14 +224,14 @@ class _HarmonicBank(torch.autograd.Function):
             e = min(n_blocks, s + step)
             kphi = phase[:, s:e, :, None] * k
             off = k >= cutoff[:, s:e, :, None]
-            gw = grad_out[:, s:e, :, None] * weights[s:e]                                  # (B, c, L, M)
+            gw = grad_out[:, s:e, :, None] * weights[s:e]  # (B, c, L, M)
             if need_phase:
-                near_k = a[:, frame_index[s:e]] * k                                         # (B, c, M, K)
+                near_k = a[:, frame_index[s:e]] * k  # (B, c, M, K)
                 cosines = torch.cos(kphi).masked_fill_(off, 0.0)
                 grad_phase[:, s:e] = (torch.matmul(cosines, near_k.transpose(-1, -2)) * gw).sum(-1)
             if need_a:
                 sines = torch.sin(kphi).masked_fill_(off, 0.0)
-                g_near = torch.matmul(gw.transpose(-1, -2), sines)                           # (B, c, M, K)
+                g_near = torch.matmul(gw.transpose(-1, -2), sines)  # (B, c, M, K)
                 grad_a.index_add_(1, frame_index[s:e].reshape(-1), g_near.reshape(batch, -1, n_harmonics))
         return grad_phase, grad_a, None, None, None
 
@@ -306,8 +311,9 @@ def filtered_noise(
         raise ValueError(f"window_size must be an odd integer >= 3, got {window_size}")
     check_tensor(magnitudes, "magnitudes", min_dim=2)
     if magnitudes.shape[-1] < 1 or magnitudes.shape[-2] < 1:
-        raise ValueError(f"magnitudes (..., n_frames, n_bands) needs at least one frame and one band, got "
-                         f"{tuple(magnitudes.shape)}")
+        raise ValueError(
+            f"magnitudes (..., n_frames, n_bands) needs at least one frame and one band, got {tuple(magnitudes.shape)}"
+        )
     check_nonnegative(magnitudes, "magnitudes")
     resolve_hop(magnitudes.shape[-2], n_samples, hop_length)
     lead = magnitudes.shape[:-2]

@@ -36,14 +36,22 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.analysis.common import MODEL_NOISE, MRSTFT_FFT_SIZES, check_rates, example_seed, select_indices
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.metrics import BAND_NAMES, REGION_NAMES, f0_metrics, log_spectral_distance, sdr, si_sdr, spectral_convergence
+from ddsp_demucs.metrics import (
+    BAND_NAMES,
+    REGION_NAMES,
+    f0_metrics,
+    log_spectral_distance,
+    sdr,
+    si_sdr,
+    spectral_convergence,
+)
 from ddsp_demucs.train import collate
 from ddsp_demucs.utils import get_logger
 
 log = get_logger("evaluate")
 
-SILENCE_DB = -80.0     # a target whose RMS is below this (dBFS) is silent: its figures would be meaningless
-EXCERPT_S = 4.0        # length of the kept excerpt of a whole song (tracks protocol), seconds
+SILENCE_DB = -80.0  # a target whose RMS is below this (dBFS) is silent: its figures would be meaningless
+EXCERPT_S = 4.0  # length of the kept excerpt of a whole song (tracks protocol), seconds
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ SONG_METRICS: tuple[MetricSpec, ...] = (
     *(MetricSpec(f"region_err_{r}", f"error where the vocal is {r}", "dB", False) for r in REGION_NAMES),
 )
 SIDES = ("baseline", "refined")
-F0_NAMES = {"baseline": "separated", "refined": "refined"}   # keys of ExampleAudio.f0 (and "target")
+F0_NAMES = {"baseline": "separated", "refined": "refined"}  # keys of ExampleAudio.f0 (and "target")
 
 
 @dataclass
@@ -149,7 +157,7 @@ class EvaluationResults:
 
     def improvements(self, metric: str) -> np.ndarray:
         """``(n_rows,)`` refined minus baseline, sign flipped for lower-is-better metrics (positive = better)."""
-        with np.errstate(invalid="ignore"):   # -inf - -inf (an empty region on both sides) is NaN: not scored
+        with np.errstate(invalid="ignore"):  # -inf - -inf (an empty region on both sides) is NaN: not scored
             diff = self.values(metric, "refined") - self.values(metric, "baseline")
         return diff if metric_spec(metric).higher_is_better else -diff
 
@@ -162,8 +170,9 @@ def metric_spec(key: str) -> MetricSpec:
 
 
 # ------------------------------------------------------------------------------------------- one example
-def waveform_metrics(estimate: np.ndarray, reference: np.ndarray, sample_rate: int,
-                     mrstft: MultiResolutionSTFTLoss | None = None) -> dict[str, float]:
+def waveform_metrics(
+    estimate: np.ndarray, reference: np.ndarray, sample_rate: int, mrstft: MultiResolutionSTFTLoss | None = None
+) -> dict[str, float]:
     """SI-SDR, SDR, spectral convergence, log-spectral distance and MR-STFT distance of one estimate.
 
     ``estimate``, ``reference``: finite float ``(n_samples,)`` mono or ``(n_samples, n_channels)`` at
@@ -193,14 +202,20 @@ def mrstft_distance() -> MultiResolutionSTFTLoss:
     return MultiResolutionSTFTLoss(fft_sizes=MRSTFT_FFT_SIZES)
 
 
-def track_f0(audio: np.ndarray, sample_rate: int, frame_rate: float, method: str | None,
-             voicing_threshold: float) -> np.ndarray:
+def track_f0(
+    audio: np.ndarray, sample_rate: int, frame_rate: float, method: str | None, voicing_threshold: float
+) -> np.ndarray:
     """F0 in Hz ``(n_samples * frame_rate // sample_rate,)`` (0 = unvoiced) of ``audio`` ``(n,)`` or ``(n, ch)``
     (channels averaged), by :func:`ddsp_demucs.features.extract_f0`."""
     from ddsp_demucs.features import extract_f0
 
-    f0, _ = extract_f0(np.asarray(audio, dtype=np.float32), sample_rate, frame_rate=int(frame_rate), method=method,
-                       voicing_threshold=voicing_threshold)
+    f0, _ = extract_f0(
+        np.asarray(audio, dtype=np.float32),
+        sample_rate,
+        frame_rate=int(frame_rate),
+        method=method,
+        voicing_threshold=voicing_threshold,
+    )
     return f0
 
 
@@ -224,8 +239,9 @@ def check_signals(inp: np.ndarray, target: np.ndarray) -> tuple[str, str] | None
 class _Scorer:
     """Scores the baseline and refined estimates of examples against their targets (one row each)."""
 
-    def __init__(self, sample_rate: int, frame_rate: float, *, f0_method: str | None, voicing_threshold: float,
-                 compute_f0: bool):
+    def __init__(
+        self, sample_rate: int, frame_rate: float, *, f0_method: str | None, voicing_threshold: float, compute_f0: bool
+    ):
         self.sample_rate, self.frame_rate = sample_rate, frame_rate
         self.f0_method, self.voicing_threshold, self.compute_f0 = f0_method, voicing_threshold, compute_f0
         self.mrstft = mrstft_distance()
@@ -267,16 +283,31 @@ def _separator_name(source: Any) -> str:
 def _common_settings(model, protocol: str, f0_method, threshold, compute_f0, seed) -> dict:
     from ddsp_demucs.features import DEFAULT_METHOD
 
-    return {"protocol": protocol, "composition": getattr(model, "composition", None),
-            "model_sample_rate": int(model.sample_rate), "frame_rate": float(model.frame_rate),
-            "compute_f0": compute_f0, "f0_method": (f0_method or DEFAULT_METHOD) if compute_f0 else None,
-            "voicing_threshold": threshold if compute_f0 else None, "seed": seed}
+    return {
+        "protocol": protocol,
+        "composition": getattr(model, "composition", None),
+        "model_sample_rate": int(model.sample_rate),
+        "frame_rate": float(model.frame_rate),
+        "compute_f0": compute_f0,
+        "f0_method": (f0_method or DEFAULT_METHOD) if compute_f0 else None,
+        "voicing_threshold": threshold if compute_f0 else None,
+        "seed": seed,
+    }
 
 
 # ------------------------------------------------------------------------------------------- windows
-def evaluate_model(model: torch.nn.Module, dataset, n_examples: int | None = None, *, batch_size: int = 8,
-                   f0_method: str | None = None, compute_f0: bool = True, n_keep: int = 4, seed: int = 0,
-                   progress: bool = True) -> EvaluationResults:
+def evaluate_model(
+    model: torch.nn.Module,
+    dataset,
+    n_examples: int | None = None,
+    *,
+    batch_size: int = 8,
+    f0_method: str | None = None,
+    compute_f0: bool = True,
+    n_keep: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+) -> EvaluationResults:
     """Score the separated vocal (baseline) and the model's refinement of it on every window of ``dataset``.
 
     Args:
@@ -304,13 +335,17 @@ def evaluate_model(model: torch.nn.Module, dataset, n_examples: int | None = Non
     indices = select_indices(len(dataset), n_examples)
     keep = {indices[j] for j in select_indices(len(indices), n_keep)} if n_keep > 0 else set()
     scorer = _Scorer(sr, fr, f0_method=method, voicing_threshold=threshold, compute_f0=compute_f0)
-    results = EvaluationResults("windows", _separator_name(dataset), sr, float(fr),
-                                model_config=getattr(model, "config", None))
+    results = EvaluationResults(
+        "windows", _separator_name(dataset), sr, float(fr), model_config=getattr(model, "config", None)
+    )
     results.settings = _common_settings(model, "windows", method, threshold, compute_f0, seed) | {
-        "n_examples_requested": n_examples, "batch_size": batch_size, "n_windows_in_dataset": len(dataset)}
+        "n_examples_requested": n_examples,
+        "batch_size": batch_size,
+        "n_windows_in_dataset": len(dataset),
+    }
     n_batches = math.ceil(len(indices) / batch_size)
     for b in tqdm(range(n_batches), desc="evaluating windows", unit="batch", disable=not progress):
-        chunk = indices[b * batch_size:(b + 1) * batch_size]
+        chunk = indices[b * batch_size : (b + 1) * batch_size]
         good: list[tuple[int, dict]] = []
         for i in chunk:
             item = dataset[i]
@@ -338,14 +373,21 @@ def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def _score_window(results: EvaluationResults, scorer: _Scorer, index: int, item: dict, refined: np.ndarray,
-                  keep: set[int]) -> None:
+def _score_window(
+    results: EvaluationResults, scorer: _Scorer, index: int, item: dict, refined: np.ndarray, keep: set[int]
+) -> None:
     separated, target = _np(item["input_audio"]).astype(np.float32), _np(item["target_audio"]).astype(np.float32)
     track, start_s = str(item.get("track", index)), float(item.get("start_s", 0.0))
     figures, f0 = scorer.score(separated, refined, target)
     status = "ok" if np.all(np.isfinite(refined)) else "failed"
-    row = {"index": index, "track": track, "start_s": start_s, "duration_s": separated.shape[0] / scorer.sample_rate,
-           "status": status, **figures}
+    row = {
+        "index": index,
+        "track": track,
+        "start_s": start_s,
+        "duration_s": separated.shape[0] / scorer.sample_rate,
+        "status": status,
+        **figures,
+    }
     results.rows.append(row)
     if status == "failed":
         reason = f"the model output has {int(np.sum(~np.isfinite(refined)))} non-finite samples"
@@ -359,8 +401,14 @@ def _score_window(results: EvaluationResults, scorer: _Scorer, index: int, item:
 
 
 def log_outcome(results: EvaluationResults) -> None:
-    log.info("%s protocol: %d scored (%d failed), %d skipped, %d errors", results.protocol, len(results.rows),
-             len(results.failed), len(results.skipped), len(results.errors))
+    log.info(
+        "%s protocol: %d scored (%d failed), %d skipped, %d errors",
+        results.protocol,
+        len(results.rows),
+        len(results.failed),
+        len(results.skipped),
+        len(results.errors),
+    )
 
 
 # -------------------------------------------------------------------------------------------- tracks
@@ -386,16 +434,29 @@ def _track_source(source, split: str) -> tuple[dict, list[str] | None, Path | No
         return dict(dataset.manifest), list(dataset.tracks), folder
     manifest = getattr(source, "manifest", None)
     if not isinstance(manifest, dict):
-        raise DDSPDemucsError(f"evaluate_tracks needs a dataset folder, a dataset with a manifest, or a manifest "
-                              f"dict; got {type(source).__name__}")
+        raise DDSPDemucsError(
+            f"evaluate_tracks needs a dataset folder, a dataset with a manifest, or a manifest "
+            f"dict; got {type(source).__name__}"
+        )
     tracks = getattr(source, "tracks", None)
     return dict(manifest), (list(tracks) if tracks is not None else None), None
 
 
-def evaluate_tracks(model: torch.nn.Module, dataset_manifest_or_dir, split: str = "test", *,
-                    n_tracks: int | None = None, window_s: float | None = 30.0, overlap_s: float = 1.0,
-                    f0_method: str | None = None, compute_f0: bool = True, n_keep: int = 4,
-                    excerpt_s: float = EXCERPT_S, seed: int = 0, progress: bool = True) -> EvaluationResults:
+def evaluate_tracks(
+    model: torch.nn.Module,
+    dataset_manifest_or_dir,
+    split: str = "test",
+    *,
+    n_tracks: int | None = None,
+    window_s: float | None = 30.0,
+    overlap_s: float = 1.0,
+    f0_method: str | None = None,
+    compute_f0: bool = True,
+    n_keep: int = 4,
+    excerpt_s: float = EXCERPT_S,
+    seed: int = 0,
+    progress: bool = True,
+) -> EvaluationResults:
     """Score whole songs at their original rate and channels: the separator's vocal (baseline) and its
     refinement by :func:`ddsp_demucs.refine.refine_vocals` against the ground-truth vocals (44.1 kHz stereo),
     so that the SDR is the SiSEC18 figure (comparable with published MUSDB18 results).
@@ -430,11 +491,17 @@ def evaluate_tracks(model: torch.nn.Module, dataset_manifest_or_dir, split: str 
     method, threshold = _feature_settings(model, f0_method)
     fr = float(model.frame_rate)
     scorer = _Scorer(SAMPLE_RATE, fr, f0_method=method, voicing_threshold=threshold, compute_f0=compute_f0)
-    results = EvaluationResults("tracks", _separator_name(manifest), SAMPLE_RATE, fr,
-                                model_config=getattr(model, "config", None))
+    results = EvaluationResults(
+        "tracks", _separator_name(manifest), SAMPLE_RATE, fr, model_config=getattr(model, "config", None)
+    )
     results.settings = _common_settings(model, "tracks", method, threshold, compute_f0, seed) | {
-        "split": split, "n_tracks_requested": n_tracks, "window_s": window_s, "overlap_s": overlap_s,
-        "stems_dir": str(stems_dir), "musdb_root": str(root)}
+        "split": split,
+        "n_tracks_requested": n_tracks,
+        "window_s": window_s,
+        "overlap_s": overlap_s,
+        "stems_dir": str(stems_dir),
+        "musdb_root": str(root),
+    }
     if not wanted:
         raise DDSPDemucsError(f"no {split} songs to evaluate in {root}")
     chosen = [wanted[j] for j in select_indices(len(wanted), n_tracks)]
@@ -447,9 +514,11 @@ def evaluate_tracks(model: torch.nn.Module, dataset_manifest_or_dir, split: str 
             target = track.vocals()
             separated, sep_sr = load_audio(stems_dir / name / "vocals.wav", allow_silent=True)
             if sep_sr != SAMPLE_RATE or separated.shape != target.shape:
-                raise InputError(f"{stems_dir / name / 'vocals.wav'}: {separated.shape[0]} x {separated.shape[1]} at "
-                                 f"{sep_sr} Hz, but the true vocals are {target.shape[0]} x {target.shape[1]} at "
-                                 f"{SAMPLE_RATE} Hz")
+                raise InputError(
+                    f"{stems_dir / name / 'vocals.wav'}: {separated.shape[0]} x {separated.shape[1]} at "
+                    f"{sep_sr} Hz, but the true vocals are {target.shape[0]} x {target.shape[1]} at "
+                    f"{SAMPLE_RATE} Hz"
+                )
         except (InputError, OSError) as exc:
             reason = str(exc) if isinstance(exc, InputError) else f"{exc.filename}: {exc.strerror or exc}"
             results.errors.append((name, reason))
@@ -460,12 +529,26 @@ def evaluate_tracks(model: torch.nn.Module, dataset_manifest_or_dir, split: str 
             (results.skipped if problem[0] == "skipped" else results.errors).append((name, problem[1]))
             log.warning("song %s not evaluated: %s", name, problem[1])
             continue
-        refined = refine_vocals(model, separated, SAMPLE_RATE, window_s=window_s, overlap_s=overlap_s,
-                                f0_method=method, voicing_threshold=threshold, seed=seed)
+        refined = refine_vocals(
+            model,
+            separated,
+            SAMPLE_RATE,
+            window_s=window_s,
+            overlap_s=overlap_s,
+            f0_method=method,
+            voicing_threshold=threshold,
+            seed=seed,
+        )
         figures, f0 = scorer.score(separated, refined, target)
         status = "ok" if np.all(np.isfinite(refined)) else "failed"
-        row = {"index": index, "track": name, "start_s": 0.0, "duration_s": target.shape[0] / SAMPLE_RATE,
-               "status": status, **figures}
+        row = {
+            "index": index,
+            "track": name,
+            "start_s": 0.0,
+            "duration_s": target.shape[0] / SAMPLE_RATE,
+            "status": status,
+            **figures,
+        }
         results.rows.append(row)
         if status == "failed":
             results.failed.append((name, "the refined song has non-finite samples"))
@@ -489,17 +572,49 @@ def loudest_start(audio: np.ndarray, sample_rate: int, length: int, step_s: floa
     return int(starts[np.argmax(cumulative[starts + length] - cumulative[starts])])
 
 
-def song_excerpt(name: str, signals: dict[str, np.ndarray], f0: dict[str, np.ndarray], sample_rate: int,
-             frame_rate: float, row: dict, excerpt_s: float) -> ExampleAudio:
+def song_excerpt(
+    name: str,
+    signals: dict[str, np.ndarray],
+    f0: dict[str, np.ndarray],
+    sample_rate: int,
+    frame_rate: float,
+    row: dict,
+    excerpt_s: float,
+) -> ExampleAudio:
     length = int(round(excerpt_s * sample_rate))
     start = loudest_start(signals["target"], sample_rate, length)
-    cut = {k: np.ascontiguousarray(v[start:start + length], dtype=np.float32) for k, v in signals.items()}
+    cut = {k: np.ascontiguousarray(v[start : start + length], dtype=np.float32) for k, v in signals.items()}
     f_start, f_len = int(start * frame_rate // sample_rate), int(length * frame_rate // sample_rate)
-    return ExampleAudio(name, start / sample_rate, sample_rate, frame_rate, cut,
-                        {k: v[f_start:f_start + f_len] for k, v in f0.items()}, row)
+    return ExampleAudio(
+        name,
+        start / sample_rate,
+        sample_rate,
+        frame_rate,
+        cut,
+        {k: v[f_start : f_start + f_len] for k, v in f0.items()},
+        row,
+    )
 
 
-__all__ = ["EvaluationResults", "ExampleAudio", "METRICS", "METRIC_KEYS", "SONG_METRICS", "REGION_NAMES", "MetricSpec",
-           "check_signals", "log_outcome", "song_excerpt", "evaluate_model",
-           "evaluate_tracks", "metric_spec", "mrstft_distance", "waveform_metrics", "track_f0", "loudest_start", "rms_db",
-           "SILENCE_DB", "EXCERPT_S"]
+__all__ = [
+    "EvaluationResults",
+    "ExampleAudio",
+    "METRICS",
+    "METRIC_KEYS",
+    "SONG_METRICS",
+    "REGION_NAMES",
+    "MetricSpec",
+    "check_signals",
+    "log_outcome",
+    "song_excerpt",
+    "evaluate_model",
+    "evaluate_tracks",
+    "metric_spec",
+    "mrstft_distance",
+    "waveform_metrics",
+    "track_f0",
+    "loudest_start",
+    "rms_db",
+    "SILENCE_DB",
+    "EXCERPT_S",
+]

@@ -13,9 +13,16 @@ from ddsp_demucs.evaluate.report import write_report
 from ddsp_demucs.evaluate.summary import summarize, write_examples_csv, write_tracks_csv
 
 
-def write_evaluation(out_dir: str | os.PathLike, results: EvaluationResults, *,
-                     tracks: EvaluationResults | None = None, n_boot: int = 2000, seed: int = 0,
-                     title: str = "ddsp-demucs evaluation", command: str | None = None) -> dict:
+def write_evaluation(
+    out_dir: str | os.PathLike,
+    results: EvaluationResults,
+    *,
+    tracks: EvaluationResults | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    title: str = "ddsp-demucs evaluation",
+    command: str | None = None,
+) -> dict:
     """Summarise ``results`` (and ``tracks``, a whole-song evaluation) and write, each atomically:
     ``examples.csv`` (one row per example), ``tracks.csv`` (per-track medians), ``evaluation.png`` and
     ``evaluation_examples.png``, ``summary.json`` (:func:`~ddsp_demucs.evaluate.summarize`; a whole-song
@@ -26,8 +33,10 @@ def write_evaluation(out_dir: str | os.PathLike, results: EvaluationResults, *,
     """
     out = Path(out_dir)
     summary = summarize(results, n_boot=n_boot, seed=seed)
-    paths = {"examples_csv": write_examples_csv(results, out / "examples.csv"),
-             "tracks_csv": write_tracks_csv(results, out / "tracks.csv")}
+    paths = {
+        "examples_csv": write_examples_csv(results, out / "examples.csv"),
+        "tracks_csv": write_tracks_csv(results, out / "tracks.csv"),
+    }
     images = plot_evaluation_results(results, out / "evaluation.png")
     pair = None
     if tracks is not None:
@@ -39,8 +48,7 @@ def write_evaluation(out_dir: str | os.PathLike, results: EvaluationResults, *,
     paths.update({p.stem: p for p in images})
     write_json(out / "summary.json", summary)
     paths["summary"] = out / "summary.json"
-    paths["report"] = write_report(out, summary, results, title=title, command=command, tracks=pair,
-                                   images=images)
+    paths["report"] = write_report(out, summary, results, title=title, command=command, tracks=pair, images=images)
     return {"summary": summary, "paths": paths}
 
 

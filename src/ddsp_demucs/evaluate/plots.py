@@ -17,10 +17,10 @@ from ddsp_demucs.dsp import stft_magnitude
 from ddsp_demucs.evaluate.core import EvaluationResults, ExampleAudio, metric_spec
 from ddsp_demucs.utils import atomic_path
 
-SPEC_N_FFT, SPEC_HOP = 1024, 256      # spectrogram STFT (samples at the example's rate)
-SPEC_RANGE_DB = 80.0                  # dynamic range shown
-DIFF_RANGE_DB = 20.0                  # colour range of the difference panel (+/- dB)
-MAX_PAIR_LINES = 200                  # draw baseline-refined pairs as lines up to this many examples
+SPEC_N_FFT, SPEC_HOP = 1024, 256  # spectrogram STFT (samples at the example's rate)
+SPEC_RANGE_DB = 80.0  # dynamic range shown
+DIFF_RANGE_DB = 20.0  # colour range of the difference panel (+/- dB)
+MAX_PAIR_LINES = 200  # draw baseline-refined pairs as lines up to this many examples
 FIGURE_DPI = 90
 COLORS = {"target": "black", "separated": "tab:blue", "refined": "tab:orange"}
 
@@ -106,13 +106,21 @@ def _example_row(axes, ex: ExampleAudio) -> None:
     duration = ex.signals["target"].shape[0] / ex.sample_rate
     extent = (ex.start_s, ex.start_s + duration, 0.0, ex.sample_rate / 2000.0)
     for ax, name in zip(axes[:3], ("target", "separated", "refined")):
-        image = ax.imshow(specs[name], origin="lower", aspect="auto", extent=extent, cmap="magma",
-                          vmin=top - SPEC_RANGE_DB, vmax=top)
+        image = ax.imshow(
+            specs[name], origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=top - SPEC_RANGE_DB, vmax=top
+        )
         ax.set_title(f"{name}: {ex.label}", fontsize=9)
         ax.set_ylabel("kHz")
     axes[2].figure.colorbar(image, ax=axes[2], label="dB")
-    diff = axes[3].imshow(specs["refined"] - specs["separated"], origin="lower", aspect="auto", extent=extent,
-                          cmap="RdBu_r", vmin=-DIFF_RANGE_DB, vmax=DIFF_RANGE_DB)
+    diff = axes[3].imshow(
+        specs["refined"] - specs["separated"],
+        origin="lower",
+        aspect="auto",
+        extent=extent,
+        cmap="RdBu_r",
+        vmin=-DIFF_RANGE_DB,
+        vmax=DIFF_RANGE_DB,
+    )
     axes[3].set_title("refined - separated (dB)", fontsize=9)
     axes[3].figure.colorbar(diff, ax=axes[3], label="dB")
     ax = axes[4]
@@ -120,15 +128,23 @@ def _example_row(axes, ex: ExampleAudio) -> None:
         for name in ("target", "separated", "refined"):
             if name in ex.f0:
                 f0 = ex.f0[name]
-                ax.plot(ex.start_s + np.arange(f0.size) / ex.frame_rate, _f0_line(f0), color=COLORS[name],
-                        lw=1.2 if name == "target" else 0.9, label=name)
+                ax.plot(
+                    ex.start_s + np.arange(f0.size) / ex.frame_rate,
+                    _f0_line(f0),
+                    color=COLORS[name],
+                    lw=1.2 if name == "target" else 0.9,
+                    label=name,
+                )
         ax.legend(fontsize=7, loc="upper right")
         ax.set_ylabel("F0 (Hz)")
     else:
         ax.text(0.5, 0.5, "F0 not computed", ha="center", va="center", transform=ax.transAxes)
     gain = ex.row.get("si_sdr_refined", math.nan) - ex.row.get("si_sdr_baseline", math.nan)
-    ax.set_title(f"F0; SI-SDR {ex.row.get('si_sdr_baseline', math.nan):.1f} -> "
-                 f"{ex.row.get('si_sdr_refined', math.nan):.1f} dB ({gain:+.2f})", fontsize=9)
+    ax.set_title(
+        f"F0; SI-SDR {ex.row.get('si_sdr_baseline', math.nan):.1f} -> "
+        f"{ex.row.get('si_sdr_refined', math.nan):.1f} dB ({gain:+.2f})",
+        fontsize=9,
+    )
     for a in axes:
         a.set_xlabel("time (s)")
     ax.grid(alpha=0.3)
@@ -168,5 +184,11 @@ def plot_evaluation_results(results: EvaluationResults, output_path: str | os.Pa
     return written
 
 
-__all__ = ["plot_evaluation_results", "evaluation_figures", "metrics_figure", "examples_figure", "figure_png",
-           "spectrogram_db"]
+__all__ = [
+    "plot_evaluation_results",
+    "evaluation_figures",
+    "metrics_figure",
+    "examples_figure",
+    "figure_png",
+    "spectrogram_db",
+]

@@ -32,26 +32,37 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.analysis.common import select_indices
 from ddsp_demucs.audio_io import load_audio, save_audio
-from ddsp_demucs.evaluate.core import (EXCERPT_S, REGION_NAMES, SONG_METRICS, EvaluationResults, check_signals,
-                                       log_outcome, song_excerpt, track_f0)
+from ddsp_demucs.evaluate.core import (
+    EXCERPT_S,
+    REGION_NAMES,
+    SONG_METRICS,
+    EvaluationResults,
+    check_signals,
+    log_outcome,
+    song_excerpt,
+    track_f0,
+)
 from ddsp_demucs.metrics import band_error_db, region_error_db, sdr, si_sdr
 from ddsp_demucs.utils import atomic_path, get_logger
 
 log = get_logger("evaluate")
 
-REGION_F0_RATE = 100          # frames/s of the true vocal's F0 that defines the voiced region
+REGION_F0_RATE = 100  # frames/s of the true vocal's F0 that defines the voiced region
 
 #: A system: ``(separated (n_samples, n_channels) float32, sample_rate, true vocal (n_samples, n_channels)) ->
 #: refined``, same shape as ``separated``. Only oracle diagnoses (``oracle_f0=True``) read the true vocal.
 Refiner = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
 
 
-def song_figures(estimate: np.ndarray, reference: np.ndarray, sample_rate: int, reference_f0: np.ndarray,
-                 f0_rate: int) -> dict[str, float]:
+def song_figures(
+    estimate: np.ndarray, reference: np.ndarray, sample_rate: int, reference_f0: np.ndarray, f0_rate: int
+) -> dict[str, float]:
     """The ``"songs"`` metrics (see the module docstring) of one estimate ``(n, ch)`` against ``reference``."""
     est64, ref64 = np.asarray(estimate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    out = {"si_sdr_mono": float(si_sdr(est64.mean(axis=1), ref64.mean(axis=1))),
-           "sdr": float(sdr(est64.astype(np.float32), ref64.astype(np.float32), sample_rate))}
+    out = {
+        "si_sdr_mono": float(si_sdr(est64.mean(axis=1), ref64.mean(axis=1))),
+        "sdr": float(sdr(est64.astype(np.float32), ref64.astype(np.float32), sample_rate)),
+    }
     out.update({f"band_err_{k}": v for k, v in band_error_db(est64, ref64, sample_rate).items()})
     regions = region_error_db(est64, ref64, sample_rate, reference_f0, f0_rate)
     out.update({f"region_err_{k}": regions[k] for k in REGION_NAMES})
@@ -86,10 +97,21 @@ class SongCache:
         return f0
 
 
-def evaluate_songs(refiner: Refiner, songs_root: str | os.PathLike, separator, *, system: str,
-                   cache_dir: str | os.PathLike, subset: str = "test", n_songs: int | None = None,
-                   f0_method: str | None = None, voicing_threshold: float = 0.5, n_keep: int = 4,
-                   settings: dict | None = None, progress: bool = True) -> EvaluationResults:
+def evaluate_songs(
+    refiner: Refiner,
+    songs_root: str | os.PathLike,
+    separator,
+    *,
+    system: str,
+    cache_dir: str | os.PathLike,
+    subset: str = "test",
+    n_songs: int | None = None,
+    f0_method: str | None = None,
+    voicing_threshold: float = 0.5,
+    n_keep: int = 4,
+    settings: dict | None = None,
+    progress: bool = True,
+) -> EvaluationResults:
     """Score ``refiner`` on the songs of ``songs_root`` (MUSDB18-HQ layout, the ``subset`` folder, or every
     folder when ``subset`` is None) separated by ``separator`` (an object with ``name`` and ``separate``).
 
@@ -114,9 +136,17 @@ def evaluate_songs(refiner: Refiner, songs_root: str | os.PathLike, separator, *
     singers = _singers(root)
     cache = SongCache(cache_dir, separator, f0_method, voicing_threshold)
     results = EvaluationResults("songs", separator.name, SAMPLE_RATE, float(REGION_F0_RATE))
-    results.settings = {"protocol": "songs", "system": system, "songs_root": str(root), "subset": subset,
-                        "metrics": [m.key for m in SONG_METRICS], "f0_method": f0_method,
-                        "voicing_threshold": voicing_threshold, "compute_f0": False, **(settings or {})}
+    results.settings = {
+        "protocol": "songs",
+        "system": system,
+        "songs_root": str(root),
+        "subset": subset,
+        "metrics": [m.key for m in SONG_METRICS],
+        "f0_method": f0_method,
+        "voicing_threshold": voicing_threshold,
+        "compute_f0": False,
+        **(settings or {}),
+    }
     results.errors.extend(tracks.skipped)
     chosen = [tracks[j] for j in select_indices(len(tracks), n_songs)]
     keep = {chosen[j].name for j in select_indices(len(chosen), n_keep)} if n_keep > 0 else set()
@@ -136,13 +166,27 @@ def evaluate_songs(refiner: Refiner, songs_root: str | os.PathLike, separator, *
         if refined.shape != separated.shape:
             raise DDSPDemucsError(f"{system}: refined {refined.shape} but separated {separated.shape} for {track.name}")
         ref_f0 = cache.reference_f0(track.name, target, SAMPLE_RATE)
-        row = {"index": index, "track": track.name, "singer": singers.get(track.name, ""), "start_s": 0.0,
-               "duration_s": target.shape[0] / SAMPLE_RATE, "status": "ok"}
-        row.update({f"{k}_baseline": v for k, v in song_figures(separated, target, SAMPLE_RATE, ref_f0,
-                                                                 REGION_F0_RATE).items()})
+        row = {
+            "index": index,
+            "track": track.name,
+            "singer": singers.get(track.name, ""),
+            "start_s": 0.0,
+            "duration_s": target.shape[0] / SAMPLE_RATE,
+            "status": "ok",
+        }
+        row.update(
+            {
+                f"{k}_baseline": v
+                for k, v in song_figures(separated, target, SAMPLE_RATE, ref_f0, REGION_F0_RATE).items()
+            }
+        )
         if np.all(np.isfinite(refined)):
-            row.update({f"{k}_refined": v for k, v in song_figures(refined, target, SAMPLE_RATE, ref_f0,
-                                                                    REGION_F0_RATE).items()})
+            row.update(
+                {
+                    f"{k}_refined": v
+                    for k, v in song_figures(refined, target, SAMPLE_RATE, ref_f0, REGION_F0_RATE).items()
+                }
+            )
         else:
             row["status"] = "failed"
             results.failed.append((track.name, "the refined song has non-finite samples"))
@@ -163,32 +207,52 @@ def _singers(root: Path) -> dict[str, str]:
     return {name: str(info.get("singer", "")) for name, info in tracks.items() if isinstance(info, dict)}
 
 
-def model_refiner(model, *, window_s: float | None = 30.0, overlap_s: float = 1.0, seed: int = 0,
-                  oracle_f0: bool = False) -> Refiner:
+def model_refiner(
+    model, *, window_s: float | None = 30.0, overlap_s: float = 1.0, seed: int = 0, oracle_f0: bool = False
+) -> Refiner:
     """The system of a trained model: :func:`ddsp_demucs.refine.refine_vocals` with the checkpoint's settings,
     exactly as ``ddsp-demucs refine`` runs it; ``oracle_f0``: F0 tracked on the true vocal instead (a diagnosis,
     not something a user can run)."""
     from ddsp_demucs.refine import refine_vocals
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
-        return refine_vocals(model, separated, sample_rate, window_s=window_s, overlap_s=overlap_s, seed=seed,
-                             f0_reference=reference if oracle_f0 else None)
+        return refine_vocals(
+            model,
+            separated,
+            sample_rate,
+            window_s=window_s,
+            overlap_s=overlap_s,
+            seed=seed,
+            f0_reference=reference if oracle_f0 else None,
+        )
 
     return refine
 
 
-def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5,
-                 oracle_f0: bool = False) -> Refiner:
+def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5, oracle_f0: bool = False) -> Refiner:
     """The non-learned baseline: :func:`ddsp_demucs.comb.comb_refine` (F0-guided harmonic comb post-filter);
     ``oracle_f0`` as in :func:`model_refiner`."""
     from ddsp_demucs.comb import comb_refine
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
-        return comb_refine(separated, sample_rate, f0_method=f0_method, voicing_threshold=voicing_threshold,
-                           f0_reference=reference if oracle_f0 else None)
+        return comb_refine(
+            separated,
+            sample_rate,
+            f0_method=f0_method,
+            voicing_threshold=voicing_threshold,
+            f0_reference=reference if oracle_f0 else None,
+        )
 
     return refine
 
 
-__all__ = ["SONG_METRICS", "REGION_NAMES", "Refiner", "SongCache", "comb_refiner", "evaluate_songs",
-           "model_refiner", "song_figures"]
+__all__ = [
+    "SONG_METRICS",
+    "REGION_NAMES",
+    "Refiner",
+    "SongCache",
+    "comb_refiner",
+    "evaluate_songs",
+    "model_refiner",
+    "song_figures",
+]

@@ -17,11 +17,12 @@ import numpy as np
 from ddsp_demucs.analysis.common import finite_or_none, write_csv
 from ddsp_demucs.evaluate.core import EvaluationResults, metric_spec
 
-BOOTSTRAP_MAX_ELEMENTS = 4_000_000   # resampled values held at once (chunks of an even number of rows)
+BOOTSTRAP_MAX_ELEMENTS = 4_000_000  # resampled values held at once (chunks of an even number of rows)
 
 
-def bootstrap_median_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float]:
+def bootstrap_median_ci(
+    values: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the median of ``values`` ``(n,)`` (non-finite values ignored).
 
     ``n_boot`` resamples of ``n`` values with replacement, indices drawn by ``np.random.default_rng(seed)
@@ -36,11 +37,11 @@ def bootstrap_median_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
     if n_boot < 1 or not 0 < level < 1:
         raise ValueError(f"need n_boot >= 1 and 0 < level < 1, got {n_boot} and {level}")
     rng = np.random.default_rng(seed)
-    rows = max(2, (BOOTSTRAP_MAX_ELEMENTS // x.size) // 2 * 2)   # even: whole 64-bit draws per chunk
+    rows = max(2, (BOOTSTRAP_MAX_ELEMENTS // x.size) // 2 * 2)  # even: whole 64-bit draws per chunk
     medians = np.empty(n_boot)
     for start in range(0, n_boot, rows):
         k = min(rows, n_boot - start)
-        medians[start:start + k] = np.median(x[rng.integers(0, x.size, size=(k, x.size))], axis=1)
+        medians[start : start + k] = np.median(x[rng.integers(0, x.size, size=(k, x.size))], axis=1)
     lo, hi = np.percentile(medians, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
@@ -55,12 +56,19 @@ def metric_summary(results: EvaluationResults, key: str, n_boot: int = 2000, see
     base, ref, gain = base[valid], ref[valid], results.improvements(key)[valid]
     lo, hi = bootstrap_median_ci(gain, n_boot=n_boot, seed=seed)
     return {
-        "label": spec.label, "unit": spec.unit, "higher_is_better": spec.higher_is_better, "n": int(valid.sum()),
-        "baseline_median": float(np.median(base)), "refined_median": float(np.median(ref)),
-        "baseline_mean": float(np.mean(base)), "refined_mean": float(np.mean(ref)),
-        "improvement_median": float(np.median(gain)), "improvement_mean": float(np.mean(gain)),
+        "label": spec.label,
+        "unit": spec.unit,
+        "higher_is_better": spec.higher_is_better,
+        "n": int(valid.sum()),
+        "baseline_median": float(np.median(base)),
+        "refined_median": float(np.median(ref)),
+        "baseline_mean": float(np.mean(base)),
+        "refined_mean": float(np.mean(ref)),
+        "improvement_median": float(np.median(gain)),
+        "improvement_mean": float(np.mean(gain)),
         "improvement_ci95": [lo, hi],
-        "n_improved": int(np.sum(gain > 0)), "n_worsened": int(np.sum(gain < 0)),
+        "n_improved": int(np.sum(gain > 0)),
+        "n_worsened": int(np.sum(gain < 0)),
     }
 
 
@@ -85,14 +93,20 @@ def summarize(results: EvaluationResults, n_boot: int = 2000, seed: int = 0) -> 
         "separator_is_fallback": results.separator == FALLBACK_NAME,
         "protocol": results.protocol,
         "n_examples": len(results.rows),
-        "n_failed": len(results.failed), "n_skipped": len(results.skipped), "n_errors": len(results.errors),
+        "n_failed": len(results.failed),
+        "n_skipped": len(results.skipped),
+        "n_errors": len(results.errors),
         "failed": [{"example": e, "reason": r} for e, r in results.failed],
         "skipped": [{"example": e, "reason": r} for e, r in results.skipped],
         "errors": [{"example": e, "reason": r} for e, r in results.errors],
         "sample_rate": results.sample_rate,
         "settings": results.settings,
-        "bootstrap": {"n_boot": n_boot, "seed": seed, "statistic": "median of the paired improvements",
-                      "interval": "percentile, 95 %"},
+        "bootstrap": {
+            "n_boot": n_boot,
+            "seed": seed,
+            "statistic": "median of the paired improvements",
+            "interval": "percentile, 95 %",
+        },
     }
     measured, without = [], []
     for key in results.metric_keys:
@@ -130,9 +144,11 @@ def verdict(summary: dict, metric: str | None = None) -> str:
         else:
             head = f"The refined vocals do not clearly beat the separator ({sep}): the interval includes 0"
         ci = "n/a" if lo is None else f"{_signed(lo, m['unit'])} to {_signed(hi, m['unit'])}"
-        sentence = (f"{head}; median {m['label']} improvement {_signed(m['improvement_median'], m['unit'])} "
-                    f"(95 % CI {ci}) over {m['n']} {unit}, {m['n_improved']} improved and {m['n_worsened']} "
-                    "worsened.")
+        sentence = (
+            f"{head}; median {m['label']} improvement {_signed(m['improvement_median'], m['unit'])} "
+            f"(95 % CI {ci}) over {m['n']} {unit}, {m['n_improved']} improved and {m['n_worsened']} "
+            "worsened."
+        )
     if summary.get("n_failed"):
         sentence += f" {summary['n_failed']} {unit} failed (non-finite refined output) and are not in the figures."
     return sentence
@@ -167,8 +183,11 @@ def track_table(results: EvaluationResults) -> list[dict]:
     sides = {(k, s): results.values(k, s) for k in results.metric_keys for s in ("baseline", "refined")}
     table = []
     for track, idx in order.items():
-        row: dict = {"track": track, "n_examples": len(idx),
-                     "n_failed": sum(results.rows[i]["status"] != "ok" for i in idx)}
+        row: dict = {
+            "track": track,
+            "n_examples": len(idx),
+            "n_failed": sum(results.rows[i]["status"] != "ok" for i in idx),
+        }
         for k in results.metric_keys:
             b, r = sides[(k, "baseline")][idx], sides[(k, "refined")][idx]
             valid = np.isfinite(b) & np.isfinite(r)
@@ -180,11 +199,19 @@ def track_table(results: EvaluationResults) -> list[dict]:
 
 def write_tracks_csv(results: EvaluationResults, path: str | os.PathLike) -> Path:
     """:func:`track_table` as CSV, written atomically."""
-    cols = ["track", "n_examples", "n_failed"] + [f"{k}_{s}_median" for k in results.metric_keys
-                                                  for s in ("baseline", "refined", "improvement")]
+    cols = ["track", "n_examples", "n_failed"] + [
+        f"{k}_{s}_median" for k in results.metric_keys for s in ("baseline", "refined", "improvement")
+    ]
     write_csv(path, track_table(results), cols)
     return Path(path)
 
 
-__all__ = ["bootstrap_median_ci", "metric_summary", "summarize", "verdict", "track_table", "write_examples_csv",
-           "write_tracks_csv"]
+__all__ = [
+    "bootstrap_median_ci",
+    "metric_summary",
+    "summarize",
+    "verdict",
+    "track_table",
+    "write_examples_csv",
+    "write_tracks_csv",
+]

@@ -25,8 +25,24 @@ from ddsp_demucs.features.pitch import DEFAULT_METHOD, METHODS, extract_f0, n_fr
 from ddsp_demucs.features.spectral import harmonic_ratio, spectral_centroid, spectral_features, spectral_flatness
 
 __all__ = [
-    "DEFAULT_METHOD", "FEATURE_KEYS", "METHODS", "SEGMENTS_CSV", "SEGMENT_COLUMNS", "FeaturesReport",
-    "compute_features", "extract_f0", "gate_windows", "harmonic_ratio", "list_tracks", "load_features",
-    "n_frames_for", "read_segments_csv", "run_features", "spectral_centroid", "spectral_features",
-    "spectral_flatness", "track_features", "write_segments_csv",
+    "DEFAULT_METHOD",
+    "FEATURE_KEYS",
+    "METHODS",
+    "SEGMENTS_CSV",
+    "SEGMENT_COLUMNS",
+    "FeaturesReport",
+    "compute_features",
+    "extract_f0",
+    "gate_windows",
+    "harmonic_ratio",
+    "list_tracks",
+    "load_features",
+    "n_frames_for",
+    "read_segments_csv",
+    "run_features",
+    "spectral_centroid",
+    "spectral_features",
+    "spectral_flatness",
+    "track_features",
+    "write_segments_csv",
 ]

@@ -120,11 +120,11 @@ def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batc
     out = torch.empty(n_frames, N_BINS)
     with torch.inference_mode():
         for start in range(0, n_frames, batch_size):
-            chunk = frames[start:start + batch_size]
+            chunk = frames[start : start + batch_size]
             silent = chunk.std(dim=-1, unbiased=False) < 1e-7
             act = net(normalise_frames(chunk))
             act[silent] = 0.0
-            out[start:start + batch_size] = act
+            out[start : start + batch_size] = act
     return out.numpy()
 
 

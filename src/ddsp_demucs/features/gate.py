@@ -23,8 +23,7 @@ import numpy as np
 
 from ddsp_demucs.utils import atomic_path
 
-COLUMNS = ("track", "start_s", "end_s", "voiced_fraction", "mean_confidence", "mean_loudness_db", "accepted",
-           "reason")
+COLUMNS = ("track", "start_s", "end_s", "voiced_fraction", "mean_confidence", "mean_loudness_db", "accepted", "reason")
 THRESHOLD_KEYS = ("min_voiced_fraction", "min_mean_confidence", "min_loudness_db")
 
 
@@ -56,8 +55,9 @@ def gate_windows(
     conf = np.asarray(features["confidence"], dtype=np.float64)
     loud = np.asarray(features["loudness_db"], dtype=np.float64)
     if not f0.shape == conf.shape == loud.shape or f0.ndim != 1:
-        raise ValueError(f"f0_hz, confidence and loudness_db must be equal 1-D shapes, got {f0.shape}, "
-                         f"{conf.shape}, {loud.shape}")
+        raise ValueError(
+            f"f0_hz, confidence and loudness_db must be equal 1-D shapes, got {f0.shape}, {conf.shape}, {loud.shape}"
+        )
     n_frames = f0.shape[0]
     win = int(round(win_s * frame_rate))
     rows = []
@@ -72,15 +72,26 @@ def gate_windows(
         voiced_fraction = float(voiced.mean())
         mean_confidence = float(conf[sl][voiced].mean()) if voiced.any() else 0.0
         mean_loudness_db = float(10.0 * np.log10(np.mean(10.0 ** (loud[sl] / 10.0)) + 1e-30))
-        values = {"voiced_fraction": voiced_fraction, "mean_confidence": mean_confidence,
-                  "mean_loudness_db": mean_loudness_db}
+        values = {
+            "voiced_fraction": voiced_fraction,
+            "mean_confidence": mean_confidence,
+            "mean_loudness_db": mean_loudness_db,
+        }
         failed = []
         for name, key in zip(values, THRESHOLD_KEYS):
             if not values[name] >= limits[key]:
                 fmt = ".1f" if name == "mean_loudness_db" else ".2f"
                 failed.append(f"{name} {values[name]:{fmt}} < {limits[key]:{fmt}}")
-        rows.append({"track": track, "start_s": start_s, "end_s": start_s + win_s, **values,
-                     "accepted": not failed, "reason": "; ".join(failed)})
+        rows.append(
+            {
+                "track": track,
+                "start_s": start_s,
+                "end_s": start_s + win_s,
+                **values,
+                "accepted": not failed,
+                "reason": "; ".join(failed),
+            }
+        )
         k += 1
     return rows
 
@@ -93,10 +104,18 @@ def write_segments_csv(rows: list[dict], path: str | os.PathLike) -> Path:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
             for row in rows:
-                writer.writerow([row["track"], f"{row['start_s']:.3f}", f"{row['end_s']:.3f}",
-                                 f"{row['voiced_fraction']:.4f}", f"{row['mean_confidence']:.4f}",
-                                 f"{row['mean_loudness_db']:.2f}", "True" if row["accepted"] else "False",
-                                 row["reason"]])
+                writer.writerow(
+                    [
+                        row["track"],
+                        f"{row['start_s']:.3f}",
+                        f"{row['end_s']:.3f}",
+                        f"{row['voiced_fraction']:.4f}",
+                        f"{row['mean_confidence']:.4f}",
+                        f"{row['mean_loudness_db']:.2f}",
+                        "True" if row["accepted"] else "False",
+                        row["reason"],
+                    ]
+                )
     return path
 
 

@@ -63,11 +63,17 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
     config = _default_config(config)
     frame_rate = int(config.data.frame_rate)
     mono = _as_mono(audio)
-    f0_hz, confidence = extract_f0(mono, sample_rate, frame_rate=frame_rate, method=config.features.f0_method,
-                                   voicing_threshold=config.features.voicing_threshold)
+    f0_hz, confidence = extract_f0(
+        mono,
+        sample_rate,
+        frame_rate=frame_rate,
+        method=config.features.f0_method,
+        voicing_threshold=config.features.voicing_threshold,
+    )
     with torch.inference_mode():
-        loudness = a_weighted_loudness(torch.from_numpy(mono)[None], sample_rate=sample_rate,
-                                       frame_rate=frame_rate)[0].numpy()
+        loudness = a_weighted_loudness(torch.from_numpy(mono)[None], sample_rate=sample_rate, frame_rate=frame_rate)[
+            0
+        ].numpy()
     out: dict[str, Any] = {"f0_hz": f0_hz, "confidence": confidence, "loudness_db": loudness.astype(np.float32)}
     out.update(spectral_features(mono, sample_rate, f0_hz, frame_rate=frame_rate))
     out.update(frame_rate=frame_rate, sample_rate=int(sample_rate))
@@ -77,9 +83,12 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
 def feature_params(config=None) -> dict:
     """The parameters a feature file depends on (a file made with others is recomputed)."""
     config = _default_config(config)
-    return {"format": FORMAT_VERSION, "frame_rate": int(config.data.frame_rate),
-            "f0_method": config.features.f0_method or DEFAULT_METHOD,
-            "voicing_threshold": float(config.features.voicing_threshold)}
+    return {
+        "format": FORMAT_VERSION,
+        "frame_rate": int(config.data.frame_rate),
+        "f0_method": config.features.f0_method or DEFAULT_METHOD,
+        "voicing_threshold": float(config.features.voicing_threshold),
+    }
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -112,8 +121,14 @@ def load_features(path: str | os.PathLike) -> dict[str, Any]:
     return out
 
 
-def track_features(vocals_path: str | os.PathLike, out_path: str | os.PathLike, config=None, *,
-                   min_duration_s: float = 0.0, force: bool = False) -> tuple[dict, bool]:
+def track_features(
+    vocals_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    config=None,
+    *,
+    min_duration_s: float = 0.0,
+    force: bool = False,
+) -> tuple[dict, bool]:
     """Features of one vocal file, reused from ``out_path`` when its checksum and parameters match.
 
     Returns ``(features, computed)``. Raises :class:`InputError` naming the file when it is missing,
@@ -159,9 +174,18 @@ def list_tracks(stems_dir: str | os.PathLike, separator: str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def run_features(stems_dir: str | os.PathLike, separator: str, features_dir: str | os.PathLike, config=None, *,
-                 num_shards: int = 1, shard_index: int = 0, gate_only: bool = False, force: bool = False,
-                 progress: bool = True) -> FeaturesReport:
+def run_features(
+    stems_dir: str | os.PathLike,
+    separator: str,
+    features_dir: str | os.PathLike,
+    config=None,
+    *,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    gate_only: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> FeaturesReport:
     """Compute (or reuse) every track's feature file, then write ``accepted_segments.csv``.
 
     Bad inputs are logged in one line naming the file and listed in ``report.skipped``; the other tracks go on.
@@ -205,16 +229,37 @@ def run_features(stems_dir: str | os.PathLike, separator: str, features_dir: str
             continue
         rows.extend(track_rows)
     if len(selected) < len(tracks):
-        log.info("sharded run: wrote the feature files of %d of %d tracks; once every shard is done, run "
-                 "`ddsp-demucs features ... --gate-only` to write %s", len(selected), len(tracks), SEGMENTS_CSV)
+        log.info(
+            "sharded run: wrote the feature files of %d of %d tracks; once every shard is done, run "
+            "`ddsp-demucs features ... --gate-only` to write %s",
+            len(selected),
+            len(tracks),
+            SEGMENTS_CSV,
+        )
         return report
     report.segments_csv = write_segments_csv(rows, out_root / SEGMENTS_CSV)
     report.n_windows = len(rows)
     report.n_accepted = sum(row["accepted"] for row in rows)
-    log.info("%s: %d of %d windows accepted over %d tracks", report.segments_csv, report.n_accepted,
-             report.n_windows, len({row["track"] for row in rows}))
+    log.info(
+        "%s: %d of %d windows accepted over %d tracks",
+        report.segments_csv,
+        report.n_accepted,
+        report.n_windows,
+        len({row["track"] for row in rows}),
+    )
     return report
 
 
-__all__ = ["FEATURE_KEYS", "SEGMENTS_CSV", "FeaturesReport", "compute_features", "feature_params", "file_sha256",
-           "list_tracks", "load_features", "run_features", "save_features", "track_features"]
+__all__ = [
+    "FEATURE_KEYS",
+    "SEGMENTS_CSV",
+    "FeaturesReport",
+    "compute_features",
+    "feature_params",
+    "file_sha256",
+    "list_tracks",
+    "load_features",
+    "run_features",
+    "save_features",
+    "track_features",
+]

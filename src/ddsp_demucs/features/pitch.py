@@ -95,8 +95,9 @@ def _pyin(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, 
     sr = 22050
     y = resample(audio, sample_rate, sr).astype(np.float64)
     hop = 220
-    f0, _, voiced_prob = librosa.pyin(y, fmin=PYIN_FMIN, fmax=PYIN_FMAX, sr=sr, frame_length=2048,
-                                      hop_length=hop, center=True, fill_na=np.nan)
+    f0, _, voiced_prob = librosa.pyin(
+        y, fmin=PYIN_FMIN, fmax=PYIN_FMAX, sr=sr, frame_length=2048, hop_length=hop, center=True, fill_na=np.nan
+    )
     # unvoiced frames carry no pitch: hold the nearest voiced pitch so interpolation stays in range
     valid = np.isfinite(f0) & (f0 > 0)
     idx = np.arange(f0.shape[0])
@@ -106,4 +107,3 @@ def _pyin(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, 
         f0 = np.full(f0.shape, PYIN_FMIN)
     cents = 1200.0 * np.log2(f0 / 10.0)
     return cents, np.nan_to_num(voiced_prob), idx * hop / sr
-

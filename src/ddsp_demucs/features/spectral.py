@@ -36,7 +36,7 @@ def power_spectra(audio: np.ndarray, sample_rate: int, *, frame_rate: int = 250,
     starts = np.rint(np.arange(n_frames) * sample_rate / frame_rate).astype(np.int64)
     offsets = np.arange(n_fft)
     for first in range(0, n_frames, _CHUNK):
-        frames = padded[starts[first:first + _CHUNK, None] + offsets[None, :]] * window
+        frames = padded[starts[first : first + _CHUNK, None] + offsets[None, :]] * window
         yield first, np.abs(np.fft.rfft(frames, axis=1)) ** 2
 
 
