@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -55,6 +55,11 @@ bench: install
 # comb filter on the singer-held-out songs; bench/results/real_singing.json. About 45 minutes on 2 cores; resumes.
 bench-real: install
 	$(PY) -m bench real_singing
+
+# On a CUDA machine: training steps in fp32 / bf16-mixed / 16-mixed, 2-GPU DDP where two GPUs exist, GPU refine
+# against CPU refine; bench/results/gpu.json. Without CUDA it says so in one line.
+gpu-check: install
+	$(PY) scripts/gpu_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

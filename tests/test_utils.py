@@ -172,3 +172,15 @@ def test_a_truncated_wav_is_an_error_naming_the_file(tmp_path):
         load_audio(path)
     path.write_bytes(data)  # the whole file reads
     assert load_audio(path)[0].shape == (4410, 2)
+
+
+def test_lightning_messages_print_once_after_setup_logging():
+    script = (
+        "import logging\n"
+        "from ddsp_demucs.utils import setup_logging\n"
+        "setup_logging()\n"
+        "import ddsp_demucs.analysis.stability, ddsp_demucs.train\n"
+        "logging.getLogger('lightning.pytorch').info('a lightning message')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert (run.stdout + run.stderr).count("a lightning message") == 1

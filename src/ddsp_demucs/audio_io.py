@@ -1,4 +1,4 @@
-"""Audio file I/O with clear errors: ``load_audio``, ``save_audio`` (atomic), ``resample``, ``to_mono``.
+"""Audio file I/O with clear errors: ``load_audio``, ``save_audio`` (atomic), ``resample``.
 
 Waveforms at this boundary are numpy float32 ``(n_samples, n_channels)``.
 """
@@ -131,12 +131,6 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     g = math.gcd(int(sr_in), int(sr_out))
     out = resample_poly(np.asarray(audio, dtype=np.float64), sr_out // g, sr_in // g, axis=0)
     return out.astype(np.float32)
-
-
-def to_mono(audio: np.ndarray) -> np.ndarray:
-    """Average channels: ``(n_samples, n_channels)`` -> ``(n_samples,)``; 1-D input is returned as is."""
-    audio = np.asarray(audio)
-    return audio if audio.ndim == 1 else audio.mean(axis=1)
 
 
 def list_audio_files(folder: str | os.PathLike) -> list[Path]:

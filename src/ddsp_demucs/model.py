@@ -26,9 +26,10 @@ sample_rate``, frame ``j`` at ``j / frame_rate`` s) are interpolated onto that g
 noise, mask and audio encoder aligned in time (the original rendered 64,000 samples for 88,200-sample
 windows), and runs the GRU at ``sample_rate / hop`` Hz (86 Hz at 22.05 kHz, hop 256) rather than 250 Hz.
 
-To refine audio at another rate or channel count, call :meth:`ResidualDDSPDecoder.compute_mask` (or
-:meth:`~ResidualDDSPDecoder.compute_gate`) on the model-rate mono signal and transfer the result with
-:func:`interpolate_mask` / :func:`interpolate_gate`, which map by time in seconds and frequency in Hz.
+Each composition is a class of :mod:`ddsp_demucs.compositions` (``model.composer``) that computes ``forward``
+and refines a window of a song at another rate and channel count (moving masks and gates with
+:func:`~ddsp_demucs.grids.interpolate_mask` / :func:`~ddsp_demucs.grids.interpolate_gate`, which map by time in
+seconds and frequency in Hz).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddsp_demucs.compositions import COMPOSITION_CLASSES
 from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth
+from ddsp_demucs.grids import f0_to_grid, frames_to_grid, interpolate_gate, interpolate_mask
 
-COMPOSITIONS = ("synth", "gate", "mask")
+COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask")
 MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
 
 
@@ -55,32 +58,6 @@ def hz_to_midi(f0_hz: torch.Tensor) -> torch.Tensor:
 def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
     """DDSP's scaled sigmoid ``max_value * sigmoid(x) ** log(exponent) + threshold``: a positive amplitude."""
     return max_value * torch.sigmoid(x) ** math.log(exponent) + threshold
-
-
-def frames_to_grid(values: torch.Tensor, frame_rate: float, times_s: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of frame values onto arbitrary times.
-
-    ``values (batch, n_frames)`` with frame ``j`` at ``j / frame_rate`` seconds; ``times_s (n_out,)`` in
-    seconds -> ``(batch, n_out)``. Times outside the frame range take the first / last frame's value.
-    """
-    n_frames = values.shape[-1]
-    pos = (times_s * frame_rate).clamp(0, n_frames - 1).to(values.dtype)
-    lo = pos.floor().long().clamp(max=n_frames - 1)
-    hi = (lo + 1).clamp(max=n_frames - 1)
-    w = pos - lo.to(pos.dtype)
-    return values[..., lo] * (1 - w) + values[..., hi] * w
-
-
-def f0_to_grid(f0_hz: torch.Tensor, frame_rate: float, times_s: torch.Tensor) -> torch.Tensor:
-    """Interpolate F0 ``(batch, n_frames)`` (Hz, 0 = unvoiced) onto ``times_s`` without gliding through 0 Hz.
-
-    Between a voiced and an unvoiced frame the voiced frame's F0 is held; between two unvoiced frames the
-    result is 0. Returns ``(batch, n_out)`` in Hz.
-    """
-    voiced = (f0_hz > 0).to(f0_hz.dtype)
-    num = frames_to_grid(f0_hz * voiced, frame_rate, times_s)
-    den = frames_to_grid(voiced, frame_rate, times_s)
-    return torch.where(den > 1e-6, num / den.clamp_min(1e-6), torch.zeros_like(num))
 
 
 def hann_lobe(delta: torch.Tensor) -> torch.Tensor:
@@ -143,41 +120,6 @@ def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Smooth clamp to ``(low, high)`` with ``low < 0 < high``: ``high*tanh(x/high)`` above 0,
     ``low*tanh(x/low)`` below; identity with slope 1 at 0 (so 0 maps to exactly 0)."""
     return torch.where(x >= 0, high * torch.tanh(x / high), low * torch.tanh(x / low))
-
-
-def interpolate_mask(
-    mask: torch.Tensor,
-    *,
-    src_sample_rate: int,
-    src_n_fft: int,
-    src_hop: int,
-    dst_sample_rate: int,
-    dst_n_fft: int,
-    dst_hop: int,
-    dst_n_frames: int,
-) -> torch.Tensor:
-    """Transfer a TF mask to another STFT grid by frequency in Hz and time in seconds (bilinear).
-
-    ``mask (batch, src_n_fft // 2 + 1, src_n_frames)`` on centred frames ``i * src_hop / src_sample_rate``
-    -> ``(batch, dst_n_fft // 2 + 1, dst_n_frames)``. Frequencies above the source Nyquist take 1 (kept
-    unchanged: the model never saw them); times beyond the source frames take the edge frame.
-    """
-    src_bins = src_n_fft // 2 + 1
-    dst_freqs = torch.arange(dst_n_fft // 2 + 1, dtype=mask.dtype, device=mask.device) * (dst_sample_rate / dst_n_fft)
-    dst_times = torch.arange(dst_n_frames, dtype=mask.dtype, device=mask.device) * (dst_hop / dst_sample_rate)
-    # time: treat source frames as a frame sequence at rate src_sample_rate / src_hop
-    over_t = frames_to_grid(mask, src_sample_rate / src_hop, dst_times)  # (b, src_bins, dst_frames)
-    fpos = dst_freqs * (src_n_fft / src_sample_rate)
-    inside = fpos <= src_bins - 1
-    over_f = frames_to_grid(over_t.transpose(1, 2), 1.0, fpos).transpose(1, 2)  # (b, dst_bins, dst_frames)
-    return torch.where(inside[:, None], over_f, torch.ones_like(over_f))
-
-
-def interpolate_gate(gate: torch.Tensor, *, frame_rate: float, sample_rate: int, n_samples: int) -> torch.Tensor:
-    """Per-sample gate from per-frame values: ``gate (batch, n_frames)`` at frames ``i / frame_rate`` s
-    -> ``(batch, n_samples)`` at ``sample_rate`` (linear interpolation, edge frames held)."""
-    times = torch.arange(n_samples, dtype=gate.dtype, device=gate.device) / sample_rate
-    return frames_to_grid(gate, frame_rate, times)
 
 
 # ------------------------------------------------------------------------------------------------ modules
@@ -320,6 +262,7 @@ class ResidualDDSPDecoder(nn.Module):
         self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.composition = composition
+        self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
         self.voicing_threshold = voicing_threshold
         self.loudness_mean_db, self.loudness_std_db = loudness_mean_db, loudness_std_db
@@ -359,7 +302,7 @@ class ResidualDDSPDecoder(nn.Module):
             spec, self.n_fft, self.hop, window=self.window.to(spec.real.dtype), center=True, length=n_samples
         )
 
-    def _check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
+    def check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
         missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
         if missing:
             raise ValueError(
@@ -381,7 +324,7 @@ class ResidualDDSPDecoder(nn.Module):
     def controls(self, batch: dict, spec: torch.Tensor | None = None) -> dict:
         """Network controls on the model frame grid (see the class docstring); ``spec`` is the input's STFT
         if already computed."""
-        audio, n_samples = self._check_batch(batch)
+        audio, n_samples = self.check_batch(batch)
         n_frames = self.n_model_frames(n_samples)
         times = torch.arange(n_frames, device=audio.device, dtype=audio.dtype) * (self.hop / self.sample_rate)
         f0 = f0_to_grid(batch["f0_hz"].to(audio.dtype), self.frame_rate, times)
@@ -432,7 +375,7 @@ class ResidualDDSPDecoder(nn.Module):
         """
         if self.composition != "mask":
             raise ValueError(f"compute_mask needs composition 'mask', this model uses {self.composition!r}")
-        audio, _ = self._check_batch(batch)
+        audio, _ = self.check_batch(batch)
         spec = self.stft(audio)
         c = self.controls(batch, spec)
         harm = harmonic_spectrum(
@@ -506,24 +449,9 @@ class ResidualDDSPDecoder(nn.Module):
     def forward(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         """Refine ``batch["input_audio"] (batch, n_samples)``; returns ``audio (batch, n_samples)`` + controls.
 
-        ``generator`` seeds the filtered noise (``synth``/``gate``; the ``mask`` path is deterministic)."""
-        audio, n_samples = self._check_batch(batch)
-        if self.composition == "mask":
-            m = self.compute_mask(batch)
-            # input + istft((mask - 1) X): bit-exact identity when mask == 1, equal to istft(mask X) otherwise.
-            out = audio + self.istft((m["mask"] - 1.0) * m["spec"], n_samples)
-            return dict(audio=out, mask=m["mask"], **m["controls"])
-        if self.composition == "gate":
-            g = self.compute_gate(batch)
-            s = self.synthesize(g["controls"], n_samples, generator)
-            gate_s = interpolate_gate(
-                g["gate"], frame_rate=self.model_frame_rate, sample_rate=self.sample_rate, n_samples=n_samples
-            )
-            out = audio + (1.0 - gate_s) * (s["synth_audio"] - audio)
-            return dict(audio=out, gate=g["gate"], **s, **g["controls"])
-        c = self.controls(batch)
-        s = self.synthesize(c, n_samples, generator)
-        return dict(audio=s["synth_audio"], **s, **c)
+        ``generator`` seeds the filtered noise (``synth``/``gate``; the ``mask`` path is deterministic). The
+        composition's class (:mod:`ddsp_demucs.compositions`) does the work."""
+        return self.composer.forward(self, batch, generator)
 
 
 def model_from_config(model_config, data_config) -> ResidualDDSPDecoder:

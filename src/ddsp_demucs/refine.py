@@ -13,17 +13,15 @@ vocal at the same rate, channels and exact length:
    ``model.frame_rate``, F0 method and voicing threshold from the checkpoint's ``features`` config); the
    window's own samples and frames are cut from it, so the controls inside a window equal those of the whole
    song up to the F0 tracker's Viterbi decoding near the span's edges;
-3. the model runs on that window only (model rate, mono) and its result is applied to *each channel* of the
-   song-rate vocal: ``mask``: the mask (:meth:`~ResidualDDSPDecoder.compute_mask`) is moved onto the song-rate
-   STFT of each channel (:func:`~ddsp_demucs.model.interpolate_mask`; frequencies above the model's Nyquist are
-   kept) and applied keeping that channel's phase; ``gate``: the per-frame gate
-   (:meth:`~ResidualDDSPDecoder.compute_gate`, :func:`~ddsp_demucs.model.interpolate_gate`) blends each channel
-   with the synthesis resampled to the song rate; ``synth``: the model's mono resynthesis, resampled to the
-   song rate, is every channel's output (pure resynthesis has no per-channel information). The synthesis of
-   ``gate`` and ``synth`` continues the song's: the oscillators start each window with the phase the previous
-   window reached there (:func:`~ddsp_demucs.dsp.harmonic_phase`), and the noise is cut from one song-long
-   stream (:func:`noise_stream`), so two overlapping windows synthesise the same signal, not two uncorrelated
-   ones whose crossfade would dip;
+3. the model runs on that window only (model rate, mono, on the model's device) and its composition
+   (:mod:`ddsp_demucs.compositions`) applies the result to *each channel* of the song-rate vocal: ``mask`` moves
+   its mask onto the song-rate STFT of each channel (frequencies above the model's Nyquist are kept) keeping
+   that channel's phase; ``gate`` blends each channel with the synthesis resampled to the song rate; ``synth``
+   makes the mono resynthesis every channel's output (pure resynthesis has no per-channel information). The
+   synthesis of ``gate`` and ``synth`` continues the song's: the oscillators start each window with the phase
+   the previous window reached there (:func:`~ddsp_demucs.dsp.harmonic_phase`), and the noise is cut from one
+   song-long stream (:func:`noise_stream`), so two overlapping windows synthesise the same signal, not two
+   uncorrelated ones whose crossfade would dip;
 4. windows are summed with complementary raised-cosine crossfades over the overlaps (the weights sum to 1).
 
 The model, STFTs and analysis never see more than one window (+ context), so peak memory beyond the input and
@@ -46,8 +44,8 @@ import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
-from ddsp_demucs.dsp import harmonic_phase
-from ddsp_demucs.model import ResidualDDSPDecoder, interpolate_gate, interpolate_mask
+from ddsp_demucs.compositions import SongWindow
+from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.utils import get_logger, write_json_atomic
 
 log = get_logger("refine")
@@ -164,7 +162,7 @@ def _fade(n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- controls
-def _feature_settings(
+def feature_settings(
     model: ResidualDDSPDecoder, f0_method: str | None, voicing_threshold: float | None
 ) -> tuple[str | None, float]:
     """F0 method and voicing threshold: the arguments, else the checkpoint's ``features`` config, else defaults."""
@@ -279,7 +277,7 @@ def refine_vocals(
                 f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
                 f"got shape {f0_reference.shape}"
             )
-    method, threshold = _feature_settings(model, f0_method, voicing_threshold)
+    method, threshold = feature_settings(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     from tqdm.auto import tqdm
 
@@ -335,68 +333,21 @@ def refine_window(
     m0 = (window.start - window.context_start) * msr // sample_rate
     n_model = math.ceil((window.stop - window.start) * msr / sample_rate)
     f_off, n_frames = m0 * fr // msr, n_model * fr // msr
+    device = next(model.parameters()).device
     batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0 : m0 + n_model]))[None]}
     batch.update({k: torch.from_numpy(v[f_off : f_off + n_frames].copy())[None] for k, v in controls.items()})
-    x = torch.from_numpy(np.ascontiguousarray(audio[window.start : window.stop].T))  # (ch, n)
-    n = x.shape[-1]
-    phase = 0.0
-    with torch.inference_mode():
-        if model.composition == "mask":
-            y = _apply_mask(model, model.compute_mask(batch), x, sample_rate)
-        else:
-            g = model.compute_gate(batch) if model.composition == "gate" else None
-            controls = g["controls"] if g is not None else model.controls(batch)
-            synth = model.synthesize(
-                controls,
-                n_model,
-                initial_phase=torch.tensor([initial_phase]),
-                white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None],
-            )
-            synth = _to_song_rate(synth["synth_audio"][0], msr, sample_rate, n)
-            if g is not None:
-                gate = interpolate_gate(g["gate"], frame_rate=g["frame_rate"], sample_rate=sample_rate, n_samples=n)
-                y = x + (1.0 - gate) * (synth - x)
-            else:
-                y = synth.expand_as(x)
-            if next_start is not None:
-                m = (next_start - window.start) * msr // sample_rate  # exact: windows start on the grid
-                phase = float(
-                    harmonic_phase(
-                        controls["f0_hz"],
-                        sample_rate=msr,
-                        n_samples=n_model,
-                        hop_length=model.hop,
-                        initial_phase=torch.tensor([initial_phase]),
-                    )[0, m - 1]
-                )
-    return np.ascontiguousarray(y.T.numpy(), dtype=np.float32), phase
-
-
-def _apply_mask(model: ResidualDDSPDecoder, m: dict, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Apply a model-rate mask to every channel of ``x (ch, n)`` on an STFT of the same duration at the song
-    rate (window and hop scaled by ``sample_rate / model.sample_rate``), keeping each channel's phase."""
-    ratio = sample_rate / m["sample_rate"]
-    n_fft, hop = max(2, round(m["n_fft"] * ratio)), max(1, round(m["hop"] * ratio))
-    window = torch.hann_window(n_fft, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)  # (ch, bins, frames)
-    mask = interpolate_mask(
-        m["mask"],
-        src_sample_rate=m["sample_rate"],
-        src_n_fft=m["n_fft"],
-        src_hop=m["hop"],
-        dst_sample_rate=sample_rate,
-        dst_n_fft=n_fft,
-        dst_hop=hop,
-        dst_n_frames=spec.shape[-1],
+    batch = {k: v.to(device) for k, v in batch.items()}
+    song_window = SongWindow(
+        audio=torch.from_numpy(np.ascontiguousarray(audio[window.start : window.stop].T)).to(device),  # (ch, n)
+        sample_rate=sample_rate,
+        n_model=n_model,
+        white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None].to(device),
+        initial_phase=initial_phase,
+        next_offset=None if next_start is None else (next_start - window.start) * msr // sample_rate,  # exact
     )
-    # x + istft((mask - 1) X): exactly x where the mask is 1 (as the model's own forward)
-    return x + torch.istft((mask - 1.0) * spec, n_fft, hop, window=window, center=True, length=x.shape[-1])
-
-
-def _to_song_rate(audio: torch.Tensor, model_rate: int, sample_rate: int, n_samples: int) -> torch.Tensor:
-    """Model-rate mono ``(n,)`` -> ``(1, n_samples)`` at the song rate (polyphase, cut or zero-padded)."""
-    y = resample(audio.numpy(), model_rate, sample_rate)[:n_samples]
-    return torch.from_numpy(np.pad(y, (0, n_samples - y.shape[0])))[None]
+    with torch.inference_mode():
+        y, phase = model.composer.refine_window(model, batch, song_window)
+    return np.ascontiguousarray(y.T.cpu().numpy(), dtype=np.float32), phase
 
 
 # ------------------------------------------------------------------------------------------------- songs
@@ -521,4 +472,5 @@ __all__ = [
     "RECORD_NAME",
     "noise_stream",
     "NOISE_BLOCK",
+    "feature_settings",
 ]

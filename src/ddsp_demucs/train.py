@@ -48,9 +48,17 @@ from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
 from ddsp_demucs.provenance import CHECKPOINT_KEY, training_provenance
-from ddsp_demucs.utils import atomic_path, config_to_dict, from_dict, get_logger, write_text_atomic
+from ddsp_demucs.utils import (
+    atomic_path,
+    config_to_dict,
+    from_dict,
+    get_logger,
+    route_lightning_logging,
+    write_text_atomic,
+)
 
 log = get_logger("train")
+route_lightning_logging()
 AUDIO_KEYS = ("input_audio", "target_audio", "f0_hz", "f0_confidence", "loudness_db")
 
 

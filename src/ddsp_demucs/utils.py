@@ -33,6 +33,17 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S")
 
 
+def route_lightning_logging() -> None:
+    """Lightning gives its ``lightning`` logger a console handler of its own, and its messages also reach the root
+    logger's: once :func:`setup_logging` has configured the root, drop Lightning's so that each message prints
+    once, in our format. Called by the modules that import Lightning, right after importing it."""
+    if logging.getLogger().handlers:
+        lightning_logger = logging.getLogger("lightning")
+        for handler in list(lightning_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning_logger.removeHandler(handler)
+
+
 # --------------------------------------------------------------------------------------------- atomic writes
 def current_umask() -> int:
     """The process's file-mode creation mask (read from ``/proc`` where possible: setting it to read it back is

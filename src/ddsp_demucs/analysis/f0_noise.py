@@ -52,6 +52,7 @@ from ddsp_demucs.analysis.common import (
 )
 from ddsp_demucs.analysis.perturb import flip_voicing, jitter_cents, octave_errors
 from ddsp_demucs.metrics import f0_metrics, si_sdr
+from ddsp_demucs.refine import feature_settings
 from ddsp_demucs.utils import get_logger
 
 log = get_logger("analysis.f0_noise")
@@ -100,12 +101,6 @@ def perturb_controls(batch: dict, family: str, level: float, generators: list[to
     return out
 
 
-def _feature_settings(model, f0_method: str | None, voicing_threshold: float | None) -> tuple[str | None, float]:
-    from ddsp_demucs.refine import _feature_settings as settings  # the checkpoint's features config
-
-    return settings(model, f0_method, voicing_threshold)
-
-
 def f0_accuracy(
     model: torch.nn.Module,
     dataset,
@@ -127,7 +122,7 @@ def f0_accuracy(
     from ddsp_demucs.features.pitch import DEFAULT_METHOD
 
     sr, fr = check_rates(model, dataset)
-    method, threshold = _feature_settings(model, f0_method, voicing_threshold)
+    method, threshold = feature_settings(model, f0_method, voicing_threshold)
     rows = []
     for i in tqdm(select_indices(len(dataset), n_examples), desc="F0 separated vs clean", disable=not progress):
         item = dataset[i]

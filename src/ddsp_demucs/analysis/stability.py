@@ -71,9 +71,10 @@ from ddsp_demucs.analysis.perturb import add_noise, apply_gain, db_to_gain, shif
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.train import LossTerms, TrainingDiverged, load_model, train_from_config
-from ddsp_demucs.utils import config_to_dict, get_logger
+from ddsp_demucs.utils import config_to_dict, get_logger, route_lightning_logging
 
 log = get_logger("analysis.stability")
+route_lightning_logging()
 
 SPIKE_FACTOR = 2.0
 SPIKE_WINDOW = 50

@@ -45,6 +45,7 @@ from ddsp_demucs.metrics import (
     si_sdr,
     spectral_convergence,
 )
+from ddsp_demucs.refine import feature_settings
 from ddsp_demucs.train import collate
 from ddsp_demucs.utils import get_logger
 
@@ -268,12 +269,6 @@ class _Scorer:
         return figures, tracks
 
 
-def _feature_settings(model, f0_method: str | None) -> tuple[str | None, float]:
-    from ddsp_demucs.refine import _feature_settings as settings  # the checkpoint's features config
-
-    return settings(model, f0_method, None)
-
-
 def _separator_name(source: Any) -> str:
     manifest = getattr(source, "manifest", None) if not isinstance(source, dict) else source
     name = (manifest or {}).get("separator")
@@ -331,7 +326,7 @@ def evaluate_model(
     if batch_size < 1:
         raise DDSPDemucsError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
-    method, threshold = _feature_settings(model, f0_method)
+    method, threshold = feature_settings(model, f0_method, None)
     indices = select_indices(len(dataset), n_examples)
     keep = {indices[j] for j in select_indices(len(indices), n_keep)} if n_keep > 0 else set()
     scorer = _Scorer(sr, fr, f0_method=method, voicing_threshold=threshold, compute_f0=compute_f0)
@@ -488,7 +483,7 @@ def evaluate_tracks(
     available = {t.name: t for t in musdb_tracks(root, split=None if names is not None else musdb_split)}
     wanted = sorted(names) if names is not None else sorted(available)
     model.eval()
-    method, threshold = _feature_settings(model, f0_method)
+    method, threshold = feature_settings(model, f0_method, None)
     fr = float(model.frame_rate)
     scorer = _Scorer(SAMPLE_RATE, fr, f0_method=method, voicing_threshold=threshold, compute_f0=compute_f0)
     results = EvaluationResults(

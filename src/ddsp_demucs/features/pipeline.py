@@ -23,7 +23,7 @@ import torch
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
-from ddsp_demucs.features.pitch import DEFAULT_METHOD, METHODS, _as_mono, extract_f0
+from ddsp_demucs.features.pitch import DEFAULT_METHOD, METHODS, as_mono, extract_f0
 from ddsp_demucs.features.spectral import spectral_features
 from ddsp_demucs.utils import atomic_path, get_logger, shard_of
 
@@ -62,7 +62,7 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
 
     config = _default_config(config)
     frame_rate = int(config.data.frame_rate)
-    mono = _as_mono(audio)
+    mono = as_mono(audio)
     f0_hz, confidence = extract_f0(
         mono,
         sample_rate,

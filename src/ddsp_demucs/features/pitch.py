@@ -25,7 +25,9 @@ def n_frames_for(n_samples: int, sample_rate: int, frame_rate: int) -> int:
     return int(n_samples) * int(frame_rate) // int(sample_rate)
 
 
-def _as_mono(audio: np.ndarray) -> np.ndarray:
+def as_mono(audio: np.ndarray) -> np.ndarray:
+    """``(n_samples,)`` or ``(n_samples, n_channels)`` -> float32 ``(n_samples,)`` (channels averaged); ValueError
+    on another shape or non-finite samples."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
@@ -62,7 +64,7 @@ def extract_f0(
         decoded pitch bin; pYIN: the voiced probability). With ``return_pitch``, a third array ``(n_frames,)``
         holds the pitch in Hz on every frame before the voicing decision.
     """
-    audio = _as_mono(audio)
+    audio = as_mono(audio)
     if sample_rate <= 0 or frame_rate <= 0:
         raise ValueError(f"sample_rate and frame_rate must be positive, got {sample_rate} and {frame_rate}")
     method = DEFAULT_METHOD if method is None else method

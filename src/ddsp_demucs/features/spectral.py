@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ddsp_demucs.features.pitch import _as_mono, n_frames_for
+from ddsp_demucs.features.pitch import as_mono, n_frames_for
 
 FLATNESS_AMIN = 1e-10  # floor on power in the flatness (as librosa)
 _CHUNK = 512  # frames per FFT batch (bounds memory on long tracks)
@@ -28,7 +28,7 @@ def power_spectra(audio: np.ndarray, sample_rate: int, *, frame_rate: int = 250,
 
     ``audio`` is ``(n_samples,)`` or ``(n_samples, n_channels)`` (averaged); see the module doc for the grid.
     """
-    audio = _as_mono(audio).astype(np.float64)
+    audio = as_mono(audio).astype(np.float64)
     n_fft = n_fft or default_n_fft(sample_rate)
     n_frames = n_frames_for(audio.shape[0], sample_rate, frame_rate)
     padded = np.pad(audio, (n_fft // 2, n_fft // 2))
