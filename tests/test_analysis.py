@@ -360,7 +360,7 @@ def test_stability_runs_table_and_resume(small_sets, tmp_path, monkeypatch):
     assert strict_json(tmp_path / "stability.json")["settings"]["seeds"] == [0, 1]
 
     # re-run: finished runs are skipped (training is not called)
-    import ddsp_demucs.analysis.stability as stability_module
+    import ddsp_demucs.analysis.stability as stability_module  # training stability
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -406,7 +406,7 @@ def test_divergence_is_flagged_not_raised(small_sets, tmp_path):
 
 
 def test_run_summary_counts_spikes_and_flags_a_loss_blow_up(small_sets, tmp_path, monkeypatch):
-    import ddsp_demucs.analysis.stability as stability_module
+    import ddsp_demucs.analysis.stability as stability_module  # training stability
 
     train, val = small_sets
     config = tiny_config(*STABILITY)
