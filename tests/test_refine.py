@@ -255,7 +255,12 @@ def test_synth_path_is_the_model_resynthesis_on_every_channel():
 
 
 @pytest.mark.parametrize(
-    "composition, kwargs", [("synth", {}), ("gate", dict(perturb=0.05, bias=0.5)), ("mask", dict(perturb=0.5))]
+    "composition, kwargs",
+    [
+        ("synth", {}),
+        ("gate", dict(perturb=0.05, bias=0.5)),
+        pytest.param("mask", dict(perturb=0.5), marks=pytest.mark.slow),  # also checked by the test above
+    ],
 )
 def test_windowed_equals_whole_song_in_every_composition_overlaps_included(composition, kwargs):
     """Windows continue the song's synthesis (oscillator phase carried, one noise stream): the windowed output is
