@@ -18,6 +18,7 @@ gradient scaler), which tests this script where no GPU is at hand.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import subprocess
 import sys
@@ -131,16 +132,10 @@ def train_steps(examples: list[dict], device: str, precision: str, steps: int) -
         "losses": record.losses,
         "grad_norms": record.norms,
         "step_s": timed[len(timed) // 2],
-        "finite": all(map(_finite, record.losses)),
+        "finite": all(map(math.isfinite, record.losses)),
         "nonfinite_steps": module.nonfinite_steps,
         "final_scale": float(scaler.get_scale()) if scaler is not None else None,
     }
-
-
-def _finite(value: float) -> bool:
-    import math
-
-    return math.isfinite(value)
 
 
 def refine_check(device: str) -> dict:
@@ -204,7 +199,7 @@ def ddp_check(tmp: Path) -> dict:
         return {"ok": False, "returncode": run.returncode, "stderr_tail": run.stderr[-2000:]}
     _, world, steps, loss = line.split()
     return {
-        "ok": int(world) == 2 and int(steps) == 5 and _finite(float(loss)),
+        "ok": int(world) == 2 and int(steps) == 5 and math.isfinite(float(loss)),
         "world_size": int(world),
         "global_step": int(steps),
         "last_loss": float(loss),

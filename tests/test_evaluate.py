@@ -44,6 +44,7 @@ from ddsp_demucs.train import collate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_model import FR, SR, TINY, make_example  # noqa: E402
+from test_refine import TINY_OVERRIDES  # noqa: E402  (the tiny config of the CLI tests)
 
 N_SAMPLES = 11025  # 0.5 s windows keep the tests fast
 
@@ -473,23 +474,6 @@ def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- CLI
-TINY_OVERRIDES = [
-    "model.hidden_size=32",
-    "model.gru_units=32",
-    "model.n_fc_layers=1",
-    "model.n_mels=16",
-    "model.encoder_units=16",
-    "model.n_harmonics=16",
-    "model.n_noise_bands=17",
-    "model.reverb_length=512",
-    "loss.fft_sizes=[512,256]",
-    "training.batch_size=2",
-    "training.max_steps=1",
-    "training.threads=1",
-    "training.n_audio_examples=0",
-]
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny model saved by the trainer after one step (the real checkpoint format)."""

@@ -30,6 +30,25 @@ SMALL = (
 SMALL_SPLIT = dict(min_test_singers=2, min_test_vocals=2, n_valid_singers=1)
 
 
+def small_cli_args(shared) -> list[str]:
+    """``corpus --kind remix`` options for the small index: one accompaniment and one synthetic band per vocal,
+    the split of :data:`SMALL_SPLIT`."""
+    return [
+        "--shared-data",
+        str(shared),
+        "--accompaniments-per-vocal",
+        "1",
+        "--synthetic-bands",
+        "1",
+        "--min-test-singers",
+        "2",
+        "--min-test-vocals",
+        "2",
+        "--valid-singers",
+        "1",
+    ]
+
+
 def small_shared(shared_data, folder):
     """A shared-data folder of symbolic links to :data:`SMALL` with their index rows (no audio is copied)."""
     with open(shared_data / "index.csv", newline="") as fh:
@@ -132,18 +151,7 @@ def test_rebuild_keeps_finished_songs_and_the_cli_writes_the_same(small_corpus, 
                 "remix",
                 "--out",
                 str(again),
-                "--shared-data",
-                str(shared),
-                "--accompaniments-per-vocal",
-                "1",
-                "--synthetic-bands",
-                "1",
-                "--min-test-singers",
-                "2",
-                "--min-test-vocals",
-                "2",
-                "--valid-singers",
-                "1",
+                *small_cli_args(shared),
             ]
         )
         == 0
@@ -184,18 +192,7 @@ def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, t
                 "remix",
                 "--out",
                 str(out),
-                "--shared-data",
-                str(shared),
-                "--accompaniments-per-vocal",
-                "1",
-                "--synthetic-bands",
-                "1",
-                "--min-test-singers",
-                "2",
-                "--min-test-vocals",
-                "2",
-                "--valid-singers",
-                "1",
+                *small_cli_args(shared),
                 "--augment",
                 "1",
             ]
