@@ -2,10 +2,11 @@
 
 Frame grid: frame i is centred at time ``i / frame_rate`` seconds, and a signal of ``n_samples`` samples has
 ``n_samples * frame_rate // sample_rate`` frames (the same count as ``ddsp_demucs.dsp.a_weighted_loudness``).
-Each tracker runs on its own grid (CREPE: 20 ms hop at 16 kHz, ``CREPE_HOP``; pYIN: 10 ms hop at 22.05 kHz) and
-is interpolated onto this one: pitch linearly in cents, confidence linearly. CREPE's frame is 64 ms long, so a 20 ms
-hop still overlaps frames 3x; against the 10 ms hop of the original it halves the cost and moves raw pitch accuracy
-on vocadito_1 from 0.9945 to 0.993 (``make bench``: bench/results/f0.json measures each hop).
+Each tracker runs on its own grid (CREPE: 10 ms hop at 16 kHz, ``CREPE_HOP``, as the original; pYIN: 10 ms hop at
+22.05 kHz) and is interpolated onto this one: pitch linearly in cents, confidence linearly. A coarser CREPE hop
+(``crepe_hop``) costs proportionally less and barely moves accuracy on clean singing (bench/results/f0.json), but on
+separated vocals its Viterbi path departs from the 10 ms one on a fifth to a third of the frames, so it is not the
+default.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ METHODS = F0_METHODS
 DEFAULT_METHOD = "crepe-tiny"
 DEFAULT_VOICING_THRESHOLD = 0.5
 PYIN_FMIN, PYIN_FMAX = 50.0, 1100.0  # Hz: the sung range with margin
-CREPE_HOP = 320  # samples at 16 kHz: 20 ms between CREPE frames
+CREPE_HOP = 160  # samples at 16 kHz: 10 ms between CREPE frames
 
 
 def n_frames_for(n_samples: int, sample_rate: int, frame_rate: int) -> int:
@@ -61,7 +62,7 @@ def extract_f0(
             (librosa pYIN, the reference method).
         voicing_threshold: frames whose confidence is below this are unvoiced (``f0_hz`` 0).
         return_pitch: also return the tracker's pitch on every frame, voiced or not.
-        crepe_hop: samples at 16 kHz between CREPE frames (default 320, 20 ms; 160 is the original's 10 ms).
+        crepe_hop: samples at 16 kHz between CREPE frames (default 160: 10 ms, as the original CREPE).
 
     Returns:
         ``(f0_hz, confidence)``: float32 arrays ``(n_frames,)`` with ``n_frames = n_samples * frame_rate //
