@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.config import Config
 from ddsp_demucs.train import (
+    DDSPLightningModule,
     DDSPTrainer,
     ResumableSampler,
     TrainingDiverged,
@@ -72,11 +73,12 @@ def datasets():
     return train, val
 
 
-def evaluate(module: DDSPTrainer, dataset) -> tuple[float, float, float]:
+def evaluate(ddsp: DDSPTrainer, dataset) -> tuple[float, float, float]:
     from ddsp_demucs.metrics import si_sdr
     from ddsp_demucs.train import collate
 
     batch = collate([dataset[i] for i in range(len(dataset))])
+    module = ddsp.module
     module.eval()
     with torch.no_grad():
         out = module(batch, generator=torch.Generator().manual_seed(0))
@@ -256,18 +258,18 @@ def test_nonfinite_steps_are_skipped_then_stop(tmp_path):
     )
     setup_training_environment(seed=0, threads=1)
     module = DDSPTrainer(config=config)
-    before = {k: v.clone() for k, v in module.state_dict().items()}
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
     with pytest.raises(TrainingDiverged, match="max_nonfinite_steps=1"):
         module.fit(NaNDataset(items, bad=set(range(8))))
     assert module.nonfinite_steps == 2
-    for k, v in module.state_dict().items():
+    for k, v in module.model.state_dict().items():
         assert torch.equal(v, before[k]), k  # skipped steps change nothing (not even AdamW decay)
     module = DDSPTrainer(
         config=tiny_config("training.max_steps=4", "training.batch_size=2", "training.max_nonfinite_steps=5")
     )
     trainer = module.fit(NaNDataset(items, bad={0}))  # one bad batch per pass: skipped, training goes on
     assert module.nonfinite_steps >= 1 and trainer.global_step == 4
-    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert all(torch.isfinite(p).all() for p in module.model.parameters())
 
 
 def test_compile_accepts_optimizer_factory_and_overrides(datasets):
@@ -278,6 +280,16 @@ def test_compile_accepts_optimizer_factory_and_overrides(datasets):
     assert isinstance(trainer.optimizers[0], torch.optim.SGD) and trainer.global_step == 2
     with pytest.raises(DDSPDemucsError, match="training.learning_rate"):
         module.compile(learning_rate="fast")
+
+
+def test_trainer_is_a_facade_and_torch_compile_is_not_shadowed():
+    """``DDSPTrainer.compile`` chooses the optimiser; the LightningModule behind it keeps ``nn.Module.compile``."""
+    ddsp = DDSPTrainer(config=tiny_config())
+    assert not isinstance(ddsp, torch.nn.Module) and isinstance(ddsp.module, DDSPLightningModule)
+    assert type(ddsp.module).compile is torch.nn.Module.compile
+    assert ddsp.model is ddsp.module.model and ddsp.config is ddsp.module.config
+    ddsp.compile(learning_rate=3e-4)
+    assert ddsp.module.config.training.learning_rate == 3e-4 and ddsp.compile() is ddsp
 
 
 def test_warmup_cosine_schedule():
@@ -407,12 +419,12 @@ def _fit_16_mixed(config: Config, items, scaler: torch.amp.GradScaler | None):
 
     setup_training_environment(seed=0, threads=1)
     module, record = DDSPTrainer(config=config), GradNorms()
-    before = torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+    before = torch.nn.utils.parameters_to_vector(module.model.parameters()).detach().clone()
     kwargs = (
         {} if scaler is None else {"precision": None, "plugins": [MixedPrecision("16-mixed", "cpu", scaler=scaler)]}
     )
     module.fit(ListDataset(items), callbacks=[record], **kwargs)
-    moved = torch.nn.utils.parameters_to_vector(module.parameters()).detach() - before
+    moved = torch.nn.utils.parameters_to_vector(module.model.parameters()).detach() - before
     return module, record.norms, moved
 
 

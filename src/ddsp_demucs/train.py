@@ -3,7 +3,7 @@
 Public API (the original README's, in PyTorch)::
 
     setup_training_environment(use_mixed_precision=False, seed=0, threads=None)
-    trainer = DDSPTrainer(model, config=config)           # a LightningModule
+    trainer = DDSPTrainer(model, config=config)           # facade over DDSPLightningModule (trainer.module)
     trainer.compile(optimizer=...)                         # optional: factory, optimizer class or config
     callbacks = create_callbacks(checkpoint_dir, log_dir)  # checkpoints, early stopping, LR monitor, loggers
     trainer.fit(train_dataset, validation_data=val_dataset, epochs=..., callbacks=callbacks)
@@ -331,8 +331,9 @@ def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.dev
 
 
 # ---------------------------------------------------------------------------------------------- trainer
-class DDSPTrainer(L.LightningModule):
-    """Lightning module that trains a DDSP model, plus ``compile`` / ``fit`` conveniences.
+class DDSPLightningModule(L.LightningModule):
+    """The LightningModule behind :class:`DDSPTrainer`: the training and validation steps, the loss terms, the
+    optimiser and schedule, checkpoint metadata and the resumable data loaders.
 
     Args:
         model: the model (built from ``config`` if None). It must take a batch dict and return ``audio``, and
@@ -357,39 +358,23 @@ class DDSPTrainer(L.LightningModule):
         sample_rate = getattr(self.model, "sample_rate", self.config.data.train_sr)
         self.losses = LossTerms(self.config.loss, sample_rate)
         self.automatic_optimization = False
-        self._optimizer_spec: Any = None
+        self.optimizer_spec: Any = None  # see DDSPTrainer.compile; None = AdamW from the training config
+        self.train_dataset: Dataset | None = None  # set by DDSPTrainer.fit
         self.batches_consumed = 0  # batches drawn from the training stream (incl. skipped steps)
         self.nonfinite_steps = 0
         self._finite_loss = torch.tensor(True)  # this step's loss was finite (set in training_step)
         self._grad_norm = torch.tensor(0.0)  # this step's gradient norm and verdict (on_before_optimizer_step)
         self._step_ok, self._scaler_overflow = True, False
         self._logged_audio_at = -1
-        self.provenance: dict | None = None  # set by fit() from the training dataset (ddsp_demucs.provenance)
+        self.provenance: dict | None = None  # set by DDSPTrainer.fit from the dataset (ddsp_demucs.provenance)
 
     @property
     def tcfg(self) -> TrainingConfig:
         return self.config.training
 
     # ----------------------------------------------------------------------------------- optimisation
-    def compile(self, optimizer: Any = None, **training_overrides: Any) -> "DDSPTrainer":
-        """Choose the optimiser (Keras-style): None (AdamW from ``training``), a torch optimizer class or a
-        factory ``params -> Optimizer``, an optimizer already built over this model's parameters, or a dict /
-        :class:`TrainingConfig` of training fields. ``training_overrides`` (e.g. ``learning_rate=3e-4``) update
-        the training config. The warm-up + cosine schedule is applied on top in every case."""
-        if isinstance(optimizer, dict):
-            training_overrides = {**optimizer, **training_overrides}
-            optimizer = None
-        elif isinstance(optimizer, TrainingConfig):
-            self.config.training = copy.deepcopy(optimizer)
-            optimizer = None
-        if training_overrides:
-            merged = {**dataclasses.asdict(self.tcfg), **training_overrides}
-            self.config.training = from_dict(TrainingConfig, merged, "training")
-        self._optimizer_spec = optimizer
-        return self
-
     def configure_optimizers(self):
-        spec, tc = self._optimizer_spec, self.tcfg
+        spec, tc = self.optimizer_spec, self.tcfg
         if spec is None:
             opt = torch.optim.AdamW(self.model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
         elif isinstance(spec, torch.optim.Optimizer):
@@ -590,7 +575,7 @@ class DDSPTrainer(L.LightningModule):
             persistent_workers=False,
         )
 
-    def _val_loader(self, dataset: Dataset) -> DataLoader:
+    def val_loader(self, dataset: Dataset) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.tcfg.batch_size,
@@ -600,7 +585,55 @@ class DDSPTrainer(L.LightningModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._train_loader(self._train_dataset)
+        if self.train_dataset is None:
+            raise RuntimeError("no training dataset: train through DDSPTrainer.fit")
+        return self._train_loader(self.train_dataset)
+
+
+class DDSPTrainer:
+    """Train a DDSP model the way the original README does: ``DDSPTrainer(model, config).compile(...).fit(...)``.
+
+    A thin facade over :class:`DDSPLightningModule` (``.module``, which holds the model, the config, the loss
+    terms and the training state) and a ``lightning.Trainer`` built by :meth:`fit` from the ``training`` config.
+    Args as for :class:`DDSPLightningModule`.
+    """
+
+    def __init__(self, model: torch.nn.Module | None = None, config: Config | None = None):
+        self.module = DDSPLightningModule(model, config)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.module.model
+
+    @property
+    def config(self) -> Config:
+        return self.module.config
+
+    @property
+    def losses(self) -> LossTerms:
+        return self.module.losses
+
+    @property
+    def nonfinite_steps(self) -> int:
+        """Training steps skipped so far because the loss or the gradient was not finite."""
+        return self.module.nonfinite_steps
+
+    def compile(self, optimizer: Any = None, **training_overrides: Any) -> "DDSPTrainer":
+        """Choose the optimiser (Keras-style): None (AdamW from ``training``), a torch optimizer class or a
+        factory ``params -> Optimizer``, an optimizer already built over this model's parameters, or a dict /
+        :class:`TrainingConfig` of training fields. ``training_overrides`` (e.g. ``learning_rate=3e-4``) update
+        the training config. The warm-up + cosine schedule is applied on top in every case."""
+        if isinstance(optimizer, dict):
+            training_overrides = {**optimizer, **training_overrides}
+            optimizer = None
+        elif isinstance(optimizer, TrainingConfig):
+            self.config.training = copy.deepcopy(optimizer)
+            optimizer = None
+        if training_overrides:
+            merged = {**dataclasses.asdict(self.config.training), **training_overrides}
+            self.config.training = from_dict(TrainingConfig, merged, "training")
+        self.module.optimizer_spec = optimizer
+        return self
 
     def fit(
         self,
@@ -633,9 +666,9 @@ class DDSPTrainer(L.LightningModule):
                     f"{name} must be a map-style torch Dataset of example dicts (got "
                     f"{type(ds).__name__}); the trainer builds its own resumable loader"
                 )
-        tc = self.tcfg
         if max_steps is not None:
             self.compile(max_steps=max_steps)
+        tc = self.config.training
         items = list(callbacks or [])
         loggers = [c for c in items if isinstance(c, Logger)]
         cbs = [c for c in items if not isinstance(c, Logger)]
@@ -651,7 +684,7 @@ class DDSPTrainer(L.LightningModule):
         if precision == "16-mixed" and not torch.cuda.is_available():
             raise DDSPDemucsError("precision 16-mixed needs a GPU; use bf16-mixed on CPU")
         kwargs = dict(
-            max_steps=self.tcfg.max_steps,
+            max_steps=tc.max_steps,
             max_epochs=epochs if epochs is not None else tc.epochs,
             accelerator=tc.accelerator,
             devices=tc.devices,
@@ -677,10 +710,11 @@ class DDSPTrainer(L.LightningModule):
         if tc.threads:
             torch.set_num_threads(tc.threads)
         trainer = L.Trainer(**kwargs)
-        self._train_dataset = train_dataset
-        self.provenance = training_provenance(train_dataset, self.model)
-        val_loader = self._val_loader(validation_data) if validation_data is not None else None
-        trainer.fit(self, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+        module = self.module
+        module.train_dataset = train_dataset
+        module.provenance = training_provenance(train_dataset, module.model)
+        val_loader = module.val_loader(validation_data) if validation_data is not None else None
+        trainer.fit(module, val_dataloaders=val_loader, ckpt_path=ckpt_path)
         return trainer
 
 
@@ -720,7 +754,7 @@ def train_from_config(
     ckpt_path = str(last) if resume and last.is_file() else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-    module = DDSPTrainer(config=config)
+    ddsp = DDSPTrainer(config=config)
     callbacks = create_callbacks(
         ckpt_dir,
         out_dir / "logs",
@@ -728,7 +762,7 @@ def train_from_config(
         every_n_train_steps=tc.checkpoint_every_steps,
         early_stopping=val_dataset is not None,
     ) + list(extra_callbacks or [])
-    trainer = module.fit(
+    trainer = ddsp.fit(
         train_dataset,
         validation_data=val_dataset,
         callbacks=callbacks,
@@ -747,6 +781,7 @@ def train_from_config(
 
 __all__ = [
     "DDSPTrainer",
+    "DDSPLightningModule",
     "create_callbacks",
     "setup_training_environment",
     "load_model",

@@ -23,7 +23,7 @@ from ddsp_demucs.dsp.core import (
 __all__ = ["harmonic_synth", "harmonic_phase", "filtered_noise", "noise_impulse_responses"]
 
 TWO_PI = 2.0 * math.pi
-_CHUNK_ELEMENTS = 1 << 19  # (batch x samples x harmonics) elements per chunk: 2 MiB in float32
+_CHUNK_ELEMENTS = 1 << 17  # (samples x harmonics) elements per chunk of one row: 512 KiB in float32
 
 
 # ---------------------------------------------------------------------------------------------- harmonic
@@ -191,53 +191,65 @@ class _HarmonicBank(torch.autograd.Function):
     block)``).
 
     Per block, ``A`` is never formed: ``y = sum_m W_m * (S @ a_{j+m})`` with ``S`` the masked sines
-    ``(block, K)`` and ``W_m`` the interpolation weights, a small batched matmul. Work goes chunk by chunk over
-    blocks and only the ``(B, n)`` inputs are saved; the backward pass recomputes sines and cosines, so no
-    ``(B, n, K)`` tensor ever exists.
+    ``(block, K)`` and ``W_m`` the interpolation weights, a small batched matmul. Work goes row by row and chunk by
+    chunk over blocks, and only the ``(B, n)`` inputs are saved; the backward pass recomputes sines and cosines,
+    so no ``(B, n, K)`` tensor ever exists. Harmonics at or above Nyquist everywhere in a chunk are not computed
+    at all (they contribute nothing), and the Nyquist mask is applied only to the harmonics it cuts somewhere in a
+    chunk.
     """
 
     @staticmethod
     def forward(ctx, phase, a, cutoff, weights, frame_index):
         ctx.save_for_backward(phase, a, cutoff, weights, frame_index)
-        batch, n_blocks, block = phase.shape
         k = torch.arange(1, a.shape[-1] + 1, device=phase.device, dtype=phase.dtype)
-        out = torch.empty_like(phase)
-        step = _blocks_per_chunk(batch, block, a.shape[-1])
-        for s in range(0, n_blocks, step):
-            e = min(n_blocks, s + step)
-            sines = torch.sin(phase[:, s:e, :, None] * k).masked_fill_(k >= cutoff[:, s:e, :, None], 0.0)  # (B,c,L,K)
-            near = a[:, frame_index[s:e]]  # (B, c, M, K)
-            out[:, s:e] = (torch.matmul(sines, near.transpose(-1, -2)) * weights[s:e]).sum(-1)
+        out = torch.zeros_like(phase)
+        for row, sl, count, first_cut in _chunks(cutoff, a.shape[-1]):
+            kk = k[:count]
+            sines = torch.sin(phase[row, sl, :, None] * kk)  # (c, L, count)
+            sines[..., first_cut:].masked_fill_(kk[first_cut:] >= cutoff[row, sl, :, None], 0.0)
+            near = a[row, frame_index[sl], :count]  # (c, M, count)
+            out[row, sl] = (torch.matmul(sines, near.transpose(-1, -2)) * weights[sl]).sum(-1)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         phase, a, cutoff, weights, frame_index = ctx.saved_tensors
-        batch, n_blocks, block = phase.shape
-        n_harmonics = a.shape[-1]
-        k = torch.arange(1, n_harmonics + 1, device=phase.device, dtype=phase.dtype)
+        k = torch.arange(1, a.shape[-1] + 1, device=phase.device, dtype=phase.dtype)
         need_phase, need_a = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_phase = torch.zeros_like(phase) if need_phase else None
         grad_a = torch.zeros_like(a) if need_a else None
-        step = _blocks_per_chunk(batch, block, n_harmonics)
-        for s in range(0, n_blocks, step):
-            e = min(n_blocks, s + step)
-            kphi = phase[:, s:e, :, None] * k
-            off = k >= cutoff[:, s:e, :, None]
-            gw = grad_out[:, s:e, :, None] * weights[s:e]  # (B, c, L, M)
+        for row, sl, count, first_cut in _chunks(cutoff, a.shape[-1]):
+            kk = k[:count]
+            kphi = phase[row, sl, :, None] * kk
+            off = kk[first_cut:] >= cutoff[row, sl, :, None]  # (c, L, count - first_cut)
+            gw = grad_out[row, sl, :, None] * weights[sl]  # (c, L, M)
             if need_phase:
-                near_k = a[:, frame_index[s:e]] * k  # (B, c, M, K)
-                cosines = torch.cos(kphi).masked_fill_(off, 0.0)
-                grad_phase[:, s:e] = (torch.matmul(cosines, near_k.transpose(-1, -2)) * gw).sum(-1)
+                near_k = a[row, frame_index[sl], :count] * kk  # (c, M, count)
+                cosines = torch.cos(kphi)
+                cosines[..., first_cut:].masked_fill_(off, 0.0)
+                grad_phase[row, sl] = (torch.matmul(cosines, near_k.transpose(-1, -2)) * gw).sum(-1)
             if need_a:
-                sines = torch.sin(kphi).masked_fill_(off, 0.0)
-                g_near = torch.matmul(gw.transpose(-1, -2), sines)  # (B, c, M, K)
-                grad_a.index_add_(1, frame_index[s:e].reshape(-1), g_near.reshape(batch, -1, n_harmonics))
+                sines = torch.sin(kphi)
+                sines[..., first_cut:].masked_fill_(off, 0.0)
+                g_near = torch.matmul(gw.transpose(-1, -2), sines)  # (c, M, count)
+                grad_a[row, :, :count].index_add_(0, frame_index[sl].reshape(-1), g_near.reshape(-1, count))
         return grad_phase, grad_a, None, None, None
 
 
-def _blocks_per_chunk(batch: int, block: int, n_harmonics: int) -> int:
-    return max(1, _CHUNK_ELEMENTS // (batch * block * n_harmonics))
+def _chunks(cutoff: torch.Tensor, n_harmonics: int):
+    """Work units of :class:`_HarmonicBank` over ``cutoff (B, n_blocks, block)``: ``(row, block slice, count,
+    first_cut)``: harmonics ``1..count`` are below Nyquist somewhere in the chunk (chunks with none are skipped),
+    and harmonics ``1..first_cut`` everywhere in it, so only harmonics ``first_cut + 1..count`` need the mask."""
+    batch, n_blocks, block = cutoff.shape
+    step = max(1, _CHUNK_ELEMENTS // (block * n_harmonics))
+    for row in range(batch):
+        for start in range(0, n_blocks, step):
+            sl = slice(start, min(n_blocks, start + step))
+            low, high = (float(v) for v in torch.aminmax(cutoff[row, sl]))
+            # harmonic k sounds where k < cutoff: 1 .. ceil(cutoff) - 1
+            count = n_harmonics if math.isinf(high) else min(n_harmonics, math.ceil(high) - 1)
+            if count > 0:
+                yield row, sl, count, count if math.isinf(low) else max(0, min(count, math.ceil(low) - 1))
 
 
 # ------------------------------------------------------------------------------------------------- noise
