@@ -54,6 +54,21 @@ def test_default_tracker_on_harmonic_tones(f0, sr):
     assert np.median(conf[10:-10]) > 0.8
 
 
+def test_coarser_crepe_hop_keeps_the_frame_grid_and_the_pitch():
+    """``crepe_hop`` changes only where CREPE looks: the output stays on the requested grid, and a glide tracked
+    every 20 ms instead of 10 ms is within a few cents of it (frames a CREPE frame away from the ends)."""
+    sr, seconds = 22050, 1.5
+    t = np.arange(int(sr * seconds)) / sr
+    f_inst = 200.0 * 2 ** (t / seconds)  # an octave glide
+    tone = 0.5 * np.sin(2 * np.pi * np.cumsum(f_inst) / sr).astype(np.float32)
+    f0_10, _ = extract_f0(tone, sr, frame_rate=250)
+    f0_20, _ = extract_f0(tone, sr, frame_rate=250, crepe_hop=320)
+    assert f0_10.shape == f0_20.shape == (n_frames_for(tone.shape[0], sr, 250),)
+    inner = slice(25, -25)
+    assert np.all(f0_10[inner] > 0) and np.all(f0_20[inner] > 0)
+    assert np.max(np.abs(1200 * np.log2(f0_20[inner] / f0_10[inner]))) < 15.0
+
+
 def test_stereo_is_averaged():
     mono = harmonic_tone(220.0, 22050, 0.5)
     stereo = np.stack([mono, mono], axis=1)
