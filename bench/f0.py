@@ -70,6 +70,16 @@ FILES = {
 SEPARATED_SONG = "musdb18_sample/music_delta_80s_rock/mixture.flac"
 
 
+def fastest(fn, repeats: int):
+    """``(seconds of the fastest of repeats calls of fn, the last call's result)``."""
+    elapsed = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        elapsed.append(time.perf_counter() - start)
+    return min(elapsed), result
+
+
 VARIANTS = {  # name -> (crepe_hop in samples at 16 kHz, bfloat16 autocast)
     "hop_10ms (default)": (160, False),
     "hop_20ms": (320, False),
@@ -80,15 +90,12 @@ VARIANTS = {  # name -> (crepe_hop in samples at 16 kHz, bfloat16 autocast)
 
 def evaluate(method: str, name: str, audio: np.ndarray, sr: int, *, crepe_hop: int = 160, bf16: bool = False) -> dict:
     times, ref = load_annotation("vocadito_1" if name == "vocadito_1" else "medleydb")
-    elapsed = []
-    for _ in range(REPEATS[method]):
-        start = time.perf_counter()
+
+    def track():
         with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
-            f0_hz, confidence, pitch_hz = extract_f0(
-                audio, sr, frame_rate=FRAME_RATE, method=method, return_pitch=True, crepe_hop=crepe_hop
-            )
-        elapsed.append(time.perf_counter() - start)
-    elapsed = min(elapsed)
+            return extract_f0(audio, sr, frame_rate=FRAME_RATE, method=method, return_pitch=True, crepe_hop=crepe_hop)
+
+    elapsed, (f0_hz, confidence, pitch_hz) = fastest(track, REPEATS[method])
     frame = np.clip(np.rint(times * FRAME_RATE).astype(int), 0, f0_hz.shape[0] - 1)
     voiced = f0_hz[frame] > 0
     metrics = f0_metrics(ref, pitch_hz[frame], est_voicing=voiced)
@@ -141,25 +148,22 @@ def network_reference(audio: np.ndarray, sr: int) -> dict:
         for stand_in in ("torchaudio", "resampy"):
             sys.modules.setdefault(stand_in, types.ModuleType(stand_in))
         import torchcrepe
+
+        audio16 = torch.tensor(resample(audio.mean(axis=1) if audio.ndim == 2 else audio, sr, 16000))
+        batches = list(torchcrepe.preprocess(audio16[None], 16000, 160, batch_size=512))
+        minutes = audio16.shape[0] / 16000 / 60
+        timings = {}
+        with torch.inference_mode():
+            for label, fn in (
+                ("torchcrepe", lambda: [torchcrepe.infer(frames, model="tiny") for frames in batches]),
+                ("ours", lambda: crepe.salience(audio16.numpy(), hop=160)),
+            ):
+                timings[label] = round(fastest(fn, REPEATS["crepe-tiny"])[0] / minutes, 2)
     except ImportError as exc:
         return {"skipped": f"torchcrepe not importable: {exc}"}
-    audio16 = torch.tensor(resample(audio.mean(axis=1) if audio.ndim == 2 else audio, sr, 16000))
-    batches = list(torchcrepe.preprocess(audio16[None], 16000, 160, batch_size=512))
-    minutes = audio16.shape[0] / 16000 / 60
-    timings = {}
-    with torch.inference_mode():
-        for label, fn in (
-            ("torchcrepe", lambda: [torchcrepe.infer(frames, model="tiny") for frames in batches]),
-            ("ours", lambda: crepe.salience(audio16.numpy(), hop=160)),
-        ):
-            elapsed = []
-            for _ in range(REPEATS["crepe-tiny"]):
-                start = time.perf_counter()
-                fn()
-                elapsed.append(time.perf_counter() - start)
-            timings[label] = round(min(elapsed) / minutes, 2)
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
+    finally:  # the stand-ins and torchcrepe leave with the measurement
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
     return {
         "frames": sum(int(frames.shape[0]) for frames in batches),
         "torchcrepe_batch_size": 512,

@@ -201,9 +201,10 @@ class _HarmonicBank(torch.autograd.Function):
     @staticmethod
     def forward(ctx, phase, a, cutoff, weights, frame_index):
         ctx.save_for_backward(phase, a, cutoff, weights, frame_index)
+        ctx.chunks = list(_chunks(cutoff, a.shape[-1]))  # the backward pass walks the same chunks
         k = torch.arange(1, a.shape[-1] + 1, device=phase.device, dtype=phase.dtype)
         out = torch.zeros_like(phase)
-        for row, sl, count, first_cut in _chunks(cutoff, a.shape[-1]):
+        for row, sl, count, first_cut in ctx.chunks:
             kk = k[:count]
             sines = torch.sin(phase[row, sl, :, None] * kk)  # (c, L, count)
             sines[..., first_cut:].masked_fill_(kk[first_cut:] >= cutoff[row, sl, :, None], 0.0)
@@ -218,7 +219,7 @@ class _HarmonicBank(torch.autograd.Function):
         need_phase, need_a = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_phase = torch.zeros_like(phase) if need_phase else None
         grad_a = torch.zeros_like(a) if need_a else None
-        for row, sl, count, first_cut in _chunks(cutoff, a.shape[-1]):
+        for row, sl, count, first_cut in ctx.chunks:
             kk = k[:count]
             kphi = phase[row, sl, :, None] * kk
             off = kk[first_cut:] >= cutoff[row, sl, :, None]  # (c, L, count - first_cut)
