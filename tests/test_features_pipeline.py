@@ -88,6 +88,11 @@ def test_feature_files_csv_and_skip_on_rerun(tmp_path):
     third = run_features(stems, "sep", out, config, progress=False)
     assert sorted(third.computed) == ["song_a", "song_b"]
 
+    config.features.crepe_hop = 320  # the CREPE hop is a parameter of the file too
+    fourth = run_features(stems, "sep", out, config, progress=False)
+    assert sorted(fourth.computed) == ["song_a", "song_b"]
+    assert load_features(out / "sep" / "song_a.npz")["meta"]["crepe_hop"] == 320
+
 
 def test_bad_inputs_are_skipped_and_listed(tmp_path, caplog):
     stems, out = tmp_path / "stems", tmp_path / "features"
@@ -159,4 +164,27 @@ def test_unknown_f0_method_in_config_is_one_clear_error(tmp_path):
     config = small_config()
     config.features.f0_method = "yin"
     with pytest.raises(DDSPDemucsError, match="features.f0_method 'yin' is not one of crepe-tiny"):
+        run_features(tmp_path, "sep", tmp_path / "out", config, progress=False)
+
+
+def test_crepe_hop_of_the_config_reaches_the_tracker():
+    """``features.crepe_hop`` is the hop the features are tracked with: the same F0 as ``extract_f0`` at that hop."""
+    from ddsp_demucs.features import extract_f0
+
+    audio, config = sung_note(1.0), Config()
+    config.features.crepe_hop = 480
+    feats = compute_features(audio, SR, config)
+    expected, _ = extract_f0(audio, SR, frame_rate=250, crepe_hop=480)
+    default, _ = extract_f0(audio, SR, frame_rate=250)
+    np.testing.assert_array_equal(feats["f0_hz"], expected)
+    assert not np.array_equal(expected, default)
+
+
+def test_bad_crepe_hop_in_config_is_one_clear_error(tmp_path):
+    from ddsp_demucs import DDSPDemucsError
+
+    write_vocals(tmp_path, "x", sung_note(1.0))
+    config = small_config()
+    config.features.crepe_hop = 0
+    with pytest.raises(DDSPDemucsError, match="features.crepe_hop must be a positive number of samples, got 0"):
         run_features(tmp_path, "sep", tmp_path / "out", config, progress=False)

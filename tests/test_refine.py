@@ -18,11 +18,13 @@ import torch
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import resample
 from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.features.pitch import F0Tracker
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.refine import (
     NOISE_BLOCK,
     crossfade_weights,
+    f0_tracker,
     frame_controls,
     noise_stream,
     plan_windows,
@@ -245,7 +247,7 @@ def test_synth_path_is_the_model_resynthesis_on_every_channel():
     assert y.shape == x.shape
     np.testing.assert_array_equal(y[:, 0], y[:, 1])
     mono = resample(x.mean(axis=1), sr, model.sample_rate)
-    controls = frame_controls(mono, model, f0_method=None, voicing_threshold=0.5)
+    controls = frame_controls(mono, model, tracker=F0Tracker())
     batch = {"input_audio": torch.from_numpy(mono)[None], **{k: torch.from_numpy(v)[None] for k, v in controls.items()}}
     with torch.no_grad():
         c = model.controls(batch)
@@ -463,3 +465,12 @@ def test_cli_checkpoint_and_output_errors(tmp_path, checkpoint, capsys):
     assert len(err) == 1 and "blocker" in err[0] and "cannot write the output folder" in err[0]
     assert blocker.read_text() == "a file, not a folder"
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+
+
+def test_f0_tracker_follows_the_checkpoint_features_and_the_arguments():
+    """The model's ``features`` config sets method, threshold and CREPE hop; arguments override the first two."""
+    model = ResidualDDSPDecoder(**TINY)
+    assert f0_tracker(model, None, None) == F0Tracker()
+    model.config = {"features": {"f0_method": "pyin", "voicing_threshold": 0.3, "crepe_hop": 320}}
+    assert f0_tracker(model, None, None) == F0Tracker("pyin", 0.3, 320)
+    assert f0_tracker(model, "crepe-tiny", 0.6) == F0Tracker("crepe-tiny", 0.6, 320)

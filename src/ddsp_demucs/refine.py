@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -47,6 +48,9 @@ from ddsp_demucs.audio_io import load_audio, resample, save_audio
 from ddsp_demucs.compositions import SongWindow
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.utils import get_logger, write_json_atomic
+
+if TYPE_CHECKING:
+    from ddsp_demucs.features.pitch import F0Tracker
 
 log = get_logger("refine")
 
@@ -162,11 +166,11 @@ def _fade(n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- controls
-def feature_settings(
-    model: ResidualDDSPDecoder, f0_method: str | None, voicing_threshold: float | None
-) -> tuple[str | None, float]:
-    """F0 method and voicing threshold: the arguments, else the checkpoint's ``features`` config, else defaults."""
+def f0_tracker(model: ResidualDDSPDecoder, f0_method: str | None, voicing_threshold: float | None) -> F0Tracker:
+    """The model's F0 tracker: method and voicing threshold from the arguments, else (with the CREPE hop) from the
+    checkpoint's ``features`` config, else the defaults."""
     from ddsp_demucs.config import FeaturesConfig
+    from ddsp_demucs.features.pitch import F0Tracker
 
     feats = dict((getattr(model, "config", None) or {}).get("features") or {})
     method = f0_method if f0_method is not None else feats.get("f0_method", FeaturesConfig.f0_method)
@@ -175,27 +179,23 @@ def feature_settings(
         if voicing_threshold is not None
         else feats.get("voicing_threshold", FeaturesConfig.voicing_threshold)
     )
-    return method, float(threshold)
+    return F0Tracker(method, float(threshold), int(feats.get("crepe_hop", FeaturesConfig.crepe_hop)))
 
 
 def frame_controls(
     mono: np.ndarray,
     model: ResidualDDSPDecoder,
     *,
-    f0_method: str | None,
-    voicing_threshold: float,
+    tracker: F0Tracker,
     f0_mono: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The dataset's frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
     ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s.
     ``f0_mono`` (same shape): track F0 and confidence on it instead (the oracle-F0 diagnosis)."""
     from ddsp_demucs.dsp import a_weighted_loudness
-    from ddsp_demucs.features import extract_f0
 
     sr, fr = model.sample_rate, int(model.frame_rate)
-    f0, conf = extract_f0(
-        mono if f0_mono is None else f0_mono, sr, frame_rate=fr, method=f0_method, voicing_threshold=voicing_threshold
-    )
+    f0, conf = tracker.track(mono if f0_mono is None else f0_mono, sr, fr)
     with torch.inference_mode():
         loud = a_weighted_loudness(
             torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None], sample_rate=sr, frame_rate=fr
@@ -277,7 +277,7 @@ def refine_vocals(
                 f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
                 f"got shape {f0_reference.shape}"
             )
-    method, threshold = feature_settings(model, f0_method, voicing_threshold)
+    tracker = f0_tracker(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     from tqdm.auto import tqdm
 
@@ -292,8 +292,7 @@ def refine_vocals(
             audio,
             sample_rate,
             win,
-            f0_method=method,
-            voicing_threshold=threshold,
+            tracker=tracker,
             seed=seed,
             initial_phase=phase,
             next_start=next_start,
@@ -309,8 +308,7 @@ def refine_window(
     sample_rate: int,
     window: Window,
     *,
-    f0_method: str | None,
-    voicing_threshold: float,
+    tracker: F0Tracker,
     seed: int = 0,
     initial_phase: float = 0.0,
     next_start: int | None = None,
@@ -328,7 +326,7 @@ def refine_window(
     span = slice(window.context_start, window.context_stop)
     mono = resample(audio[span].mean(axis=1), sample_rate, msr)
     f0_mono = None if f0_reference is None else resample(f0_reference[span].mean(axis=1), sample_rate, msr)
-    controls = frame_controls(mono, model, f0_method=f0_method, voicing_threshold=voicing_threshold, f0_mono=f0_mono)
+    controls = frame_controls(mono, model, tracker=tracker, f0_mono=f0_mono)
     # window boundaries are on the time quantum, so these offsets are exact integers
     m0 = (window.start - window.context_start) * msr // sample_rate
     n_model = math.ceil((window.stop - window.start) * msr / sample_rate)
@@ -472,5 +470,5 @@ __all__ = [
     "RECORD_NAME",
     "noise_stream",
     "NOISE_BLOCK",
-    "feature_settings",
+    "f0_tracker",
 ]

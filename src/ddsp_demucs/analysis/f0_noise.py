@@ -52,7 +52,7 @@ from ddsp_demucs.analysis.common import (
 )
 from ddsp_demucs.analysis.perturb import flip_voicing, jitter_cents, octave_errors
 from ddsp_demucs.metrics import f0_metrics, si_sdr
-from ddsp_demucs.refine import feature_settings
+from ddsp_demucs.refine import f0_tracker
 from ddsp_demucs.utils import get_logger
 
 log = get_logger("analysis.f0_noise")
@@ -114,22 +114,19 @@ def f0_accuracy(
     :func:`~ddsp_demucs.features.extract_f0` at the model's rates (method and voicing threshold: the arguments,
     else the checkpoint's ``features`` config).
 
-    Returns ``{"method", "voicing_threshold", "examples": [row per example: track, start_s, n_voiced_clean,
+    Returns ``{"method", "voicing_threshold", "crepe_hop", "examples": [row per example: track, start_s, n_voiced_clean,
     n_voiced_separated, and the six metrics of F0_METRICS], "summary": {metric_median, metric_mean, ...}}``;
     a metric is NaN for an example where it is undefined (e.g. no voiced frame in the clean vocal).
     """
-    from ddsp_demucs.features import extract_f0
-    from ddsp_demucs.features.pitch import DEFAULT_METHOD
-
     sr, fr = check_rates(model, dataset)
-    method, threshold = feature_settings(model, f0_method, voicing_threshold)
+    tracker = f0_tracker(model, f0_method, voicing_threshold)
     rows = []
     for i in tqdm(select_indices(len(dataset), n_examples), desc="F0 separated vs clean", disable=not progress):
         item = dataset[i]
         tracked = {}
         for key in ("target_audio", "input_audio"):
             audio = np.asarray(item[key], dtype=np.float32)
-            tracked[key], _ = extract_f0(audio, sr, frame_rate=fr, method=method, voicing_threshold=threshold)
+            tracked[key], _ = tracker.track(audio, sr, fr)
         ref, est = tracked["target_audio"], tracked["input_audio"]
         metrics = f0_metrics(ref, est)
         rows.append(
@@ -145,7 +142,14 @@ def f0_accuracy(
     summary: dict = {"n": len(rows)}
     for k in F0_METRICS:
         summary.update(stats((r[k] for r in rows), k))
-    return {"method": method or DEFAULT_METHOD, "voicing_threshold": threshold, "examples": rows, "summary": summary}
+    settings = tracker.settings()
+    return {
+        "method": settings["f0_method"],
+        "voicing_threshold": settings["voicing_threshold"],
+        "crepe_hop": settings["crepe_hop"],
+        "examples": rows,
+        "summary": summary,
+    }
 
 
 def f0_noise_analysis(

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.analysis.common import MODEL_NOISE, MRSTFT_FFT_SIZES, check_rates, example_seed, select_indices
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
+from ddsp_demucs.features.pitch import F0Tracker
 from ddsp_demucs.metrics import (
     BAND_NAMES,
     REGION_NAMES,
@@ -45,7 +46,7 @@ from ddsp_demucs.metrics import (
     si_sdr,
     spectral_convergence,
 )
-from ddsp_demucs.refine import feature_settings
+from ddsp_demucs.refine import f0_tracker
 from ddsp_demucs.train import collate
 from ddsp_demucs.utils import get_logger
 
@@ -240,15 +241,13 @@ def check_signals(inp: np.ndarray, target: np.ndarray) -> tuple[str, str] | None
 class _Scorer:
     """Scores the baseline and refined estimates of examples against their targets (one row each)."""
 
-    def __init__(
-        self, sample_rate: int, frame_rate: float, *, f0_method: str | None, voicing_threshold: float, compute_f0: bool
-    ):
+    def __init__(self, sample_rate: int, frame_rate: float, *, tracker: F0Tracker, compute_f0: bool):
         self.sample_rate, self.frame_rate = sample_rate, frame_rate
-        self.f0_method, self.voicing_threshold, self.compute_f0 = f0_method, voicing_threshold, compute_f0
+        self.tracker, self.compute_f0 = tracker, compute_f0
         self.mrstft = mrstft_distance()
 
     def f0(self, audio: np.ndarray) -> np.ndarray:
-        return track_f0(audio, self.sample_rate, self.frame_rate, self.f0_method, self.voicing_threshold)
+        return self.tracker.track(np.asarray(audio, dtype=np.float32), self.sample_rate, int(self.frame_rate))[0]
 
     def score(self, separated: np.ndarray, refined: np.ndarray, target: np.ndarray) -> tuple[dict, dict]:
         """``(row figures, F0 tracks)`` of one example; a non-finite ``refined`` gets NaN refined figures."""
@@ -275,17 +274,15 @@ def _separator_name(source: Any) -> str:
     return str(name) if name else "unknown"
 
 
-def _common_settings(model, protocol: str, f0_method, threshold, compute_f0, seed) -> dict:
-    from ddsp_demucs.features import DEFAULT_METHOD
-
+def _common_settings(model, protocol: str, tracker: F0Tracker, compute_f0, seed) -> dict:
+    f0_settings = tracker.settings()
     return {
         "protocol": protocol,
         "composition": getattr(model, "composition", None),
         "model_sample_rate": int(model.sample_rate),
         "frame_rate": float(model.frame_rate),
         "compute_f0": compute_f0,
-        "f0_method": (f0_method or DEFAULT_METHOD) if compute_f0 else None,
-        "voicing_threshold": threshold if compute_f0 else None,
+        **{key: value if compute_f0 else None for key, value in f0_settings.items()},
         "seed": seed,
     }
 
@@ -326,14 +323,14 @@ def evaluate_model(
     if batch_size < 1:
         raise DDSPDemucsError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
-    method, threshold = feature_settings(model, f0_method, None)
+    tracker = f0_tracker(model, f0_method, None)
     indices = select_indices(len(dataset), n_examples)
     keep = {indices[j] for j in select_indices(len(indices), n_keep)} if n_keep > 0 else set()
-    scorer = _Scorer(sr, fr, f0_method=method, voicing_threshold=threshold, compute_f0=compute_f0)
+    scorer = _Scorer(sr, fr, tracker=tracker, compute_f0=compute_f0)
     results = EvaluationResults(
         "windows", _separator_name(dataset), sr, float(fr), model_config=getattr(model, "config", None)
     )
-    results.settings = _common_settings(model, "windows", method, threshold, compute_f0, seed) | {
+    results.settings = _common_settings(model, "windows", tracker, compute_f0, seed) | {
         "n_examples_requested": n_examples,
         "batch_size": batch_size,
         "n_windows_in_dataset": len(dataset),
@@ -483,13 +480,13 @@ def evaluate_tracks(
     available = {t.name: t for t in musdb_tracks(root, split=None if names is not None else musdb_split)}
     wanted = sorted(names) if names is not None else sorted(available)
     model.eval()
-    method, threshold = feature_settings(model, f0_method, None)
+    tracker = f0_tracker(model, f0_method, None)
     fr = float(model.frame_rate)
-    scorer = _Scorer(SAMPLE_RATE, fr, f0_method=method, voicing_threshold=threshold, compute_f0=compute_f0)
+    scorer = _Scorer(SAMPLE_RATE, fr, tracker=tracker, compute_f0=compute_f0)
     results = EvaluationResults(
         "tracks", _separator_name(manifest), SAMPLE_RATE, fr, model_config=getattr(model, "config", None)
     )
-    results.settings = _common_settings(model, "tracks", method, threshold, compute_f0, seed) | {
+    results.settings = _common_settings(model, "tracks", tracker, compute_f0, seed) | {
         "split": split,
         "n_tracks_requested": n_tracks,
         "window_s": window_s,
@@ -530,8 +527,8 @@ def evaluate_tracks(
             SAMPLE_RATE,
             window_s=window_s,
             overlap_s=overlap_s,
-            f0_method=method,
-            voicing_threshold=threshold,
+            f0_method=tracker.method,
+            voicing_threshold=tracker.voicing_threshold,
             seed=seed,
         )
         figures, f0 = scorer.score(separated, refined, target)

@@ -164,6 +164,19 @@ def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batc
     return out.numpy()
 
 
+def resample_activations(act: np.ndarray, hop: int, grid_hop: int, n_out: int) -> np.ndarray:
+    """Activations ``(n_frames, 360)`` of frames ``hop`` samples apart -> ``(n_out, 360)`` on frames ``grid_hop``
+    apart (frame j at sample ``j * grid_hop``), linear in time; frames past the last input frame repeat it.
+
+    Decoding a coarse hop on the 10 ms grid keeps the Viterbi transition model (tuned per 10 ms step) unchanged.
+    """
+    pos = np.minimum(np.arange(n_out) * (grid_hop / hop), act.shape[0] - 1)
+    left = np.minimum(np.floor(pos).astype(np.int64), act.shape[0] - 1)
+    right = np.minimum(left + 1, act.shape[0] - 1)
+    frac = (pos - left)[:, None].astype(act.dtype)
+    return act[left] * (1 - frac) + act[right] * frac
+
+
 def bin_to_cents(bins: np.ndarray) -> np.ndarray:
     """Pitch-bin index (may be fractional) -> cents re 10 Hz."""
     return CENTS_OFFSET + CENTS_PER_BIN * np.asarray(bins, dtype=np.float64)

@@ -23,7 +23,7 @@ import torch
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
-from ddsp_demucs.features.pitch import DEFAULT_METHOD, METHODS, as_mono, extract_f0
+from ddsp_demucs.features.pitch import METHODS, F0Tracker, as_mono
 from ddsp_demucs.features.spectral import spectral_features
 from ddsp_demucs.utils import atomic_path, get_logger, shard_of
 
@@ -42,6 +42,12 @@ def _default_config(config):
     return config
 
 
+def f0_tracker(config=None) -> F0Tracker:
+    """The F0 tracker of a config's ``features`` section (``None``: the defaults)."""
+    feats = _default_config(config).features
+    return F0Tracker(feats.f0_method, float(feats.voicing_threshold), int(feats.crepe_hop))
+
+
 def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[str, Any]:
     """All frame features of one signal.
 
@@ -49,7 +55,7 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
         audio: ``(n_samples,)`` or ``(n_samples, n_channels)`` (averaged to mono), float, finite.
         sample_rate: Hz.
         config: a :class:`ddsp_demucs.config.Config` (``data.frame_rate``, ``features.f0_method``,
-            ``features.voicing_threshold``); ``None`` for the defaults.
+            ``features.voicing_threshold``, ``features.crepe_hop``); ``None`` for the defaults.
 
     Returns:
         float32 ``(n_frames,)`` arrays ``f0_hz`` (Hz, 0 unvoiced), ``confidence`` ([0, 1]), ``loudness_db``
@@ -63,13 +69,7 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
     config = _default_config(config)
     frame_rate = int(config.data.frame_rate)
     mono = as_mono(audio)
-    f0_hz, confidence = extract_f0(
-        mono,
-        sample_rate,
-        frame_rate=frame_rate,
-        method=config.features.f0_method,
-        voicing_threshold=config.features.voicing_threshold,
-    )
+    f0_hz, confidence = f0_tracker(config).track(mono, sample_rate, frame_rate)
     with torch.inference_mode():
         loudness = a_weighted_loudness(torch.from_numpy(mono)[None], sample_rate=sample_rate, frame_rate=frame_rate)[
             0
@@ -86,8 +86,7 @@ def feature_params(config=None) -> dict:
     return {
         "format": FORMAT_VERSION,
         "frame_rate": int(config.data.frame_rate),
-        "f0_method": config.features.f0_method or DEFAULT_METHOD,
-        "voicing_threshold": float(config.features.voicing_threshold),
+        **f0_tracker(config).settings(),
     }
 
 
@@ -198,6 +197,9 @@ def run_features(
     config = _default_config(config)
     if config.features.f0_method not in (None, *METHODS):
         raise DDSPDemucsError(f"features.f0_method {config.features.f0_method!r} is not one of {', '.join(METHODS)}")
+    if int(config.features.crepe_hop) < 1:
+        hop = config.features.crepe_hop
+        raise DDSPDemucsError(f"features.crepe_hop must be a positive number of samples, got {hop}")
     win_s, hop_s = float(config.data.win_s), float(config.data.hop_s)
     tracks = list_tracks(stems_dir, separator)
     if not tracks:

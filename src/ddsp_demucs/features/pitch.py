@@ -4,12 +4,14 @@ Frame grid: frame i is centred at time ``i / frame_rate`` seconds, and a signal 
 ``n_samples * frame_rate // sample_rate`` frames (the same count as ``ddsp_demucs.dsp.a_weighted_loudness``).
 Each tracker runs on its own grid (CREPE: 10 ms hop at 16 kHz, ``CREPE_HOP``, as the original; pYIN: 10 ms hop at
 22.05 kHz) and is interpolated onto this one: pitch linearly in cents, confidence linearly. A coarser CREPE hop
-(``crepe_hop``) costs proportionally less and barely moves accuracy on clean singing (bench/results/f0.json), but on
-separated vocals its Viterbi path departs from the 10 ms one on a fifth to a third of the frames, so it is not the
-default.
+(``crepe_hop``) runs the network on proportionally fewer frames; their activations are interpolated onto the 10 ms
+grid before the Viterbi decoding, whose transition model is tuned per 10 ms step (decoding on the coarse grid
+itself moved a third of the frames of a separated vocal; bench/results/f0.json measures both).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +24,35 @@ DEFAULT_METHOD = "crepe-tiny"
 DEFAULT_VOICING_THRESHOLD = 0.5
 PYIN_FMIN, PYIN_FMAX = 50.0, 1100.0  # Hz: the sung range with margin
 CREPE_HOP = 160  # samples at 16 kHz: 10 ms between CREPE frames
+
+
+@dataclass(frozen=True)
+class F0Tracker:
+    """The F0 settings of a model or a feature set: ``method`` (None: :data:`DEFAULT_METHOD`), the
+    ``voicing_threshold`` and the CREPE network's ``crepe_hop``; :meth:`track` is :func:`extract_f0` with them."""
+
+    method: str | None = None
+    voicing_threshold: float = DEFAULT_VOICING_THRESHOLD
+    crepe_hop: int = CREPE_HOP
+
+    def track(self, audio: np.ndarray, sample_rate: int, frame_rate: int, *, return_pitch: bool = False):
+        return extract_f0(
+            audio,
+            sample_rate,
+            frame_rate=frame_rate,
+            method=self.method,
+            voicing_threshold=self.voicing_threshold,
+            return_pitch=return_pitch,
+            crepe_hop=self.crepe_hop,
+        )
+
+    def settings(self) -> dict:
+        """The settings as JSON-ready values (``method`` resolved)."""
+        return {
+            "f0_method": self.method or DEFAULT_METHOD,
+            "voicing_threshold": float(self.voicing_threshold),
+            "crepe_hop": int(self.crepe_hop),
+        }
 
 
 def n_frames_for(n_samples: int, sample_rate: int, frame_rate: int) -> int:
@@ -62,7 +93,8 @@ def extract_f0(
             (librosa pYIN, the reference method).
         voicing_threshold: frames whose confidence is below this are unvoiced (``f0_hz`` 0).
         return_pitch: also return the tracker's pitch on every frame, voiced or not.
-        crepe_hop: samples at 16 kHz between CREPE frames (default 160: 10 ms, as the original CREPE).
+        crepe_hop: samples at 16 kHz between the frames the CREPE network sees (default 160: 10 ms, as the
+            original CREPE); a coarser hop is interpolated onto the 10 ms grid before decoding.
 
     Returns:
         ``(f0_hz, confidence)``: float32 arrays ``(n_frames,)`` with ``n_frames = n_samples * frame_rate //
@@ -73,6 +105,8 @@ def extract_f0(
     audio = as_mono(audio)
     if sample_rate <= 0 or frame_rate <= 0:
         raise ValueError(f"sample_rate and frame_rate must be positive, got {sample_rate} and {frame_rate}")
+    if crepe_hop < 1:
+        raise ValueError(f"crepe_hop must be a positive number of samples, got {crepe_hop}")
     method = DEFAULT_METHOD if method is None else method
     if method not in METHODS:
         raise ValueError(f"unknown F0 method {method!r}; choose one of {', '.join(METHODS)}")
@@ -84,8 +118,11 @@ def extract_f0(
     if method.startswith("crepe"):
         audio16 = resample(audio, sample_rate, crepe.SAMPLE_RATE)
         act = crepe.salience(audio16, hop=crepe_hop, model=method.split("-", 1)[1])
+        if crepe_hop != CREPE_HOP:
+            n_grid = 1 + audio16.shape[0] // CREPE_HOP
+            act = crepe.resample_activations(act, crepe_hop, CREPE_HOP, n_grid)
         cents, conf = crepe.decode(act)
-        track_times = np.arange(cents.shape[0]) * crepe_hop / crepe.SAMPLE_RATE
+        track_times = np.arange(cents.shape[0]) * CREPE_HOP / crepe.SAMPLE_RATE
     else:
         cents, conf, track_times = _pyin(audio, sample_rate)
     pitch_hz = crepe.cents_to_hz(np.interp(times, track_times, cents))
