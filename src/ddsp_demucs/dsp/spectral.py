@@ -12,16 +12,26 @@ from torch import nn
 
 from ddsp_demucs.dsp.core import check_positive, check_tensor
 
-__all__ = ["stft_magnitude", "spectral_convergence", "log_spectral_distance", "MultiResolutionSTFTLoss"]
+__all__ = ["stft", "stft_magnitude", "spectral_convergence", "log_spectral_distance", "MultiResolutionSTFTLoss"]
 
 
 def stft_magnitude(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     """``|STFT|`` of ``audio (..., n_samples)`` -> ``(..., n_fft // 2 + 1, n_frames)``,
     ``n_frames = n_samples // hop_length + 1`` (see the module docstring for the framing)."""
+    return stft(audio, n_fft, hop_length).abs()
+
+
+def stft(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Complex STFT of ``audio (..., n_samples)`` -> ``(..., n_fft // 2 + 1, n_frames)`` (the framing of the module
+    docstring)."""
     check_positive(n_fft, "n_fft", integer=True)
     check_positive(hop_length, "hop_length", integer=True)
     check_tensor(audio, "audio")
-    n_fft, hop_length = int(n_fft), int(hop_length)
+    return _stft(audio, int(n_fft), int(hop_length))
+
+
+def _stft(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """:func:`stft` without the argument checks (for callers that made them)."""
     lead, n = audio.shape[:-1], audio.shape[-1]
     if n < 1:
         raise ValueError(f"audio must have at least one sample, got shape {tuple(audio.shape)}")
@@ -29,7 +39,7 @@ def stft_magnitude(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Te
     window = torch.hann_window(n_fft, dtype=flat.dtype, device=flat.device)
     pad_mode = "reflect" if n > n_fft // 2 else "constant"
     spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode, return_complex=True)
-    return spec.abs().reshape(*lead, *spec.shape[-2:])
+    return spec.reshape(*lead, *spec.shape[-2:])
 
 
 def _pair(estimate: torch.Tensor, reference: torch.Tensor) -> None:
@@ -135,11 +145,8 @@ class MultiResolutionSTFTLoss(nn.Module):
         _pair(estimate, target)
         total = estimate.new_zeros(())
         for n_fft, hop in zip(self.fft_sizes, self.hops):
-            x, y = stft_magnitude(estimate, n_fft, hop), stft_magnitude(target, n_fft, hop)
-            if self.mag_weight:
-                total = total + self.mag_weight * (x - y).abs().mean()
-            if self.logmag_weight:
-                total = total + self.logmag_weight * (torch.log(x + self.eps) - torch.log(y + self.eps)).abs().mean()
+            x, y = _stft(estimate, n_fft, hop), _stft(target, n_fft, hop)  # both checked by _pair
+            total = total + _MagnitudeL1.apply(x, y, self.mag_weight, self.logmag_weight, self.eps)
         return total
 
     def extra_repr(self) -> str:
@@ -147,3 +154,45 @@ class MultiResolutionSTFTLoss(nn.Module):
             f"fft_sizes={self.fft_sizes}, overlap={self.overlap}, mag_weight={self.mag_weight}, "
             f"logmag_weight={self.logmag_weight}"
         )
+
+
+class _MagnitudeL1(torch.autograd.Function):
+    """``mag_weight * mean| |X| - |Y| | + logmag_weight * mean| log(|X| + eps) - log(|Y| + eps) |`` of complex
+    spectra ``X, Y`` of one shape -> scalar, with its gradient in closed form.
+
+    Both terms have the sign of ``|X| - |Y|`` (log is increasing), so ``d/d|X| = sign(|X| - |Y|) (mag_weight +
+    logmag_weight / (|X| + eps)) / numel``, and ``d/dX = d/d|X| * X / |X|`` (0 where ``X = 0``, as ``abs``'s own
+    gradient); ``Y`` likewise with the opposite sign. One fused pass per side instead of autograd's chain of
+    complex ``abs`` / ``sgn`` steps, which on CPU are several times slower than the same work on real tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, mag_weight: float, logmag_weight: float, eps: float):
+        mag_x, mag_y = _magnitude(x), _magnitude(y)
+        diff = mag_x - mag_y
+        total = mag_weight * diff.abs().sum() + logmag_weight * torch.log((mag_x + eps) / (mag_y + eps)).abs().sum()
+        ctx.save_for_backward(x, y, mag_x, mag_y)
+        ctx.weights = (mag_weight, logmag_weight, eps)
+        return total / diff.numel()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, mag_x, mag_y = ctx.saved_tensors
+        mag_weight, logmag_weight, eps = ctx.weights
+        scale = torch.sign(mag_x - mag_y) * (grad / mag_x.numel())
+        grads = []
+        sides = ((x, mag_x, 1.0, ctx.needs_input_grad[0]), (y, mag_y, -1.0, ctx.needs_input_grad[1]))
+        for spec, mag, sign, needed in sides:
+            if not needed:
+                grads.append(None)
+                continue
+            d_mag = sign * scale * (mag_weight + logmag_weight / (mag + eps))
+            grads.append(spec * torch.where(mag > 0, d_mag / mag, 0.0))
+        return grads[0], grads[1], None, None, None
+
+
+def _magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """``|spec|`` of a complex tensor as ``sqrt(re^2 + im^2)`` on its real view (faster on CPU than ``abs``)."""
+    parts = torch.view_as_real(spec)
+    re, im = parts[..., 0], parts[..., 1]
+    return torch.addcmul(re * re, im, im).sqrt_()
