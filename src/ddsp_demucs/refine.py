@@ -10,7 +10,8 @@ vocal at the same rate, channels and exact length:
 2. per window, an *analysis span* (the window plus :data:`CONTEXT_S` on each side, within the song) is
    downmixed to mono, resampled to ``model.sample_rate`` and its frame controls are computed as the dataset
    computes them (:func:`~ddsp_demucs.features.extract_f0` and :func:`~ddsp_demucs.dsp.a_weighted_loudness` at
-   ``model.frame_rate``, F0 method and voicing threshold from the checkpoint's ``features`` config); the
+   ``model.frame_rate``, F0 method, voicing threshold and CREPE hop from the checkpoint's ``features`` config,
+   :func:`f0_tracker`); the
    window's own samples and frames are cut from it, so the controls inside a window equal those of the whole
    song up to the F0 tracker's Viterbi decoding near the span's edges;
 3. the model runs on that window only (model rate, mono, on the model's device) and its composition
