@@ -3,7 +3,10 @@
 Each configuration runs in its own subprocess (so ``peak_rss_mb`` is that process's peak resident memory):
 the small and base configs (mask composition, as configured), and as a reference the same base sizes with
 the original-style pure resynthesis (``composition=synth``: time-domain harmonic synth + filtered noise +
-reverb), and the small model before tuning (model grid hop 256, four loss FFT sizes) for comparison.
+reverb), the small model before tuning (model grid hop 256, four loss FFT sizes) for comparison, and the small
+config with the MR-STFT loss written as plain autograd operations (``|stft|``, ``log``, ``abs``, ``mean``: the
+form before its magnitude terms got a closed-form gradient) as the loss's reference in the same run;
+``small_speedup_over_autograd_mrstft`` is the ratio of the two steps.
 ``step_s`` is the median over the timed steps after warm-up. Writes ``bench/results/train.json``.
 """
 
@@ -17,20 +20,45 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUNS = {  # name -> (config file, overrides)
-    "small": ("ddsp_residual_small.yaml", []),
-    "base": ("base.yaml", []),
-    "base_synth_reference": ("base.yaml", ["model.composition=synth"]),
-    "small_hop256_4fft": ("ddsp_residual_small.yaml", ["model.mask_hop=256", "loss.fft_sizes=[1024,512,256,128]"]),
+RUNS = {  # name -> (config file, overrides, MR-STFT loss by plain autograd)
+    "small": ("ddsp_residual_small.yaml", [], False),
+    "small_autograd_mrstft_reference": ("ddsp_residual_small.yaml", [], True),
+    "base": ("base.yaml", [], False),
+    "base_synth_reference": ("base.yaml", ["model.composition=synth"], False),
+    "small_hop256_4fft": (
+        "ddsp_residual_small.yaml",
+        ["model.mask_hop=256", "loss.fft_sizes=[1024,512,256,128]"],
+        False,
+    ),
 }
 BATCH, SECONDS, SR, THREADS, WARMUP, STEPS = 8, 4.0, 22050, 2, 2, 7
 
 
-def measure(config_file: str, overrides: list[str]) -> dict:
-    """One configuration, in this process: time training steps and report peak RSS."""
+def autograd_mrstft_forward(self, estimate, target):
+    """``MultiResolutionSTFTLoss.forward`` as plain autograd operations on ``|stft|`` (the reference form)."""
+    import torch
+
+    from ddsp_demucs.dsp import stft_magnitude
+
+    total = estimate.new_zeros(())
+    for n_fft, hop in zip(self.fft_sizes, self.hops):
+        x, y = stft_magnitude(estimate, n_fft, hop), stft_magnitude(target, n_fft, hop)
+        total = total + self.mag_weight * (x - y).abs().mean()
+        total = total + self.logmag_weight * (torch.log(x + self.eps) - torch.log(y + self.eps)).abs().mean()
+    return total
+
+
+def measure(config_file: str, overrides: list[str], autograd_loss: bool = False) -> dict:
+    """One configuration, in this process: time training steps and report peak RSS (with ``autograd_loss``, the
+    MR-STFT loss in its plain autograd form)."""
     import resource
 
     import torch
+
+    from ddsp_demucs.dsp import MultiResolutionSTFTLoss
+
+    if autograd_loss:
+        MultiResolutionSTFTLoss.forward = autograd_mrstft_forward
 
     from ddsp_demucs.train import DDSPTrainer
     from ddsp_demucs.utils import load_config
@@ -75,6 +103,7 @@ def measure(config_file: str, overrides: list[str]) -> dict:
         "loss_fft_sizes": list(config.loss.fft_sizes),
         "config": config_file,
         "overrides": overrides,
+        "mrstft_loss": "plain autograd" if autograd_loss else "closed-form gradient",
     }
 
 
@@ -82,16 +111,19 @@ def main() -> dict:
     from ddsp_demucs.utils import write_json_atomic
 
     results: dict = {}
-    for name, (config_file, overrides) in RUNS.items():
+    for name, (config_file, overrides, autograd_loss) in RUNS.items():
         code = (
             "import json, sys; sys.path.insert(0, %r); from bench.train import measure; "
-            "print(json.dumps(measure(%r, %r)))" % (str(REPO), config_file, overrides)
+            "print(json.dumps(measure(%r, %r, %r)))" % (str(REPO), config_file, overrides, autograd_loss)
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
         if proc.returncode != 0:
             raise RuntimeError(f"bench/train.py {name} failed:\n{proc.stderr[-3000:]}")
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{name}: {results[name]['step_s']:.3f} s/step, peak {results[name]['peak_rss_mb']:.0f} MB", flush=True)
+    results["small_speedup_over_autograd_mrstft"] = round(
+        results["small_autograd_mrstft_reference"]["step_s"] / results["small"]["step_s"], 3
+    )
     results["setup"] = {
         "batch": BATCH,
         "seconds": SECONDS,
