@@ -209,16 +209,7 @@ def track_f0(
 ) -> np.ndarray:
     """F0 in Hz ``(n_samples * frame_rate // sample_rate,)`` (0 = unvoiced) of ``audio`` ``(n,)`` or ``(n, ch)``
     (channels averaged), by :func:`ddsp_demucs.features.extract_f0`."""
-    from ddsp_demucs.features import extract_f0
-
-    f0, _ = extract_f0(
-        np.asarray(audio, dtype=np.float32),
-        sample_rate,
-        frame_rate=int(frame_rate),
-        method=method,
-        voicing_threshold=voicing_threshold,
-    )
-    return f0
+    return F0Tracker(method, voicing_threshold).track(audio, sample_rate, int(frame_rate))[0]
 
 
 def rms_db(audio: np.ndarray) -> float:
@@ -247,7 +238,7 @@ class _Scorer:
         self.mrstft = mrstft_distance()
 
     def f0(self, audio: np.ndarray) -> np.ndarray:
-        return self.tracker.track(np.asarray(audio, dtype=np.float32), self.sample_rate, int(self.frame_rate))[0]
+        return self.tracker.track(audio, self.sample_rate, int(self.frame_rate))[0]
 
     def score(self, separated: np.ndarray, refined: np.ndarray, target: np.ndarray) -> tuple[dict, dict]:
         """``(row figures, F0 tracks)`` of one example; a non-finite ``refined`` gets NaN refined figures."""

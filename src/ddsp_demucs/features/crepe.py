@@ -171,7 +171,7 @@ def resample_activations(act: np.ndarray, hop: int, grid_hop: int, n_out: int) -
     Decoding a coarse hop on the 10 ms grid keeps the Viterbi transition model (tuned per 10 ms step) unchanged.
     """
     pos = np.minimum(np.arange(n_out) * (grid_hop / hop), act.shape[0] - 1)
-    left = np.minimum(np.floor(pos).astype(np.int64), act.shape[0] - 1)
+    left = np.floor(pos).astype(np.int64)
     right = np.minimum(left + 1, act.shape[0] - 1)
     frac = (pos - left)[:, None].astype(act.dtype)
     return act[left] * (1 - frac) + act[right] * frac

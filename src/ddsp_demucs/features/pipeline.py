@@ -42,12 +42,6 @@ def _default_config(config):
     return config
 
 
-def f0_tracker(config=None) -> F0Tracker:
-    """The F0 tracker of a config's ``features`` section (``None``: the defaults)."""
-    feats = _default_config(config).features
-    return F0Tracker(feats.f0_method, float(feats.voicing_threshold), int(feats.crepe_hop))
-
-
 def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[str, Any]:
     """All frame features of one signal.
 
@@ -69,7 +63,7 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
     config = _default_config(config)
     frame_rate = int(config.data.frame_rate)
     mono = as_mono(audio)
-    f0_hz, confidence = f0_tracker(config).track(mono, sample_rate, frame_rate)
+    f0_hz, confidence = F0Tracker.from_config(config.features).track(mono, sample_rate, frame_rate)
     with torch.inference_mode():
         loudness = a_weighted_loudness(torch.from_numpy(mono)[None], sample_rate=sample_rate, frame_rate=frame_rate)[
             0
@@ -86,7 +80,7 @@ def feature_params(config=None) -> dict:
     return {
         "format": FORMAT_VERSION,
         "frame_rate": int(config.data.frame_rate),
-        **f0_tracker(config).settings(),
+        **F0Tracker.from_config(config.features).settings(),
     }
 
 

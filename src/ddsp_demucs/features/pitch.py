@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddsp_demucs.audio_io import resample
-from ddsp_demucs.config import F0_METHODS
+from ddsp_demucs.config import F0_METHODS, FeaturesConfig
 from ddsp_demucs.features import crepe
 
 METHODS = F0_METHODS
@@ -35,6 +35,11 @@ class F0Tracker:
     method: str | None = None
     voicing_threshold: float = DEFAULT_VOICING_THRESHOLD
     crepe_hop: int = CREPE_HOP
+
+    @classmethod
+    def from_config(cls, features: FeaturesConfig) -> F0Tracker:
+        """The tracker of a config's ``features`` section."""
+        return cls(features.f0_method, float(features.voicing_threshold), int(features.crepe_hop))
 
     def track(self, audio: np.ndarray, sample_rate: int, frame_rate: int, *, return_pitch: bool = False):
         return extract_f0(
