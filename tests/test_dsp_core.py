@@ -109,3 +109,34 @@ def test_loudness_frames_silence_floor_and_batch_dims():
         assert a_weighted_loudness(torch.zeros(2, n), sample_rate=sr, frame_rate=fr).shape == (2, n * fr // sr)
     silent = a_weighted_loudness(torch.zeros(3, 2, 4410), sample_rate=sr, frame_rate=fr, floor_db=-100.0)
     assert silent.shape == (3, 2, 50) and torch.all(silent == -100.0)
+
+
+def _loudness_by_frame_numpy(audio, sr, frame_rate, n_fft):
+    """The docstring's formula frame by frame in float64 numpy: the independent reference."""
+    padded = np.pad(audio.astype(np.float64), (n_fft // 2, n_fft // 2))
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    f2 = freqs**2  # IEC 61672-1 A-weighting as a power gain, with its exact pole frequencies
+    ra = 12194.217**2 * f2**2 / ((f2 + 20.598997**2) * np.sqrt((f2 + 107.65265**2) * (f2 + 737.86223**2)))
+    gain = (ra / (f2 + 12194.217**2)) ** 2 * 10.0 ** (2.0 / 10.0)
+    count = np.full(freqs.size, 2.0)
+    count[0] = count[-1] = 1.0
+    out = []
+    for i in range(int(audio.size * frame_rate // sr)):
+        start = int(np.round(i * sr / frame_rate))  # in padded samples: the frame centred on sample start
+        spec = np.fft.rfft(padded[start : start + n_fft] * window)
+        power = np.sum(count * gain * np.abs(spec) ** 2) / (n_fft * np.sum(window**2))
+        out.append(max(10 * np.log10(power), -100.0))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("track_grad", [False, True])
+def test_loudness_matches_frame_by_frame_float64_reference(track_grad):
+    """A non-integer hop (22050 / 100 Hz), both frame gathers (with and without autograd), against numpy."""
+    sr, fr, n_fft = 22050, 100, 2048
+    rng = np.random.default_rng(3)
+    audio = rng.standard_normal(sr + 777) * np.linspace(0.0, 1.0, sr + 777)
+    ref = _loudness_by_frame_numpy(audio, sr, fr, n_fft)
+    x = torch.tensor(audio, dtype=torch.float64)[None].requires_grad_(track_grad)
+    got = a_weighted_loudness(x, sample_rate=sr, frame_rate=fr, n_fft=n_fft)[0]
+    np.testing.assert_allclose(got.detach().numpy(), ref, rtol=0, atol=1e-9)

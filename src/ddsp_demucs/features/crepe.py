@@ -206,18 +206,27 @@ def viterbi_path(act: np.ndarray, max_jump: int = 12) -> np.ndarray:
     ok = (src >= 0) & (src < n_bins)
     src = np.clip(src, 0, n_bins - 1)
     trans_in = np.where(ok, log_trans[src, np.arange(offsets.size)[None, :]], -np.inf)  # (target, offset)
-    rows = np.arange(n_bins)
-    score = np.full(n_bins, -np.log(n_bins)) + log_emit[0]
-    back = np.zeros((n_frames, n_bins), dtype=np.int16)  # bin indices < 360
+    # Forward pass keeping only each frame's best scores; the argmax is taken for the one bin on the path when
+    # backtracking, over the same sums in the same order (so ties resolve as a per-frame argmax would).
+    m = max_jump - 1
+    padded = np.full((n_frames, n_bins + 2 * m), -np.inf)  # each frame's scores with -inf margins
+    scores = padded[:, m:-m]
+    scores[0] = -np.log(n_bins) + log_emit[0]
+    # incoming[t, o, j] = scores[t, j - offsets[o]] (-inf outside the bins): a strided view, no copy
+    row, col = padded.strides
+    incoming = np.lib.stride_tricks.as_strided(
+        padded[:, 2 * m :], shape=(n_frames, offsets.size, n_bins), strides=(row, -col, col), writeable=False
+    )
+    trans_in_by_offset = np.ascontiguousarray(trans_in.T)  # (offset, target)
+    cand = np.empty((offsets.size, n_bins))
     for t in range(1, n_frames):
-        cand = score[src] + trans_in
-        best = cand.argmax(axis=1)
-        back[t] = src[rows, best]
-        score = cand[rows, best] + log_emit[t]
+        np.add(incoming[t - 1], trans_in_by_offset, out=cand)
+        np.add(cand.max(axis=0), log_emit[t], out=scores[t])
     path = np.empty(n_frames, dtype=np.int64)
-    path[-1] = int(score.argmax())
+    path[-1] = int(scores[-1].argmax())
     for t in range(n_frames - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+        j = path[t]
+        path[t - 1] = src[j, np.argmax(scores[t - 1, src[j]] + trans_in[j])]
     return path
 
 
