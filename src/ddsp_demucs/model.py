@@ -321,9 +321,9 @@ class ResidualDDSPDecoder(nn.Module):
         return audio, audio.shape[-1]
 
     # ------------------------------------------------------------------------------------------ controls
-    def controls(self, batch: dict, spec: torch.Tensor | None = None) -> dict:
-        """Network controls on the model frame grid (see the class docstring); ``spec`` is the input's STFT
-        if already computed."""
+    def controls(self, batch: dict, magnitude: torch.Tensor | None = None) -> dict:
+        """Network controls on the model frame grid (see the class docstring); ``magnitude`` is the input's STFT
+        magnitude ``(batch, n_bins, n_model_frames)`` if already computed."""
         audio, n_samples = self.check_batch(batch)
         n_frames = self.n_model_frames(n_samples)
         times = torch.arange(n_frames, device=audio.device, dtype=audio.dtype) * (self.hop / self.sample_rate)
@@ -336,9 +336,9 @@ class ResidualDDSPDecoder(nn.Module):
         loud_in = (loud - self.loudness_mean_db) / self.loudness_std_db
         inputs = [f0_in.unsqueeze(-1), conf.unsqueeze(-1), loud_in.unsqueeze(-1)]
         if self.encoder is not None:
-            if spec is None:
-                spec = self.stft(audio)
-            inputs.append(self.encoder(spec.abs()))
+            if magnitude is None:
+                magnitude = self.stft(audio).abs()
+            inputs.append(self.encoder(magnitude))
         h = self.decoder(inputs)
 
         raw = self.amp_head(h)
@@ -377,7 +377,8 @@ class ResidualDDSPDecoder(nn.Module):
             raise ValueError(f"compute_mask needs composition 'mask', this model uses {self.composition!r}")
         audio, _ = self.check_batch(batch)
         spec = self.stft(audio)
-        c = self.controls(batch, spec)
+        magnitude = spec.abs()
+        c = self.controls(batch, magnitude)
         harm = harmonic_spectrum(
             c["f0_hz"],
             c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
@@ -389,7 +390,7 @@ class ResidualDDSPDecoder(nn.Module):
         # half-precision autocast, where a float32-sized floor would also round to 0)
         synth_mag = torch.sqrt(harm.float().square() + noise.float().square() + MAGNITUDE_FLOOR**2)
         eps = 1e-3
-        log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(spec.abs() + eps)
+        log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
         u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
         mask = torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max))
         c["synth_magnitude"] = synth_mag
