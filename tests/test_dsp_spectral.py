@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_demucs.dsp import MultiResolutionSTFTLoss, log_spectral_distance, spectral_convergence, stft_magnitude
+from ddsp_demucs.dsp import MultiResolutionSTFTLoss, log_spectral_distance, spectral_convergence, stft, stft_magnitude
 
 PERIOD = 16  # samples: a bin centre for every FFT size that is a multiple of 16
 N = 8 * 512 + 1  # (N - 1) a multiple of PERIOD / 2, so reflect padding continues the cosine exactly
@@ -128,3 +128,37 @@ def test_mrstft_value_and_gradients_match_autograd_in_float64(mag_weight, logmag
     torch.testing.assert_close(ge_new, ge_ref, rtol=1e-9, atol=1e-15)
     torch.testing.assert_close(gt_new, gt_ref, rtol=1e-9, atol=1e-15)
     assert float(ge_new.abs().max()) > 0 and float(gt_new.abs().max()) > 0
+
+
+@pytest.mark.parametrize(
+    "n_samples, n_fft, hop",
+    [(2000, 256, 64), (2000, 255, 64), (1500, 200, 30), (100, 64, 16), (20, 64, 7)],  # even, odd, hop not
+)  # dividing n_fft, long enough to reflect, too short to reflect (zero padding)
+def test_stft_gradient_matches_torch_stft_autograd(n_samples, n_fft, hop):
+    """The closed-form backward of the framing and FFT against torch.stft's own autograd, float64, for a
+    random complex cotangent on a (2, 3, n) batch."""
+    gen = torch.Generator().manual_seed(1)
+    audio = torch.randn(2, 3, n_samples, generator=gen, dtype=torch.float64)
+    pad_mode = "reflect" if n_samples > n_fft // 2 else "constant"
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    results = []
+    for fn in (
+        lambda a: stft(a, n_fft, hop),
+        lambda a: torch.stft(
+            a.reshape(-1, n_samples), n_fft, hop, window=window, center=True, pad_mode=pad_mode, return_complex=True
+        ).reshape(2, 3, n_fft // 2 + 1, -1),
+    ):
+        a = audio.clone().requires_grad_()
+        spec = fn(a)
+        cotangent = torch.randn(spec.shape, generator=torch.Generator().manual_seed(2), dtype=torch.complex128)
+        (spec.real * cotangent.real + spec.imag * cotangent.imag).sum().backward()
+        results.append((spec.detach(), a.grad))
+    (spec_new, grad_new), (spec_ref, grad_ref) = results
+    torch.testing.assert_close(spec_new, spec_ref, rtol=0, atol=0)
+    torch.testing.assert_close(grad_new, grad_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_stft_gradient_passes_gradcheck():
+    """Finite differences, independent of any STFT implementation's backward."""
+    audio = torch.randn(2, 40, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: torch.view_as_real(stft(a, 16, 6)), (audio,))

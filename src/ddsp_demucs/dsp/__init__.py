@@ -12,6 +12,7 @@ from ddsp_demucs.dsp.spectral import (
     MultiResolutionSTFTLoss,
     log_spectral_distance,
     spectral_convergence,
+    stft,
     stft_magnitude,
 )
 from ddsp_demucs.dsp.synths import filtered_noise, harmonic_phase, harmonic_synth, noise_impulse_responses
@@ -32,5 +33,6 @@ __all__ = [
     "MultiResolutionSTFTLoss",
     "spectral_convergence",
     "log_spectral_distance",
+    "stft",
     "stft_magnitude",
 ]

@@ -38,8 +38,47 @@ def _stft(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     flat = audio.reshape(-1, n)
     window = torch.hann_window(n_fft, dtype=flat.dtype, device=flat.device)
     pad_mode = "reflect" if n > n_fft // 2 else "constant"
-    spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode, return_complex=True)
+    # centring as torch.stft(center=True) pads; the framing and FFT get a closed-form backward
+    padded = torch.nn.functional.pad(flat[:, None], (n_fft // 2, n_fft // 2), mode=pad_mode)[:, 0]
+    spec = _FramedRFFT.apply(padded, window, hop_length)
     return spec.reshape(*lead, *spec.shape[-2:])
+
+
+class _FramedRFFT(torch.autograd.Function):
+    """``torch.stft(padded (batch, n), n_fft, hop, window, center=False)`` -> ``(batch, n_fft // 2 + 1, n_frames)``,
+    with its backward written out: autograd's runs a full-size complex FFT per frame and scatters the frames back
+    element by element.
+
+    For a real frame ``x`` and ``X = rfft(x)``, a real loss with gradient ``G = dL/dRe X + i dL/dIm X`` has
+    ``dL/dx_n = Re sum_k G_k exp(2 pi i k n / n_fft) = n_fft * irfft(G')_n``, where ``G'`` is ``G`` with every bin
+    but 0 Hz and Nyquist halved (``irfft`` counts those twice). The frames' gradients, times the window, are then
+    overlap-added in ``ceil(n_fft / hop)`` slabs of ``hop`` samples.
+    """
+
+    @staticmethod
+    def forward(ctx, padded, window, hop: int):
+        ctx.save_for_backward(window)
+        ctx.hop, ctx.n_samples = hop, padded.shape[-1]
+        return torch.stft(padded, window.shape[0], hop, window=window, center=False, return_complex=True)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (window,) = ctx.saved_tensors
+        hop, n_fft = ctx.hop, window.shape[0]
+        scale = torch.full((grad.shape[-2], 1), 0.5 * n_fft, dtype=window.dtype, device=window.device)
+        scale[0] = n_fft
+        if n_fft % 2 == 0:
+            scale[-1] = n_fft
+        frames = torch.fft.irfft(grad * scale, n=n_fft, dim=-2) * window[:, None]  # (batch, n_fft, n_frames)
+        batch, _, n_frames = frames.shape
+        slabs = -(-n_fft // hop)
+        frames = torch.nn.functional.pad(frames, (0, 0, 0, slabs * hop - n_fft)).reshape(batch, slabs, hop, n_frames)
+        summed = frames.new_zeros(batch, n_frames + slabs - 1, hop)
+        for s in range(slabs):  # slab s of frame t covers samples [(t + s) hop, (t + s + 1) hop)
+            summed[:, s : s + n_frames] += frames[:, s].transpose(1, 2)
+        summed = summed.reshape(batch, -1)[:, : ctx.n_samples]
+        return torch.nn.functional.pad(summed, (0, ctx.n_samples - summed.shape[-1])), None, None
 
 
 def _pair(estimate: torch.Tensor, reference: torch.Tensor) -> None:
