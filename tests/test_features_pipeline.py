@@ -18,6 +18,7 @@ from ddsp_demucs.features import (
     read_segments_csv,
     run_features,
 )
+from ddsp_demucs.features.pipeline import save_features
 
 SR = 22050
 
@@ -88,6 +89,11 @@ def test_feature_files_csv_and_skip_on_rerun(tmp_path):
     third = run_features(stems, "sep", out, config, progress=False)
     assert sorted(third.computed) == ["song_a", "song_b"]
 
+    # a file written before the CREPE hop was recorded was made at 160 samples: reused at 160, not at 320
+    feats = load_features(out / "sep" / "song_a.npz")
+    meta = {k: v for k, v in feats["meta"].items() if k not in ("crepe_hop", "frame_rate", "sample_rate")}
+    save_features(out / "sep" / "song_a.npz", feats, meta)
+    assert run_features(stems, "sep", out, config, progress=False).computed == []
     config.features.crepe_hop = 320  # the CREPE hop is a parameter of the file too
     fourth = run_features(stems, "sep", out, config, progress=False)
     assert sorted(fourth.computed) == ["song_a", "song_b"]

@@ -84,6 +84,15 @@ def feature_params(config=None) -> dict:
     }
 
 
+# parameters that files written before they were recorded were made with
+_UNRECORDED_DEFAULTS = {"crepe_hop": 160}
+
+
+def _recorded(meta: dict, key: str):
+    """The value of parameter ``key`` a feature file was made with, from its ``meta``."""
+    return meta.get(key, _UNRECORDED_DEFAULTS.get(key))
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -136,7 +145,7 @@ def track_features(
             existing = load_features(out_path)
         except InputError:
             existing = None
-        if existing is not None and all(existing["meta"].get(k) == v for k, v in meta.items() if k != "input"):
+        if existing is not None and all(_recorded(existing["meta"], k) == v for k, v in meta.items() if k != "input"):
             return existing, False
     audio, sr = load_audio(vocals_path, min_duration_s=min_duration_s)
     features = compute_features(audio, sr, config)
