@@ -23,7 +23,7 @@ import torch
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
-from ddsp_demucs.features.pitch import METHODS, F0Tracker, as_mono
+from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, F0Tracker, as_mono
 from ddsp_demucs.features.spectral import spectral_features
 from ddsp_demucs.utils import atomic_path, get_logger, shard_of
 
@@ -84,8 +84,8 @@ def feature_params(config=None) -> dict:
     }
 
 
-# parameters that files written before they were recorded were made with
-_UNRECORDED_DEFAULTS = {"crepe_hop": 160}
+# parameters that files written before they were recorded were made with (the CREPE hop was always 10 ms then)
+_UNRECORDED_DEFAULTS = {"crepe_hop": CREPE_HOP}
 
 
 def _recorded(meta: dict, key: str):
