@@ -15,9 +15,9 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   built in ``runs/real_singing/augmented/`` (the unaugmented songs' stems and features are reused, not redone),
   the same number of steps;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`);
-- ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDS`): those two trained again from other
-  seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse, so a difference
-  between systems can be set against the spread of one system over training runs.
+- ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): those two trained
+  again from other seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse,
+  so a difference between systems can be set against the spread of one system over training runs.
 
 Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
 ``si_sdr_change_ci95`` (percentile bootstrap of the median, 2000 resamples), ``sdr_change_median`` (SiSEC18),
@@ -48,7 +48,8 @@ COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
 AUGMENTATIONS = 2  # augmented versions of each training take in the "real_augmented" corpus
-SEEDS = (1, 2)  # further training seeds of "real" and "real_without_no_harm" (seed 0 is the systems above)
+SEEDED = ("real", "real_without_no_harm")  # the systems also trained from SEEDS
+SEEDS = (1, 2)  # further training seeds of SEEDED (seed 0 is the systems themselves)
 
 
 def log(message: str) -> None:
@@ -154,7 +155,7 @@ def system_entry(summary: dict, results, system: str, command: str) -> dict:
 def seed_spread(entries: dict) -> dict:
     """Per system trained from several seeds: each seed's median SI-SDR change and songs made worse."""
     spread = {}
-    for name in ("real", "real_without_no_harm"):
+    for name in SEEDED:
         runs = {0: entries[name]} | {seed: entries[f"{name}_seed{seed}"] for seed in SEEDS}
         spread[name] = {
             "seeds": list(runs),
@@ -202,7 +203,7 @@ def main() -> None:
     steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
     real_overrides = {"real": steps + NO_HARM, "real_without_no_harm": steps, "real_augmented": steps + NO_HARM}
     for seed in SEEDS:  # the same systems trained from other seeds: how far one training run is from another
-        for name in ("real", "real_without_no_harm"):
+        for name in SEEDED:
             real_overrides[f"{name}_seed{seed}"] = real_overrides[name] + [f"training.seed={seed}"]
     datasets = {"real": build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT)}
     link_finished_work(OUT, OUT / "augmented", separator.name)
