@@ -105,6 +105,7 @@ class TrainingConfig(_Section):
     log_every_steps: int = 50
     n_audio_examples: int = 2  # audio examples + spectrograms logged to TensorBoard per validation
     checkpoint_every_steps: int = 0  # also save last.ckpt every N steps (0: at validation only)
+    input_blend_fraction: float = 0.0  # training windows given a cleaner input (ddsp_demucs.data.input_blend)
 
     # The original code read the model's rates from this section (``config["training"]["sample_rate"]``); they
     # are set in ``data`` and readable here, read-only, once the section belongs to a :class:`Config`.

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.config import Config, LossConfig, TrainingConfig
+from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
@@ -59,6 +60,7 @@ from ddsp_demucs.utils import (
 
 log = get_logger("train")
 route_lightning_logging()
+BLEND_STREAM = 1  # tells the input blend's random stream apart from others seeded by (seed, batch, rank)
 AUDIO_KEYS = ("input_audio", "target_audio", "f0_hz", "f0_confidence", "loudness_db")
 
 
@@ -398,6 +400,11 @@ class DDSPLightningModule(L.LightningModule):
     def _noise_generator(self, index: int) -> torch.Generator:
         return torch.Generator().manual_seed((self.tcfg.seed * 1_000_003 + index) * 64 + self.global_rank)
 
+    def _blend_generator(self, index: int) -> torch.Generator:
+        """The draws of :func:`blend_toward_target` for batch ``index``: a stream apart from the model's noise."""
+        entropy = [self.tcfg.seed, index, self.global_rank, BLEND_STREAM]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
     def training_step(self, batch: dict, batch_idx: int):
         opt = self.optimizers()
         sched = self.lr_schedulers()
@@ -411,6 +418,14 @@ class DDSPLightningModule(L.LightningModule):
                 k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in AUDIO_KEYS else v
                 for k, v in batch.items()
             }
+        if self.tcfg.input_blend_fraction > 0:
+            batch = blend_toward_target(
+                batch,
+                fraction=self.tcfg.input_blend_fraction,
+                generator=self._blend_generator(index),
+                sample_rate=self.config.data.train_sr,
+                frame_rate=self.config.data.frame_rate,
+            )
         out = self(batch, generator=self._noise_generator(index))
         audio = out["audio"]
         finite_out = torch.isfinite(audio.detach()).all()
