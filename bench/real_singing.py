@@ -14,6 +14,9 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   :data:`AUGMENTATIONS` times augmented (``corpus --augment``: pitch, tempo, formants, EQ, reverb, level),
   built in ``runs/real_singing/augmented/`` (the unaugmented songs' stems and features are reused, not redone),
   the same number of steps;
+- ``"real_input_blend"``: as ``"real"``, with :data:`INPUT_BLEND` of the training windows given an input moved
+  toward the target (``training.input_blend_fraction``: a random part of the separator's error left), so that the
+  model sees clean inputs too and can learn to leave them alone;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`);
 - ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): those two trained
   again from other seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse,
@@ -47,6 +50,7 @@ DEFAULT = False  # not part of a plain `make bench`: it trains four models (abou
 COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
+INPUT_BLEND = ["training.input_blend_fraction=0.3"]
 AUGMENTATIONS = 2  # augmented versions of each training take in the "real_augmented" corpus
 SEEDED = ("real", "real_without_no_harm")  # the systems also trained from SEEDS
 SEEDS = (1, 2)  # further training seeds of SEEDED (seed 0 is the systems themselves)
@@ -201,7 +205,12 @@ def main() -> None:
     demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
 
     steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
-    real_overrides = {"real": steps + NO_HARM, "real_without_no_harm": steps, "real_augmented": steps + NO_HARM}
+    real_overrides = {
+        "real": steps + NO_HARM,
+        "real_without_no_harm": steps,
+        "real_augmented": steps + NO_HARM,
+        "real_input_blend": steps + NO_HARM + INPUT_BLEND,
+    }
     for seed in SEEDS:  # the same systems trained from other seeds: how far one training run is from another
         for name in SEEDED:
             real_overrides[f"{name}_seed{seed}"] = real_overrides[name] + [f"training.seed={seed}"]
