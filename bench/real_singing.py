@@ -14,9 +14,9 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   :data:`AUGMENTATIONS` times augmented (``corpus --augment``: pitch, tempo, formants, EQ, reverb, level),
   built in ``runs/real_singing/augmented/`` (the unaugmented songs' stems and features are reused, not redone),
   the same number of steps;
-- ``"real_input_blend"``: as ``"real"``, with :data:`INPUT_BLEND` of the training windows given an input moved
-  toward the target (``training.input_blend_fraction``: a random part of the separator's error left), so that the
-  model sees clean inputs too and can learn to leave them alone;
+- ``"real_input_blend30"``, ``"real_input_blend60"`` (:data:`INPUT_BLENDS`): as ``"real"``, with 30 or 60 % of
+  the training windows given an input moved toward the target (``training.input_blend_fraction``: a random part
+  of the separator's error left), so that the model sees clean inputs too and can learn to leave them alone;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`);
 - ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): those two trained
   again from other seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse,
@@ -26,9 +26,11 @@ Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus 
 ``si_sdr_change_ci95`` (percentile bootstrap of the median, 2000 resamples), ``sdr_change_median`` (SiSEC18),
 ``fraction_worse`` (songs whose SI-SDR fell), ``n_songs``, ``n_singers``, ``per_singer`` (songs, median change
 and songs worse per test singer), ``error_reduction_median_db`` (per band and region, the median fall of the
-error energy in dB: positive where the system removed error), and the evaluation folder (summary.json, CSV
-tables, report.html); ``targets`` says which of the issue's targets each system meets. Every stage reuses finished work,
-so an interrupted run resumes; ``DDSP_REAL_STEPS`` overrides the training steps of the real-vocal models.
+error energy in dB: positive where the system removed error), the evaluation folder (summary.json, CSV tables,
+report.html) and, except for the seed runs, ``clean_vocal``: the SI-SDR the system leaves of each test song's true
+vocal given to it as the separated one (what it does to a perfect separation). ``targets`` says which of the
+issue's targets each system meets. Every stage reuses finished work, so an interrupted run resumes;
+``DDSP_REAL_STEPS`` overrides the training steps of the real-vocal models.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ DEFAULT = False  # not part of a plain `make bench`: it trains four models (abou
 COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
-INPUT_BLEND = ["training.input_blend_fraction=0.3"]
+INPUT_BLENDS = {"real_input_blend30": 0.3, "real_input_blend60": 0.6}  # system -> training.input_blend_fraction
 AUGMENTATIONS = 2  # augmented versions of each training take in the "real_augmented" corpus
 SEEDED = ("real", "real_without_no_harm")  # the systems also trained from SEEDS
 SEEDS = (1, 2)  # further training seeds of SEEDED (seed 0 is the systems themselves)
@@ -156,6 +158,25 @@ def system_entry(summary: dict, results, system: str, command: str) -> dict:
     }
 
 
+def clean_vocal_scores(refiner, corpus: Path) -> dict:
+    """What a system does to a perfect separation: each test song's true vocal refined as if it were the separated
+    one, and scored against itself (SI-SDR of the mono downmix, dB; the identity scores without bound). The median
+    over songs and per singer."""
+    from ddsp_demucs.data import SAMPLE_RATE, load_track_audio, musdb_tracks
+    from ddsp_demucs.metrics import si_sdr
+
+    tracks = json.loads((corpus / "manifest.json").read_text())["tracks"]
+    scores: dict[str, list[float]] = {}
+    for track in musdb_tracks(corpus, subsets=("test",)):
+        vocal = load_track_audio(track.stem_paths["vocals"]).astype(np.float64)
+        refined = np.asarray(refiner(vocal.astype(np.float32), SAMPLE_RATE, vocal), dtype=np.float64)
+        scores.setdefault(tracks[track.name]["singer"], []).append(float(si_sdr(refined.mean(1), vocal.mean(1))))
+    return {
+        "si_sdr_median": float(np.median([v for singer in scores.values() for v in singer])),
+        "per_singer_median": {singer: float(np.median(v)) for singer, v in sorted(scores.items())},
+    }
+
+
 def seed_spread(entries: dict) -> dict:
     """Per system trained from several seeds: each seed's median SI-SDR change and songs made worse."""
     spread = {}
@@ -209,8 +230,7 @@ def main() -> None:
         "real": steps + NO_HARM,
         "real_without_no_harm": steps,
         "real_augmented": steps + NO_HARM,
-        "real_input_blend": steps + NO_HARM + INPUT_BLEND,
-    }
+    } | {name: steps + NO_HARM + [f"training.input_blend_fraction={f}"] for name, f in INPUT_BLENDS.items()}
     for seed in SEEDS:  # the same systems trained from other seeds: how far one training run is from another
         for name in SEEDED:
             real_overrides[f"{name}_seed{seed}"] = real_overrides[name] + [f"training.seed={seed}"]
@@ -242,6 +262,9 @@ def main() -> None:
         entries[name] = system_entry(written["summary"], results, system, COMMAND) | {
             "evaluation": str((OUT / "eval" / name).relative_to(ROOT))
         }
+        if not any(name.endswith(f"_seed{seed}") for seed in SEEDS):
+            log(f"refining the test songs' true vocals with {name}")
+            entries[name]["clean_vocal"] = clean_vocal_scores(refiner, corpus)
         e = entries[name]
         log(
             f"{name}: SI-SDR change median {e['si_sdr_change_median']:+.2f} dB (95 % CI "
