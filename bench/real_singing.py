@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "runs" / "real_singing"
 RESULT = ROOT / "bench" / "results" / "real_singing.json"
-DEFAULT = False  # not part of a plain `make bench`: it trains four models (about 90 minutes on 2 cores)
+DEFAULT = False  # not part of a plain `make bench`: it trains ten models (about 2.5 hours on 2 cores)
 COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
