@@ -16,7 +16,8 @@ Per vocal (mono, 44.1 kHz; F0 by the default tracker at 100 frames/s, voicing th
 - ``level_std_db``: the standard deviation of the frame level (dB, 25 ms frames) over frames within 40 dB of the
   loudest; ``voiced_fraction``: voiced frames over frames within 40 dB of the loudest.
 
-Prints a markdown table of medians (and quartiles) per group and writes every figure to ``--out``.
+Prints a markdown table of medians (and quartiles) per group and writes every figure to ``--out``; with
+``--per-singer``, also a table of each real singer's medians (``per_singer`` in the JSON).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> int:
         help="a synthetic corpus (MUSDB layout) or a real-audio folder with index.csv",
     )
     p.add_argument("--out", type=Path, required=True, help="JSON with every vocal's figures")
+    p.add_argument("--per-singer", action="store_true", help="also each real singer's medians")
     args = p.parse_args(argv)
     figures = {}
     for group in args.groups:
@@ -119,10 +121,28 @@ def main(argv: list[str]) -> int:
             summary.setdefault(key, {})[group] = {"median": med, "q1": q1, "q3": q3, "n": int(values.size)}
             cells.append(f"{med:.2f} [{q1:.2f}, {q3:.2f}]")
         print(f"| {key} | " + " | ".join(cells) + " |")
-    write_json_atomic(
-        args.out, {"command": "scripts/voice_statistics.py " + " ".join(argv), "summary": summary, "vocals": figures}
-    )
+    result = {"command": "scripts/voice_statistics.py " + " ".join(argv), "summary": summary, "vocals": figures}
+    if args.per_singer:
+        result["per_singer"] = per_singer_medians(figures, keys)
+    write_json_atomic(args.out, result)
     return 0
+
+
+def per_singer_medians(figures: dict, keys: list[str]) -> dict:
+    """Each real singer's median of every statistic (real vocals are labelled ``singer/song``); printed as a
+    markdown table."""
+    vocals_by_singer: dict[str, list[dict]] = {}
+    for group in figures.values():
+        for label, values in group.items():
+            if "/" in label:
+                vocals_by_singer.setdefault(label.split("/")[0], []).append(values)
+    print("\n| singer | vocals | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 2) + "|")
+    medians = {}
+    for singer, vocals in sorted(vocals_by_singer.items()):
+        medians[singer] = {k: float(np.nanmedian([v[k] for v in vocals])) for k in keys} | {"n": len(vocals)}
+        print(f"| {singer} | {len(vocals)} | " + " | ".join(f"{medians[singer][k]:.2f}" for k in keys) + " |")
+    return medians
 
 
 if __name__ == "__main__":
