@@ -177,11 +177,19 @@ def clean_vocal_scores(refiner, corpus: Path) -> dict:
     }
 
 
+def seed_run(name: str, seed: int) -> str:
+    """The system name of ``name`` (one of :data:`SEEDED`) trained from ``seed`` (one of :data:`SEEDS`)."""
+    return f"{name}_seed{seed}"
+
+
+SEED_RUNS = {seed_run(name, seed) for name in SEEDED for seed in SEEDS}
+
+
 def seed_spread(entries: dict) -> dict:
     """Per system trained from several seeds: each seed's median SI-SDR change and songs made worse."""
     spread = {}
     for name in SEEDED:
-        runs = {0: entries[name]} | {seed: entries[f"{name}_seed{seed}"] for seed in SEEDS}
+        runs = {0: entries[name]} | {seed: entries[seed_run(name, seed)] for seed in SEEDS}
         spread[name] = {
             "seeds": list(runs),
             "si_sdr_change_median": [round(e["si_sdr_change_median"], 3) for e in runs.values()],
@@ -233,7 +241,7 @@ def main() -> None:
     } | {name: steps + NO_HARM + [f"training.input_blend_fraction={f}"] for name, f in INPUT_BLENDS.items()}
     for seed in SEEDS:  # the same systems trained from other seeds: how far one training run is from another
         for name in SEEDED:
-            real_overrides[f"{name}_seed{seed}"] = real_overrides[name] + [f"training.seed={seed}"]
+            real_overrides[seed_run(name, seed)] = real_overrides[name] + [f"training.seed={seed}"]
     datasets = {"real": build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT)}
     link_finished_work(OUT, OUT / "augmented", separator.name)
     datasets["real_augmented"] = build_real_data(
@@ -262,7 +270,7 @@ def main() -> None:
         entries[name] = system_entry(written["summary"], results, system, COMMAND) | {
             "evaluation": str((OUT / "eval" / name).relative_to(ROOT))
         }
-        if not any(name.endswith(f"_seed{seed}") for seed in SEEDS):
+        if name not in SEED_RUNS:
             log(f"refining the test songs' true vocals with {name}")
             entries[name]["clean_vocal"] = clean_vocal_scores(refiner, corpus)
         e = entries[name]
