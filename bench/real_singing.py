@@ -14,6 +14,9 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   :data:`AUGMENTATIONS` times augmented (``corpus --augment``: pitch, tempo, formants, EQ, reverb, level),
   built in ``runs/real_singing/augmented/`` (the unaugmented songs' stems and features are reused, not redone),
   the same number of steps;
+- ``"real_augmented_eq10"`` (:data:`AUGMENTED`): the same with the augmentation's equaliser gains drawn within
+  +-10 dB instead of +-4 (``corpus --augment-eq-db 10``; every other draw identical), in
+  ``runs/real_singing/augmented_eq10/``: voices brighter or darker than any training singer's;
 - ``"real_input_blend30"``, ``"real_input_blend60"`` (:data:`INPUT_BLENDS`): as ``"real"``, with 30 or 60 % of
   the training windows given an input moved toward the target (``training.input_blend_fraction``: a random part
   of the separator's error left), so that the model sees clean inputs too and can learn to leave them alone;
@@ -53,7 +56,8 @@ COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
 INPUT_BLENDS = {"real_input_blend30": 0.3, "real_input_blend60": 0.6}  # system -> training.input_blend_fraction
-AUGMENTATIONS = 2  # augmented versions of each training take in the "real_augmented" corpus
+AUGMENTATIONS = 2  # augmented versions of each training take in the augmented corpora
+AUGMENTED = {"real_augmented": 4.0, "real_augmented_eq10": 10.0}  # system -> its corpus' augmentation EQ range, dB
 SEEDED = ("real", "real_without_no_harm")  # the systems also trained from SEEDS
 SEEDS = (1, 2)  # further training seeds of SEEDED (seed 0 is the systems themselves)
 
@@ -62,9 +66,9 @@ def log(message: str) -> None:
     print(f"[real_singing {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def build_real_data(config, separator, root: Path, augmentations: int = 0) -> Path:
-    """Corpus (``augmentations`` augmented versions of each training take), separation, features and dataset of
-    the real-singing corpus under ``root``; returns the dataset folder."""
+def build_real_data(config, separator, root: Path, augmentations: int = 0, eq_db: float = 4.0) -> Path:
+    """Corpus (``augmentations`` augmented versions of each training take, equaliser gains within ``+-eq_db``),
+    separation, features and dataset of the real-singing corpus under ``root``; returns the dataset folder."""
     from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
     from ddsp_demucs.data.real_corpus import write_real_corpus
     from ddsp_demucs.features import run_features
@@ -72,7 +76,7 @@ def build_real_data(config, separator, root: Path, augmentations: int = 0) -> Pa
 
     corpus = root / "corpus"
     log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}, {augmentations} augmented versions per training take")
-    write_real_corpus(corpus, SHARED, augmentations_per_vocal=augmentations, progress=True)
+    write_real_corpus(corpus, SHARED, augmentations_per_vocal=augmentations, augmentation_eq_db=eq_db, progress=True)
     stems = root / "stems"
     log(f"separating the training and validation songs with {separator.name}")
     failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
@@ -107,6 +111,12 @@ def link_finished_work(source: Path, target: Path, separator: str) -> None:
             if path.is_file() and not link.exists():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 os.link(path, link)
+
+
+def augmented_root(name: str) -> Path:
+    """Where the augmented corpus of system ``name`` (a key of :data:`AUGMENTED`) is built: ``augmented/`` for
+    ``real_augmented``, ``augmented_<suffix>/`` for ``real_augmented_<suffix>``."""
+    return OUT / name.removeprefix("real_")
 
 
 def train_real(config, dataset: Path, name: str) -> Path:
@@ -234,19 +244,22 @@ def main() -> None:
     demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
 
     steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
-    real_overrides = {
-        "real": steps + NO_HARM,
-        "real_without_no_harm": steps,
-        "real_augmented": steps + NO_HARM,
-    } | {name: steps + NO_HARM + [f"training.input_blend_fraction={f}"] for name, f in INPUT_BLENDS.items()}
+    real_overrides = (
+        {
+            "real": steps + NO_HARM,
+            "real_without_no_harm": steps,
+        }
+        | {name: steps + NO_HARM for name in AUGMENTED}
+        | {name: steps + NO_HARM + [f"training.input_blend_fraction={f}"] for name, f in INPUT_BLENDS.items()}
+    )
     for seed in SEEDS:  # the same systems trained from other seeds: how far one training run is from another
         for name in SEEDED:
             real_overrides[seed_run(name, seed)] = real_overrides[name] + [f"training.seed={seed}"]
     datasets = {"real": build_real_data(load_config(ROOT / CONFIG, steps), separator, OUT)}
-    link_finished_work(OUT, OUT / "augmented", separator.name)
-    datasets["real_augmented"] = build_real_data(
-        load_config(ROOT / CONFIG, steps), separator, OUT / "augmented", AUGMENTATIONS
-    )
+    for name, eq_db in AUGMENTED.items():
+        root = augmented_root(name)
+        link_finished_work(OUT, root, separator.name)
+        datasets[name] = build_real_data(load_config(ROOT / CONFIG, steps), separator, root, AUGMENTATIONS, eq_db)
     checkpoints = {"demo": demo.checkpoint} | {
         name: train_real(load_config(ROOT / CONFIG, overrides), datasets.get(name, datasets["real"]), name)
         for name, overrides in real_overrides.items()
@@ -294,9 +307,12 @@ def main() -> None:
             "commands": {
                 "all": COMMAND,
                 "corpus": "ddsp-demucs corpus --kind remix --out runs/real_singing/corpus",
-                "augmented_corpus": f"ddsp-demucs corpus --kind remix --augment {AUGMENTATIONS} "
-                "--out runs/real_singing/augmented/corpus",
                 "demo_config": CONFIG,
+            }
+            | {
+                f"{name}_corpus": f"ddsp-demucs corpus --kind remix --augment {AUGMENTATIONS} --augment-eq-db "
+                f"{eq_db:g} --out {(augmented_root(name) / 'corpus').relative_to(ROOT)}"
+                for name, eq_db in AUGMENTED.items()
             }
             | {f"{name}_config": " ".join([CONFIG, *overrides]) for name, overrides in real_overrides.items()},
             "targets": targets(entries),

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("pedalboard")
 
 from ddsp_demucs.data.augment import (  # noqa: E402
+    EQ_DB,
     LEVEL_DEPTH_DB,
     PITCH_SEMITONES,
     STRETCH,
@@ -139,3 +140,18 @@ def test_draws_are_seeded_within_their_ranges_and_reverb_needs_a_response_file()
     assert {d.reverb for d in draws} == {"none", "room", "impulse_response"}
     assert any(d.formant_semitones == 0 for d in draws) and any(d.formant_semitones != 0 for d in draws)
     assert "impulse_response" not in {draw_augmentation(np.random.default_rng(s)).reverb for s in range(60)}
+
+
+def test_equaliser_range_scales_the_gains_and_keeps_every_other_draw():
+    narrow = [draw_augmentation(np.random.default_rng(s), ["ir.flac"]) for s in range(60)]
+    wide = [draw_augmentation(np.random.default_rng(s), ["ir.flac"], eq_db=10.0) for s in range(60)]
+    gains = ("low_shelf_db", "peak_db", "high_shelf_db")
+    assert all(abs(getattr(d, g)) <= EQ_DB for d in narrow for g in gains)
+    assert all(abs(getattr(d, g)) <= 10.0 for d in wide for g in gains)
+    assert max(abs(getattr(d, g)) for d in wide for g in gains) > EQ_DB  # the wider range is used
+    for n, w in zip(narrow, wide):
+        assert replace(w, **{g: getattr(n, g) for g in gains}) == n  # pitch, tempo, reverb, ... unchanged
+        for g in gains:
+            assert getattr(w, g) == pytest.approx(getattr(n, g) * 10.0 / EQ_DB, rel=1e-9, abs=1e-12)
+    with pytest.raises(ValueError, match="eq_db"):
+        draw_augmentation(np.random.default_rng(0), eq_db=-1.0)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ddsp_demucs.cli import build_parser
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.data import musdb_tracks, vocal_to_accompaniment_db
+from ddsp_demucs.data.augment import EQ_DB
 from ddsp_demucs.data.real_corpus import RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus
 
 #: A small index: five singers (two of them recorded with their own accompaniment), one accompaniment.
@@ -195,12 +197,21 @@ def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, t
                 *small_cli_args(shared),
                 "--augment",
                 "1",
+                "--augment-eq-db",
+                "9",
             ]
         )
         == 0
     )
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["augmentations_per_vocal"] == 1
+    assert manifest["augmentations_per_vocal"] == 1 and manifest["augmentation_eq_db"] == 9.0
+    gains = [
+        manifest["tracks"][t]["augmentation"][g]
+        for t in manifest["tracks"]
+        if "augmentation" in manifest["tracks"][t]
+        for g in ("low_shelf_db", "peak_db", "high_shelf_db")
+    ]
+    assert gains and max(abs(g) for g in gains) <= 9.0
     augmented = [t for t in musdb_tracks(out) if "augmentation" in manifest["tracks"][t.name]]
     assert augmented and all(manifest["tracks"][t.name]["split"] == "train" for t in augmented)
     for track in augmented:
@@ -213,3 +224,8 @@ def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, t
         vocal, sr = sf.read(shared / request["vocal"], always_2d=True)
         expected = vocal.shape[0] * 44100 / sr / request["augmentation"]["stretch"]
         assert abs(track.mixture().shape[0] - expected) < 0.002 * expected + 2048
+
+
+def test_cli_equaliser_range_defaults_to_the_library_default():
+    args = build_parser().parse_args(["corpus", "--kind", "remix", "--out", "x"])
+    assert args.augment_eq_db == EQ_DB

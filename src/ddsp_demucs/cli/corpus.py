@@ -11,8 +11,8 @@ length; the real multitracks are also written as they are. Split by singer (no s
 --min-test-singers singers and --min-test-vocals vocal takes in test/, --valid-singers singers for validation
 (listed in manifest.json), the rest for training. 24-bit FLAC; F0 annotations copied where they exist.
 --augment N also writes each training singer's takes N times transformed (pitch +-3 semitones, tempo +-10 %,
-formants, EQ, room or impulse-response reverb, a slow level envelope; drawn from --corpus-seed), each over
-other accompaniments; validation and test takes stay as recorded.
+formants, EQ within +-4 dB or --augment-eq-db, room or impulse-response reverb, a slow level envelope; drawn from
+--corpus-seed), each over other accompaniments; validation and test takes stay as recorded.
 
 --kind remix-sample: the earlier, small remix set (four real vocals over the MUSDB sample's drums, bass and
 other at one --vocal-ratio-db), kept because experiments/exp002 was measured on it.
@@ -88,6 +88,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="augmented versions of each training singer's take (default 0)",
     )
+    q.add_argument(
+        "--augment-eq-db",
+        type=float,
+        default=4.0,
+        metavar="DB",
+        help="augmentation equaliser gains (200 Hz low shelf, 0.5-4 kHz peak, 6 kHz high shelf) drawn uniformly "
+        "within +-DB (default 4)",
+    )
     q.add_argument("--corpus-seed", type=int, default=0, help="seed of the split and the pairing (default 0)")
     r = p.add_argument_group("remix-sample")
     r.add_argument("--vocal-ratio-db", type=float, default=-3.0, help="vocal-to-accompaniment ratio in dB (default -3)")
@@ -124,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             min_test_vocals=args.min_test_vocals,
             n_valid_singers=args.valid_singers,
             augmentations_per_vocal=args.augment,
+            augmentation_eq_db=args.augment_eq_db,
             progress=True,
         )
         log.info("%d real-singing songs in %s (splits by singer in %s/manifest.json)", len(tracks), args.out, args.out)

@@ -19,7 +19,7 @@ import numpy as np
 PITCH_SEMITONES = (-3.0, 3.0)  # uniform; F0 annotations scale with it
 STRETCH = (0.9, 1.1)  # uniform speed factor: > 1 is faster (shorter)
 FORMANT_SEMITONES = (-2.0, 2.0)  # uniform, drawn for half the takes, 0 for the others
-EQ_DB = 4.0  # each of the three filters' gains uniform in [-EQ_DB, EQ_DB]
+EQ_DB = 4.0  # default: each of the three filters' gains uniform in [-EQ_DB, EQ_DB]
 PEAK_HZ = (500.0, 4000.0)  # log-uniform centre of the peaking filter
 REVERB_KINDS = ("none", "room", "impulse_response")  # drawn with equal probability
 LEVEL_DEPTH_DB = 4.0  # level envelope: knots uniform in [-depth, depth] dB ...
@@ -60,16 +60,21 @@ class VocalAugmentation:
         return np.asarray(times_s) / self.stretch, np.asarray(f0_hz) * 2.0 ** (self.pitch_semitones / 12.0)
 
 
-def draw_augmentation(rng: np.random.Generator, impulse_responses: Sequence[str] = ()) -> VocalAugmentation:
+def draw_augmentation(
+    rng: np.random.Generator, impulse_responses: Sequence[str] = (), eq_db: float = EQ_DB
+) -> VocalAugmentation:
     """Draw one augmentation; ``impulse_responses`` (paths) are the convolution reverbs available (without any,
-    ``"impulse_response"`` falls back to ``"room"``)."""
+    ``"impulse_response"`` falls back to ``"room"``); each equaliser gain is uniform in ``[-eq_db, eq_db]`` dB.
+    The same generator state gives the same draws whatever ``eq_db`` (the gains scale with it)."""
+    if not eq_db >= 0.0:
+        raise ValueError(f"eq_db must be >= 0, got {eq_db}")
     kind = REVERB_KINDS[int(rng.integers(len(REVERB_KINDS)))]
     if kind == "impulse_response" and not impulse_responses:
         kind = "room"
     pitch = float(rng.uniform(*PITCH_SEMITONES))
     stretch = float(rng.uniform(*STRETCH))
     formant = float(rng.uniform(*FORMANT_SEMITONES)) if rng.random() < 0.5 else 0.0
-    low, peak, high = (float(g) for g in rng.uniform(-EQ_DB, EQ_DB, size=3))
+    low, peak, high = (float(g) for g in eq_db * rng.uniform(-1.0, 1.0, size=3))
     peak_hz = float(np.exp(rng.uniform(np.log(PEAK_HZ[0]), np.log(PEAK_HZ[1]))))
     room = float(rng.uniform(0.2, 0.8))
     ir = str(impulse_responses[int(rng.integers(len(impulse_responses)))]) if kind == "impulse_response" else ""

@@ -24,7 +24,7 @@ import numpy as np
 
 from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
-from ddsp_demucs.data.augment import VocalAugmentation, augment_vocal, draw_augmentation
+from ddsp_demucs.data.augment import EQ_DB, VocalAugmentation, augment_vocal, draw_augmentation
 from ddsp_demucs.data.sources import (
     SAMPLE_RATE,
     TrackList,
@@ -190,6 +190,7 @@ def plan_corpus(
     min_test_vocals: int = 6,
     n_valid_singers: int = 2,
     augmentations_per_vocal: int = 0,
+    augmentation_eq_db: float = EQ_DB,
 ) -> list[RemixPlan]:
     """Every song of the corpus (see the module docstring), in a deterministic order.
 
@@ -198,7 +199,8 @@ def plan_corpus(
     bands), taken in turn, each at the next ratio of ``ratios_db`` in turn; a vocal recorded with its own
     accompaniment is also written as that multitrack (``ratio_db`` None). A training singer's vocal is also
     written ``augmentations_per_vocal`` times augmented (one draw each, from ``seed`` and the vocal), each draw
-    over the next ``accompaniments_per_vocal`` accompaniments and ratios; validation and test vocals never are.
+    over the next ``accompaniments_per_vocal`` accompaniments and ratios, equaliser gains within
+    ``+-augmentation_eq_db`` dB; validation and test vocals never are.
     """
     if accompaniments_per_vocal < 1 or not ratios_db or augmentations_per_vocal < 0:
         raise ValueError("accompaniments_per_vocal must be >= 1, ratios_db not empty, augmentations_per_vocal >= 0")
@@ -226,7 +228,7 @@ def plan_corpus(
             augmentation = None
             if k:
                 rng = np.random.default_rng(int(_unit_hash(seed, "augment", vocal.path, k) * 2**63))
-                augmentation = draw_augmentation(rng, impulse_responses)
+                augmentation = draw_augmentation(rng, impulse_responses, augmentation_eq_db)
             for j in range(min(accompaniments_per_vocal, len(pool))):
                 turn = (i + k) * accompaniments_per_vocal + j
                 acc, ratio = pool[turn % len(pool)], float(ratios_db[(i + k + j) % len(ratios_db)])
@@ -309,6 +311,7 @@ def write_real_corpus(
     min_test_vocals: int = 6,
     n_valid_singers: int = 2,
     augmentations_per_vocal: int = 0,
+    augmentation_eq_db: float = EQ_DB,
     progress: bool = False,
 ) -> TrackList:
     """Write (or finish) the real-singing corpus in ``out_dir`` and list its tracks.
@@ -333,6 +336,7 @@ def write_real_corpus(
         min_test_vocals=min_test_vocals,
         n_valid_singers=n_valid_singers,
         augmentations_per_vocal=augmentations_per_vocal,
+        augmentation_eq_db=augmentation_eq_db,
     )
     accompaniments: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str]] = []
@@ -367,6 +371,7 @@ def write_real_corpus(
             "ratios_db": [float(r) for r in ratios_db],
             "n_synthetic_bands": n_synthetic_bands,
             "augmentations_per_vocal": augmentations_per_vocal,
+            "augmentation_eq_db": augmentation_eq_db,
             "accompaniment_pool": accompaniment_pool_keys(entries, n_synthetic_bands),
             "singers": singers,
             "validation_tracks": [p.name for p in plans if p.split == "valid"],
