@@ -21,7 +21,8 @@ Writes ``bench/results/refine.json``. Workload and method:
   ``VmHWM`` rather than ``ru_maxrss``: Linux carries ``ru_maxrss`` over fork + exec (a child started from a
   process that once held 1.8 GB reports at least 1.8 GB), while ``VmHWM`` belongs to the new process alone.
 - ``windowed_crepe_hop_20ms``: the windowed case for a model whose ``features.crepe_hop`` is 320 (the CREPE
-  network every 20 ms, its activations interpolated onto the 10 ms grid before decoding; the demo's setting);
+  network every 20 ms, its activations interpolated onto the 10 ms grid before decoding; an opt-in setting: every
+  shipped config, the demo's included, keeps 160);
   ``crepe_hop_20ms_vs_10ms``: its output against the windowed case's, in dB as below, and the time ratio.
 - ``windowed_vs_whole_db``: ``10 log10(sum (windowed - whole)^2 / sum whole^2)`` over both channels; also the
   SI-SDR of the whole-song output against its input (how much the perturbed model changes the vocal).

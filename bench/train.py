@@ -34,20 +34,27 @@ RUNS = {  # name -> (config file, overrides, MR-STFT loss by plain autograd)
 BATCH, SECONDS, SR, THREADS, WARMUP, STEPS = 8, 4.0, 22050, 2, 2, 7
 
 
-def autograd_mrstft_forward(self, estimate, target):
-    """``MultiResolutionSTFTLoss.forward`` as plain autograd operations on ``|torch.stft|`` (the reference form)."""
+def autograd_mrstft(estimate, target, fft_sizes, hops, mag_weight=1.0, logmag_weight=1.0, eps=1e-7):
+    """The loss of ``MultiResolutionSTFTLoss`` as plain autograd operations on ``|torch.stft|``, ``log``, ``abs``
+    and ``mean`` (the reference form, before its STFT and magnitude terms got closed-form gradients); also the
+    reference of the closed-form gradient in tests/test_dsp_spectral.py."""
     import torch
 
     total = estimate.new_zeros(())
-    for n_fft, hop in zip(self.fft_sizes, self.hops):
+    for n_fft, hop in zip(fft_sizes, hops):
         window = torch.hann_window(n_fft, dtype=estimate.dtype)
         x, y = (
             torch.stft(s, n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True).abs()
             for s in (estimate, target)
         )
-        total = total + self.mag_weight * (x - y).abs().mean()
-        total = total + self.logmag_weight * (torch.log(x + self.eps) - torch.log(y + self.eps)).abs().mean()
+        total = total + mag_weight * (x - y).abs().mean()
+        total = total + logmag_weight * (torch.log(x + eps) - torch.log(y + eps)).abs().mean()
     return total
+
+
+def autograd_mrstft_forward(self, estimate, target):
+    """``MultiResolutionSTFTLoss.forward`` by :func:`autograd_mrstft`."""
+    return autograd_mrstft(estimate, target, self.fft_sizes, self.hops, self.mag_weight, self.logmag_weight, self.eps)
 
 
 def measure(config_file: str, overrides: list[str], autograd_loss: bool = False) -> dict:
