@@ -52,7 +52,7 @@ bench: install
 	$(PY) -m bench
 
 # Real singing, whole songs (needs ../shared/data): trains the demo and the real-vocal models, scores them and the
-# comb filter on the singer-held-out songs; bench/results/real_singing.json. About 2.5 hours on 2 cores; resumes.
+# comb filter on the singer-held-out songs; bench/results/real_singing.json. About 3.5 hours on 2 cores; resumes.
 bench-real: install
 	$(PY) -m bench real_singing
 

@@ -21,8 +21,8 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   the training windows given an input moved toward the target (``training.input_blend_fraction``: a random part
   of the separator's error left), so that the model sees clean inputs too and can learn to leave them alone;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`);
-- ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): those two trained
-  again from other seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse,
+- ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): ``real``,
+  ``real_without_no_harm`` and the two augmented systems trained again from other seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse,
   so a difference between systems can be set against the spread of one system over training runs.
 
 Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
@@ -51,14 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "runs" / "real_singing"
 RESULT = ROOT / "bench" / "results" / "real_singing.json"
-DEFAULT = False  # not part of a plain `make bench`: it trains ten models (about 2.5 hours on 2 cores)
+DEFAULT = False  # not part of a plain `make bench`: it trains 16 models (about 3.5 hours on 2 cores)
 COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
 NO_HARM = ["loss.no_harm_weight=10.0"]
 INPUT_BLENDS = {"real_input_blend30": 0.3, "real_input_blend60": 0.6}  # system -> training.input_blend_fraction
 AUGMENTATIONS = 2  # augmented versions of each training take in the augmented corpora
 AUGMENTED = {"real_augmented": 4.0, "real_augmented_eq10": 10.0}  # system -> its corpus' augmentation EQ range, dB
-SEEDED = ("real", "real_without_no_harm")  # the systems also trained from SEEDS
+SEEDED = ("real", "real_without_no_harm", "real_augmented", "real_augmented_eq10")  # also trained from SEEDS
 SEEDS = (1, 2)  # further training seeds of SEEDED (seed 0 is the systems themselves)
 
 
@@ -260,6 +260,7 @@ def main() -> None:
         root = augmented_root(name)
         link_finished_work(OUT, root, separator.name)
         datasets[name] = build_real_data(load_config(ROOT / CONFIG, steps), separator, root, AUGMENTATIONS, eq_db)
+    datasets |= {seed_run(name, seed): datasets[name] for name in SEEDED for seed in SEEDS if name in datasets}
     checkpoints = {"demo": demo.checkpoint} | {
         name: train_real(load_config(ROOT / CONFIG, overrides), datasets.get(name, datasets["real"]), name)
         for name, overrides in real_overrides.items()
