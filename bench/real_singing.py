@@ -16,14 +16,16 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
   the same number of steps;
 - ``"real_augmented_eq10"`` (:data:`AUGMENTED`): the same with the augmentation's equaliser gains drawn within
   +-10 dB instead of +-4 (``corpus --augment-eq-db 10``; every other draw identical), in
-  ``runs/real_singing/augmented_eq10/``: voices brighter or darker than any training singer's;
+  ``runs/real_singing/augmented_eq10/``: a wider spread of voice colour (bright voices such as
+  gtsinger-DE-Tenor-1's are the ones every model makes worse);
 - ``"real_input_blend30"``, ``"real_input_blend60"`` (:data:`INPUT_BLENDS`): as ``"real"``, with 30 or 60 % of
   the training windows given an input moved toward the target (``training.input_blend_fraction``: a random part
   of the separator's error left), so that the model sees clean inputs too and can learn to leave them alone;
 - ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`);
 - ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): ``real``,
-  ``real_without_no_harm`` and the two augmented systems trained again from other seeds (``training.seed``); ``seed_spread`` lists each seed's median changes and songs worse,
-  so a difference between systems can be set against the spread of one system over training runs.
+  ``real_without_no_harm`` and the two augmented systems trained again from other seeds (``training.seed``);
+  ``seed_spread`` lists each seed's median changes and songs worse, so a difference between systems can be set
+  against the spread of one system over training runs.
 
 Per system: ``si_sdr_change_median`` (SI-SDR of the mono downmix, refined minus separated, dB) and its
 ``si_sdr_change_ci95`` (percentile bootstrap of the median, 2000 resamples), ``sdr_change_median`` (SiSEC18),

@@ -229,3 +229,14 @@ def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, t
 def test_cli_equaliser_range_defaults_to_the_library_default():
     args = build_parser().parse_args(["corpus", "--kind", "remix", "--out", "x"])
     assert args.augment_eq_db == EQ_DB
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("--augment", "-1"), ("--augment-eq-db", "-2"), ("--accompaniments-per-vocal", "0")]
+)
+def test_cli_bad_remix_numbers_are_one_line_errors(flag, value, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert cli_main(["corpus", "--kind", "remix", "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and flag in err and "\n" not in err
+    assert not out.exists()

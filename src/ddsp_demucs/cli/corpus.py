@@ -119,7 +119,14 @@ def run(args: argparse.Namespace) -> int:
         log.info("wrote %d songs to %s", len(manifest["tracks"]), args.out)
         return 0
     if args.kind == "remix":
+        from ddsp_demucs import InputError
         from ddsp_demucs.data.real_corpus import write_real_corpus
+
+        if args.augment < 0 or args.augment_eq_db < 0 or args.accompaniments_per_vocal < 1:
+            raise InputError(
+                f"--augment ({args.augment}) and --augment-eq-db ({args.augment_eq_db:g}) must be >= 0 and "
+                f"--accompaniments-per-vocal ({args.accompaniments_per_vocal}) >= 1"
+            )
 
         tracks = write_real_corpus(
             args.out,
