@@ -239,6 +239,39 @@ def test_resumed_run_keeps_its_csv_log(tmp_path, datasets):
     assert steps[0] < 3 <= steps[-1] and steps[-1] >= 4, steps
 
 
+def test_resume_refuses_a_run_trained_with_other_settings(tmp_path, datasets):
+    """A changed setting (here the loss, or the F0 features the dataset was built with) is not resumed silently:
+    the old run would be reported as the new one. Running longer (max_steps) still resumes."""
+    train, _ = datasets
+    train_from_config(tiny_config("training.max_steps=2"), train, None, tmp_path)
+    recorded = (tmp_path / "config.yaml").read_text()
+    for change, named in (("loss.si_sdr_weight=3.0", "loss.si_sdr_weight: "), ("features.crepe_hop=320", "160 -> 320")):
+        with pytest.raises(DDSPDemucsError, match="other settings") as err:
+            train_from_config(tiny_config("training.max_steps=4", change), train, None, tmp_path)
+        assert named in str(err.value) and str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+    assert (tmp_path / "config.yaml").read_text() == recorded  # the refused run wrote nothing
+    fresh = train_from_config(
+        tiny_config("training.max_steps=2", "loss.si_sdr_weight=3.0"), train, None, tmp_path, resume=False
+    )
+    assert fresh["global_step"] == 2
+    longer = train_from_config(tiny_config("training.max_steps=3", "loss.si_sdr_weight=3.0"), train, None, tmp_path)
+    assert longer["global_step"] == 3
+
+
+def test_config_changes_compares_settings_not_run_length():
+    from ddsp_demucs.train import RESUMABLE_TRAINING_KEYS, config_changes
+
+    recorded = {"loss": {"fft_sizes": (512, 256), "si_sdr_weight": 0.0}, "training": {"max_steps": 5, "seed": 0}}
+    same = {
+        "loss": {"fft_sizes": [512, 256], "si_sdr_weight": 0, "new_key": 1},
+        "training": {"max_steps": 9, "seed": 0},
+    }
+    assert config_changes(recorded, same) == []  # tuple == list, 0.0 == 0, keys on one side only, max_steps
+    other = {"loss": {"fft_sizes": [512, 128], "si_sdr_weight": 0.0}, "training": {"max_steps": 5, "seed": 1}}
+    assert config_changes(recorded, other) == ["loss.fft_sizes: (512, 256) -> [512, 128]", "training.seed: 0 -> 1"]
+    assert "max_steps" in RESUMABLE_TRAINING_KEYS and "learning_rate" not in RESUMABLE_TRAINING_KEYS
+
+
 class NaNDataset(ListDataset):
     def __init__(self, items, bad):
         super().__init__(items)

@@ -740,6 +740,60 @@ def _forward_params(model: torch.nn.Module) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------- high level
+# training settings a resumed run may change: how long it runs, how it logs and checkpoints, the hardware
+RESUMABLE_TRAINING_KEYS = frozenset(
+    {
+        "max_steps",
+        "epochs",
+        "max_nonfinite_steps",
+        "devices",
+        "accelerator",
+        "strategy",
+        "threads",
+        "num_workers",
+        "log_every_steps",
+        "n_audio_examples",
+        "checkpoint_every_steps",
+    }
+)
+
+
+def config_changes(recorded: dict, config: dict) -> list[str]:
+    """``"section.key: old -> new"`` for every setting of ``recorded`` (a checkpoint's config dict) that ``config``
+    (a config dict) sets differently, except the ``training`` keys of :data:`RESUMABLE_TRAINING_KEYS`. Keys absent
+    from either side are not compared (configs written before a key existed)."""
+
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    changes = []
+    for section, values in recorded.items():
+        current = config.get(section)
+        if not isinstance(values, dict) or not isinstance(current, dict):
+            continue
+        for key, old in values.items():
+            if key not in current or (section == "training" and key in RESUMABLE_TRAINING_KEYS):
+                continue
+            if plain(old) != plain(current[key]):
+                changes.append(f"{section}.{key}: {old!r} -> {current[key]!r}")
+    return changes
+
+
+def check_resumable(last_checkpoint: Path, config: Config) -> None:
+    """Raise :class:`DDSPDemucsError` if ``last_checkpoint`` was written with settings that ``config`` changes
+    (:func:`config_changes`): resuming would continue a different model and report it as this one."""
+    try:
+        meta = torch.load(last_checkpoint, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY) or {}
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise DDSPDemucsError(f"{last_checkpoint}: cannot resume from it ({type(exc).__name__}: {exc})") from None
+    changes = config_changes(meta.get("config") or {}, config_to_dict(config))
+    if changes:
+        raise DDSPDemucsError(
+            f"{last_checkpoint.parent.parent}: holds a run trained with other settings ({'; '.join(changes)}); "
+            "train into another folder, or start afresh (ddsp-demucs train --no-resume)"
+        )
+
+
 def train_from_config(
     config: Config,
     train_dataset: Dataset,
@@ -751,8 +805,8 @@ def train_from_config(
     **fit_kwargs: Any,
 ) -> dict:
     """Train a model from a typed config into ``out_dir``; resume from ``out_dir/checkpoints/last.ckpt`` if
-    ``resume`` and it exists. ``extra_callbacks`` are added to :func:`create_callbacks`' list; ``fit_kwargs``
-    go to :meth:`DDSPTrainer.fit`.
+    ``resume`` and it exists (:class:`DDSPDemucsError` if that run's settings differ, :func:`check_resumable`).
+    ``extra_callbacks`` are added to :func:`create_callbacks`' list; ``fit_kwargs`` go to :meth:`DDSPTrainer.fit`.
 
     Writes ``out_dir/config.yaml`` (resolved), ``out_dir/checkpoints/{best,last}.ckpt``, and logs under
     ``out_dir/logs`` (``tensorboard/``, ``csv/metrics.csv``). Returns ``{"best_checkpoint", "last_checkpoint",
@@ -762,13 +816,14 @@ def train_from_config(
 
     out_dir = Path(out_dir)
     tc = config.training
-    setup_training_environment(use_mixed_precision=False, seed=tc.seed, threads=tc.threads)
-    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
     ckpt_dir = out_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     ckpt_path = str(last) if resume and last.is_file() else None
     if ckpt_path:
+        check_resumable(last, config)
         log.info("resuming from %s", ckpt_path)
+    setup_training_environment(use_mixed_precision=False, seed=tc.seed, threads=tc.threads)
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
     ddsp = DDSPTrainer(config=config)
     callbacks = create_callbacks(
         ckpt_dir,
@@ -801,6 +856,9 @@ __all__ = [
     "setup_training_environment",
     "load_model",
     "train_from_config",
+    "check_resumable",
+    "config_changes",
+    "RESUMABLE_TRAINING_KEYS",
     "LossTerms",
     "MelLoss",
     "ResumableSampler",

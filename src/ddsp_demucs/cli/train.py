@@ -4,7 +4,8 @@ Reads DIR's train and validation splits (written by `ddsp-demucs build-dataset`)
 model / loss / training sections, and writes into OUT: config.yaml (resolved), checkpoints/best.ckpt and
 checkpoints/last.ckpt (each loadable alone with ddsp_demucs.train.load_model), logs/tensorboard and
 logs/csv/metrics.csv, and train_summary.json. Re-running with the same OUT resumes from last.ckpt (no step
-lost or repeated) unless --no-resume is given.
+lost or repeated) unless --no-resume is given; it refuses, naming the settings, when the run in OUT was trained
+with other settings (only its length, logging, checkpointing and hardware may change: training.max_steps, ...).
 
 examples:
   ddsp-demucs train --config configs/ddsp_residual_small.yaml --data data/dataset --out runs/small
