@@ -181,6 +181,8 @@ def test_augmented_plan_adds_training_versions_only_and_keeps_the_rest(shared_da
         draws[p.vocal.path].add(p.augmentation)
     assert all(len(d) == 2 for d in draws.values())  # two different draws per vocal
     assert augmented == plan_corpus(read_index(shared_data), augmentations_per_vocal=2)  # deterministic
+    with pytest.raises(ValueError, match="augmentation_eq_db >= 0"):  # checked even when nothing is augmented
+        plan_corpus(entries, augmentation_eq_db=-1.0)
 
 
 def test_augmented_build_records_the_draw_and_mixes_at_the_ratio(small_corpus, tmp_path):

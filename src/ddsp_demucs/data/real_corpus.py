@@ -202,8 +202,11 @@ def plan_corpus(
     over the next ``accompaniments_per_vocal`` accompaniments and ratios, equaliser gains within
     ``+-augmentation_eq_db`` dB; validation and test vocals never are.
     """
-    if accompaniments_per_vocal < 1 or not ratios_db or augmentations_per_vocal < 0:
-        raise ValueError("accompaniments_per_vocal must be >= 1, ratios_db not empty, augmentations_per_vocal >= 0")
+    if accompaniments_per_vocal < 1 or not ratios_db or augmentations_per_vocal < 0 or not augmentation_eq_db >= 0:
+        raise ValueError(
+            "accompaniments_per_vocal must be >= 1, ratios_db not empty, augmentations_per_vocal >= 0, "
+            "augmentation_eq_db >= 0"
+        )
     vocals = [e for e in entries if e.kind == "vocal"]
     if not vocals:
         raise InputError("the index lists no real vocals")
