@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -55,6 +55,11 @@ bench: install
 # comb filter on the singer-held-out songs; bench/results/real_singing.json. About 3.5 hours on 2 cores; resumes.
 bench-real: install
 	$(PY) -m bench real_singing
+
+# Refinement strength (refine --strength) of the real and demo models of bench-real, chosen on the validation
+# singers' songs and reported on the test songs; bench/results/strength.json. About 15 minutes after bench-real.
+bench-strength: install
+	$(PY) -m bench strength
 
 # On a CUDA machine: training steps in fp32 / bf16-mixed / 16-mixed, 2-GPU DDP where two GPUs exist, GPU refine
 # against CPU refine; bench/results/gpu.json. Without CUDA it says so in one line.

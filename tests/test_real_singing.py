@@ -197,6 +197,46 @@ def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_mod
     assert (sr, audio.shape) == (info.samplerate, (info.frames, info.channels)) and np.all(np.isfinite(audio))
 
 
+def test_validation_songs_at_a_strength(small_corpus, real_model, tmp_path, capsys):  # noqa: F811
+    """``--songs-subset valid --strength S``: the corpus' validation songs, refined at strength S, which the
+    report's command repeats; --strength on dataset windows is a one-line error."""
+    _, corpus, tracks = small_corpus
+    out = tmp_path / "valid"
+    args = ["evaluate", "--checkpoint", str(real_model), "--songs", str(corpus), "--separator", "fallback"]
+    assert cli_main([*args, "--songs-subset", "valid", "--strength", "0.5", "--out", str(out), "--n-boot", "50"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    valid = {t.name for t in tracks if t.split == "valid"}
+    assert valid and {r["track"] for r in csv_rows(out / "examples.csv")} == valid
+    assert summary["settings"]["system"].endswith("at strength 0.5") and summary["settings"]["split"] == "valid"
+    assert "--strength 0.5" in (out / "report.html").read_text()
+    capsys.readouterr()
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(real_model),
+                "--data",
+                str(tmp_path),
+                "--strength",
+                "0.5",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--strength" in err[0] and "--songs" in err[0]
+
+
+def csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def test_clean_vocal_scores_refine_each_true_vocal_and_score_it_against_itself(small_corpus):  # noqa: F811
     """``make bench-real``'s ``clean_vocal``: a system that leaves an error exactly 20 dB below the vocal, at right
     angles to it, scores 20 dB on every song and singer."""
@@ -221,3 +261,27 @@ def test_clean_vocal_scores_refine_each_true_vocal_and_score_it_against_itself(s
     assert set(scores["per_singer_median"]) == test_singers
     for value in [scores["si_sdr_median"], *scores["per_singer_median"].values()]:
         assert value == pytest.approx(20.0, abs=1e-3)
+
+
+def test_strength_bench_refines_each_song_once_and_chooses_on_validation_medians():
+    """``make bench-strength``: every strength is mixed from one refinement per song, as ``refine`` mixes it; the
+    chosen strength has the largest validation median (the higher strength on a tie)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.strength import cached_refiner, choose
+    from ddsp_demucs.refine import apply_strength
+
+    calls = []
+
+    def refiner(separated, sample_rate, reference):
+        calls.append(sample_rate)
+        return separated * 0.5 + 0.1
+
+    at = cached_refiner(refiner)
+    x = np.random.default_rng(0).standard_normal((1000, 2)).astype(np.float32)
+    for strength in (0.25, 0.5, 1.0, 0.25):
+        np.testing.assert_array_equal(at(strength)(x, 44100, x), apply_strength(x, x * 0.5 + 0.1, strength))
+    assert calls == [44100]
+    at(1.0)(x[:500], 44100, x[:500])
+    assert calls == [44100, 44100]  # another song: refined once more
+    medians = {0.25: 1.0, 0.5: 2.0, 0.75: 2.0, 1.0: 1.5}
+    assert choose({s: {"si_sdr_change_median": m} for s, m in medians.items()}) == 0.75

@@ -208,6 +208,21 @@ def test_shapes_rates_and_lengths_with_a_non_identity_model():
             assert not np.allclose(y[:, 0], y[:, 1])  # channels keep their own content and phase
 
 
+def test_strength_mixes_the_refinement_with_its_input():
+    """``strength`` s gives ``x + s (refined - x)``: 1 is the model's output bit for bit, 0 the input."""
+    model = tiny_model("mask", perturb=0.3)
+    x = vocal(3.0, 44100, 2)
+    full = refine_vocals(model, x, 44100, window_s=2.0)
+    assert np.array_equal(refine_vocals(model, x, 44100, window_s=2.0, strength=1.0), full)
+    assert np.array_equal(refine_vocals(model, x, 44100, window_s=2.0, strength=0.0), x)
+    part = refine_vocals(model, x, 44100, window_s=2.0, strength=0.3)
+    assert part.dtype == np.float32
+    np.testing.assert_allclose(part, x.astype(np.float64) + 0.3 * (full.astype(np.float64) - x), atol=1e-6)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InputError, match="strength"):
+            refine_vocals(model, x, 44100, strength=bad)
+
+
 def test_f0_reference_drives_the_controls():
     model = tiny_model("mask", perturb=0.3)
     x = vocal(3.0, 44100, 2)
@@ -423,6 +438,12 @@ def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
     assert (out / "stereo" / "refined_vocals.wav").stat().st_mtime_ns != stamps[out / "stereo" / "refined_vocals.wav"]
     assert (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns == stamps[out / "mono48" / "refined_vocals.wav"]
 
+    # another --strength is another output: redone (not skipped as up to date), and recorded
+    args = ["--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out), "--window-s", "6"]
+    assert refine_cli(str(good["mono48"][0]), *args, "--strength", "0.5") == 0
+    assert json.loads((out / "mono48" / "refine.json").read_text())["strength"] == 0.5
+    assert (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns != stamps[out / "mono48" / "refined_vocals.wav"]
+
 
 def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path, checkpoint):
     from ddsp_demucs.train import load_model
@@ -454,6 +475,9 @@ def test_cli_checkpoint_and_output_errors(tmp_path, checkpoint, capsys):
         refine_cli(str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"), "--overlap-s", "-1") == 2
     )
     assert "overlap" in capsys.readouterr().err
+    assert refine_cli(str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"), "--strength", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--strength" in err[0] and "between 0 and 1" in err[0]
     # an output "folder" that cannot be created (a plain file is in the way): one line, before any work
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")

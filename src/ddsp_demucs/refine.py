@@ -151,6 +151,21 @@ def check_window_args(window_s: float | None, overlap_s: float) -> None:
         )
 
 
+def check_strength(strength: float) -> None:
+    """Raise :class:`InputError` unless ``0 <= strength <= 1``."""
+    if not 0.0 <= strength <= 1.0:
+        raise InputError(f"strength (--strength) must be between 0 and 1, got {strength}")
+
+
+def apply_strength(vocals: np.ndarray, refined: np.ndarray, strength: float) -> np.ndarray:
+    """``vocals + strength * (refined - vocals)`` in float32 (``refined`` itself at strength 1): part of a
+    refinement, as :func:`refine_vocals` applies it."""
+    check_strength(strength)
+    if strength == 1.0:
+        return refined
+    return vocals + np.float32(strength) * (refined - vocals)
+
+
 def crossfade_weights(window: Window) -> np.ndarray:
     """Per-sample weights ``(stop - start,)`` of a window: raised-cosine fade-in / fade-out over the overlaps,
     1 elsewhere. A fade-out and the next window's fade-in sum to exactly 1 (one is computed as 1 - the other)."""
@@ -253,6 +268,7 @@ def refine_vocals(
     progress: bool = False,
     seed: int = 0,
     f0_reference: np.ndarray | None = None,
+    strength: float = 1.0,
 ) -> np.ndarray:
     """Refine a separated vocal with ``model`` (see the module docstring for the method).
 
@@ -266,10 +282,14 @@ def refine_vocals(
         seed: seeds the noise stream of ``synth`` / ``gate`` models (:func:`noise_stream`).
         f0_reference: ``(n_samples, any channels)`` at ``sample_rate``: track F0 on this signal instead of on
             ``vocals`` (the oracle-F0 diagnosis passes the true vocal; users leave it None).
+        strength: how much of the refinement is applied, in [0, 1]: the output is ``vocals + strength *
+            (refined - vocals)`` (1: the model's output, 0: the input). For a ``mask`` model this is the mask moved
+            toward 1: ``1 + strength * (mask - 1)``.
 
     Returns:
         float32 ``(n_samples, n_channels)`` at ``sample_rate``: same length and channels as ``vocals``.
     """
+    check_strength(strength)
     audio = _check_vocals(vocals, sample_rate, model)
     if f0_reference is not None:
         f0_reference = np.asarray(f0_reference, dtype=np.float32)
@@ -300,7 +320,7 @@ def refine_vocals(
             f0_reference=f0_reference,
         )
         out[win.start : win.stop] += crossfade_weights(win)[:, None] * y
-    return out
+    return apply_strength(audio, out, strength)
 
 
 def refine_window(
@@ -355,7 +375,7 @@ def song_output_dir(song_path: str | os.PathLike, out_dir: str | os.PathLike) ->
     return Path(out_dir) / Path(song_path).stem
 
 
-def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overlap_s) -> dict:
+def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overlap_s, strength) -> dict:
     return {
         "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
         "separator": separator.name,
@@ -363,6 +383,7 @@ def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overl
         "composition": model.composition,
         "window_s": window_s,
         "overlap_s": overlap_s,
+        "strength": strength,
     }
 
 
@@ -392,8 +413,9 @@ def refine_song(
     force: bool = False,
     checkpoint: str | os.PathLike | None = None,
     progress: bool = False,
+    strength: float = 1.0,
 ) -> dict:
-    """Separate and refine one song file.
+    """Separate and refine one song file (``strength``: as in :func:`refine_vocals`).
 
     Writes ``out_dir/<song stem>/separated_vocals.wav`` and ``refined_vocals.wav`` (float WAV at the song's
     rate, channels and exact length) and ``refine.json`` (settings, checkpoint, separator, timings), each
@@ -408,7 +430,7 @@ def refine_song(
     """
     song_path = Path(song_path)
     song_dir = song_output_dir(song_path, out_dir)
-    settings = _settings(model, separator, checkpoint, window_s, overlap_s)
+    settings = _settings(model, separator, checkpoint, window_s, overlap_s, strength)
     if not force and song_path.is_file() and _is_up_to_date(song_path, song_dir, settings, checkpoint):
         log.info("%s: up to date in %s, skipped", song_path.name, song_dir)
         return {**json.loads((song_dir / RECORD_NAME).read_text()), "skipped": True}
@@ -430,7 +452,9 @@ def refine_song(
     t2 = time.perf_counter()
     log.info("%s: refining (%s model)", song_path.name, model.composition)
     try:
-        refined = refine_vocals(model, vocals, sr, window_s=window_s, overlap_s=overlap_s, progress=progress)
+        refined = refine_vocals(
+            model, vocals, sr, window_s=window_s, overlap_s=overlap_s, progress=progress, strength=strength
+        )
     except InputError as exc:
         raise InputError(f"{song_path}: {exc}") from None
     t3 = time.perf_counter()
@@ -463,6 +487,8 @@ __all__ = [
     "window_step",
     "frame_controls",
     "check_window_args",
+    "check_strength",
+    "apply_strength",
     "song_output_dir",
     "Window",
     "CONTEXT_S",

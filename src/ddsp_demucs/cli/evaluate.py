@@ -13,10 +13,12 @@ figures): full_tracks.csv, full_tracks*.png and "full_tracks" in summary.json.
 --songs DIR scores the path a user takes instead: every song of DIR (MUSDB18-HQ layout: a folder per song with
 mixture and vocals; --songs-subset test by default, e.g. a corpus from `ddsp-demucs corpus --kind remix`) is
 separated by --separator and refined whole, at its own rate and channels, as `ddsp-demucs refine` does, by the
-checkpoint or, with --comb, by the non-learned F0-guided harmonic comb filter. Per song: SI-SDR of the mono
-downmix, SiSEC18 SDR, and the error per frequency band (< 0.3, 0.3-1, 1-3, 3-8, > 8 kHz) and per region of the
-true vocal (voiced, unvoiced, silent), so a regression shows where it is; examples.csv (one row per song, with
-its singer), summary.json, plots and report.html as above. Separations are cached in OUT/song_cache.
+checkpoint (applied at --strength, as refine does) or, with --comb, by the non-learned F0-guided harmonic comb
+filter; --songs-subset valid scores the validation songs of a real corpus (where a strength is chosen). Per
+song: SI-SDR of the mono downmix, SiSEC18 SDR, and the error per frequency band (< 0.3, 0.3-1, 1-3, 3-8,
+> 8 kHz) and per region of the true vocal (voiced, unvoiced, silent), so a regression shows where it is;
+examples.csv (one row per song, with its singer), summary.json, plots and report.html as above. Separations
+are cached in OUT/song_cache.
 
 Windows with a silent true vocal are skipped (listed); windows whose refined output is not finite, and songs
 that cannot be read, are listed at the end and make the exit status 1.
@@ -65,8 +67,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--songs-subset",
         default="test",
-        choices=("train", "test"),
-        help="with --songs: the subset folder to score (default test)",
+        choices=("train", "valid", "test"),
+        help="with --songs: the songs to score: the test folder (default), the train folder, or valid: the "
+        "validation songs a corpus manifest lists (in the train folder)",
     )
     p.add_argument(
         "--separator",
@@ -80,6 +83,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --songs: a diagnosis, not a user's path: the system tracks F0 on the true vocal "
         "instead of on the separated one",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="with --songs and --checkpoint: how much of the refinement to apply, 0-1, as refine --strength "
+        "(default 1)",
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument(
@@ -126,11 +136,14 @@ def command_line(args: argparse.Namespace) -> str:
         ("--n-tracks", args.n_tracks),
         ("--n-boot", args.n_boot),
         ("--seed", args.seed),
+        ("--strength", args.strength if args.strength != 1.0 else None),
     ):
         if value is not None:
             parts += [flag, str(value)]
     if args.no_f0:
         parts.append("--no-f0")
+    if args.oracle_f0:
+        parts.append("--oracle-f0")
     if args.full_tracks:
         parts += ["--full-tracks", "--window-s", f"{args.window_s:g}"]
     return shlex.join(parts)
@@ -187,8 +200,10 @@ def run_songs(args: argparse.Namespace) -> int:
         provenance = getattr(model, "provenance", {}) or {}
         for warning in provenance_warnings(provenance, separator.name):
             log.warning("%s: %s", args.checkpoint, warning)
-        refiner = model_refiner(model, window_s=args.window_s, seed=args.seed, oracle_f0=args.oracle_f0)
-        system = f"model {args.checkpoint}"
+        refiner = model_refiner(
+            model, window_s=args.window_s, seed=args.seed, oracle_f0=args.oracle_f0, strength=args.strength
+        )
+        system = f"model {args.checkpoint}" + (f" at strength {args.strength:g}" if args.strength != 1.0 else "")
     if args.oracle_f0:
         system += " with oracle F0 (tracked on the true vocal)"
     results = evaluate_songs(
@@ -197,7 +212,8 @@ def run_songs(args: argparse.Namespace) -> int:
         separator,
         system=system,
         cache_dir=args.out / "song_cache",
-        subset=args.songs_subset,
+        subset="train" if args.songs_subset == "valid" else args.songs_subset,
+        split="valid" if args.songs_subset == "valid" else None,
         n_songs=args.n_tracks,
         f0_method=args.f0_method,
         settings={"provenance": provenance},
@@ -226,11 +242,15 @@ def run_songs(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.cli.refine import check_output_folder
     from ddsp_demucs.evaluate import evaluate_model, evaluate_tracks, write_evaluation
+    from ddsp_demucs.refine import check_strength
 
     for name in ("n_examples", "n_tracks", "batch_size", "n_boot"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise DDSPDemucsError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    check_strength(args.strength)
+    if args.strength != 1.0 and (args.songs is None or args.comb):
+        raise DDSPDemucsError("--strength applies to a checkpoint's refinement of whole songs: use it with --songs")
     if args.songs is not None:
         return run_songs(args)
     if args.comb:

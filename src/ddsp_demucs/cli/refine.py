@@ -5,9 +5,10 @@ For each SONG (a file, or every audio file under a folder) writes OUT/<song file
 checkpoint and its provenance, separator, timings), at the song's sample rate, channel count and exact length.
 The checkpoint's provenance is checked first: a warning is logged when it was trained on another separator,
 on synthetic voices only, or does not say. Songs are refined in overlapping windows (--window-s, crossfaded
-over --overlap-s), so memory does not grow with the song's length. A re-run skips songs whose outputs are
-newer than the song and the checkpoint (--force redoes them). Songs that cannot be read or separated are
-reported at the end and make the exit status 1; the others are still processed.
+over --overlap-s), so memory does not grow with the song's length. --strength S < 1 applies part of the
+refinement (separated + S * (refined - separated)). A re-run skips songs whose outputs are newer than the song
+and the checkpoint and were made with the same settings (--force redoes them). Songs that cannot be read or
+separated are reported at the end and make the exit status 1; the others are still processed.
 
 Separators: any Demucs model name (htdemucs, htdemucs_ft, ...), "fallback" (weight-free, much lower quality),
 or "auto" (htdemucs if its weights load, else fallback, with a warning). --demucs-repo DIR holds Demucs
@@ -51,6 +52,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         help="refinement window in seconds (default 30; rounded down to the model's window grid)",
     )
     p.add_argument("--overlap-s", type=float, default=1.0, help="crossfade between windows in seconds (default 1)")
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="how much of the refinement to apply, 0-1: the output is separated + S * (refined - separated) "
+        "(default 1: the model's output; README, Your own songs: what lower values did on real songs)",
+    )
     p.add_argument("--force", action="store_true", help="redo songs whose outputs are up to date")
 
 
@@ -101,10 +109,11 @@ def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.model import ResidualDDSPDecoder
     from ddsp_demucs.provenance import provenance_warnings
-    from ddsp_demucs.refine import check_window_args, refine_song
+    from ddsp_demucs.refine import check_strength, check_window_args, refine_song
     from ddsp_demucs.train import load_model
 
     check_window_args(args.window_s, args.overlap_s)
+    check_strength(args.strength)
     model = load_model(args.checkpoint)
     if not isinstance(model, ResidualDDSPDecoder):
         raise DDSPDemucsError(f"{args.checkpoint}: holds a {type(model).__name__}, not a ResidualDDSPDecoder")
@@ -136,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 force=args.force,
                 checkpoint=args.checkpoint,
                 progress=True,
+                strength=args.strength,
             )
         except (DDSPDemucsError, OSError) as exc:
             message = str(exc) if isinstance(exc, DDSPDemucsError) else f"{exc.filename or song}: {exc.strerror or exc}"

@@ -105,6 +105,7 @@ def evaluate_songs(
     system: str,
     cache_dir: str | os.PathLike,
     subset: str = "test",
+    split: str | None = None,
     n_songs: int | None = None,
     f0_method: str | None = None,
     voicing_threshold: float = 0.5,
@@ -118,6 +119,8 @@ def evaluate_songs(
     Args:
         system: what ``refiner`` is, recorded in the results (e.g. ``"model runs/x/model.ckpt"``, ``"comb"``).
         cache_dir: separations and true-vocal F0 are kept there between runs and systems.
+        split: only the songs of this split of :func:`ddsp_demucs.data.musdb_tracks` (``"valid"``: the
+            validation songs a corpus manifest lists, in the train folder).
         n_songs: score this many songs spread evenly over the folder (default all).
         f0_method, voicing_threshold: the tracker defining the voiced region of the true vocal.
         n_keep: songs whose excerpts (signals) are kept for the report.
@@ -130,7 +133,7 @@ def evaluate_songs(
     from ddsp_demucs.data import SAMPLE_RATE, musdb_tracks
 
     root = Path(songs_root)
-    tracks = musdb_tracks(root, subsets=(subset,) if subset else ("train", "test"))
+    tracks = musdb_tracks(root, subsets=(subset,) if subset else ("train", "test"), split=split)
     if not tracks:
         raise DDSPDemucsError(f"{root}: no songs with a mixture and true vocals to evaluate")
     singers = _singers(root)
@@ -141,6 +144,7 @@ def evaluate_songs(
         "system": system,
         "songs_root": str(root),
         "subset": subset,
+        "split": split,
         "metrics": [m.key for m in SONG_METRICS],
         "f0_method": f0_method,
         "voicing_threshold": voicing_threshold,
@@ -208,11 +212,17 @@ def _singers(root: Path) -> dict[str, str]:
 
 
 def model_refiner(
-    model, *, window_s: float | None = 30.0, overlap_s: float = 1.0, seed: int = 0, oracle_f0: bool = False
+    model,
+    *,
+    window_s: float | None = 30.0,
+    overlap_s: float = 1.0,
+    seed: int = 0,
+    oracle_f0: bool = False,
+    strength: float = 1.0,
 ) -> Refiner:
-    """The system of a trained model: :func:`ddsp_demucs.refine.refine_vocals` with the checkpoint's settings,
-    exactly as ``ddsp-demucs refine`` runs it; ``oracle_f0``: F0 tracked on the true vocal instead (a diagnosis,
-    not something a user can run)."""
+    """The system of a trained model: :func:`ddsp_demucs.refine.refine_vocals` with the checkpoint's settings and
+    ``strength``, exactly as ``ddsp-demucs refine`` runs it; ``oracle_f0``: F0 tracked on the true vocal instead (a
+    diagnosis, not something a user can run)."""
     from ddsp_demucs.refine import refine_vocals
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
@@ -224,6 +234,7 @@ def model_refiner(
             overlap_s=overlap_s,
             seed=seed,
             f0_reference=reference if oracle_f0 else None,
+            strength=strength,
         )
 
     return refine
