@@ -57,7 +57,7 @@ bench-real: install
 	$(PY) -m bench real_singing
 
 # Refinement strength (refine --strength) of the real and demo models of bench-real, chosen on the validation
-# singers' songs and reported on the test songs; bench/results/strength.json. About 15 minutes after bench-real.
+# singers' songs and reported on the test songs; bench/results/strength.json. About 25 minutes after bench-real.
 bench-strength: install
 	$(PY) -m bench strength
 

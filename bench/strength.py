@@ -22,9 +22,8 @@ import sys
 
 import numpy as np
 
-from bench.real_singing import OUT, SHARED, clean_vocal_scores, log, system_entry
+from bench.real_singing import OUT, ROOT, SHARED, clean_vocal_scores, log, system_entry
 
-ROOT = OUT.parents[1]
 RESULT = ROOT / "bench" / "results" / "strength.json"
 DEFAULT = False  # needs the models of `make bench-real`
 COMMAND = "make bench-strength"
@@ -54,12 +53,6 @@ def cached_refiner(refiner):
         return refine
 
     return at
-
-
-def worst_song_change(results) -> float:
-    """The lowest per-song SI-SDR change (dB)."""
-    changes = results.improvements("si_sdr_mono")
-    return float(np.nanmin(changes))
 
 
 def choose(entries: dict[float, dict]) -> float:
@@ -117,7 +110,7 @@ def main() -> None:
                         "n_singers",
                         "per_singer",
                     )
-                } | {"worst_song_change": worst_song_change(results)}
+                } | {"worst_song_change": float(np.nanmin(results.improvements("si_sdr_mono")))}
                 if split == "test":
                     entry["clean_vocal"] = clean_vocal_scores(at(strength), corpus)
                 per_split[split][strength] = entry

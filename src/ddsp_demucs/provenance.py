@@ -126,7 +126,13 @@ def training_provenance(dataset: Any, model: torch.nn.Module) -> dict:
 
 def read_provenance(checkpoint_path: str | os.PathLike) -> dict:
     """The provenance stored in a ddsp-demucs checkpoint, without building the model; ``{}`` for checkpoints
-    written before provenance existed. Raises :class:`DDSPDemucsError` naming the file if it is missing,
+    written before provenance existed. Raises as :func:`read_checkpoint_meta`."""
+    return dict(read_checkpoint_meta(checkpoint_path).get("provenance") or {})
+
+
+def read_checkpoint_meta(checkpoint_path: str | os.PathLike) -> dict:
+    """The ddsp-demucs entry of a checkpoint (model class and arguments, resolved config, provenance, training
+    counters), without building the model. Raises :class:`DDSPDemucsError` naming the file if it is missing,
     unreadable or not a ddsp-demucs checkpoint."""
     path = Path(checkpoint_path)
     if not path.is_file():
@@ -138,7 +144,7 @@ def read_provenance(checkpoint_path: str | os.PathLike) -> dict:
     meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or not meta:
         raise DDSPDemucsError(f"{path}: not a ddsp-demucs checkpoint (no {CHECKPOINT_KEY!r} entry)")
-    return dict(meta.get("provenance") or {})
+    return meta
 
 
 def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
@@ -171,5 +177,6 @@ __all__ = [
     "code_version",
     "training_provenance",
     "read_provenance",
+    "read_checkpoint_meta",
     "provenance_warnings",
 ]

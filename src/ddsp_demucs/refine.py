@@ -158,9 +158,8 @@ def check_strength(strength: float) -> None:
 
 
 def apply_strength(vocals: np.ndarray, refined: np.ndarray, strength: float) -> np.ndarray:
-    """``vocals + strength * (refined - vocals)`` in float32 (``refined`` itself at strength 1): part of a
-    refinement, as :func:`refine_vocals` applies it."""
-    check_strength(strength)
+    """``vocals + strength * (refined - vocals)`` in float32 (``refined`` itself at strength 1) for a strength in
+    [0, 1] (:func:`check_strength`): part of a refinement, as :func:`refine_vocals` applies it."""
     if strength == 1.0:
         return refined
     return vocals + np.float32(strength) * (refined - vocals)

@@ -48,7 +48,7 @@ from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
-from ddsp_demucs.provenance import CHECKPOINT_KEY, training_provenance
+from ddsp_demucs.provenance import CHECKPOINT_KEY, read_checkpoint_meta, training_provenance
 from ddsp_demucs.utils import (
     atomic_path,
     config_to_dict,
@@ -781,11 +781,9 @@ def config_changes(recorded: dict, config: dict) -> list[str]:
 
 def check_resumable(last_checkpoint: Path, config: Config) -> None:
     """Raise :class:`DDSPDemucsError` if ``last_checkpoint`` was written with settings that ``config`` changes
-    (:func:`config_changes`): resuming would continue a different model and report it as this one."""
-    try:
-        meta = torch.load(last_checkpoint, map_location="cpu", weights_only=False).get(CHECKPOINT_KEY) or {}
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise DDSPDemucsError(f"{last_checkpoint}: cannot resume from it ({type(exc).__name__}: {exc})") from None
+    (:func:`config_changes`): resuming would continue a different model and report it as this one; or if it is not a
+    readable ddsp-demucs checkpoint (:func:`~ddsp_demucs.provenance.read_checkpoint_meta`)."""
+    meta = read_checkpoint_meta(last_checkpoint)
     changes = config_changes(meta.get("config") or {}, config_to_dict(config))
     if changes:
         raise DDSPDemucsError(
