@@ -254,3 +254,24 @@ def test_vocadito_raw_pitch_accuracy_whole_file():
     rpa, rpa_voiced_output = _vocadito_rpa()
     assert rpa >= 0.95
     assert rpa_voiced_output >= 0.95
+
+
+def test_crepe_layouts_agree_and_the_faster_is_chosen():
+    """The channels-first and channels-last forms of the network give the same activations (float rounding), on
+    random frames and on a sung vowel's; :func:`crepe.fastest_layout` names one of them."""
+    import torch
+
+    net = crepe.load_crepe("tiny")
+    tone = harmonic_tone(196.0, 16000, 0.2)
+    frames = torch.cat(
+        [
+            torch.randn(5, crepe.FRAME_SIZE, generator=torch.Generator().manual_seed(1)),
+            torch.tensor(tone[: 3 * crepe.FRAME_SIZE], dtype=torch.float32).reshape(3, crepe.FRAME_SIZE),
+        ]
+    )
+    frames = crepe.normalise_frames(frames)
+    with torch.inference_mode():
+        first, last = net(frames), net.forward_channels_last(frames)
+    assert first.shape == last.shape == (8, crepe.N_BINS)
+    np.testing.assert_allclose(first.numpy(), last.numpy(), atol=1e-5)
+    assert crepe.fastest_layout("tiny", torch.get_num_threads()) in crepe.LAYOUTS
