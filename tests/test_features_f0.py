@@ -256,9 +256,9 @@ def test_vocadito_raw_pitch_accuracy_whole_file():
     assert rpa_voiced_output >= 0.95
 
 
-def test_crepe_layouts_agree_and_the_faster_is_chosen():
-    """The channels-first and channels-last forms of the network give the same activations (float rounding), on
-    random frames and on a sung vowel's; :func:`crepe.fastest_layout` names one of them."""
+def test_crepe_layouts_agree_and_the_fastest_is_chosen():
+    """The three forms of the network (channels-first, the same with layer 2 by FFT, channels-last) give the same
+    activations (float rounding), on random frames and on a sung vowel's; :func:`crepe.fastest_layout` names one."""
     import torch
 
     net = crepe.load_crepe("tiny")
@@ -271,7 +271,22 @@ def test_crepe_layouts_agree_and_the_faster_is_chosen():
     )
     frames = crepe.normalise_frames(frames)
     with torch.inference_mode():
-        first, last = net(frames), net.forward_channels_last(frames)
-    assert first.shape == last.shape == (8, crepe.N_BINS)
-    np.testing.assert_allclose(first.numpy(), last.numpy(), atol=1e-5)
+        first = net(frames)
+        for layout in crepe.LAYOUTS:
+            other = crepe.layout_forward(net, layout)(frames)
+            assert other.shape == (8, crepe.N_BINS)
+            np.testing.assert_allclose(other.numpy(), first.numpy(), atol=1e-5, err_msg=layout)
     assert crepe.fastest_layout("tiny", torch.get_num_threads()) in crepe.LAYOUTS
+
+
+def test_fft_correlate_matches_a_direct_float64_correlation():
+    import torch
+
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 3, 50)), rng.standard_normal((4, 3, 7)), rng.standard_normal(4)
+    expected = np.array(
+        [[sum(np.correlate(x[n, c], w[o, c], "valid") for c in range(3)) + b[o] for o in range(4)] for n in range(2)]
+    )
+    got = crepe.fft_correlate(*(torch.tensor(a, dtype=torch.float32) for a in (x, w, b))).numpy()
+    assert got.shape == (2, 4, 44)
+    np.testing.assert_allclose(got, expected, atol=1e-4)

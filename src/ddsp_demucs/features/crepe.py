@@ -55,11 +55,12 @@ class CrepeNet(nn.Module):
     ``capacity`` multiplies the channel counts: 4 for "tiny", 32 for "full". The parameters keep the layout of
     the published weights (``Conv2d`` kernels ``(k, 1)``, ``BatchNorm2d``).
 
-    Two layouts compute the same activations (to float rounding): ``forward`` convolves ``(batch, channels,
-    time)`` activations with ``conv1d``; :meth:`forward_channels_last` keeps them ``(batch, time, channels)`` and
-    computes the stride-4 first layer in polyphase form (the padded frame as 4 interleaved phases, a stride-1
-    convolution with the kernel split the same way). Which is faster depends on the CPU's oneDNN kernels (2.4x
-    one way on an AVX2 EPYC, about 4x the other way where the channels-last form was first measured), so
+    Three forms compute the same activations (to float rounding): ``forward`` convolves ``(batch, channels,
+    time)`` activations with ``conv1d``; :meth:`forward_fft` does the same with layer 2 by FFT;
+    :meth:`forward_channels_last` keeps them ``(batch, time, channels)`` and computes the stride-4 first layer in
+    polyphase form (the padded frame as 4 interleaved phases, a stride-1 convolution with the kernel split the
+    same way). Which is fastest depends on the CPU's oneDNN kernels (channels-last 2.4x slower than
+    channels-first on an AVX2 EPYC, about 4x faster than torchcrepe's layout where it was first measured), so
     :func:`salience` uses :func:`fastest_layout`, timed once per process.
     """
 
@@ -73,10 +74,20 @@ class CrepeNet(nn.Module):
         self.classifier = nn.Linear(self.in_features, N_BINS)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self._forward_channels_first(frames, fft_layers=())
+
+    def forward_fft(self, frames: torch.Tensor) -> torch.Tensor:
+        """``forward`` with layer 2 (the widest input: 128 channels x kernel 64 for "tiny", 40 % of the
+        multiply-adds) as an FFT convolution (:func:`fft_correlate`)."""
+        return self._forward_channels_first(frames, fft_layers=(2,))
+
+    def _forward_channels_first(self, frames: torch.Tensor, fft_layers: tuple[int, ...]) -> torch.Tensor:
         x = frames[:, None]  # (batch, 1, 1024)
         for i, (kernel, stride) in enumerate(zip(_KERNELS, _STRIDES), start=1):
             conv = getattr(self, f"conv{i}")
-            x = F.conv1d(F.pad(x, same_padding(x.shape[-1], kernel, stride)), conv.weight[..., 0], conv.bias, stride)
+            x = F.pad(x, same_padding(x.shape[-1], kernel, stride))
+            correlate = fft_correlate if i in fft_layers else functools.partial(F.conv1d, stride=stride)
+            x = correlate(x, conv.weight[..., 0], conv.bias)
             x = self._relu_norm_pool(x.transpose(1, 2), i).transpose(1, 2)  # (batch, channels, time / 2)
         return self._classify(x.transpose(1, 2))
 
@@ -109,6 +120,17 @@ class CrepeNet(nn.Module):
         return torch.sigmoid(self.classifier(x.reshape(-1, self.in_features)))
 
 
+def fft_correlate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """What ``F.conv1d(x, weight, bias)`` computes (stride 1, no padding: a cross-correlation), by FFT:
+    ``x (batch, in, time)``, ``weight (out, in, k)`` -> ``(batch, out, time - k + 1)``. Per frequency bin the
+    channel sum is one complex matrix product; the FFT length is the next power of two >= ``time``."""
+    k, n_in = weight.shape[-1], x.shape[-1]
+    n_fft = 1 << (n_in - 1).bit_length()
+    spectra = torch.fft.rfft(weight, n=n_fft).conj().permute(2, 1, 0)  # (bins, in, out)
+    product = torch.matmul(torch.fft.rfft(x, n=n_fft).permute(2, 0, 1), spectra)  # (bins, batch, out)
+    return torch.fft.irfft(product.permute(1, 2, 0), n=n_fft)[..., : n_in - k + 1] + bias[:, None]
+
+
 def _conv_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Stride-1 valid convolution of ``x (batch, time, in)`` with ``weight (out, in, k)`` -> ``(batch, time', out)``,
     on oneDNN's channels-last path."""
@@ -125,12 +147,13 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(2).permute(0, 3, 1, 2)
 
 
-LAYOUTS = ("channels_first", "channels_last")
+LAYOUTS = ("channels_first", "channels_first_fft", "channels_last")
 
 
 def layout_forward(net: CrepeNet, layout: str):
     """The method of ``net`` that computes ``layout`` (one of :data:`LAYOUTS`)."""
-    return {"channels_first": net.forward, "channels_last": net.forward_channels_last}[layout]
+    methods = {"channels_first": net.forward, "channels_first_fft": net.forward_fft}
+    return {**methods, "channels_last": net.forward_channels_last}[layout]
 
 
 @functools.lru_cache(maxsize=8)
