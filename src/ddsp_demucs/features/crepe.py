@@ -152,13 +152,17 @@ LAYOUTS = ("channels_first", "channels_first_fft", "channels_last")
 
 def layout_forward(net: CrepeNet, layout: str):
     """The method of ``net`` that computes ``layout`` (one of :data:`LAYOUTS`)."""
-    methods = {"channels_first": net.forward, "channels_first_fft": net.forward_fft}
-    return {**methods, "channels_last": net.forward_channels_last}[layout]
+    forms = {
+        "channels_first": net.forward,
+        "channels_first_fft": net.forward_fft,
+        "channels_last": net.forward_channels_last,
+    }
+    return forms[layout]
 
 
 @functools.lru_cache(maxsize=8)
 def fastest_layout(model: str = "tiny", threads: int = 1) -> str:
-    """The faster of :data:`LAYOUTS` for CREPE ``model`` at ``threads`` torch threads on this CPU: each runs a
+    """The fastest of :data:`LAYOUTS` for CREPE ``model`` at ``threads`` torch threads on this CPU: each runs a
     batch of 16 frames three times, the fastest run counts. Cached per process (``threads`` is a key only)."""
     net = load_crepe(model)
     frames = normalise_frames(torch.randn(16, FRAME_SIZE, generator=torch.Generator().manual_seed(0)))
