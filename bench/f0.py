@@ -184,7 +184,7 @@ def network_reference(audio: np.ndarray, sr: int) -> dict:
         "torchcrepe_s_per_min_audio": timings["torchcrepe"],
         "ours_s_per_min_audio": timings["ours"],
         "speedup": round(timings["torchcrepe"] / timings["ours"], 2),
-        "chosen_layout": crepe.fastest_layout("tiny", torch.get_num_threads()),
+        "chosen_layout": crepe.fastest_layout("tiny"),
         "layouts_s_per_min_audio": {layout: timings[f"ours_{layout}_network"] for layout in crepe.LAYOUTS},
     }
 

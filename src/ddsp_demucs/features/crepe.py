@@ -160,10 +160,15 @@ def layout_forward(net: CrepeNet, layout: str):
     return forms[layout]
 
 
+def fastest_layout(model: str = "tiny") -> str:
+    """The fastest of :data:`LAYOUTS` for CREPE ``model`` at the current number of torch threads on this CPU: each
+    runs a batch of 16 frames three times, the fastest run counts. Timed once per process and thread count."""
+    return _fastest_layout(model, torch.get_num_threads())
+
+
 @functools.lru_cache(maxsize=8)
-def fastest_layout(model: str = "tiny", threads: int = 1) -> str:
-    """The fastest of :data:`LAYOUTS` for CREPE ``model`` at ``threads`` torch threads on this CPU: each runs a
-    batch of 16 frames three times, the fastest run counts. Cached per process (``threads`` is a key only)."""
+def _fastest_layout(model: str, threads: int) -> str:
+    """:func:`fastest_layout`, timed at ``threads`` (the current thread count: a cache key only)."""
     net = load_crepe(model)
     frames = normalise_frames(torch.randn(16, FRAME_SIZE, generator=torch.Generator().manual_seed(0)))
     best = {}
@@ -221,7 +226,7 @@ def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batc
     that are digitally constant (standard deviation below 1e-7) have no pitch and get all-zero activations.
     """
     net = load_crepe(model)
-    forward = layout_forward(net, fastest_layout(model, torch.get_num_threads()))
+    forward = layout_forward(net, fastest_layout(model))
     audio = torch.as_tensor(np.asarray(audio_16k, dtype=np.float32))
     padded = F.pad(audio, (FRAME_SIZE // 2, FRAME_SIZE // 2))
     n_frames = 1 + audio.shape[0] // hop
