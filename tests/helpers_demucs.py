@@ -17,7 +17,8 @@ SOURCES = ["drums", "bass", "other", "vocals"]
 
 
 def build_tiny_htdemucs(seed: int = 0, samplerate: int = 44100, segment_s: float = 1.0):
-    """A ~21 k-parameter HTDemucs (4 sources, stereo) with random weights drawn from ``seed``."""
+    """A ~79 k-parameter HTDemucs (4 sources, stereo) with random weights drawn from ``seed``; depth 3, so its
+    transformer attends over short sequences (depth 2 made separation 5x slower)."""
     from demucs.htdemucs import HTDemucs
 
     torch.manual_seed(seed)
@@ -27,7 +28,7 @@ def build_tiny_htdemucs(seed: int = 0, samplerate: int = 44100, segment_s: float
         channels=8,
         growth=2,
         nfft=1024,
-        depth=2,
+        depth=3,
         t_layers=1,
         t_heads=2,
         t_hidden_scale=1.0,

@@ -178,9 +178,9 @@ def run_demo(
         results = evaluate_model(model, test_ds, progress=progress)
         summary = summarize(results)
         eval_dir = out / "evaluation"
-        plot_evaluation_results(results, eval_dir / "evaluation.png")
+        images = plot_evaluation_results(results, eval_dir / "evaluation.png")
         write_json_atomic(out / "summary.json", summary)
-        return summary, write_report(out, summary, results, title="ddsp-demucs demo")
+        return summary, write_report(out, summary, results, title="ddsp-demucs demo", images=images)
 
     summary, report_path = stages.run(
         "evaluate", f"{len(test_ds)} windows of the {len(test_ds.tracks)} held-out songs", evaluate
