@@ -44,6 +44,47 @@ def test_bad_configs_name_the_key(tmp_path, text, fragment):
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("training.batch_size=0", "training.batch_size: must be >= 1, got 0"),
+        ("training.learning_rate=-0.001", "training.learning_rate: must be > 0, got -0.001"),
+        ("data.win_s=0", "data.win_s: must be > 0, got 0.0"),
+        ("data.val_fraction=1", "data.val_fraction: must be >= 0 and < 1, got 1.0"),
+        ("loss.fft_sizes=[512,1]", "loss.fft_sizes: must be >= 2, got 1"),
+        ("loss.overlap=1.0", "loss.overlap: must be >= 0 and < 1, got 1.0"),
+        ("gate.min_voiced_fraction=1.5", "gate.min_voiced_fraction: must be >= 0 and <= 1, got 1.5"),
+        ("model.mask_min=0", "model.mask_min: must be > 0, got 0.0"),
+        ("corpus.n_test=-1", "corpus.n_test: must be >= 0, got -1"),
+        ("training.threads=0", "training.threads: must be >= 1, got 0"),
+    ],
+)
+def test_values_out_of_range_name_the_key_and_the_range(override, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, [override])
+    assert str(raised.value) == message
+
+
+def test_range_edges_and_unset_optionals_are_accepted():
+    config = load_config(
+        None,
+        [
+            "training.threads=null",
+            "training.grad_clip=0",
+            "training.min_lr_ratio=1",
+            "gate.min_voiced_fraction=0",
+            "data.val_fraction=0",
+            "loss.overlap=0",
+        ],
+    )
+    assert config.training.threads is None and config.training.grad_clip == 0 and config.loss.overlap == 0
+
+
+def test_every_shipped_config_is_within_its_ranges():
+    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
+        load_config(path)
+
+
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.txt"
     with pytest.raises(RuntimeError):

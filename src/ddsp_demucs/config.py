@@ -9,9 +9,41 @@ access (``config["training"]["learning_rate"]``) works as in the original code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 F0_METHODS = ("crepe-tiny", "crepe-full", "pyin")  # the trackers of ddsp_demucs.features.pitch
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field may take: between ``low`` and ``high`` (None: unbounded), each bound included
+    unless ``open_low`` / ``open_high``. A list is checked element by element; None (an unset optional) passes."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def problem(self, value) -> Optional[str]:
+        """None when ``value`` is allowed, else what is wrong with it (``"must be > 0, got -1"``)."""
+        if isinstance(value, (list, tuple)):
+            return next((p for p in map(self.problem, value) if p is not None), None)
+        if value is None:
+            return None
+        too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
+        return f"must be {self.describe()}, got {value!r}" if too_low or too_high else None
+
+    def describe(self) -> str:
+        low = None if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
+        high = None if self.high is None else f"{'<' if self.open_high else '<='} {self.high:g}"
+        return " and ".join(part for part in (low, high) if part is not None)
+
+
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+FRACTION = Range(0, 1)
 
 
 class _Section:
@@ -23,6 +55,15 @@ class _Section:
 
 @dataclass
 class DataConfig(_Section):
+    LIMITS: ClassVar[dict[str, Range]] = {
+        "sample_rate": AT_LEAST_ONE,
+        "train_sr": AT_LEAST_ONE,
+        "frame_rate": AT_LEAST_ONE,
+        "win_s": POSITIVE,
+        "hop_s": POSITIVE,
+        "val_fraction": Range(0, 1, open_high=True),
+    }
+
     sample_rate: int = 44100  # rate of mixtures and stems on disk (Hz)
     train_sr: int = 22050  # rate the DDSP model runs at (Hz), mono
     frame_rate: int = 250  # control frames per second
@@ -35,6 +76,8 @@ class DataConfig(_Section):
 
 @dataclass
 class FeaturesConfig(_Section):
+    LIMITS: ClassVar[dict[str, Range]] = {"voicing_threshold": FRACTION, "crepe_hop": AT_LEAST_ONE}
+
     f0_method: Optional[str] = None  # one of F0_METHODS; None = the default tracker ("crepe-tiny")
     voicing_threshold: float = 0.5  # frames with F0 confidence >= this are voiced, the others get f0 0
     crepe_hop: int = 160  # samples at 16 kHz between CREPE network frames (160: 10 ms; 320 halves the F0 cost)
@@ -42,6 +85,8 @@ class FeaturesConfig(_Section):
 
 @dataclass
 class GateConfig(_Section):
+    LIMITS: ClassVar[dict[str, Range]] = {"min_voiced_fraction": FRACTION, "min_mean_confidence": FRACTION}
+
     min_voiced_fraction: float = 0.4  # fraction of voiced frames in a window
     min_mean_confidence: float = 0.5  # mean F0 confidence over the voiced frames
     min_loudness_db: float = -45.0  # mean A-weighted loudness of the window (dB of the mean frame power)
@@ -49,6 +94,20 @@ class GateConfig(_Section):
 
 @dataclass
 class ModelConfig(_Section):
+    LIMITS: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(
+            ("n_harmonics", "n_noise_bands", "hidden_size", "gru_units", "n_fc_layers", "n_mels", "encoder_units"),
+            AT_LEAST_ONE,
+        ),
+        "reverb_length": AT_LEAST_ONE,
+        "mask_n_fft": Range(2),
+        "mask_hop": AT_LEAST_ONE,
+        "voicing_threshold": FRACTION,
+        "loudness_std_db": POSITIVE,
+        "mask_min": POSITIVE,
+        "mask_max": POSITIVE,
+    }
+
     composition: Literal["synth", "gate", "mask"] = "mask"
     n_harmonics: int = 64
     n_noise_bands: int = 65
@@ -71,6 +130,13 @@ class ModelConfig(_Section):
 
 @dataclass
 class LossConfig(_Section):
+    LIMITS: ClassVar[dict[str, Range]] = {
+        "fft_sizes": Range(2),
+        "overlap": Range(0, 1, open_high=True),
+        **dict.fromkeys(("mag_weight", "logmag_weight", "si_sdr_weight", "mel_weight", "no_harm_weight"), NON_NEGATIVE),
+        "n_mels": AT_LEAST_ONE,
+    }
+
     fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64])
     overlap: float = 0.75
     mag_weight: float = 1.0
@@ -83,6 +149,30 @@ class LossConfig(_Section):
 
 @dataclass
 class TrainingConfig(_Section):
+    LIMITS: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(
+            ("batch_size", "max_steps", "epochs", "val_every_steps", "devices", "threads", "log_every_steps"),
+            AT_LEAST_ONE,
+        ),
+        "learning_rate": POSITIVE,
+        **dict.fromkeys(
+            (
+                "weight_decay",
+                "warmup_steps",
+                "grad_clip",
+                "num_workers",
+                "limit_val_batches",
+                "early_stopping_patience",
+                "max_nonfinite_steps",
+                "n_audio_examples",
+                "checkpoint_every_steps",
+            ),
+            NON_NEGATIVE,
+        ),
+        "min_lr_ratio": FRACTION,
+        "input_blend_fraction": FRACTION,
+    }
+
     batch_size: int = 8
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -129,6 +219,13 @@ class TrainingConfig(_Section):
 @dataclass
 class CorpusConfig(_Section):
     """The synthetic corpus the demo builds (``ddsp_demucs.synthetic.write_corpus``)."""
+
+    LIMITS: ClassVar[dict[str, Range]] = {
+        "n_train": NON_NEGATIVE,
+        "n_valid": NON_NEGATIVE,
+        "n_test": NON_NEGATIVE,
+        "duration_s": POSITIVE,
+    }
 
     n_train: int = 16  # training songs, of which the last n_valid form the validation split
     n_valid: int = 2

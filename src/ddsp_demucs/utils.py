@@ -236,7 +236,8 @@ def _deep_merge(base: dict, update: dict) -> dict:
 
 
 def from_dict(cls: type, data: dict, where: str = "config"):
-    """Build dataclass ``cls`` from ``data``, checking keys and types; errors name the dotted key."""
+    """Build dataclass ``cls`` from ``data``, checking keys, types and the ranges in ``cls.LIMITS`` (name ->
+    :class:`~ddsp_demucs.config.Range`); errors name the dotted key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -244,11 +245,16 @@ def from_dict(cls: type, data: dict, where: str = "config"):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
-    kwargs = {
-        name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
-        for name, value in data.items()
-    }
-    return cls(**kwargs)
+
+    def key(name: str) -> str:
+        return f"{where}.{name}" if where != "config" else name
+
+    section = cls(**{name: _coerce(hints[name], value, key(name)) for name, value in data.items()})
+    for name, allowed in getattr(cls, "LIMITS", {}).items():
+        problem = allowed.problem(getattr(section, name))
+        if problem is not None:
+            raise ConfigError(f"{key(name)}: {problem}")
+    return section
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
