@@ -55,6 +55,7 @@ def test_bad_configs_name_the_key(tmp_path, text, fragment):
         ("loss.overlap=1.0", "loss.overlap: must be >= 0 and < 1, got 1.0"),
         ("gate.min_voiced_fraction=1.5", "gate.min_voiced_fraction: must be >= 0 and <= 1, got 1.5"),
         ("model.mask_min=0", "model.mask_min: must be > 0, got 0.0"),
+        ("model.reverb_length=1", "model.reverb_length: must be >= 2, got 1"),
         ("corpus.n_test=-1", "corpus.n_test: must be >= 0, got -1"),
         ("training.threads=0", "training.threads: must be >= 1, got 0"),
     ],

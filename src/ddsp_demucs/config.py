@@ -96,12 +96,20 @@ class GateConfig(_Section):
 class ModelConfig(_Section):
     LIMITS: ClassVar[dict[str, Range]] = {
         **dict.fromkeys(
-            ("n_harmonics", "n_noise_bands", "hidden_size", "gru_units", "n_fc_layers", "n_mels", "encoder_units"),
+            (
+                "n_harmonics",
+                "n_noise_bands",
+                "hidden_size",
+                "gru_units",
+                "n_fc_layers",
+                "n_mels",
+                "encoder_units",
+                "mask_hop",
+            ),
             AT_LEAST_ONE,
         ),
-        "reverb_length": AT_LEAST_ONE,
+        "reverb_length": Range(2),  # dsp.Reverb's own minimum
         "mask_n_fft": Range(2),
-        "mask_hop": AT_LEAST_ONE,
         "voicing_threshold": FRACTION,
         "loudness_std_db": POSITIVE,
         "mask_min": POSITIVE,
