@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.oracle import OracleSeparator, is_oracle_name
 from ddsp_demucs.utils import get_logger
 
 log = get_logger(__name__)
@@ -505,12 +506,16 @@ def get_separator(
     name: str = "auto", repo: str | os.PathLike | None = None, device: str | torch.device | None = None, **kwargs
 ):
     """A separator by name: any Demucs model name (``htdemucs``, ``htdemucs_ft``, ``mdx_extra``...),
-    ``"fallback"`` (:class:`FallbackSeparator`), or ``"auto"``: htdemucs when its weights can be loaded (from
-    ``repo``, the caches, or a download), otherwise the fallback, with a warning in the log.
+    ``"fallback"`` (:class:`FallbackSeparator`), an oracle separator of controlled quality for songs with true
+    stems (``oracle``, ``oracle-bands16``...: :mod:`ddsp_demucs.oracle`), or ``"auto"``: htdemucs when its
+    weights can be loaded (from ``repo``, the caches, or a download), otherwise the fallback, with a warning in
+    the log.
 
     ``kwargs`` go to :class:`DemucsSeparator` (``shifts``, ``overlap``, ``segment``...); the fallback ignores
     those and takes its own (``n_neighbors``...).
     """
+    if is_oracle_name(name):
+        return OracleSeparator.from_name(name)
     if name == FALLBACK_NAME:
         return FallbackSeparator(**{k: v for k, v in kwargs.items() if k not in _DEMUCS_ONLY_KWARGS})
     if name == "auto":

@@ -1,7 +1,9 @@
 """The stem cache: separate tracks once, keep ``stems_dir/<separator>/<track>/{vocals,accompaniment}.wav``.
 
 Each track folder holds a ``manifest.json`` written last (after the atomic audio writes), recording the
-separator, its weights signature, its parameters, the package versions and a checksum of the input mixture.
+separator, its weights signature, its parameters, the package versions and a checksum of the input mixture, and,
+for tracks whose true vocal is known, the quality the separator reached (``vocals_si_sdr_db``: SI-SDR of the mono
+downmix). Oracle separators (:mod:`ddsp_demucs.oracle`) are given the track's true vocal.
 A re-run skips a track whose manifest matches (same input, separator, weights, parameters, demucs version)
 and redoes it otherwise.
 """
@@ -19,6 +21,8 @@ import numpy as np
 
 from ddsp_demucs import DDSPDemucsError, InputError, __version__
 from ddsp_demucs.audio_io import save_audio
+from ddsp_demucs.metrics import si_sdr
+from ddsp_demucs.oracle import separate_song
 from ddsp_demucs.utils import get_logger, shard_of, write_json_atomic
 
 log = get_logger(__name__)
@@ -30,7 +34,8 @@ MIN_DURATION_S = 1.0  # shorter clips hold too little to separate (and to refine
 
 class TrackLike(Protocol):
     """What :func:`separate_tracks` needs of a track: a ``name`` and ``mixture()`` -> ``(n, 2)`` float32 at
-    44.1 kHz (``sample_rate`` attribute, if present, overrides 44100)."""
+    44.1 kHz (``sample_rate`` attribute, if present, overrides 44100); tracks with stems also have ``vocals()``
+    -> the true vocal of the mixture's shape, or None."""
 
     name: str
 
@@ -96,6 +101,15 @@ def is_done(folder: Path, key: dict) -> bool:
     return all((folder / f"{stem}.wav").is_file() for stem in manifest.get("stems", ()))
 
 
+def input_quality(vocals: np.ndarray, true_vocals: np.ndarray | None) -> dict:
+    """``{"vocals_si_sdr_db": SI-SDR of the mono downmix}`` of a separated vocal against the true one, both
+    ``(n_samples, n_channels)``; empty when the true vocal is unknown or of another shape."""
+    if true_vocals is None or np.shape(true_vocals) != np.shape(vocals):
+        return {}
+    est = np.asarray(vocals, dtype=np.float64).mean(axis=1)
+    return {"vocals_si_sdr_db": float(si_sdr(est, np.asarray(true_vocals, dtype=np.float64).mean(axis=1)))}
+
+
 def separate_tracks(
     tracks: Iterable[TrackLike],
     separator: SeparatorLike,
@@ -134,7 +148,8 @@ def separate_tracks(
             if is_done(folder, key):
                 skipped += 1
                 continue
-            stems = separator.separate(mixture, sample_rate)
+            true_vocals = track.vocals() if hasattr(track, "vocals") else None
+            stems = separate_song(separator, mixture, sample_rate, true_vocals)
             vocals = stems["vocals"]
             others = [v for k, v in stems.items() if k not in ("vocals", "accompaniment")]
             accompaniment = stems.get("accompaniment", sum(others) if others else mixture - vocals)
@@ -150,7 +165,8 @@ def separate_tracks(
                     "n_samples": int(mixture.shape[0]),
                     "n_channels": int(mixture.shape[1]),
                     "ddsp_demucs_version": __version__,
-                },
+                }
+                | input_quality(vocals, true_vocals),
             )
             done += 1
         except (DDSPDemucsError, ValueError, OSError, RuntimeError) as exc:

@@ -75,7 +75,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         "--separator",
         default="auto",
         metavar="NAME",
-        help="with --songs: separator (a Demucs model name, fallback, or auto; default auto)",
+        help="with --songs: separator (a Demucs model name, fallback, auto, or an oracle separator of controlled "
+        "quality made from the true vocal: oracle, oracle-bands16, oracle-smooth0.2-err1...; default auto)",
     )
     p.add_argument("--demucs-repo", type=Path, metavar="DIR", help="with --songs: local folder of Demucs weights")
     p.add_argument(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.utils import get_logger
 
 log = get_logger(__name__)
@@ -108,10 +108,16 @@ def run(args: argparse.Namespace) -> int:
 
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.model import ResidualDDSPDecoder
+    from ddsp_demucs.oracle import is_oracle_name
     from ddsp_demucs.provenance import provenance_warnings
     from ddsp_demucs.refine import check_strength, check_window_args, refine_song
     from ddsp_demucs.train import load_model
 
+    if is_oracle_name(args.separator):
+        raise InputError(
+            f"separator {args.separator} needs each song's true vocal, which a song file does not have; oracle "
+            "separators are for corpora with stems (ddsp-demucs separate --musdb, evaluate --songs)"
+        )
     check_window_args(args.window_s, args.overlap_s)
     check_strength(args.strength)
     model = load_model(args.checkpoint)

@@ -5,7 +5,10 @@ signature, parameters, versions, input checksum). A re-run skips tracks already 
 settings and redoes the others. Tracks that fail are reported at the end and make the exit status non-zero.
 
 Separators: any Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...), "fallback" (weight-free REPET-SIM
-masking, much lower quality), or "auto" (htdemucs if its weights can be loaded, else fallback, with a warning).
+masking, much lower quality), "auto" (htdemucs if its weights can be loaded, else fallback, with a warning), or
+an oracle separator of controlled quality made from the true vocal (oracle, oracle-bands16, oracle-smooth0.2-err1,
+...; --musdb only, whose track folders hold vocals.wav). Each manifest records vocals_si_sdr_db, the separated
+vocal's SI-SDR, where the true vocal is known.
 Demucs weights come from --demucs-repo DIR (Demucs' format: <name>.yaml + <sig>.th), else the Hugging Face /
 torch hub caches, else a download; offline and uncached, the command stops within seconds and says how to
 get them.
@@ -14,6 +17,7 @@ examples:
   ddsp-demucs separate --musdb data/musdb18hq --stems-dir stems
   ddsp-demucs separate --songs song.mp3 album/ --separator fallback
   ddsp-demucs separate --musdb data/musdb18hq --num-shards 8 --shard-index 3   # one job of an array
+  ddsp-demucs separate --musdb runs/real_singing/corpus --separator oracle-bands16   # about 9 dB SI-SDR
 """
 
 from __future__ import annotations
@@ -30,24 +34,32 @@ log = get_logger(__name__)
 
 
 class AudioFileTrack:
-    """A song file as a track: ``name`` (given or the file stem) and ``mixture()`` -> ``(n, 2)`` float32 at
-    44.1 kHz (mono duplicated; more than two channels is an error)."""
+    """A song file as a track: ``name`` (given or the file stem), ``mixture()`` -> ``(n, 2)`` float32 at
+    44.1 kHz (mono duplicated; more than two channels is an error) and ``vocals()``: the true vocal file
+    ``vocals_path`` read the same way, or None when there is none."""
 
     sample_rate = 44100
 
-    def __init__(self, path: Path, name: str | None = None):
+    def __init__(self, path: Path, name: str | None = None, vocals_path: Path | None = None):
         self.path = Path(path)
         self.name = name or self.path.stem
+        self.vocals_path = vocals_path
 
-    def mixture(self) -> np.ndarray:
+    def _read(self, path: Path) -> np.ndarray:
         from ddsp_demucs.audio_io import load_audio
 
-        audio, _ = load_audio(self.path, sample_rate=self.sample_rate)
+        audio, _ = load_audio(path, sample_rate=self.sample_rate, allow_silent=path != self.path)
         if audio.shape[1] == 1:
             audio = np.repeat(audio, 2, axis=1)
         elif audio.shape[1] != 2:
-            raise InputError(f"{self.path}: {audio.shape[1]} channels; expected mono or stereo")
+            raise InputError(f"{path}: {audio.shape[1]} channels; expected mono or stereo")
         return audio
+
+    def mixture(self) -> np.ndarray:
+        return self._read(self.path)
+
+    def vocals(self) -> np.ndarray | None:
+        return None if self.vocals_path is None else self._read(self.vocals_path)
 
 
 def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
@@ -80,7 +92,14 @@ def tracks_from_musdb(root: str) -> list[AudioFileTrack]:
     )
     if not mixtures:
         raise InputError(f"{root_path}: no MUSDB18-HQ tracks (expected train/<track>/mixture.wav and test/...)")
-    return [AudioFileTrack(p, name=p.parent.name) for p in mixtures]
+    return [AudioFileTrack(p, name=p.parent.name, vocals_path=_find_vocals(p.parent)) for p in mixtures]
+
+
+def _find_vocals(folder: Path) -> Path | None:
+    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS
+
+    found = sorted(p for p in folder.glob("vocals.*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    return found[0] if found else None
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -91,8 +110,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         "--separator",
         default="auto",
         metavar="NAME",
-        help="a Demucs model name (htdemucs, htdemucs_ft, mdx_extra...), 'fallback', or 'auto' "
-        "(default: auto = htdemucs if its weights load, else fallback)",
+        help="a Demucs model name (htdemucs, htdemucs_ft, mdx_extra...), 'fallback', 'auto' "
+        "(default: auto = htdemucs if its weights load, else fallback), or with --musdb an oracle separator "
+        "(oracle, oracle-bands16, oracle-smooth0.2-err1, ...: see ddsp_demucs.oracle)",
     )
     p.add_argument(
         "--demucs-repo", metavar="DIR", help="local folder of Demucs weights (<name>.yaml + <sig>.th) for offline use"
@@ -119,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         segment=args.segment,
     )
+    if getattr(separator, "needs_true_vocals", False) and not args.musdb:
+        raise InputError(
+            f"separator {separator.name} needs each song's true vocal: use it with --musdb ROOT (track folders "
+            "with mixture and vocals), not --songs"
+        )
     log.info("separator: %s (%s)", separator.name, separator.signature)
     failures = separate_tracks(tracks, separator, args.stems_dir, args.num_shards, args.shard_index)
     print(Path(args.stems_dir) / separator.name)  # the stem folder, for scripts (auto names the one it chose)

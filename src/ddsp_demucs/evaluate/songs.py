@@ -43,6 +43,7 @@ from ddsp_demucs.evaluate.core import (
     track_f0,
 )
 from ddsp_demucs.metrics import band_error_db, region_error_db, sdr, si_sdr
+from ddsp_demucs.oracle import separate_song
 from ddsp_demucs.utils import atomic_path, get_logger
 
 log = get_logger("evaluate")
@@ -79,11 +80,12 @@ class SongCache:
         signature = json.dumps([separator.name, getattr(separator, "signature", None)], sort_keys=True, default=str)
         self.key = hashlib.sha256(signature.encode()).hexdigest()[:16]
 
-    def separated(self, name: str, mixture: np.ndarray, sample_rate: int) -> np.ndarray:
+    def separated(self, name: str, mixture: np.ndarray, sample_rate: int, target: np.ndarray) -> np.ndarray:
+        """The separator's vocal of ``mixture`` (oracle separators are given the true vocal ``target``)."""
         path = self.folder / name / f"separated_{self.key}.wav"
         if path.is_file():
             return load_audio(path, allow_silent=True)[0]
-        vocals = np.asarray(self.separator.separate(mixture, sample_rate)["vocals"], dtype=np.float32)
+        vocals = np.asarray(separate_song(self.separator, mixture, sample_rate, target)["vocals"], dtype=np.float32)
         save_audio(path, vocals, sample_rate)
         return vocals
 
@@ -161,7 +163,7 @@ def evaluate_songs(
             if problem is not None:
                 (results.skipped if problem[0] == "skipped" else results.errors).append((track.name, problem[1]))
                 continue
-            separated = cache.separated(track.name, mixture, SAMPLE_RATE)
+            separated = cache.separated(track.name, mixture, SAMPLE_RATE, target)
             refined = np.asarray(refiner(separated, SAMPLE_RATE, target), dtype=np.float32)
         except InputError as exc:
             results.errors.append((track.name, str(exc)))
