@@ -73,7 +73,7 @@ def test_load_model_attaches_provenance_and_old_checkpoints_read_empty(checkpoin
     from ddsp_demucs.train import CHECKPOINT_KEY, load_model
 
     assert load_model(checkpoint).provenance == read_provenance(checkpoint)
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     del ckpt[CHECKPOINT_KEY]["provenance"]
     torch.save(ckpt, tmp_path / "old.ckpt")
     assert read_provenance(tmp_path / "old.ckpt") == {}

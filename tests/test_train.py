@@ -199,7 +199,7 @@ def _order(path: Path) -> dict[int, list]:
 
 
 def _weights(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
@@ -210,7 +210,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     r = _run(script, killed, 7, 5)  # killed after step 5; last.ckpt is from step 4
     assert r.returncode == -9, r.stderr[-3000:]
-    ckpt = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 4
     r = _run(script, killed, 7, -1)  # resume
     assert r.returncode == 0, r.stderr[-3000:]

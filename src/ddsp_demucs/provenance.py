@@ -3,6 +3,7 @@
 :class:`~ddsp_demucs.train.DDSPTrainer` stores :func:`training_provenance` under ``checkpoint["ddsp_demucs"]
 ["provenance"]``; :func:`read_provenance` reads it back without building the model, and
 :func:`provenance_warnings` turns it into one-line warnings for the separator in use (``ddsp-demucs refine``).
+Every checkpoint is read through :func:`load_checkpoint`, which unpickles tensors and plain values only.
 
 The provenance dict::
 
@@ -23,6 +24,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import pickle
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from typing import Any
 import torch
 
 import ddsp_demucs
-from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs import InputError
 
 CHECKPOINT_KEY = "ddsp_demucs"  # where a checkpoint keeps its ddsp-demucs metadata (model, config, provenance)
 UNKNOWN_CORPUS: dict[str, Any] = {"kind": "unknown", "singers": [], "tracks": None, "synthetic_only": False}
@@ -132,19 +135,35 @@ def read_provenance(checkpoint_path: str | os.PathLike) -> dict:
 
 def read_checkpoint_meta(checkpoint_path: str | os.PathLike) -> dict:
     """The ddsp-demucs entry of a checkpoint (model class and arguments, resolved config, provenance, training
-    counters), without building the model. Raises :class:`DDSPDemucsError` naming the file if it is missing,
-    unreadable or not a ddsp-demucs checkpoint."""
+    counters), without building the model. Raises as :func:`load_checkpoint`."""
+    return load_checkpoint(checkpoint_path)[CHECKPOINT_KEY]
+
+
+def load_checkpoint(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """A ddsp-demucs checkpoint's contents, read with ``torch.load(weights_only=True)``: tensors and plain values
+    (dicts, lists, strings, numbers) only, so that a crafted file cannot run code while it is read. Raises
+    :class:`InputError` naming the file if it is missing, unreadable, holds any other object, or has no
+    ddsp-demucs entry."""
     path = Path(checkpoint_path)
     if not path.is_file():
-        raise DDSPDemucsError(f"{path}: checkpoint not found")
+        raise InputError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # the weights-only unpickler met something else than plain data
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise InputError(
+                f"{path}: refused: it holds a Python object ({found.group(1)}), not only tensors and plain values "
+                "as ddsp-demucs checkpoints do, and loading that could run code"
+            ) from None
+        raise InputError(f"{path}: not a readable checkpoint (not a torch file of tensors and plain values)") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise DDSPDemucsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {reason})") from None
     meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or not meta:
-        raise DDSPDemucsError(f"{path}: not a ddsp-demucs checkpoint (no {CHECKPOINT_KEY!r} entry)")
-    return meta
+        raise InputError(f"{path}: not a ddsp-demucs checkpoint (no {CHECKPOINT_KEY!r} entry)")
+    return ckpt
 
 
 def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
@@ -178,5 +197,6 @@ __all__ = [
     "training_provenance",
     "read_provenance",
     "read_checkpoint_meta",
+    "load_checkpoint",
     "provenance_warnings",
 ]

@@ -25,7 +25,6 @@ import copy
 import csv
 import dataclasses
 import functools
-import importlib
 import math
 import os
 from pathlib import Path
@@ -42,13 +41,13 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.config import Config, LossConfig, TrainingConfig
 from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
-from ddsp_demucs.provenance import CHECKPOINT_KEY, read_checkpoint_meta, training_provenance
+from ddsp_demucs.provenance import CHECKPOINT_KEY, load_checkpoint, read_checkpoint_meta, training_provenance
 from ddsp_demucs.utils import (
     atomic_path,
     config_to_dict,
@@ -223,11 +222,15 @@ def collate(items: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------------------- checkpointing
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside it and renames it into place."""
+    """Writes each checkpoint to a temporary file beside it and renames it into place; reads it weights-only."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path, map_location="cpu", weights_only=None) -> dict:
+        """Resuming reads weights-only too (:func:`~ddsp_demucs.provenance.load_checkpoint`), whatever is asked."""
+        return load_checkpoint(path, map_location)
 
 
 class _LastCheckpoint(ModelCheckpoint):
@@ -306,27 +309,34 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
+# the model classes a checkpoint may name (its "model_class"); no other class is imported or built from a file
+MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"ddsp_demucs.model.ResidualDDSPDecoder": ResidualDDSPDecoder}
+
+
 def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """The model stored in a checkpoint written by :class:`DDSPTrainer`, in eval mode, from the file alone.
 
-    The checkpoint holds the model class (``module.Class``), its init arguments, the resolved config and the
-    weights. Raises :class:`DDSPDemucsError` naming the file if it is missing or not such a checkpoint.
+    The checkpoint holds the model class (a name in :data:`MODEL_CLASSES`), its init arguments, the resolved config
+    and the weights; it is read weights-only (:func:`~ddsp_demucs.provenance.load_checkpoint`). Raises
+    :class:`InputError` naming the file if it is missing or not such a checkpoint, or if its class is unknown, its
+    arguments bad or its weights a misfit.
     """
     path = Path(checkpoint_path)
-    if not path.is_file():
-        raise DDSPDemucsError(f"{path}: checkpoint not found")
+    ckpt = load_checkpoint(path, map_location)
+    meta = ckpt[CHECKPOINT_KEY]
+    name = meta.get("model_class")
+    cls = MODEL_CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise InputError(f"{path}: unknown model class {name!r} (this version builds {', '.join(MODEL_CLASSES)})")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise DDSPDemucsError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
-    if not meta:
-        raise DDSPDemucsError(f"{path}: not a ddsp-demucs checkpoint (no {CHECKPOINT_KEY!r} entry)")
-    module_name, _, class_name = meta["model_class"].rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    model = cls(**meta["model_args"])
-    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
+        model = cls(**meta.get("model_args"))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: bad arguments for {name} ({str(exc).strip().splitlines()[0]})") from None
+    weights = ckpt.get("state_dict") if isinstance(ckpt.get("state_dict"), dict) else {}
+    try:
+        model.load_state_dict({k[len("model.") :]: v for k, v in weights.items() if k.startswith("model.")})
+    except RuntimeError:
+        raise InputError(f"{path}: its weights do not fit the {name} its arguments describe") from None
     model.config = meta.get("config")
     model.provenance = meta.get("provenance", {})  # see ddsp_demucs.provenance ({} for older checkpoints)
     return model.eval()
@@ -853,6 +863,7 @@ __all__ = [
     "create_callbacks",
     "setup_training_environment",
     "load_model",
+    "MODEL_CLASSES",
     "train_from_config",
     "check_resumable",
     "config_changes",
