@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -60,6 +60,12 @@ bench-real: install
 # singers' songs and reported on the test songs; bench/results/strength.json. About 25 minutes after bench-real.
 bench-strength: install
 	$(PY) -m bench strength
+
+# Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
+# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and two models trained
+# across qualities; bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
+bench-quality: install
+	$(PY) -m bench quality
 
 # On a CUDA machine: training steps in fp32 / bf16-mixed / 16-mixed, 2-GPU DDP where two GPUs exist, GPU refine
 # against CPU refine; bench/results/gpu.json. Without CUDA it says so in one line.

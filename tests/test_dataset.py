@@ -347,3 +347,21 @@ def test_real_musdb_sample_through_separate_features_and_dataset(tmp_path, capsy
     s0 = round(item["start_s"] * TRAIN_SR)
     np.testing.assert_allclose(item["target_audio"].numpy(), truth[s0 : s0 + ds.n_samples], atol=1e-5)
     assert float(item["f0_confidence"].max()) > 0.5 and float((item["f0_hz"] > 0).float().mean()) > 0.2
+
+
+def test_separator_mix_draws_every_dataset_and_records_every_separator(pipeline, tmp_path):
+    from ddsp_demucs.data import SeparatorMixDataset
+    from ddsp_demucs.provenance import dataset_provenance
+
+    build(pipeline, tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "separator": "oracle-bands16"}))
+    first, second = load_dataset(tmp_path / "a"), load_dataset(tmp_path / "b")
+    mix = SeparatorMixDataset([first, second])
+    assert len(mix) == len(first) + len(second)
+    np.testing.assert_array_equal(mix[len(first)]["input_audio"], second[0]["input_audio"])
+    assert mix.manifest["separators"] == ["fake", "oracle-bands16"]
+    assert dataset_provenance(mix)["separator"] == "fake+oracle-bands16"
+    with pytest.raises(ValueError, match="at least one"):
+        SeparatorMixDataset([])

@@ -10,7 +10,15 @@ import torch
 
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.model import ResidualDDSPDecoder, harmonic_spectrum, interpolate_gate, interpolate_mask, noise_spectrum
+from ddsp_demucs.model import (
+    ResidualDDSPDecoder,
+    band_interpolation,
+    harmonic_comb,
+    harmonic_spectrum,
+    interpolate_gate,
+    interpolate_mask,
+    noise_spectrum,
+)
 
 SR, FR = 22050, 250
 TINY = dict(
@@ -76,7 +84,7 @@ def random_batch(seed: int, batch: int = 2, n_samples: int = 8000) -> dict:
     }
 
 
-@pytest.mark.parametrize("composition", ["gate", "mask"])
+@pytest.mark.parametrize("composition", ["gate", "mask", "harmonic"])
 @pytest.mark.parametrize("audio_encoder", [True, False])
 def test_identity_at_init(composition, audio_encoder):
     torch.manual_seed(1)
@@ -126,13 +134,17 @@ def test_controls_interpolated_onto_model_grid():
     assert torch.all(c["f0_hz"][0, times >= 0.5] == 0.0)
 
 
-@pytest.mark.parametrize("composition", ["synth", "gate", "mask"])
+@pytest.mark.parametrize("composition", ["synth", "gate", "mask", "harmonic"])
 def test_gradients_reach_all_parameters(composition):
     torch.manual_seed(0)
     model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
     if model.residual_head is not None:  # zero-initialised: move it off zero so upstream gradients are non-zero
         torch.nn.init.normal_(model.residual_head.weight, std=0.1)
         torch.nn.init.constant_(model.residual_head.bias, 0.2 if composition == "gate" else 0.5)
+    if model.band_head is not None:  # gain 0.7, depth 0.5, width 30 Hz: every part of the mask is live
+        torch.nn.init.normal_(model.band_head.weight, std=0.01)
+        bias = torch.tensor([0.3, 0.5, 0.0]).repeat_interleave(model.n_mask_bands)
+        model.band_head.bias.data.copy_(bias)
     batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
     out = model(batch)
     loss = (out["audio"] - batch["input_audio"] * 0.5).square().mean()
@@ -141,13 +153,57 @@ def test_gradients_reach_all_parameters(composition):
     assert not missing, f"no gradient reaches {missing}"
 
 
-@pytest.mark.parametrize("composition", ["gate", "mask"])
+@pytest.mark.parametrize("composition", ["gate", "mask", "harmonic"])
 def test_zero_initialised_head_gets_gradient(composition):
     model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
     batch = batch_of([make_example(7, n_samples=6000)])
     out = model(batch)
     (out["audio"] - batch["target_audio"]).square().mean().backward()
-    assert model.residual_head.bias.grad.abs() > 0  # the identity is not a dead saddle
+    head = model.band_head if composition == "harmonic" else model.residual_head
+    assert head.bias.grad.abs().max() > 0  # the identity is not a dead saddle
+
+
+def test_harmonic_comb_against_a_loop_over_harmonics():
+    f0 = torch.tensor([[180.0, 0.0, 333.3]], dtype=torch.float64)
+    width = torch.tensor([25.0, 40.0], dtype=torch.float64).repeat_interleave(257).view(1, 514, 1).expand(1, 514, 3)
+    bins = torch.arange(514, dtype=torch.float64) * (SR / 1026)
+    comb = harmonic_comb(f0, width, bins).numpy()
+    for t, f in enumerate(f0[0].tolist()):
+        harmonics = np.arange(1, 200) * f if f > 0 else np.array([0.0])
+        for i in range(0, 514, 7):
+            distance = np.abs(bins[i].item() - harmonics).min()
+            if f > 0 and bins[i].item() < f / 2:
+                distance = bins[i].item()  # below half the F0: measured from 0 Hz, where no harmonic is
+            expected = np.exp(-0.5 * (distance / width[0, i, t].item()) ** 2)
+            assert comb[0, i, t] == pytest.approx(expected, abs=1e-9)
+
+
+def test_band_interpolation_rows_sum_to_one_and_hit_their_centres():
+    weights = band_interpolation(513, SR, 8)
+    assert weights.shape == (513, 8) and torch.allclose(weights.sum(1), torch.ones(513))
+    assert (weights >= 0).all()
+    centres = np.geomspace(60.0, SR / 2, 8)
+    for band, centre in enumerate(centres):
+        row = weights[round(centre / (SR / 1024))]
+        assert row[band] > 0.9  # the bin nearest a band's centre takes (nearly) only that band's value
+
+
+def test_harmonic_mask_is_the_closed_form_and_removes_only_between_harmonics():
+    """Depth 1 and gain 1 everywhere: ``mask = 1 - voicing (1 - comb)``; on a voice plus steady off-harmonic
+    tones that mask raises SI-SDR, and it never exceeds 1."""
+    model = ResidualDDSPDecoder(SR, FR, composition="harmonic", **TINY).double()
+    model.band_head.bias.data[model.n_mask_bands : 2 * model.n_mask_bands] = 1.0  # depth 1; gain and width as init
+    batch = {k: v.double() if torch.is_tensor(v) else v for k, v in batch_of([make_example(3)]).items()}
+    with torch.no_grad():
+        m = model.compute_harmonic_mask(batch)
+        out = model(batch)["audio"]
+    c = m["controls"]
+    comb = harmonic_comb(c["f0_hz"], torch.full_like(m["mask"], 30.0), model.bin_hz.double())
+    expected = 1.0 - c["voicing"].unsqueeze(1) * (1.0 - comb)
+    assert torch.allclose(m["mask"], expected, atol=1e-12)
+    assert (m["mask"] <= 1.0 + 1e-12).all() and (m["mask"] >= 0.0).all()
+    before = si_sdr(batch["input_audio"], batch["target_audio"])
+    assert (si_sdr(out, batch["target_audio"]) > before + 2.0).all()  # 7.6 -> 10.5 dB
 
 
 def test_harmonic_spectrum_matches_stft_of_a_sinusoid():
@@ -221,7 +277,7 @@ def test_bad_inputs_raise_clear_errors():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("composition", ["synth", "gate", "mask"])
+@pytest.mark.parametrize("composition", ["synth", "gate", "mask", "harmonic"])
 def test_autocast_gradients_are_finite_at_initialisation(composition, dtype):
     torch.manual_seed(0)
     model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)

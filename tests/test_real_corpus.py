@@ -242,3 +242,18 @@ def test_cli_bad_remix_numbers_are_one_line_errors(flag, value, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and flag in err and "\n" not in err
     assert not out.exists()
+
+
+def test_test_takes_per_singer_are_capped_and_the_held_out_takes_never_trained(shared_data):
+    entries = read_index(shared_data)
+    plans = plan_corpus(entries, min_test_singers=6, max_test_vocals_per_singer=2)
+    test = [p for p in plans if p.split == "test"]
+    takes: dict[str, set] = {}
+    for p in test:
+        takes.setdefault(p.vocal.singer, set()).add(p.vocal.path)
+    assert len(takes) >= 6 and max(len(t) for t in takes.values()) <= 2
+    singer_songs = [sum(1 for p in test if p.vocal.singer == s) for s in takes]
+    assert max(singer_songs) / len(test) <= 0.30  # no test singer holds more than 30 % of the test songs
+    trained = {p.vocal.singer for p in plans if p.split != "test"}
+    assert not trained & set(takes)  # the takes left out are not moved to training
+    assert plan_corpus(entries, min_test_singers=6, max_test_vocals_per_singer=2) == plans

@@ -100,7 +100,7 @@ def sisdr_db(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ identity
-@pytest.mark.parametrize("composition", ["mask", "gate"])
+@pytest.mark.parametrize("composition", ["mask", "gate", "harmonic"])
 @pytest.mark.parametrize("sample_rate, channels, n_samples", [(44100, 2, 88201), (48000, 1, 96001)])
 def test_identity_at_init(composition, sample_rate, channels, n_samples):
     x = vocal(2.1, sample_rate, channels)[:n_samples]

@@ -113,15 +113,29 @@ class MaskComposition(Composition):
 
     name = "mask"
 
+    def compute(self, decoder: ResidualDDSPDecoder, batch: dict) -> dict:
+        """The mask and its grid (:meth:`~ddsp_demucs.model.ResidualDDSPDecoder.compute_mask`)."""
+        return decoder.compute_mask(batch)
+
     def forward(self, decoder, batch, generator=None):
         audio, n_samples = decoder.check_batch(batch)
-        m = decoder.compute_mask(batch)
+        m = self.compute(decoder, batch)
         # input + istft((mask - 1) X): bit-exact identity when mask == 1, equal to istft(mask X) otherwise.
         out = audio + decoder.istft((m["mask"] - 1.0) * m["spec"], n_samples)
         return dict(audio=out, mask=m["mask"], **m["controls"])
 
     def refine_window(self, decoder, batch, window):
-        return apply_mask(decoder.compute_mask(batch), window.audio, window.sample_rate), 0.0
+        return apply_mask(self.compute(decoder, batch), window.audio, window.sample_rate), 0.0
+
+
+class HarmonicMaskComposition(MaskComposition):
+    """A suppression-only mask around the F0 harmonics with learned per-band gain, comb depth and width, applied
+    as the ``mask`` composition applies its mask (1 at initialisation)."""
+
+    name = "harmonic"
+
+    def compute(self, decoder, batch):
+        return decoder.compute_harmonic_mask(batch)
 
 
 def apply_mask(m: dict, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -169,7 +183,7 @@ def continue_synthesis(decoder: ResidualDDSPDecoder, controls: dict, window: Son
 
 
 COMPOSITION_CLASSES: dict[str, type[Composition]] = {
-    c.name: c for c in (SynthComposition, GateComposition, MaskComposition)
+    c.name: c for c in (SynthComposition, GateComposition, MaskComposition, HarmonicMaskComposition)
 }
 
 __all__ = [
@@ -177,6 +191,7 @@ __all__ = [
     "SynthComposition",
     "GateComposition",
     "MaskComposition",
+    "HarmonicMaskComposition",
     "SongWindow",
     "COMPOSITION_CLASSES",
     "apply_mask",

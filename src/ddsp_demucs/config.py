@@ -105,6 +105,7 @@ class ModelConfig(_Section):
                 "n_mels",
                 "encoder_units",
                 "mask_hop",
+                "n_mask_bands",
             ),
             AT_LEAST_ONE,
         ),
@@ -116,7 +117,7 @@ class ModelConfig(_Section):
         "mask_max": POSITIVE,
     }
 
-    composition: Literal["synth", "gate", "mask"] = "mask"
+    composition: Literal["synth", "gate", "mask", "harmonic"] = "mask"
     n_harmonics: int = 64
     n_noise_bands: int = 65
     hidden_size: int = 256  # width of the fully connected stacks
@@ -134,6 +135,7 @@ class ModelConfig(_Section):
     loudness_std_db: float = 20.0
     mask_min: float = 0.001  # mask range (soft-clamped in the log domain)
     mask_max: float = 4.0
+    n_mask_bands: int = 16  # bands of the harmonic composition's gain, comb depth and width
 
 
 @dataclass

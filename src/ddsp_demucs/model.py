@@ -16,7 +16,16 @@ the separated vocal in one of three ways:
     ``log mask = softclamp(a(t) * (log S_synth - log |X|))`` with ``a(t) = 0`` at initialisation, so
     ``mask = 1`` exactly; ``a = 1`` gives the synthesised magnitude with the vocal's phase.
 
-``gate`` and ``mask`` are the identity before training (output == input vocal, bit-exact up to float
+``harmonic``
+    a suppression-only mask built around the F0 harmonics, with no synthesiser: in ``n_mask_bands``
+    log-spaced bands the network sets a gain ``g`` (any frame) and a comb depth ``d`` and width ``w`` (voiced
+    frames): ``mask = g * (1 - d * voicing * (1 - comb_w))``, where ``comb_w`` is 1 on the harmonics of F0 and
+    falls as a Gaussian of standard deviation ``w`` Hz between them. ``g = 1`` and ``d = 0`` at
+    initialisation, and the mask never exceeds 1: it can remove what lies between the harmonics or in a band,
+    never add, so a wrong decision costs at most what it removes. A learned version of the comb filter of
+    :mod:`ddsp_demucs.comb` that can also leave a good separation alone.
+
+``gate``, ``mask`` and ``harmonic`` are the identity before training (output == input vocal, bit-exact up to float
 rounding in ``input + istft((mask - 1) * X)``), so a trained model is judged only by what it adds.
 
 All network controls live on the model's frame grid: the centred STFT frames of ``mask_n_fft`` /
@@ -45,8 +54,10 @@ from ddsp_demucs.compositions import COMPOSITION_CLASSES
 from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth
 from ddsp_demucs.grids import f0_to_grid, frames_to_grid, interpolate_gate, interpolate_mask
 
-COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask")
+COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic")
 MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
+HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
+LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
 
 
 # ------------------------------------------------------------------------------------------- pure helpers
@@ -114,6 +125,42 @@ def noise_spectrum(noise_magnitudes: torch.Tensor, *, n_fft: int) -> torch.Tenso
             noise_magnitudes.reshape(b * t, 1, n_bands), size=n_bins, mode="linear", align_corners=True
         ).reshape(b, t, n_bins)
     return gains * math.sqrt(n_fft / 8.0)
+
+
+def straight_through_unit(x: torch.Tensor) -> torch.Tensor:
+    """``clamp(x, 0, 1)`` with the identity's gradient, so a zero-initialised output can leave 0."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+def band_interpolation(n_bins: int, sample_rate: int, n_bands: int) -> torch.Tensor:
+    """``(n_bins, n_bands)`` weights that spread per-band values to STFT bins: linear in log frequency between
+    band centres log-spaced from :data:`LOWEST_BAND_HZ` to Nyquist, constant beyond the outer centres; each row
+    sums to 1."""
+    freqs = torch.linspace(0.0, sample_rate / 2, n_bins, dtype=torch.float64).clamp_min(1.0).log()
+    if n_bands == 1:
+        return torch.ones(n_bins, 1)
+    centres = torch.linspace(math.log(LOWEST_BAND_HZ), math.log(sample_rate / 2), n_bands, dtype=torch.float64)
+    position = ((freqs - centres[0]) / (centres[1] - centres[0])).clamp(0, n_bands - 1)
+    low = position.floor().long().clamp(max=n_bands - 2)
+    frac = position - low
+    weights = torch.zeros(n_bins, n_bands, dtype=torch.float64)
+    weights[torch.arange(n_bins), low] = 1 - frac
+    weights[torch.arange(n_bins), low + 1] += frac
+    return weights.float()
+
+
+def harmonic_comb(f0_hz: torch.Tensor, width_hz: torch.Tensor, bin_hz: torch.Tensor) -> torch.Tensor:
+    """Gaussian comb on the harmonics of F0: ``exp(-0.5 (distance to the nearest harmonic / width)^2)``.
+
+    ``f0_hz (batch, n_frames)`` (0 where unvoiced: the comb is then 0 everywhere but at 0 Hz);
+    ``width_hz (batch, n_bins, n_frames)`` > 0; ``bin_hz (n_bins,)`` -> ``(batch, n_bins, n_frames)`` in [0, 1].
+    Bins below half the F0 are measured from 0 Hz (no harmonic there), so they fall off as well.
+    """
+    f0 = f0_hz.unsqueeze(1)  # (b, 1, t)
+    f = bin_hz.view(1, -1, 1)
+    nearest = torch.where(f0 > 0, torch.round(f / f0.clamp_min(1.0)), torch.zeros_like(f0))
+    distance = torch.where(nearest > 0, f - nearest * f0, f)
+    return torch.exp(-0.5 * (distance / width_hz).square())
 
 
 def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -202,7 +249,7 @@ class ResidualDDSPDecoder(nn.Module):
         frame_rate: int = 250,
         n_harmonics: int = 64,
         n_noise_bands: int = 65,
-        composition: Literal["synth", "gate", "mask"] = "mask",
+        composition: Literal["synth", "gate", "mask", "harmonic"] = "mask",
         *,
         hidden_size: int = 256,
         gru_units: int = 256,
@@ -219,6 +266,7 @@ class ResidualDDSPDecoder(nn.Module):
         loudness_std_db: float = 20.0,
         mask_min: float = 1e-3,
         mask_max: float = 4.0,
+        n_mask_bands: int = 16,
     ):
         super().__init__()
         if composition not in COMPOSITIONS:
@@ -230,6 +278,7 @@ class ResidualDDSPDecoder(nn.Module):
             ("n_noise_bands", n_noise_bands),
             ("mask_n_fft", mask_n_fft),
             ("mask_hop", mask_hop),
+            ("n_mask_bands", n_mask_bands),
         ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -258,6 +307,7 @@ class ResidualDDSPDecoder(nn.Module):
             loudness_std_db=loudness_std_db,
             mask_min=mask_min,
             mask_max=mask_max,
+            n_mask_bands=n_mask_bands,
         )
         self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
@@ -272,14 +322,22 @@ class ResidualDDSPDecoder(nn.Module):
         self.encoder = LogMelEncoder(sample_rate, mask_n_fft, n_mels, encoder_units) if use_audio_encoder else None
         sizes = [1, 1, 1] + ([encoder_units] if use_audio_encoder else [])
         self.decoder = RnnFcDecoder(sizes, hidden_size, gru_units, n_fc_layers)
-        self.amp_head = nn.Linear(hidden_size, 1 + n_harmonics)
-        self.noise_head = nn.Linear(hidden_size, n_noise_bands)
-        self.reverb = Reverb(reverb_length) if (reverb and composition != "mask") else None
+        synthesises = composition != "harmonic"
+        self.amp_head = nn.Linear(hidden_size, 1 + n_harmonics) if synthesises else None
+        self.noise_head = nn.Linear(hidden_size, n_noise_bands) if synthesises else None
+        self.reverb = Reverb(reverb_length) if (reverb and composition in ("synth", "gate")) else None
         # The residual heads start at exactly zero, so gate == 1 / mask == 1: the identity.
-        self.residual_head = nn.Linear(hidden_size, 1) if composition != "synth" else None
-        if self.residual_head is not None:
-            nn.init.zeros_(self.residual_head.weight)
-            nn.init.zeros_(self.residual_head.bias)
+        self.residual_head = nn.Linear(hidden_size, 1) if composition in ("gate", "mask") else None
+        # harmonic: gain, comb depth and log comb width per band, zero at init (gain 1, depth 0: the identity)
+        self.band_head = nn.Linear(hidden_size, 3 * n_mask_bands) if composition == "harmonic" else None
+        for head in (self.residual_head, self.band_head):
+            if head is not None:
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+        self.n_mask_bands = n_mask_bands
+        n_bins = mask_n_fft // 2 + 1
+        self.register_buffer("band_weights", band_interpolation(n_bins, sample_rate, n_mask_bands), persistent=False)
+        self.register_buffer("bin_hz", torch.arange(n_bins) * (sample_rate / mask_n_fft), persistent=False)
 
     # ------------------------------------------------------------------------------------------ helpers
     def n_model_frames(self, n_samples: int) -> int:
@@ -321,9 +379,10 @@ class ResidualDDSPDecoder(nn.Module):
         return audio, audio.shape[-1]
 
     # ------------------------------------------------------------------------------------------ controls
-    def controls(self, batch: dict, magnitude: torch.Tensor | None = None) -> dict:
-        """Network controls on the model frame grid (see the class docstring); ``magnitude`` is the input's STFT
-        magnitude ``(batch, n_bins, n_model_frames)`` if already computed."""
+    def frame_state(self, batch: dict, magnitude: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """The decoder's hidden state ``(batch, n_model_frames, hidden_size)`` and the input controls on the model
+        frame grid (``f0_hz``, ``f0_confidence``, ``loudness_db``, ``voicing``: each ``(batch, n_model_frames)``);
+        ``magnitude`` is the input's STFT magnitude ``(batch, n_bins, n_model_frames)`` if already computed."""
         audio, n_samples = self.check_batch(batch)
         n_frames = self.n_model_frames(n_samples)
         times = torch.arange(n_frames, device=audio.device, dtype=audio.dtype) * (self.hop / self.sample_rate)
@@ -339,11 +398,18 @@ class ResidualDDSPDecoder(nn.Module):
             if magnitude is None:
                 magnitude = self.stft(audio).abs()
             inputs.append(self.encoder(magnitude))
-        h = self.decoder(inputs)
-
-        raw = self.amp_head(h)
         # Harmonics fade out smoothly as the confidence drops below the threshold, and vanish where F0 is 0.
         voicing = torch.sigmoid((conf - self.voicing_threshold) * 12.0) * voiced
+        return self.decoder(inputs), dict(f0_hz=f0, f0_confidence=conf, loudness_db=loud, voicing=voicing)
+
+    def controls(self, batch: dict, magnitude: torch.Tensor | None = None) -> dict:
+        """Network controls on the model frame grid (see the class docstring) of a synthesising composition;
+        ``magnitude`` as in :meth:`frame_state`."""
+        if self.amp_head is None:
+            raise ValueError(f"the {self.composition!r} composition has no synthesiser controls")
+        h, state = self.frame_state(batch, magnitude)
+        audio, f0, voicing = batch["input_audio"], state["f0_hz"], state["voicing"]
+        raw = self.amp_head(h)
         amplitudes = exp_sigmoid(raw[..., 0]) * voicing
         # Distribution: one softmax over the harmonics below Nyquist (normalised once, no second squashing).
         k = torch.arange(1, self.n_harmonics + 1, device=audio.device, dtype=audio.dtype)
@@ -353,10 +419,7 @@ class ResidualDDSPDecoder(nn.Module):
         dist = torch.nan_to_num(dist, nan=0.0)  # frames with no harmonic below Nyquist (never for voice)
         noise = exp_sigmoid(self.noise_head(h) - 5.0)
         out = dict(
-            f0_hz=f0,
-            f0_confidence=conf,
-            loudness_db=loud,
-            voicing=voicing,
+            **state,
             amplitudes=amplitudes,
             harmonic_distribution=dist,
             noise_magnitudes=noise,
@@ -396,6 +459,27 @@ class ResidualDDSPDecoder(nn.Module):
         c["synth_magnitude"] = synth_mag
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 
+    def compute_harmonic_mask(self, batch: dict) -> dict:
+        """The suppression mask of the ``harmonic`` composition (see the module docstring) for a batch at the model
+        rate: ``mask (batch, mask_n_fft // 2 + 1, n_model_frames)`` in [0, 1], exactly 1 at initialisation, with
+        the same grid entries as :meth:`compute_mask` and ``controls``: the input controls plus ``band_gain``,
+        ``comb_depth``, ``comb_width_hz``, each ``(batch, n_model_frames, n_mask_bands)``."""
+        if self.composition != "harmonic":
+            raise ValueError(f"compute_harmonic_mask needs composition 'harmonic', not {self.composition!r}")
+        audio, _ = self.check_batch(batch)
+        spec = self.stft(audio)
+        h, c = self.frame_state(batch, spec.abs())
+        gain_raw, depth_raw, width_raw = self.band_head(h).chunk(3, dim=-1)  # each (b, t, bands)
+        cut, depth = straight_through_unit(gain_raw), straight_through_unit(depth_raw)  # gain = 1 - cut
+        width = HARMONIC_WIDTH_HZ * torch.exp(width_raw.clamp(-3.0, 3.0))
+        to_bins = self.band_weights.to(h.dtype)  # (bins, bands)
+        cut_b, depth_b, width_b = (torch.einsum("fk,btk->bft", to_bins, x) for x in (cut, depth, width))
+        comb = harmonic_comb(c["f0_hz"], width_b, self.bin_hz.to(h.dtype))
+        # (1 - cut)(1 - ...) rather than interpolated gains: exactly 1 where cut and depth are exactly 0
+        mask = (1.0 - cut_b) * (1.0 - depth_b * c["voicing"].unsqueeze(1) * (1.0 - comb))
+        c.update(band_gain=1.0 - cut, comb_depth=depth, comb_width_hz=width)
+        return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
+
     def compute_gate(self, batch: dict) -> dict:
         """The per-frame gate of the ``gate`` composition: ``gate (batch, n_model_frames)`` in [0, 1] (1 = keep
         the input vocal; exactly 1 at initialisation), frame ``i`` at ``i * mask_hop / sample_rate`` s, with
@@ -408,9 +492,7 @@ class ResidualDDSPDecoder(nn.Module):
         if self.composition != "gate":
             raise ValueError(f"compute_gate needs composition 'gate', this model uses {self.composition!r}")
         c = self.controls(batch)
-        r = c["residual"]
-        r = r + (r.clamp(0.0, 1.0) - r).detach()
-        return dict(gate=1.0 - r, frame_rate=self.model_frame_rate, controls=c)
+        return dict(gate=1.0 - straight_through_unit(c["residual"]), frame_rate=self.model_frame_rate, controls=c)
 
     def synthesize(
         self,
@@ -470,6 +552,9 @@ __all__ = [
     "LogMelEncoder",
     "model_from_config",
     "harmonic_spectrum",
+    "harmonic_comb",
+    "band_interpolation",
+    "straight_through_unit",
     "noise_spectrum",
     "interpolate_mask",
     "interpolate_gate",

@@ -6,6 +6,7 @@ Track sources live in :mod:`ddsp_demucs.data.sources`, the window dataset (build
 
 from ddsp_demucs.data.dataset import (
     DatasetReport,
+    SeparatorMixDataset,
     ShardDataset,
     assign_splits,
     build_dataset_from_segments,
@@ -32,6 +33,7 @@ from ddsp_demucs.data.sources import (
 
 __all__ = [
     "DatasetReport",
+    "SeparatorMixDataset",
     "ShardDataset",
     "assign_splits",
     "build_dataset_from_segments",

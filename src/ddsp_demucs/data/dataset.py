@@ -500,6 +500,23 @@ class ShardDataset(torch.utils.data.Dataset):
                     raise InputError(f"{path}: missing or changed since the dataset was built (rebuild it)")
 
 
+class SeparatorMixDataset(torch.utils.data.ConcatDataset):
+    """The windows of several datasets of the same songs, each separated by another separator, drawn as one
+    (a training batch mixes separation qualities). ``manifest`` is the first dataset's with ``separator`` naming
+    every separator joined by ``+`` and ``separators`` listing them, so a checkpoint records what it has seen
+    (:mod:`ddsp_demucs.provenance`); the datasets must share the rate and window length."""
+
+    def __init__(self, datasets: list[ShardDataset]):
+        if not datasets:
+            raise ValueError("SeparatorMixDataset needs at least one dataset")
+        shapes = {(d.sample_rate, d.frame_rate, d.n_samples) for d in datasets}
+        if len(shapes) > 1:
+            raise InputError(f"datasets differ in rate or window length: {sorted(shapes)}")
+        super().__init__(datasets)
+        separators = [str(d.manifest.get("separator")) for d in datasets]
+        self.manifest = {**datasets[0].manifest, "separator": "+".join(separators), "separators": separators}
+
+
 def load_dataset(dataset_dir: str | os.PathLike, split: str = "train", *, verify: bool = False) -> ShardDataset:
     """One split (``train``, ``validation`` or ``test``) of a dataset folder; ``verify`` checks the checksums."""
     dataset = ShardDataset(dataset_dir, split)
@@ -508,4 +525,11 @@ def load_dataset(dataset_dir: str | os.PathLike, split: str = "train", *, verify
     return dataset
 
 
-__all__ = ["DatasetReport", "ShardDataset", "assign_splits", "build_dataset_from_segments", "load_dataset"]
+__all__ = [
+    "DatasetReport",
+    "SeparatorMixDataset",
+    "ShardDataset",
+    "assign_splits",
+    "build_dataset_from_segments",
+    "load_dataset",
+]

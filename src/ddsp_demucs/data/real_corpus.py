@@ -134,16 +134,18 @@ def split_singers(
     min_test_singers: int = 4,
     min_test_vocals: int = 6,
     n_valid_singers: int = 2,
+    max_test_vocals_per_singer: int | None = None,
 ) -> dict[str, str]:
     """Assign every singer to ``"train"``, ``"valid"`` or ``"test"``.
 
     Singers are ordered by a hash of ``(seed, singer)``; test takes singers in that order until it holds at least
-    ``min_test_singers`` singers and ``min_test_vocals`` vocal takes, validation the next ``n_valid_singers``,
-    training the rest. Returns singer -> split.
+    ``min_test_singers`` singers and ``min_test_vocals`` vocal takes (a test singer counting at most
+    ``max_test_vocals_per_singer``), validation the next ``n_valid_singers``, training the rest. Returns
+    singer -> split.
     """
     takes: dict[str, int] = {}
     for v in vocals:
-        takes[v.singer] = takes.get(v.singer, 0) + 1
+        takes[v.singer] = min(takes.get(v.singer, 0) + 1, max_test_vocals_per_singer or len(vocals))
     order = sorted(takes, key=lambda s: (_unit_hash(seed, "split", s), s))
     split, n_test, n_valid = {}, 0, 0
     for singer in order:
@@ -191,6 +193,7 @@ def plan_corpus(
     n_valid_singers: int = 2,
     augmentations_per_vocal: int = 0,
     augmentation_eq_db: float = EQ_DB,
+    max_test_vocals_per_singer: int | None = None,
 ) -> list[RemixPlan]:
     """Every song of the corpus (see the module docstring), in a deterministic order.
 
@@ -200,7 +203,9 @@ def plan_corpus(
     accompaniment is also written as that multitrack (``ratio_db`` None). A training singer's vocal is also
     written ``augmentations_per_vocal`` times augmented (one draw each, from ``seed`` and the vocal), each draw
     over the next ``accompaniments_per_vocal`` accompaniments and ratios, equaliser gains within
-    ``+-augmentation_eq_db`` dB; validation and test vocals never are.
+    ``+-augmentation_eq_db`` dB; validation and test vocals never are. A test singer contributes at most
+    ``max_test_vocals_per_singer`` takes (the first in a seeded order; None: all), so no singer dominates the
+    test songs; their other takes are left out (a held-out singer is never trained on).
     """
     if accompaniments_per_vocal < 1 or not ratios_db or augmentations_per_vocal < 0 or not augmentation_eq_db >= 0:
         raise ValueError(
@@ -216,7 +221,17 @@ def plan_corpus(
         min_test_singers=min_test_singers,
         min_test_vocals=min_test_vocals,
         n_valid_singers=n_valid_singers,
+        max_test_vocals_per_singer=max_test_vocals_per_singer,
     )
+    if max_test_vocals_per_singer is not None:
+        seen: dict[str, int] = {}
+        dropped = set()
+        for v in sorted(vocals, key=lambda v: (_unit_hash(seed, "test take", v.path), v.path)):
+            if splits[v.singer] == "test":
+                seen[v.singer] = seen.get(v.singer, 0) + 1
+                if seen[v.singer] > max_test_vocals_per_singer:
+                    dropped.add(v.path)
+        vocals = [v for v in vocals if v.path not in dropped]
     pool = accompaniment_pool_keys(entries, n_synthetic_bands)
     multitracks = multitrack_accompaniments(entries)
     impulse_responses = [e.path for e in entries if e.kind == "impulse_response"]
@@ -315,6 +330,7 @@ def write_real_corpus(
     n_valid_singers: int = 2,
     augmentations_per_vocal: int = 0,
     augmentation_eq_db: float = EQ_DB,
+    max_test_vocals_per_singer: int | None = None,
     progress: bool = False,
 ) -> TrackList:
     """Write (or finish) the real-singing corpus in ``out_dir`` and list its tracks.
@@ -340,6 +356,7 @@ def write_real_corpus(
         n_valid_singers=n_valid_singers,
         augmentations_per_vocal=augmentations_per_vocal,
         augmentation_eq_db=augmentation_eq_db,
+        max_test_vocals_per_singer=max_test_vocals_per_singer,
     )
     accompaniments: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str]] = []
@@ -375,6 +392,7 @@ def write_real_corpus(
             "n_synthetic_bands": n_synthetic_bands,
             "augmentations_per_vocal": augmentations_per_vocal,
             "augmentation_eq_db": augmentation_eq_db,
+            "max_test_vocals_per_singer": max_test_vocals_per_singer,
             "accompaniment_pool": accompaniment_pool_keys(entries, n_synthetic_bands),
             "singers": singers,
             "validation_tracks": [p.name for p in plans if p.split == "valid"],

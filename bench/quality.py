@@ -1,0 +1,387 @@
+"""Refinement at every separation quality: ``make bench-quality`` (= ``python -m bench quality``).
+
+The singer-held-out test songs of a real-singing corpus (``ddsp-demucs corpus --kind remix`` from
+``../shared/data``, with :data:`CORPUS`: 6 test singers, at most 2 takes each, so no singer holds more than 20 %
+of the test songs) are separated at every level of :data:`LEVELS`, from the weight-free fallback (about 1 dB
+SI-SDR) through oracle separators of controlled quality (:mod:`ddsp_demucs.oracle`) to the true vocal itself, and
+every system of :data:`SYSTEMS` refines each song whole, as ``ddsp-demucs refine`` does:
+
+- ``identity``: the separated vocal unchanged (every change is 0 by construction: the reference line);
+- ``comb``: the non-learned F0-guided harmonic comb filter (:mod:`ddsp_demucs.comb`);
+- ``demo``: the checkpoint ``make demo`` trains (synthetic voices only);
+- ``mask_quality``: the demo config's ``mask`` model trained on the training singers' songs separated by every
+  separator of :data:`TRAIN_SEPARATORS` (windows of all qualities drawn together), with the do-no-harm term and
+  30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``);
+- ``harmonic_quality``: the same data and training for the ``harmonic`` composition (a suppression-only mask
+  around the F0 harmonics with learned per-band gain, depth and width, the identity at initialisation).
+
+Two degradation families: ``bands`` (the ideal ratio mask pooled into B log-spaced bands; the training family)
+and ``smooth`` (temporal smoothing, random mask error, bleed floor, over/under-suppression: held out of all
+training, so a model is also judged on errors it never saw).
+
+Per system and level, ``bench/results/quality.json`` holds the input quality (median SI-SDR of the separated
+vocals), the median SI-SDR change with two bootstrap 95 % intervals (songs resampled; singers resampled, then
+their songs), songs better / worse, the worst song, and the median change of the error energy in the voiced,
+unvoiced and silent parts of the true vocal (positive: error removed); at level ``true`` (the true vocal given as
+the separated one) the refined SI-SDR itself. ``targets`` checks the issue's targets; ``quality.png`` plots the
+change against input quality, one line per system. Every stage reuses finished work (stems, features, datasets,
+training, and each system's scores per level), so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = ROOT / "runs" / "quality"
+RESULT = ROOT / "bench" / "results" / "quality.json"
+PLOT = ROOT / "bench" / "results" / "quality.png"
+DEFAULT = False  # not part of a plain `make bench`: it trains three models
+COMMAND = "make bench-quality"
+CONFIG = "configs/demo.yaml"
+CORPUS = {"min_test_singers": 6, "max_test_vocals_per_singer": 2}
+TRAIN_SEPARATORS = ("fallback", "oracle-bands4", "oracle-bands16", "oracle-bands64", "oracle")
+QUALITY_TRAINING = ["loss.no_harm_weight=10.0", "training.input_blend_fraction=0.3"]
+TRUE_LEVEL = "true"
+
+
+@dataclass(frozen=True)
+class Level:
+    """A separation quality: its name, the separator that makes it (None: the true vocal) and its family."""
+
+    name: str
+    separator: str | None
+    family: str
+
+
+LEVELS = (
+    Level("fallback", "fallback", "fallback"),
+    Level("bands4", "oracle-bands4", "bands"),
+    Level("bands16", "oracle-bands16", "bands"),
+    Level("bands64", "oracle-bands64", "bands"),
+    Level("ideal", "oracle", "bands"),
+    Level("smooth_low", "oracle-smooth0.5-err2-floor0.2", "smooth"),
+    Level("smooth_mid", "oracle-smooth0.3-exp0.7-err1.5-floor0.05", "smooth"),
+    Level("smooth_high", "oracle-smooth0.1-err1", "smooth"),
+    Level(TRUE_LEVEL, None, "true"),
+)
+HELD_OUT_FAMILIES = ("smooth",)
+SYSTEMS = {  # name -> the overrides of CONFIG it is trained with (None: not trained here)
+    "identity": None,
+    "comb": None,
+    "demo": None,
+    "mask_quality": QUALITY_TRAINING,
+    "harmonic_quality": ["model.composition=harmonic", *QUALITY_TRAINING],
+}
+RECOMMENDED = "harmonic_quality"
+BOOTSTRAP = 2000
+
+
+def levels_here() -> tuple[Level, ...]:
+    """:data:`LEVELS`, with htdemucs as a level of its own (family ``network``) where its weights load."""
+    from ddsp_demucs.demucs_wrappers import DEFAULT_MODEL, WeightsUnavailableError, get_separator
+
+    try:
+        get_separator(DEFAULT_MODEL)
+    except WeightsUnavailableError as exc:
+        log(f"no {DEFAULT_MODEL} level: its weights do not load here ({str(exc).splitlines()[0]})")
+        return LEVELS
+    return (LEVELS[0], Level(DEFAULT_MODEL, DEFAULT_MODEL, "network"), *LEVELS[1:])
+
+
+def log(message: str) -> None:
+    print(f"[quality {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ data
+def separator_dataset(config, separator, corpus: Path) -> Path:
+    """Stems, features and dataset of the corpus' training and validation songs separated by ``separator``, under
+    ``OUT``; returns the dataset folder."""
+    from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
+    from ddsp_demucs.features import run_features
+    from ddsp_demucs.separation_cache import separate_tracks
+
+    stems, dataset = OUT / "stems", OUT / "datasets" / separator.name
+    if (dataset / "manifest.json").is_file():
+        return dataset
+    log(f"separating the training and validation songs with {separator.name}")
+    failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
+    if failures:
+        raise SystemExit(f"separation failed: {failures}")
+    log(f"features of {separator.name}")
+    report = run_features(stems, separator.name, OUT / "features", config, progress=True)
+    dc = config.data
+    build_dataset_from_segments(
+        report.segments_csv,
+        stems / separator.name,
+        corpus,
+        dataset,
+        train_sr=dc.train_sr,
+        win_s=dc.win_s,
+        hop_s=dc.hop_s,
+        config=config,
+        progress=True,
+    )
+    return dataset
+
+
+def train_system(name: str, overrides: list[str], datasets: list[Path]) -> Path:
+    """Train system ``name`` on the windows of every dataset in ``datasets``; its checkpoint."""
+    from ddsp_demucs.data import SeparatorMixDataset, load_dataset
+    from ddsp_demucs.train import train_from_config
+    from ddsp_demucs.utils import atomic_path, load_config
+
+    checkpoint = OUT / name / "model.ckpt"
+    if checkpoint.is_file():
+        return checkpoint
+    config = load_config(ROOT / CONFIG, overrides)
+    train = SeparatorMixDataset([load_dataset(d, "train") for d in datasets])
+    valid = SeparatorMixDataset([load_dataset(d, "validation") for d in datasets])
+    log(f"training {name}: {len(train)} windows of {len(datasets)} separators, {config.training.max_steps} steps")
+    result = train_from_config(config, train, valid, OUT / name / "train", resume=True)
+    with atomic_path(checkpoint) as tmp:
+        shutil.copyfile(result["best_checkpoint"], tmp)
+    return checkpoint
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def song_scores(estimate: np.ndarray, target: np.ndarray, sample_rate: int, target_f0: np.ndarray, f0_rate) -> dict:
+    """SI-SDR of the mono downmix and the error energy (dB of the true vocal's energy) in its voiced, unvoiced
+    and silent parts."""
+    from ddsp_demucs.metrics import region_error_db, si_sdr
+
+    est, ref = np.asarray(estimate, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    out = {"si_sdr": float(si_sdr(est.mean(axis=1), ref.mean(axis=1)))}
+    out |= {f"err_{k}": v for k, v in region_error_db(est, ref, sample_rate, target_f0, f0_rate).items()}
+    return out
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[str, list[dict]]:
+    """Rows ``{song, singer, baseline: {...}, refined: {...}}`` of every system at ``level``, each system's
+    read from ``OUT/scores/<system>/<level>.json`` when its key (checkpoint digest) matches, else computed."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.evaluate.songs import REGION_F0_RATE, SongCache
+    from ddsp_demucs.utils import write_json_atomic
+
+    pending, rows = {}, {}
+    for system in refiners:
+        path = OUT / "scores" / system / f"{level.name}.json"
+        cached = json.loads(path.read_text()) if path.is_file() else None
+        if cached and cached.get("key") == keys[system] and cached.get("separator") == level.separator:
+            rows[system] = cached["rows"]
+        else:
+            pending[system], rows[system] = path, []
+    if not pending:
+        return rows
+    separator = get_separator(level.separator) if level.separator else None
+    cache = SongCache(OUT / "song_cache", separator or get_separator("oracle"), None, 0.5)
+    log(f"level {level.name}: scoring {', '.join(pending)} on {len(songs)} songs")
+    for track, singer in songs:
+        mixture, target = track.mixture(), track.vocals()
+        separated = target if separator is None else cache.separated(track.name, mixture, SAMPLE_RATE, target)
+        target_f0 = cache.reference_f0(track.name, target, SAMPLE_RATE)
+        baseline = song_scores(separated, target, SAMPLE_RATE, target_f0, REGION_F0_RATE)
+        for system in pending:
+            refined = refiners[system](separated, SAMPLE_RATE, target)
+            refined_scores = song_scores(refined, target, SAMPLE_RATE, target_f0, REGION_F0_RATE)
+            rows[system].append({"song": track.name, "singer": singer, "baseline": baseline, "refined": refined_scores})
+    for system, path in pending.items():
+        write_json_atomic(path, {"key": keys[system], "separator": level.separator, "rows": rows[system]})
+    return rows
+
+
+def bootstrap_median_ci(values: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator) -> list[float]:
+    """Percentile 95 % interval of the median of ``values`` over :data:`BOOTSTRAP` resamples: of the values, or,
+    with ``groups``, of the groups (singers) and then of the values within each chosen group."""
+    medians = np.empty(BOOTSTRAP)
+    if groups is None:
+        for i in range(BOOTSTRAP):
+            medians[i] = np.median(rng.choice(values, size=len(values)))
+    else:
+        members = [values[groups == g] for g in np.unique(groups)]
+        for i in range(BOOTSTRAP):
+            chosen = rng.integers(0, len(members), size=len(members))
+            medians[i] = np.median(np.concatenate([rng.choice(members[c], size=len(members[c])) for c in chosen]))
+    return [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))]
+
+
+def summarise(rows: list[dict], level: Level) -> dict:
+    """The figures of one system at one level (see the module docstring)."""
+    rng = np.random.default_rng(0)
+    base = np.array([r["baseline"]["si_sdr"] for r in rows])
+    refined = np.array([r["refined"]["si_sdr"] for r in rows])
+    singers = np.array([r["singer"] for r in rows])
+    change = refined - base
+    out = {
+        "n_songs": len(rows),
+        "n_singers": len(set(singers)),
+        "input_si_sdr_median": float(np.median(base)),
+        "refined_si_sdr_median": float(np.median(refined)),
+        "refined_si_sdr_min": float(np.min(refined)),
+    }
+    if level.separator is None:  # the true vocal: the change from a perfect score says nothing
+        return out
+    out |= {
+        "si_sdr_change_median": float(np.median(change)),
+        "si_sdr_change_ci95_songs": bootstrap_median_ci(change, None, rng),
+        "si_sdr_change_ci95_singers": bootstrap_median_ci(change, singers, rng),
+        "n_better": int(np.sum(change > 0)),
+        "n_worse": int(np.sum(change < 0)),
+        "fraction_worse": float(np.mean(change < 0)),
+        "worst_change": float(np.min(change)),
+        "error_reduction_median_db": {
+            region: float(np.nanmedian([r["baseline"][f"err_{region}"] - r["refined"][f"err_{region}"] for r in rows]))
+            for region in ("voiced", "unvoiced", "silent")
+        },
+    }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ results
+def targets(entries: dict) -> dict[str, bool]:
+    """The issue's targets for the recommended system and the demo checkpoint."""
+    rec, demo, comb = entries[RECOMMENDED], entries["demo"], entries["comb"]
+    graded = [lv for lv in LEVELS if lv.separator is not None]
+    near_9 = min(graded, key=lambda lv: abs(rec[lv.name]["input_si_sdr_median"] - 9.0)).name
+    return {
+        f"{RECOMMENDED}: median change >= 0 and at most 10 % of songs worse at every level": all(
+            rec[lv.name]["si_sdr_change_median"] >= 0 and rec[lv.name]["fraction_worse"] <= 0.10 for lv in graded
+        ),
+        f"{RECOMMENDED}: median change >= +1.5 dB and above the comb filter at {near_9} (nearest 9 dB)": (
+            rec[near_9]["si_sdr_change_median"] >= 1.5
+            and rec[near_9]["si_sdr_change_median"] > comb[near_9]["si_sdr_change_median"]
+        ),
+        f"{RECOMMENDED}: median change >= +2.0 dB at the fallback": rec["fallback"]["si_sdr_change_median"] >= 2.0,
+        f"{RECOMMENDED}: SI-SDR >= 30 dB on the true vocal": rec[TRUE_LEVEL]["refined_si_sdr_median"] >= 30.0,
+        "demo: median change >= 0 and at most 20 % of songs worse at every level": all(
+            demo[lv.name]["si_sdr_change_median"] >= 0 and demo[lv.name]["fraction_worse"] <= 0.20 for lv in graded
+        ),
+    }
+
+
+def plot(entries: dict, path: Path) -> None:
+    """Median SI-SDR change against input quality, one line per system (held-out family dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, (system, levels) in enumerate(entries.items()):
+        colour = f"C{k}"
+        for family, style in (("train", "-o"), ("held", "--s")):
+            chosen = [
+                lv
+                for lv in LEVELS
+                if lv.separator is not None and ((lv.family in HELD_OUT_FAMILIES) == (family == "held"))
+            ]
+            chosen.sort(key=lambda lv: levels[lv.name]["input_si_sdr_median"])
+            x = [levels[lv.name]["input_si_sdr_median"] for lv in chosen]
+            y = [levels[lv.name]["si_sdr_change_median"] for lv in chosen]
+            ax.plot(x, y, style, color=colour, label=system if family == "train" else None, alpha=0.9)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("input quality: median SI-SDR of the separated vocals (dB)")
+    ax.set_ylabel("median SI-SDR change (dB)")
+    ax.set_title("refinement against separation quality (solid: fallback and bands; dashed: held-out family)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    from ddsp_demucs.data import musdb_tracks
+    from ddsp_demucs.data.real_corpus import write_real_corpus
+    from ddsp_demucs.demo import run_demo
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner
+    from ddsp_demucs.train import load_model, setup_training_environment
+    from ddsp_demucs.utils import load_config, write_json_atomic
+
+    if not (SHARED / "index.csv").is_file():
+        print(f"quality: {SHARED}/index.csv not found; this benchmark needs the real audio of ../shared/data")
+        sys.exit(1)
+    setup_training_environment(seed=0)
+    OUT.mkdir(parents=True, exist_ok=True)
+    config = load_config(ROOT / CONFIG)
+    corpus = OUT / "corpus"
+    log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}")
+    write_real_corpus(corpus, SHARED, progress=True, **CORPUS)
+    manifest = json.loads((corpus / "manifest.json").read_text())
+
+    log("demo model (synthetic voices only), as `make demo` trains it")
+    checkpoints = {"demo": run_demo(config, OUT / "demo", progress=True).checkpoint}
+    datasets = [separator_dataset(config, get_separator(name), corpus) for name in TRAIN_SEPARATORS]
+    for name, overrides in SYSTEMS.items():
+        if overrides is not None:
+            checkpoints[name] = train_system(name, overrides, datasets)
+
+    refiners = {"identity": lambda separated, sr, target: separated, "comb": comb_refiner()}
+    keys = {"identity": "identity", "comb": "comb"}
+    for name, ckpt in checkpoints.items():
+        refiners[name] = model_refiner(load_model(ckpt))
+        keys[name] = file_digest(Path(ckpt))
+    songs = [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
+    entries: dict[str, dict] = {system: {} for system in refiners}
+    for level in levels_here():
+        for system, rows in score_level(level, songs, refiners, keys).items():
+            entries[system][level.name] = summarise(rows, level)
+        for system in refiners:
+            e = entries[system][level.name]
+            if level.separator is None:
+                log(f"{level.name:>11} {system:>16}: refined SI-SDR median {e['refined_si_sdr_median']:.1f} dB")
+            else:
+                log(
+                    f"{level.name:>11} {system:>16}: input {e['input_si_sdr_median']:5.1f} dB, change "
+                    f"{e['si_sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} worse"
+                )
+    plot(entries, PLOT)
+    write_json_atomic(
+        RESULT,
+        {
+            "systems": entries,
+            "levels": [{"name": lv.name, "separator": lv.separator, "family": lv.family} for lv in LEVELS],
+            "held_out_families": list(HELD_OUT_FAMILIES),
+            "train_separators": list(TRAIN_SEPARATORS),
+            "recommended": RECOMMENDED,
+            "recommended_checkpoint": str((OUT / RECOMMENDED / "model.ckpt").relative_to(ROOT)),
+            "test_singers": manifest["singers"]["test"],
+            "training_singers": manifest["singers"]["train"],
+            "validation_singers": manifest["singers"]["validation"],
+            "commands": {
+                "all": COMMAND,
+                "corpus": "ddsp-demucs corpus --kind remix (min_test_singers=6, max_test_vocals_per_singer=2)",
+            }
+            | {f"{name}_config": " ".join([CONFIG, *o]) for name, o in SYSTEMS.items() if o is not None},
+            "protocol": "whole test songs separated at each level and refined at their own rate and channels; "
+            "SI-SDR of the mono downmix; region errors against the true vocal's F0 (CREPE)",
+            "targets": targets(entries),
+            "plot": str(PLOT.relative_to(ROOT)),
+        },
+    )
+    recommended = OUT / "recommended" / "model.ckpt"
+    recommended.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(checkpoints[RECOMMENDED], recommended)
+    log(f"wrote {RESULT} and {PLOT}; recommended model: {recommended.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
