@@ -129,3 +129,18 @@ def test_cli_separates_songs_with_fallback_and_exits_nonzero_on_a_bad_file(tmp_p
     with pytest.raises(SystemExit):
         cli_main(["separate", "--help"])
     assert "--demucs-repo" in capsys.readouterr().out
+
+
+def test_demucs_vocals_of_musdb_training_songs_are_flagged(tmp_path):
+    from ddsp_demucs.demucs_wrappers import training_songs_warning
+
+    for folder in ("train/A", "train/B", "test/C"):
+        (tmp_path / "musdb" / folder).mkdir(parents=True)
+    message = training_songs_warning("htdemucs", tmp_path / "musdb", ["A", "B", "C"])
+    assert message.startswith("htdemucs was trained on MUSDB18-HQ's training songs, and 2 of the songs")
+    assert "\n" not in message
+    assert training_songs_warning("htdemucs", tmp_path / "musdb", ["C"]) is None  # test songs only
+    assert training_songs_warning("fallback", tmp_path / "musdb", ["A"]) is None
+    assert training_songs_warning("oracle-bands16", tmp_path / "musdb", ["A"]) is None
+    (tmp_path / "musdb" / "manifest.json").write_text("{}")  # this project's own corpora: songs no model heard
+    assert training_songs_warning("htdemucs", tmp_path / "musdb", ["A"]) is None

@@ -501,6 +501,26 @@ class FallbackSeparator:
         return f"FallbackSeparator({self.signature!r}, params={self.params})"
 
 
+# ---------------------------------------------------------------------------------------------- training songs
+def training_songs_warning(separator_name: str, songs_root: str | os.PathLike, songs: list[str]) -> str | None:
+    """A one-line warning when a Demucs separator's vocals of MUSDB18-HQ training songs are used to train a
+    refiner: every released Demucs model learned from MUSDB18-HQ's train folder, so its separations of those songs
+    are far cleaner than of a user's, and a refiner trained on them learns to change too little. ``songs`` are the
+    track names used from ``songs_root``; None when nothing is amiss (the fallback, oracle separators, this
+    project's own corpora, or only test songs)."""
+    root = Path(songs_root)
+    if separator_name == FALLBACK_NAME or is_oracle_name(separator_name) or (root / "manifest.json").is_file():
+        return None
+    seen = [name for name in songs if (root / "train" / name).is_dir()]
+    if not seen:
+        return None
+    return (
+        f"{separator_name} was trained on MUSDB18-HQ's training songs, and {len(seen)} of the songs used here are "
+        f"in {root / 'train'}: its vocals of them are unrealistically clean, so a refiner trained on them learns "
+        "to change too little; train on songs the separator never saw (MUSDB18-HQ test/, or your own with stems)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- by name
 def get_separator(
     name: str = "auto", repo: str | os.PathLike | None = None, device: str | torch.device | None = None, **kwargs
@@ -543,4 +563,5 @@ __all__ = [
     "load_demucs_model",
     "network_available",
     "repeating_background",
+    "training_songs_warning",
 ]

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.demucs_wrappers import training_songs_warning
 from ddsp_demucs.features.pipeline import file_sha256
 from ddsp_demucs.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
 
@@ -320,6 +321,10 @@ def build_dataset_from_segments(
     report = DatasetReport(out)
     report.skipped.extend((name, reason) for name, reason in tracks.skipped if name in windows)
     wanted = sorted(name for name in windows if name in by_name)
+    separator_name = _first_stem_manifest(stems_dir, wanted).get("separator", stems_dir.name)
+    overlap = training_songs_warning(separator_name, musdb_root, [n for n in wanted if split_of[n] != "test"])
+    if overlap:
+        log.warning(overlap)
     for name in sorted(set(windows) - set(by_name) - {n for n, _ in tracks.skipped}):
         report.skipped.append((name, f"{name}: in {csv_path.name} but not a track of {musdb_root}"))
     if not index_only:

@@ -1,0 +1,67 @@
+"""bench/quality.py's figures: the per-level summary, the two bootstrap intervals, the targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.quality import LEVELS, RECOMMENDED, TRUE_LEVEL, Level, bootstrap_median_ci, summarise, targets
+
+
+def rows(changes, singers, base=5.0):
+    return [
+        {
+            "song": f"s{i}",
+            "singer": singer,
+            "baseline": {"si_sdr": base, "err_voiced": -10.0, "err_unvoiced": -20.0, "err_silent": -30.0},
+            "refined": {"si_sdr": base + c, "err_voiced": -10.0 - c, "err_unvoiced": -20.0, "err_silent": -31.0},
+        }
+        for i, (c, singer) in enumerate(zip(changes, singers))
+    ]
+
+
+def test_summary_counts_medians_and_regions():
+    changes = [1.0, 2.0, -0.5, 3.0, 0.0]
+    out = summarise(rows(changes, ["a", "a", "b", "b", "c"]), Level("x", "oracle", "bands"))
+    assert out["si_sdr_change_median"] == 1.0 and out["input_si_sdr_median"] == 5.0
+    assert (out["n_better"], out["n_worse"], out["n_songs"], out["n_singers"]) == (3, 1, 5, 3)
+    assert out["fraction_worse"] == 0.2 and out["worst_change"] == -0.5
+    assert out["error_reduction_median_db"] == {"voiced": 1.0, "unvoiced": 0.0, "silent": 1.0}
+    for key in ("si_sdr_change_ci95_songs", "si_sdr_change_ci95_singers"):
+        lo, hi = out[key]
+        assert -0.5 <= lo <= 1.0 <= hi <= 3.0
+
+
+def test_true_level_reports_the_refined_score_only():
+    out = summarise(rows([0.0, 0.0], ["a", "b"], base=80.0), Level(TRUE_LEVEL, None, "true"))
+    assert out["refined_si_sdr_median"] == 80.0 and "si_sdr_change_median" not in out
+
+
+def test_resampling_singers_widens_the_interval_when_singers_differ():
+    """Two singers whose songs all change alike (+3 and -1): resampled by song, the median stays near the middle;
+    resampled by singer, half the resamples hold one singer only, so the interval spans both values."""
+    rng = np.random.default_rng(0)
+    values = np.array([3.0] * 10 + [-1.0] * 10)
+    groups = np.array(["a"] * 10 + ["b"] * 10)
+    by_song = bootstrap_median_ci(values, None, rng)
+    by_singer = bootstrap_median_ci(values, groups, rng)
+    assert by_singer[0] == pytest.approx(-1.0) and by_singer[1] == pytest.approx(3.0)
+    assert by_singer[1] - by_singer[0] >= by_song[1] - by_song[0]
+
+
+def entry(change, worse, input_db=5.0, true_db=40.0):
+    return {
+        lv.name: (
+            {"refined_si_sdr_median": true_db}
+            if lv.separator is None
+            else {"si_sdr_change_median": change, "fraction_worse": worse, "input_si_sdr_median": input_db}
+        )
+        for lv in LEVELS
+    }
+
+
+def test_targets_follow_the_issue():
+    good = {RECOMMENDED: entry(2.5, 0.05), "demo": entry(0.1, 0.2), "comb": entry(1.0, 0.0)}
+    assert all(targets(good).values())
+    bad = {RECOMMENDED: entry(1.0, 0.15, true_db=20.0), "demo": entry(-0.1, 0.2), "comb": entry(3.0, 0.0)}
+    assert not any(targets(bad).values())
