@@ -34,6 +34,7 @@ import torch
 
 import ddsp_demucs
 from ddsp_demucs import InputError
+from ddsp_demucs.hub import resolve_checkpoint
 
 CHECKPOINT_KEY = "ddsp_demucs"  # where a checkpoint keeps its ddsp-demucs metadata (model, config, provenance)
 UNKNOWN_CORPUS: dict[str, Any] = {"kind": "unknown", "singers": [], "tracks": None, "synthetic_only": False}
@@ -141,10 +142,11 @@ def read_checkpoint_meta(checkpoint_path: str | os.PathLike) -> dict:
 
 def load_checkpoint(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """A ddsp-demucs checkpoint's contents, read with ``torch.load(weights_only=True)``: tensors and plain values
-    (dicts, lists, strings, numbers) only, so that a crafted file cannot run code while it is read. Raises
+    (dicts, lists, strings, numbers) only, so that a crafted file cannot run code while it is read.
+    ``checkpoint_path`` is a file or an ``hf://owner/repo/file.ckpt`` reference (:mod:`ddsp_demucs.hub`). Raises
     :class:`InputError` naming the file if it is missing, unreadable, holds any other object, or has no
-    ddsp-demucs entry."""
-    path = Path(checkpoint_path)
+    ddsp-demucs entry, and as :func:`~ddsp_demucs.hub.resolve_checkpoint` for a reference."""
+    path = resolve_checkpoint(checkpoint_path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     try:

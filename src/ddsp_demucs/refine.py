@@ -47,6 +47,7 @@ import torch
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio, resample, save_audio
 from ddsp_demucs.compositions import SongWindow
+from ddsp_demucs.hub import is_hub_reference, resolve_checkpoint
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.utils import get_logger, write_json_atomic
 
@@ -374,9 +375,13 @@ def song_output_dir(song_path: str | os.PathLike, out_dir: str | os.PathLike) ->
     return Path(out_dir) / Path(song_path).stem
 
 
-def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overlap_s, strength) -> dict:
+def _settings(
+    model: ResidualDDSPDecoder, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength
+) -> dict:
+    hub = bool(checkpoint) and is_hub_reference(checkpoint)
     return {
-        "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+        "checkpoint": (checkpoint if hub else str(Path(checkpoint).resolve())) if checkpoint else None,
+        "checkpoint_file": str(checkpoint_file) if hub else None,  # the cached file: its snapshot folder is the commit
         "separator": separator.name,
         "separator_signature": getattr(separator, "signature", None),
         "composition": model.composition,
@@ -386,7 +391,7 @@ def _settings(model: ResidualDDSPDecoder, separator, checkpoint, window_s, overl
     }
 
 
-def _is_up_to_date(song_path: Path, song_dir: Path, settings: dict, checkpoint) -> bool:
+def _is_up_to_date(song_path: Path, song_dir: Path, settings: dict, checkpoint_file: Path | None) -> bool:
     outputs = [song_dir / SEPARATED_NAME, song_dir / REFINED_NAME, song_dir / RECORD_NAME]
     if not all(p.is_file() for p in outputs):
         return False
@@ -396,7 +401,7 @@ def _is_up_to_date(song_path: Path, song_dir: Path, settings: dict, checkpoint) 
         return False
     if any(record.get(k) != v for k, v in settings.items()):
         return False
-    inputs = [song_path] + ([Path(checkpoint)] if checkpoint else [])
+    inputs = [song_path] + ([checkpoint_file] if checkpoint_file else [])
     newest_input = max(p.stat().st_mtime for p in inputs)
     return min(p.stat().st_mtime for p in outputs) >= newest_input
 
@@ -420,6 +425,8 @@ def refine_song(
     rate, channels and exact length) and ``refine.json`` (settings, checkpoint, separator, timings), each
     atomically, the record last. Skips the song when all three exist, the record's settings match and the
     outputs are newer than the song (and ``checkpoint``, the model's file if given), unless ``force``.
+    ``checkpoint`` may be an ``hf://`` reference (:mod:`ddsp_demucs.hub`): the record keeps it as given and the
+    cached file it resolved to (``checkpoint_file``, whose snapshot folder names the commit).
     ``separator`` is any object with ``name`` and ``separate(mixture, sample_rate) -> {"vocals": ...}`` (see
     :func:`ddsp_demucs.demucs_wrappers.get_separator`).
 
@@ -429,8 +436,9 @@ def refine_song(
     """
     song_path = Path(song_path)
     song_dir = song_output_dir(song_path, out_dir)
-    settings = _settings(model, separator, checkpoint, window_s, overlap_s, strength)
-    if not force and song_path.is_file() and _is_up_to_date(song_path, song_dir, settings, checkpoint):
+    checkpoint_file = resolve_checkpoint(checkpoint) if checkpoint else None
+    settings = _settings(model, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength)
+    if not force and song_path.is_file() and _is_up_to_date(song_path, song_dir, settings, checkpoint_file):
         log.info("%s: up to date in %s, skipped", song_path.name, song_dir)
         return {**json.loads((song_dir / RECORD_NAME).read_text()), "skipped": True}
     t0 = time.perf_counter()

@@ -316,12 +316,13 @@ MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"ddsp_demucs.model.ResidualDD
 def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """The model stored in a checkpoint written by :class:`DDSPTrainer`, in eval mode, from the file alone.
 
-    The checkpoint holds the model class (a name in :data:`MODEL_CLASSES`), its init arguments, the resolved config
+    ``checkpoint_path`` is a file or an ``hf://owner/repo/file.ckpt`` reference (:mod:`ddsp_demucs.hub`). The
+    checkpoint holds the model class (a name in :data:`MODEL_CLASSES`), its init arguments, the resolved config
     and the weights; it is read weights-only (:func:`~ddsp_demucs.provenance.load_checkpoint`). Raises
     :class:`InputError` naming the file if it is missing or not such a checkpoint, or if its class is unknown, its
     arguments bad or its weights a misfit.
     """
-    path = Path(checkpoint_path)
+    path = os.fspath(checkpoint_path)  # as given: Path() would turn hf://owner/... into hf:/owner/...
     ckpt = load_checkpoint(path, map_location)
     meta = ckpt[CHECKPOINT_KEY]
     name = meta.get("model_class")

@@ -43,7 +43,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    f.add_argument("--checkpoint", required=True, type=Path, help="trained model checkpoint")
+    f.add_argument(
+        "--checkpoint",
+        required=True,
+        help="trained model checkpoint, or hf://owner/repo/file.ckpt (hf://owner/repo@revision/file.ckpt) on the "
+        "Hugging Face Hub, downloaded once into its cache",
+    )
     f.add_argument("--data", required=True, type=Path, help="dataset directory (from build-dataset)")
     f.add_argument("--out", required=True, type=Path, help="output folder")
     f.add_argument("--split", default="test", choices=SPLITS, help="dataset split (default: test)")
@@ -110,9 +115,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--max-steps", type=int, default=None, help="steps per run (default: the config's)")
     s.add_argument(
         "--checkpoint",
-        type=Path,
         default=None,
-        help="model for the output-stability part (default: the run with the best validation SI-SDR)",
+        help="model for the output-stability part, a file or hf://owner/repo/file.ckpt (default: the run with the "
+        "best validation SI-SDR)",
     )
     s.add_argument(
         "--n-examples", type=int, default=None, help="validation windows for the output-stability part (default: all)"
@@ -139,13 +144,15 @@ def _load_split(data: Path, split: str):
 
 def _run_f0_noise(args: argparse.Namespace) -> int:
     from ddsp_demucs.analysis import f0_noise_analysis, write_f0_noise_outputs
+    from ddsp_demucs.hub import is_hub_reference, resolve_checkpoint
     from ddsp_demucs.train import load_model
 
     if args.n_examples is not None and args.n_examples < 1:
         raise InputError(f"--n-examples must be >= 1, got {args.n_examples}")
-    ckpt = args.checkpoint.resolve()
+    local = resolve_checkpoint(args.checkpoint)
+    ckpt = local.resolve()
     request = {
-        "checkpoint": str(ckpt),
+        "checkpoint": args.checkpoint if is_hub_reference(args.checkpoint) else str(ckpt),
         "checkpoint_mtime_ns": ckpt.stat().st_mtime_ns if ckpt.is_file() else None,
         "data": str(args.data.resolve()),
         "split": args.split,
@@ -167,7 +174,7 @@ def _run_f0_noise(args: argparse.Namespace) -> int:
             log.info("%s is up to date with this request; nothing to do (--force to redo)", summary_path)
             print(summary_path)
             return 0
-    model = load_model(args.checkpoint)
+    model = load_model(local)
     dataset = _load_split(args.data, args.split)
     log.info(
         "F0-noise analysis of %s on %s/%s (%s windows)",
@@ -196,14 +203,16 @@ def _run_f0_noise(args: argparse.Namespace) -> int:
 
 def _run_stability(args: argparse.Namespace) -> int:
     from ddsp_demucs.analysis import output_stability, stability_analysis, write_output_stability_outputs
+    from ddsp_demucs.hub import resolve_checkpoint
     from ddsp_demucs.train import load_model
     from ddsp_demucs.utils import load_config
 
     config = load_config(args.config, args.overrides)
     if args.max_steps is not None and args.max_steps < 1:
         raise InputError(f"--max-steps must be >= 1, got {args.max_steps}")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise InputError(f"{args.checkpoint}: checkpoint not found")
+    checkpoint = resolve_checkpoint(args.checkpoint) if args.checkpoint is not None else None  # before training
+    if checkpoint is not None and not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: checkpoint not found")
     train_ds = _load_split(args.data, "train")
     val_ds = _load_split(args.data, "validation")
     result = stability_analysis(
@@ -225,7 +234,7 @@ def _run_stability(args: argparse.Namespace) -> int:
         args.out,
     )
     if not args.no_output_stability:
-        ckpt = args.checkpoint
+        ckpt = checkpoint
         if ckpt is None:
             finished = [r for r in result["runs"] if not r["diverged"] and r.get("last_checkpoint")]
             if not finished:
@@ -237,6 +246,7 @@ def _run_stability(args: argparse.Namespace) -> int:
             ckpt = Path(best["last_checkpoint"])
             log.info("output stability on %s (run %s: best final validation SI-SDR)", ckpt, best["name"])
         out = output_stability(load_model(ckpt), val_ds, n_examples=args.n_examples)
-        write_output_stability_outputs(out, args.out, extra_settings={"checkpoint": str(ckpt), "split": "validation"})
+        used = args.checkpoint or str(ckpt)  # an hf:// reference as given
+        write_output_stability_outputs(out, args.out, extra_settings={"checkpoint": used, "split": "validation"})
     print(args.out / "stability.json")
     return 0

@@ -47,9 +47,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     system = p.add_mutually_exclusive_group(required=True)
     system.add_argument(
         "--checkpoint",
-        type=Path,
         metavar="CKPT",
-        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)",
+        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`), or hf://owner/repo/file.ckpt "
+        "(hf://owner/repo@revision/file.ckpt) on the Hugging Face Hub, downloaded once into its cache",
     )
     system.add_argument(
         "--comb",
@@ -167,7 +167,7 @@ def headline(summary: dict, what: str) -> str:
     return "\n".join(lines + [verdict(summary)])
 
 
-def load_refinement_model(checkpoint: Path):
+def load_refinement_model(checkpoint: str | Path):
     """The ResidualDDSPDecoder of ``checkpoint``; DDSPDemucsError naming the file otherwise."""
     from ddsp_demucs.model import ResidualDDSPDecoder
     from ddsp_demucs.train import load_model
@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         tracks=tracks,
         n_boot=args.n_boot,
         seed=args.seed,
-        title=f"ddsp-demucs evaluation: {args.checkpoint.name} on {args.data.name} ({args.split})",
+        title=f"ddsp-demucs evaluation: {Path(args.checkpoint).name} on {args.data.name} ({args.split})",
         command=command_line(args),
     )
     summary = written["summary"]

@@ -8,7 +8,8 @@ on synthetic voices only, or does not say. Songs are refined in overlapping wind
 over --overlap-s), so memory does not grow with the song's length. --strength S < 1 applies part of the
 refinement (separated + S * (refined - separated)). A re-run skips songs whose outputs are newer than the song
 and the checkpoint and were made with the same settings (--force redoes them). Songs that cannot be read or
-separated are reported at the end and make the exit status 1; the others are still processed.
+separated are reported at the end and make the exit status 1; the others are still processed. --checkpoint also
+takes hf://owner/repo/file.ckpt: downloaded into the Hugging Face cache, then used from there offline too.
 
 Separators: any Demucs model name (htdemucs, htdemucs_ft, ...), "fallback" (weight-free, much lower quality),
 or "auto" (htdemucs if its weights load, else fallback, with a warning). --demucs-repo DIR holds Demucs
@@ -18,6 +19,7 @@ examples:
   ddsp-demucs refine song.wav --checkpoint runs/demo/model.ckpt --separator htdemucs --out refined
   ddsp-demucs refine album/ other.flac --checkpoint best.ckpt --separator auto --out refined --demucs-repo weights/
   ddsp-demucs refine long_set.wav --checkpoint best.ckpt --separator fallback --out refined --window-s 20
+  ddsp-demucs refine song.wav --checkpoint hf://owner/repo/model.ckpt --separator htdemucs --out refined
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         required=True,
-        type=Path,
         metavar="CKPT",
-        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`)",
+        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`), or hf://owner/repo/file.ckpt "
+        "(hf://owner/repo@revision/file.ckpt) on the Hugging Face Hub, downloaded once into its cache",
     )
     p.add_argument(
         "--separator", default="auto", metavar="NAME", help="a Demucs model name, 'fallback', or 'auto' (default: auto)"
