@@ -6,7 +6,9 @@ the original-style pure resynthesis (``composition=synth``: time-domain harmonic
 reverb), the small model before tuning (model grid hop 256, four loss FFT sizes) for comparison, and the small
 config with the MR-STFT loss written as plain autograd operations (``|torch.stft|``, ``log``, ``abs``, ``mean``:
 the form before its STFT and magnitude terms got closed-form gradients) as the loss's reference in the same run;
-``small_speedup_over_autograd_mrstft`` is the ratio of the two steps.
+``small_speedup_over_autograd_mrstft`` is the ratio of the two steps. ``small_harmonic`` is the small config
+with the ``harmonic`` composition (the model bench/quality.py recommends); ``small_harmonic_step_ratio`` is its
+step time over the small ``mask`` config's, in the same run.
 ``step_s`` is the median over the timed steps after warm-up. Writes ``bench/results/train.json``.
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RUNS = {  # name -> (config file, overrides, MR-STFT loss by plain autograd)
     "small": ("ddsp_residual_small.yaml", [], False),
+    "small_harmonic": ("ddsp_residual_small.yaml", ["model.composition=harmonic"], False),
     "small_autograd_mrstft_reference": ("ddsp_residual_small.yaml", [], True),
     "base": ("base.yaml", [], False),
     "base_synth_reference": ("base.yaml", ["model.composition=synth"], False),
@@ -133,6 +136,7 @@ def main() -> dict:
     results["small_speedup_over_autograd_mrstft"] = round(
         results["small_autograd_mrstft_reference"]["step_s"] / results["small"]["step_s"], 3
     )
+    results["small_harmonic_step_ratio"] = round(results["small_harmonic"]["step_s"] / results["small"]["step_s"], 3)
     results["setup"] = {
         "batch": BATCH,
         "seconds": SECONDS,

@@ -122,6 +122,10 @@ def test_provenance_warnings():
     for unknown in ({}, {"separator": None, "corpus": {"kind": "unknown"}}):
         assert provenance_warnings(unknown, "htdemucs") == ["checkpoint does not say what it was trained on"]
     assert all("\n" not in w for w in provenance_warnings(synthetic, "htdemucs"))
+    mixed = {"separator": "fallback+oracle-bands16", "corpus": {"kind": "real", "synthetic_only": False}}
+    assert provenance_warnings(mixed, "oracle-bands16") == provenance_warnings(mixed, "fallback") == []
+    [other] = provenance_warnings(mixed, "htdemucs")
+    assert "separated by fallback+oracle-bands16" in other
 
 
 def test_refine_cli_warns_once_and_records_provenance(checkpoint, tmp_path, caplog):

@@ -144,3 +144,21 @@ def test_demucs_vocals_of_musdb_training_songs_are_flagged(tmp_path):
     assert training_songs_warning("oracle-bands16", tmp_path / "musdb", ["A"]) is None
     (tmp_path / "musdb" / "manifest.json").write_text("{}")  # this project's own corpora: songs no model heard
     assert training_songs_warning("htdemucs", tmp_path / "musdb", ["A"]) is None
+
+
+def test_training_on_such_a_dataset_warns_from_its_manifest(tmp_path):
+    from ddsp_demucs.train import separator_training_overlap
+
+    (tmp_path / "musdb" / "train" / "A").mkdir(parents=True)
+
+    class Dataset:
+        manifest = {
+            "separator": "fallback+htdemucs",
+            "musdb_root": str(tmp_path / "musdb"),
+            "splits": {"train": {"tracks": ["A"]}, "validation": {"tracks": []}, "test": {"tracks": []}},
+        }
+
+    [warning] = separator_training_overlap(Dataset())
+    assert warning.startswith("htdemucs was trained on MUSDB18-HQ's training songs, and 1 of the songs")
+    Dataset.manifest = {**Dataset.manifest, "separator": "fallback"}
+    assert separator_training_overlap(Dataset()) == []

@@ -179,7 +179,7 @@ def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
     if trained_on is None and kind == "unknown":
         return ["checkpoint does not say what it was trained on"]
     warnings = []
-    if trained_on is not None and trained_on != separator_name:
+    if trained_on is not None and separator_name not in str(trained_on).split("+"):  # "a+b": trained on both
         warnings.append(
             f"model trained on vocals separated by {trained_on}, refining vocals separated by "
             f"{separator_name}: expect a different result"

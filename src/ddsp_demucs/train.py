@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.config import Config, LossConfig, TrainingConfig
 from ddsp_demucs.data.input_blend import blend_toward_target
+from ddsp_demucs.demucs_wrappers import training_songs_warning
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder, model_from_config
@@ -803,6 +804,22 @@ def check_resumable(last_checkpoint: Path, config: Config) -> None:
         )
 
 
+def separator_training_overlap(dataset: Dataset) -> list[str]:
+    """One-line warnings when the dataset's songs (its manifest's training and validation tracks) include
+    MUSDB18-HQ training songs separated by a Demucs model that learned from them
+    (:func:`~ddsp_demucs.demucs_wrappers.training_songs_warning`)."""
+    manifest = getattr(dataset, "manifest", None) or {}
+    splits = manifest.get("splits") or {}
+    songs = [t for split in ("train", "validation") for t in (splits.get(split) or {}).get("tracks", [])]
+    if not songs or not manifest.get("musdb_root"):
+        return []
+    found = (
+        training_songs_warning(name, manifest["musdb_root"], songs)
+        for name in str(manifest.get("separator", "")).split("+")
+    )
+    return [w for w in found if w]
+
+
 def train_from_config(
     config: Config,
     train_dataset: Dataset,
@@ -831,6 +848,8 @@ def train_from_config(
     if ckpt_path:
         check_resumable(last, config)
         log.info("resuming from %s", ckpt_path)
+    for warning in separator_training_overlap(train_dataset):
+        log.warning(warning)
     setup_training_environment(use_mixed_precision=False, seed=tc.seed, threads=tc.threads)
     write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
     ddsp = DDSPTrainer(config=config)
