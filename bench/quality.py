@@ -197,7 +197,7 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
         target_f0 = cache.reference_f0(track.name, target, SAMPLE_RATE)
         baseline = song_scores(separated, target, SAMPLE_RATE, target_f0, REGION_F0_RATE)
         for system in pending:
-            refined = refiners[system](separated, SAMPLE_RATE, target)
+            refined = refiners[system](separated, SAMPLE_RATE, target, mixture)
             refined_scores = song_scores(refined, target, SAMPLE_RATE, target_f0, REGION_F0_RATE)
             rows[system].append({"song": track.name, "singer": singer, "baseline": baseline, "refined": refined_scores})
     for system, path in pending.items():
@@ -334,7 +334,7 @@ def main() -> None:
         if overrides is not None:
             checkpoints[name] = train_system(name, overrides, datasets)
 
-    refiners = {"identity": lambda separated, sr, target: separated, "comb": comb_refiner()}
+    refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
     keys = {"identity": "identity", "comb": "comb"}
     for name, ckpt in checkpoints.items():
         refiners[name] = model_refiner(load_model(ckpt))

@@ -181,7 +181,7 @@ def clean_vocal_scores(refiner, corpus: Path) -> dict:
     scores: dict[str, list[float]] = {}
     for track in musdb_tracks(corpus, subsets=("test",)):
         vocal = load_track_audio(track.stem_paths["vocals"]).astype(np.float64)
-        refined = np.asarray(refiner(vocal.astype(np.float32), SAMPLE_RATE, vocal), dtype=np.float64)
+        refined = np.asarray(refiner(vocal.astype(np.float32), SAMPLE_RATE, vocal, track.mixture()), dtype=np.float64)
         scores.setdefault(tracks[track.name]["singer"], []).append(float(si_sdr(refined.mean(1), vocal.mean(1))))
     return {
         "si_sdr_median": float(np.median([v for singer in scores.values() for v in singer])),

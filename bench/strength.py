@@ -38,16 +38,16 @@ def cached_refiner(refiner):
 
     cache: dict[str, np.ndarray] = {}
 
-    def full(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
+    def full(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         key = hashlib.sha256(np.ascontiguousarray(separated).tobytes()).hexdigest() + str(sample_rate)
         if key not in cache:
-            cache[key] = np.asarray(refiner(separated, sample_rate, reference), dtype=np.float32)
+            cache[key] = np.asarray(refiner(separated, sample_rate, reference, mixture), dtype=np.float32)
         return cache[key]
 
     def at(strength: float):
-        def refine(separated, sample_rate, reference):
+        def refine(separated, sample_rate, reference, mixture):
             return apply_strength(
-                np.asarray(separated, dtype=np.float32), full(separated, sample_rate, reference), strength
+                np.asarray(separated, dtype=np.float32), full(separated, sample_rate, reference, mixture), strength
             )
 
         return refine

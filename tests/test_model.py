@@ -290,3 +290,22 @@ def test_autocast_gradients_are_finite_at_initialisation(composition, dtype):
     bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
     assert not bad, f"non-finite gradients under {dtype} autocast: {bad}"
     assert any(p.grad is not None and torch.any(p.grad != 0) for p in model.parameters())
+
+
+@pytest.mark.parametrize("composition", ["mask", "harmonic"])
+def test_accompaniment_encoder_reads_mixture_minus_input(composition):
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(SR, FR, composition=composition, use_accompaniment_encoder=True, **TINY)
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
+    with pytest.raises(ValueError, match="this model reads the mixture"):
+        model(batch)
+    batch["mixture_audio"] = batch["input_audio"] + 0.1 * torch.randn_like(batch["input_audio"])
+    out = model(batch)
+    assert torch.allclose(out["audio"], batch["input_audio"], atol=1e-6)  # still the identity at init
+    out["audio"].sub(batch["target_audio"]).square().mean().backward()
+    grads = [p.grad for p in model.accompaniment_encoder.parameters()]
+    assert all(g is not None for g in grads)
+    with torch.no_grad():  # the decoder's output moves with the accompaniment estimate
+        h1, _ = model.frame_state(batch)
+        h2, _ = model.frame_state({**batch, "mixture_audio": batch["input_audio"]})
+    assert (h1 - h2).abs().max() > 1e-4

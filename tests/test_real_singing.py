@@ -18,7 +18,7 @@ from test_real_corpus import small_corpus  # noqa: E402,F401  (the fixture)
 from test_refine import TINY_OVERRIDES  # noqa: E402
 
 
-def identity(separated, sample_rate, reference):
+def identity(separated, sample_rate, reference, mixture):
     return separated
 
 
@@ -246,7 +246,7 @@ def test_clean_vocal_scores_refine_each_true_vocal_and_score_it_against_itself(s
     _, corpus, tracks = small_corpus
     seen = []
 
-    def twenty_db_below(separated, sample_rate, reference):
+    def twenty_db_below(separated, sample_rate, reference, mixture):
         np.testing.assert_array_equal(separated, reference.astype(np.float32))  # the true vocal is the input
         seen.append(sample_rate)
         mono = reference.mean(1)
@@ -272,16 +272,16 @@ def test_strength_bench_refines_each_song_once_and_chooses_on_validation_medians
 
     calls = []
 
-    def refiner(separated, sample_rate, reference):
+    def refiner(separated, sample_rate, reference, mixture):
         calls.append(sample_rate)
         return separated * 0.5 + 0.1
 
     at = cached_refiner(refiner)
     x = np.random.default_rng(0).standard_normal((1000, 2)).astype(np.float32)
     for strength in (0.25, 0.5, 1.0, 0.25):
-        np.testing.assert_array_equal(at(strength)(x, 44100, x), apply_strength(x, x * 0.5 + 0.1, strength))
+        np.testing.assert_array_equal(at(strength)(x, 44100, x, x), apply_strength(x, x * 0.5 + 0.1, strength))
     assert calls == [44100]
-    at(1.0)(x[:500], 44100, x[:500])
+    at(1.0)(x[:500], 44100, x[:500], x[:500])
     assert calls == [44100, 44100]  # another song: refined once more
     medians = {0.25: 1.0, 0.5: 2.0, 0.75: 2.0, 1.0: 1.5}
     assert choose({s: {"si_sdr_change_median": m} for s, m in medians.items()}) == 0.75

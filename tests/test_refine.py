@@ -498,3 +498,22 @@ def test_f0_tracker_follows_the_checkpoint_features_and_the_arguments():
     model.config = {"features": {"f0_method": "pyin", "voicing_threshold": 0.3, "crepe_hop": 320}}
     assert f0_tracker(model, None, None) == F0Tracker("pyin", 0.3, 320)
     assert f0_tracker(model, "crepe-tiny", 0.6) == F0Tracker("crepe-tiny", 0.6, 320)
+
+
+def test_a_model_reading_the_mixture_gets_it_window_by_window():
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(composition="mask", use_accompaniment_encoder=True, **TINY).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.residual_head.weight, std=0.5)
+        model.residual_head.bias.fill_(0.3)
+    sr, x = 44100, vocal(8.0, 44100, 2)[:352_799]
+    mixture = x + 0.3 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    with pytest.raises(InputError, match="this model reads the mixture"):
+        refine_vocals(model, x, sr)
+    windowed = refine_vocals(model, x, sr, window_s=6.0, overlap_s=1.0, mixture=mixture)
+    whole = refine_vocals(model, x, sr, window_s=None, mixture=mixture)
+    assert sisdr_db(windowed, whole).min() > 30.0  # windows see the mixture where the whole song does
+    other = refine_vocals(model, x, sr, window_s=None, mixture=x)  # another accompaniment: another refinement
+    assert np.abs(other - whole).max() > 1e-3
+    identity = ResidualDDSPDecoder(composition="harmonic", use_accompaniment_encoder=True, **TINY).eval()
+    np.testing.assert_allclose(refine_vocals(identity, x, sr, mixture=mixture), x, atol=1e-5)

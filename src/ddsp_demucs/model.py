@@ -228,6 +228,9 @@ class ResidualDDSPDecoder(nn.Module):
         hidden_size, gru_units, n_fc_layers: decoder sizes.
         use_audio_encoder: feed a GRU encoding of the input vocal's log-mel frames (``n_mels``,
             ``encoder_units``) to the decoder.
+        use_accompaniment_encoder: also feed an encoding of the separator's accompaniment estimate, the mixture
+            minus the input vocal (the batch's ``mixture_audio (batch, n_samples)``, which ``refine`` always has):
+            where the rest of the song is loud, the separated vocal is likely to hold some of it.
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -255,6 +258,7 @@ class ResidualDDSPDecoder(nn.Module):
         gru_units: int = 256,
         n_fc_layers: int = 2,
         use_audio_encoder: bool = True,
+        use_accompaniment_encoder: bool = False,
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -296,6 +300,7 @@ class ResidualDDSPDecoder(nn.Module):
             gru_units=gru_units,
             n_fc_layers=n_fc_layers,
             use_audio_encoder=use_audio_encoder,
+            use_accompaniment_encoder=use_accompaniment_encoder,
             n_mels=n_mels,
             encoder_units=encoder_units,
             reverb=reverb,
@@ -320,7 +325,10 @@ class ResidualDDSPDecoder(nn.Module):
         self.register_buffer("window", torch.hann_window(mask_n_fft), persistent=False)
 
         self.encoder = LogMelEncoder(sample_rate, mask_n_fft, n_mels, encoder_units) if use_audio_encoder else None
-        sizes = [1, 1, 1] + ([encoder_units] if use_audio_encoder else [])
+        self.accompaniment_encoder = (
+            LogMelEncoder(sample_rate, mask_n_fft, n_mels, encoder_units) if use_accompaniment_encoder else None
+        )
+        sizes = [1, 1, 1] + [encoder_units] * (int(use_audio_encoder) + int(use_accompaniment_encoder))
         self.decoder = RnnFcDecoder(sizes, hidden_size, gru_units, n_fc_layers)
         synthesises = composition != "harmonic"
         self.amp_head = nn.Linear(hidden_size, 1 + n_harmonics) if synthesises else None
@@ -371,6 +379,11 @@ class ResidualDDSPDecoder(nn.Module):
             raise ValueError("input_audio must be (batch, n_samples); got a 1-D tensor (add a batch dim)")
         if audio.dim() != 2:
             raise ValueError(f"input_audio must be (batch, n_samples), got shape {tuple(audio.shape)}")
+        if self.accompaniment_encoder is not None:
+            mixture = batch.get("mixture_audio")
+            if mixture is None or mixture.shape != audio.shape:
+                got = "none" if mixture is None else tuple(mixture.shape)
+                raise ValueError(f"this model reads the mixture: need mixture_audio {tuple(audio.shape)}, got {got}")
         for key in ("f0_hz", "f0_confidence", "loudness_db"):
             if batch[key].dim() != 2 or batch[key].shape[0] != audio.shape[0]:
                 raise ValueError(
@@ -398,6 +411,8 @@ class ResidualDDSPDecoder(nn.Module):
             if magnitude is None:
                 magnitude = self.stft(audio).abs()
             inputs.append(self.encoder(magnitude))
+        if self.accompaniment_encoder is not None:
+            inputs.append(self.accompaniment_encoder(self.stft(batch["mixture_audio"].to(audio.dtype) - audio).abs()))
         # Harmonics fade out smoothly as the confidence drops below the threshold, and vanish where F0 is 0.
         voicing = torch.sigmoid((conf - self.voicing_threshold) * 12.0) * voiced
         return self.decoder(inputs), dict(f0_hz=f0, f0_confidence=conf, loudness_db=loud, voicing=voicing)

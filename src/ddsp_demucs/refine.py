@@ -269,6 +269,7 @@ def refine_vocals(
     seed: int = 0,
     f0_reference: np.ndarray | None = None,
     strength: float = 1.0,
+    mixture: np.ndarray | None = None,
 ) -> np.ndarray:
     """Refine a separated vocal with ``model`` (see the module docstring for the method).
 
@@ -285,6 +286,8 @@ def refine_vocals(
         strength: how much of the refinement is applied, in [0, 1]: the output is ``vocals + strength *
             (refined - vocals)`` (1: the model's output, 0: the input). For a ``mask`` model this is the mask moved
             toward 1: ``1 + strength * (mask - 1)``.
+        mixture: the song ``(n_samples, any channels)`` at ``sample_rate`` the vocal was separated from; needed by
+            models that read the accompaniment estimate (``use_accompaniment_encoder``), ignored by the others.
 
     Returns:
         float32 ``(n_samples, n_channels)`` at ``sample_rate``: same length and channels as ``vocals``.
@@ -298,6 +301,11 @@ def refine_vocals(
                 f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
                 f"got shape {f0_reference.shape}"
             )
+    if model.accompaniment_encoder is None:
+        mixture = None
+    elif mixture is None or np.shape(mixture)[0] != audio.shape[0] or np.ndim(mixture) != 2:
+        got = "none" if mixture is None else f"shape {np.shape(mixture)}"
+        raise InputError(f"this model reads the mixture: need the song ({audio.shape[0]} samples, channels), got {got}")
     tracker = f0_tracker(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     from tqdm.auto import tqdm
@@ -318,6 +326,7 @@ def refine_vocals(
             initial_phase=phase,
             next_start=next_start,
             f0_reference=f0_reference,
+            mixture=mixture,
         )
         out[win.start : win.stop] += crossfade_weights(win)[:, None] * y
     return apply_strength(audio, out, strength)
@@ -334,10 +343,12 @@ def refine_window(
     initial_phase: float = 0.0,
     next_start: int | None = None,
     f0_reference: np.ndarray | None = None,
+    mixture: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Refine ``audio[window.start:window.stop]`` (``(n, n_channels)`` at ``sample_rate``) -> the same shape,
     float32, with controls from the window's analysis span and the model run on the window alone
-    (F0 from the same span of ``f0_reference`` where given).
+    (F0 from the same span of ``f0_reference`` where given; the same span of ``mixture``, downmixed and resampled,
+    as the batch's ``mixture_audio`` where given).
 
     ``gate`` / ``synth`` models start their oscillators at ``initial_phase`` (radians) and cut their noise from
     :func:`noise_stream` ``(seed)`` at the window's position. Returns the refined window and the oscillator phase
@@ -354,6 +365,9 @@ def refine_window(
     f_off, n_frames = m0 * fr // msr, n_model * fr // msr
     device = next(model.parameters()).device
     batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0 : m0 + n_model]))[None]}
+    if mixture is not None:
+        mix = resample(np.asarray(mixture[span], dtype=np.float32).mean(axis=1), sample_rate, msr)
+        batch["mixture_audio"] = torch.from_numpy(np.ascontiguousarray(mix[m0 : m0 + n_model]))[None]
     batch.update({k: torch.from_numpy(v[f_off : f_off + n_frames].copy())[None] for k, v in controls.items()})
     batch = {k: v.to(device) for k, v in batch.items()}
     song_window = SongWindow(
@@ -460,7 +474,14 @@ def refine_song(
     log.info("%s: refining (%s model)", song_path.name, model.composition)
     try:
         refined = refine_vocals(
-            model, vocals, sr, window_s=window_s, overlap_s=overlap_s, progress=progress, strength=strength
+            model,
+            vocals,
+            sr,
+            window_s=window_s,
+            overlap_s=overlap_s,
+            progress=progress,
+            strength=strength,
+            mixture=mixture,
         )
     except InputError as exc:
         raise InputError(f"{song_path}: {exc}") from None

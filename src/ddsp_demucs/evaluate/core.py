@@ -521,6 +521,7 @@ def evaluate_tracks(
             f0_method=tracker.method,
             voicing_threshold=tracker.voicing_threshold,
             seed=seed,
+            mixture=track.mixture() if model.accompaniment_encoder is not None else None,
         )
         figures, f0 = scorer.score(separated, refined, target)
         status = "ok" if np.all(np.isfinite(refined)) else "failed"

@@ -50,9 +50,10 @@ log = get_logger("evaluate")
 
 REGION_F0_RATE = 100  # frames/s of the true vocal's F0 that defines the voiced region
 
-#: A system: ``(separated (n_samples, n_channels) float32, sample_rate, true vocal (n_samples, n_channels)) ->
-#: refined``, same shape as ``separated``. Only oracle diagnoses (``oracle_f0=True``) read the true vocal.
-Refiner = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
+#: A system: ``(separated (n_samples, n_channels) float32, sample_rate, true vocal (n_samples, n_channels), mixture
+#: (n_samples, n_channels)) -> refined``, same shape as ``separated``. Only oracle diagnoses (``oracle_f0=True``)
+#: read the true vocal; models that read the accompaniment estimate read the mixture, as ``refine`` gives it.
+Refiner = Callable[[np.ndarray, int, np.ndarray, np.ndarray], np.ndarray]
 
 
 def song_figures(
@@ -164,7 +165,7 @@ def evaluate_songs(
                 (results.skipped if problem[0] == "skipped" else results.errors).append((track.name, problem[1]))
                 continue
             separated = cache.separated(track.name, mixture, SAMPLE_RATE, target)
-            refined = np.asarray(refiner(separated, SAMPLE_RATE, target), dtype=np.float32)
+            refined = np.asarray(refiner(separated, SAMPLE_RATE, target, mixture), dtype=np.float32)
         except InputError as exc:
             results.errors.append((track.name, str(exc)))
             log.error("song %s not evaluated: %s", track.name, exc)
@@ -227,7 +228,7 @@ def model_refiner(
     diagnosis, not something a user can run)."""
     from ddsp_demucs.refine import refine_vocals
 
-    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
+    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         return refine_vocals(
             model,
             separated,
@@ -237,6 +238,7 @@ def model_refiner(
             seed=seed,
             f0_reference=reference if oracle_f0 else None,
             strength=strength,
+            mixture=mixture,
         )
 
     return refine
@@ -247,7 +249,7 @@ def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5
     ``oracle_f0`` as in :func:`model_refiner`."""
     from ddsp_demucs.comb import comb_refine
 
-    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray) -> np.ndarray:
+    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         return comb_refine(
             separated,
             sample_rate,
