@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -66,6 +66,11 @@ bench-strength: install
 # across qualities; bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
+
+# Its ablations (the mask model across qualities, the harmonic model reading the mixture, the mask model trained on
+# the fallback only), reusing bench-quality's stages; bench/results/quality_ablations.json. Resumes.
+bench-quality-ablations: install
+	$(PY) -m bench quality_ablations
 
 # On a CUDA machine: training steps in fp32 / bf16-mixed / 16-mixed, 2-GPU DDP where two GPUs exist, GPU refine
 # against CPU refine; bench/results/gpu.json. Without CUDA it says so in one line.

@@ -4,16 +4,25 @@ The singer-held-out test songs of a real-singing corpus (``ddsp-demucs corpus --
 ``../shared/data``, with :data:`CORPUS`: 6 test singers, at most 2 takes each, so no singer holds more than 20 %
 of the test songs) are separated at every level of :data:`LEVELS`, from the weight-free fallback (about 1 dB
 SI-SDR) through oracle separators of controlled quality (:mod:`ddsp_demucs.oracle`) to the true vocal itself, and
-every system of :data:`SYSTEMS` refines each song whole, as ``ddsp-demucs refine`` does:
+every system refines each song whole, as ``ddsp-demucs refine`` does. The baselines (:data:`BASELINES`):
 
 - ``identity``: the separated vocal unchanged (every change is 0 by construction: the reference line);
 - ``comb``: the non-learned F0-guided harmonic comb filter (:mod:`ddsp_demucs.comb`);
 - ``demo``: the checkpoint ``make demo`` trains (synthetic voices only);
-- ``mask_quality``: the demo config's ``mask`` model trained on the training singers' songs separated by every
+
+and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
+
+- ``harmonic_quality``: the ``harmonic`` composition (a suppression-only mask around the F0 harmonics with
+  learned per-band gain, depth and width, the identity at initialisation) trained on the songs separated by every
   separator of :data:`TRAIN_SEPARATORS` (windows of all qualities drawn together), with the do-no-harm term and
   30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``);
-- ``harmonic_quality``: the same data and training for the ``harmonic`` composition (a suppression-only mask
-  around the F0 harmonics with learned per-band gain, depth and width, the identity at initialisation).
+
+and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``):
+
+- ``mask_quality``: the demo config's ``mask`` model with the same data and training;
+- ``harmonic_mixture``: ``harmonic_quality`` that also reads the accompaniment estimate (mixture minus separated
+  vocal, ``model.use_accompaniment_encoder``), which ``refine`` always has;
+- ``real``: the ``mask`` model trained on the fallback's separations only (as ``make bench-real``'s ``real``).
 
 Two degradation families: ``bands`` (the ideal ratio mask pooled into B log-spaced bands; the training family)
 and ``smooth`` (temporal smoothing, random mask error, bleed floor, over/under-suppression: held out of all
@@ -46,7 +55,7 @@ SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"
 OUT = ROOT / "runs" / "quality"
 RESULT = ROOT / "bench" / "results" / "quality.json"
 PLOT = ROOT / "bench" / "results" / "quality.png"
-DEFAULT = False  # not part of a plain `make bench`: it trains three models
+DEFAULT = False  # not part of a plain `make bench`: it trains four models
 COMMAND = "make bench-quality"
 CONFIG = "configs/demo.yaml"
 CORPUS = {"min_test_singers": 6, "max_test_vocals_per_singer": 2}
@@ -76,12 +85,26 @@ LEVELS = (
     Level(TRUE_LEVEL, None, "true"),
 )
 HELD_OUT_FAMILIES = ("smooth",)
-SYSTEMS = {  # name -> the overrides of CONFIG it is trained with (None: not trained here)
-    "identity": None,
-    "comb": None,
-    "demo": None,
-    "mask_quality": QUALITY_TRAINING,
-    "harmonic_quality": ["model.composition=harmonic", *QUALITY_TRAINING],
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A system trained here: the overrides of :data:`CONFIG` and the separators of its training songs."""
+
+    overrides: tuple[str, ...]
+    separators: tuple[str, ...] = TRAIN_SEPARATORS
+
+
+BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
+SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
+    "harmonic_quality": Trained(("model.composition=harmonic", *QUALITY_TRAINING)),
+}
+ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
+    "mask_quality": Trained(tuple(QUALITY_TRAINING)),
+    "harmonic_mixture": Trained(
+        ("model.composition=harmonic", "model.use_accompaniment_encoder=true", *QUALITY_TRAINING)
+    ),
+    "real": Trained(("loss.no_harm_weight=10.0",), ("fallback",)),
 }
 RECOMMENDED = "harmonic_quality"
 BOOTSTRAP = 2000
@@ -135,7 +158,7 @@ def separator_dataset(config, separator, corpus: Path) -> Path:
     return dataset
 
 
-def train_system(name: str, overrides: list[str], datasets: list[Path]) -> Path:
+def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) -> Path:
     """Train system ``name`` on the windows of every dataset in ``datasets``; its checkpoint."""
     from ddsp_demucs.data import SeparatorMixDataset, load_dataset
     from ddsp_demucs.train import train_from_config
@@ -144,7 +167,7 @@ def train_system(name: str, overrides: list[str], datasets: list[Path]) -> Path:
     checkpoint = OUT / name / "model.ckpt"
     if checkpoint.is_file():
         return checkpoint
-    config = load_config(ROOT / CONFIG, overrides)
+    config = load_config(ROOT / CONFIG, list(overrides))
     train = SeparatorMixDataset([load_dataset(d, "train") for d in datasets])
     valid = SeparatorMixDataset([load_dataset(d, "validation") for d in datasets])
     log(f"training {name}: {len(train)} windows of {len(datasets)} separators, {config.training.max_steps} steps")
@@ -307,7 +330,9 @@ def plot(entries: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def main() -> None:
+def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str, recommend: bool) -> None:
+    """Score :data:`BASELINES` and ``systems`` at every level; write ``result`` (JSON) and ``plot_path``; with
+    ``recommend``, check the targets and copy :data:`RECOMMENDED`'s checkpoint to ``runs/quality/recommended/``."""
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.data.real_corpus import write_real_corpus
     from ddsp_demucs.demo import run_demo
@@ -329,10 +354,9 @@ def main() -> None:
 
     log("demo model (synthetic voices only), as `make demo` trains it")
     checkpoints = {"demo": run_demo(config, OUT / "demo", progress=True).checkpoint}
-    datasets = [separator_dataset(config, get_separator(name), corpus) for name in TRAIN_SEPARATORS]
-    for name, overrides in SYSTEMS.items():
-        if overrides is not None:
-            checkpoints[name] = train_system(name, overrides, datasets)
+    datasets = {name: separator_dataset(config, get_separator(name), corpus) for name in TRAIN_SEPARATORS}
+    for name, system in systems.items():
+        checkpoints[name] = train_system(name, system.overrides, [datasets[s] for s in system.separators])
 
     refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
     keys = {"identity": "identity", "comb": "comb"}
@@ -353,34 +377,46 @@ def main() -> None:
                     f"{level.name:>11} {system:>16}: input {e['input_si_sdr_median']:5.1f} dB, change "
                     f"{e['si_sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} worse"
                 )
-    plot(entries, PLOT)
+    plot(entries, plot_path)
     write_json_atomic(
-        RESULT,
+        result,
         {
             "systems": entries,
             "levels": [{"name": lv.name, "separator": lv.separator, "family": lv.family} for lv in LEVELS],
             "held_out_families": list(HELD_OUT_FAMILIES),
-            "train_separators": list(TRAIN_SEPARATORS),
-            "recommended": RECOMMENDED,
-            "recommended_checkpoint": str((OUT / RECOMMENDED / "model.ckpt").relative_to(ROOT)),
+            "train_separators": {name: list(system.separators) for name, system in systems.items()},
             "test_singers": manifest["singers"]["test"],
             "training_singers": manifest["singers"]["train"],
             "validation_singers": manifest["singers"]["validation"],
             "commands": {
-                "all": COMMAND,
+                "all": command,
                 "corpus": "ddsp-demucs corpus --kind remix (min_test_singers=6, max_test_vocals_per_singer=2)",
             }
-            | {f"{name}_config": " ".join([CONFIG, *o]) for name, o in SYSTEMS.items() if o is not None},
+            | {f"{name}_config": " ".join([CONFIG, *system.overrides]) for name, system in systems.items()},
             "protocol": "whole test songs separated at each level and refined at their own rate and channels; "
             "SI-SDR of the mono downmix; region errors against the true vocal's F0 (CREPE)",
-            "targets": targets(entries),
-            "plot": str(PLOT.relative_to(ROOT)),
-        },
+            "plot": str(plot_path.relative_to(ROOT)),
+        }
+        | (
+            {
+                "recommended": RECOMMENDED,
+                "recommended_checkpoint": str((OUT / "recommended" / "model.ckpt").relative_to(ROOT)),
+                "targets": targets(entries),
+            }
+            if recommend
+            else {}
+        ),
     )
-    recommended = OUT / "recommended" / "model.ckpt"
-    recommended.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(checkpoints[RECOMMENDED], recommended)
-    log(f"wrote {RESULT} and {PLOT}; recommended model: {recommended.relative_to(ROOT)}")
+    log(f"wrote {result} and {plot_path}")
+    if recommend:
+        recommended = OUT / "recommended" / "model.ckpt"
+        recommended.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoints[RECOMMENDED], recommended)
+        log(f"recommended model: {recommended.relative_to(ROOT)}")
+
+
+def main() -> None:
+    run(SYSTEMS, RESULT, PLOT, COMMAND, recommend=True)
 
 
 if __name__ == "__main__":

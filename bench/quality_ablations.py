@@ -1,0 +1,24 @@
+"""The ablations of ``make bench-quality``: ``make bench-quality-ablations`` (= ``python -m bench quality_ablations``).
+
+Scores the baselines and the systems of :data:`bench.quality.ABLATIONS` (the ``mask`` model trained across
+qualities, the ``harmonic`` model that also reads the accompaniment estimate, and ``real``: the ``mask`` model
+trained on the fallback's separations only, as ``make bench-real`` trains it) at every level of
+:data:`bench.quality.LEVELS`, reusing the default run's corpus, stems, features, datasets, demo model and
+scores; writes ``bench/results/quality_ablations.json`` and ``quality_ablations.png``.
+"""
+
+from __future__ import annotations
+
+from bench.quality import ABLATIONS, ROOT, run
+
+DEFAULT = False  # trains three more models (about 9 minutes each on 2 cores)
+RESULT = ROOT / "bench" / "results" / "quality_ablations.json"
+PLOT = ROOT / "bench" / "results" / "quality_ablations.png"
+
+
+def main() -> None:
+    run(ABLATIONS, RESULT, PLOT, "make bench-quality-ablations", recommend=False)
+
+
+if __name__ == "__main__":
+    main()
