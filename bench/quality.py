@@ -12,14 +12,14 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``harmonic_quality``: the ``harmonic`` composition (a suppression-only mask around the F0 harmonics with
-  learned per-band gain, depth and width, the identity at initialisation) trained on the songs separated by every
-  separator of :data:`TRAIN_SEPARATORS` (windows of all qualities drawn together), with the do-no-harm term and
-  30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``);
+- ``mask_quality`` (:data:`RECOMMENDED`): the demo config's ``mask`` model trained on the songs separated by
+  every separator of :data:`TRAIN_SEPARATORS` (windows of all qualities drawn together), with the do-no-harm term
+  and 30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``);
 
 and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``):
 
-- ``mask_quality``: the demo config's ``mask`` model with the same data and training;
+- ``harmonic_quality``: the ``harmonic`` composition (a suppression-only mask around the F0 harmonics with
+  learned per-band gain, depth and width, the identity at initialisation) with the same data and training;
 - ``harmonic_mixture``: ``harmonic_quality`` that also reads the accompaniment estimate (mixture minus separated
   vocal, ``model.use_accompaniment_encoder``), which ``refine`` always has;
 - ``real``: the ``mask`` model trained on the fallback's separations only (as ``make bench-real``'s ``real``).
@@ -97,16 +97,16 @@ class Trained:
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "harmonic_quality": Trained(("model.composition=harmonic", *QUALITY_TRAINING)),
+    "mask_quality": Trained(tuple(QUALITY_TRAINING)),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
-    "mask_quality": Trained(tuple(QUALITY_TRAINING)),
+    "harmonic_quality": Trained(("model.composition=harmonic", *QUALITY_TRAINING)),
     "harmonic_mixture": Trained(
         ("model.composition=harmonic", "model.use_accompaniment_encoder=true", *QUALITY_TRAINING)
     ),
     "real": Trained(("loss.no_harm_weight=10.0",), ("fallback",)),
 }
-RECOMMENDED = "harmonic_quality"
+RECOMMENDED = "mask_quality"
 BOOTSTRAP = 2000
 
 
@@ -117,7 +117,7 @@ def levels_here() -> tuple[Level, ...]:
     try:
         get_separator(DEFAULT_MODEL)
     except WeightsUnavailableError as exc:
-        log(f"no {DEFAULT_MODEL} level: its weights do not load here ({str(exc).splitlines()[0]})")
+        log(f"no {DEFAULT_MODEL} level: {str(exc).split(';')[0]}")
         return LEVELS
     return (LEVELS[0], Level(DEFAULT_MODEL, DEFAULT_MODEL, "network"), *LEVELS[1:])
 

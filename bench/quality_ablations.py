@@ -1,8 +1,8 @@
 """The ablations of ``make bench-quality``: ``make bench-quality-ablations`` (= ``python -m bench quality_ablations``).
 
-Scores the baselines and the systems of :data:`bench.quality.ABLATIONS` (the ``mask`` model trained across
-qualities, the ``harmonic`` model that also reads the accompaniment estimate, and ``real``: the ``mask`` model
-trained on the fallback's separations only, as ``make bench-real`` trains it) at every level of
+Scores the baselines and the systems of :data:`bench.quality.ABLATIONS` (the ``harmonic`` model trained across
+qualities, the same reading the accompaniment estimate too, and ``real``: the ``mask`` model trained on the
+fallback's separations only, as ``make bench-real`` trains it) at every level of
 :data:`bench.quality.LEVELS`, reusing the default run's corpus, stems, features, datasets, demo model and
 scores; writes ``bench/results/quality_ablations.json`` and ``quality_ablations.png``.
 """
