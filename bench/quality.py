@@ -390,7 +390,8 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
             "validation_singers": manifest["singers"]["validation"],
             "commands": {
                 "all": command,
-                "corpus": "ddsp-demucs corpus --kind remix (min_test_singers=6, max_test_vocals_per_singer=2)",
+                "corpus": "ddsp-demucs corpus --kind remix --min-test-singers 6 --max-test-takes 2 "
+                "--out runs/quality/corpus",
             }
             | {f"{name}_config": " ".join([CONFIG, *system.overrides]) for name, system in systems.items()},
             "protocol": "whole test songs separated at each level and refined at their own rate and channels; "

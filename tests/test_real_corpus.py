@@ -234,7 +234,8 @@ def test_cli_equaliser_range_defaults_to_the_library_default():
 
 
 @pytest.mark.parametrize(
-    "flag, value", [("--augment", "-1"), ("--augment-eq-db", "-2"), ("--accompaniments-per-vocal", "0")]
+    "flag, value",
+    [("--augment", "-1"), ("--augment-eq-db", "-2"), ("--accompaniments-per-vocal", "0"), ("--max-test-takes", "0")],
 )
 def test_cli_bad_remix_numbers_are_one_line_errors(flag, value, tmp_path, capsys):
     out = tmp_path / "never"

@@ -224,7 +224,7 @@ class ResidualDDSPDecoder(nn.Module):
         frame_rate: rate of the dataset's frame controls in Hz (``f0_hz``, ``f0_confidence``, ``loudness_db``).
         n_harmonics: harmonics of the additive synthesiser.
         n_noise_bands: filtered-noise bands, linear from 0 Hz to Nyquist.
-        composition: ``"synth"``, ``"gate"`` or ``"mask"`` (see the module docstring).
+        composition: ``"synth"``, ``"gate"``, ``"mask"`` or ``"harmonic"`` (see the module docstring).
         hidden_size, gru_units, n_fc_layers: decoder sizes.
         use_audio_encoder: feed a GRU encoding of the input vocal's log-mel frames (``n_mels``,
             ``encoder_units``) to the decoder.
@@ -237,6 +237,7 @@ class ResidualDDSPDecoder(nn.Module):
         voicing_threshold: confidence at which harmonics are half faded; they fade smoothly around it.
         loudness_mean_db, loudness_std_db: normalisation of ``loudness_db`` for the network.
         mask_min, mask_max: the mask's range (soft-clamped in the log domain).
+        n_mask_bands: bands of the ``harmonic`` composition's gain, comb depth and comb width.
 
     ``forward(batch)`` takes a dict with ``input_audio (batch, n_samples)``, ``f0_hz``, ``f0_confidence``,
     ``loudness_db`` (each ``(batch, n_frames)``; ``n_frames = n_samples * frame_rate // sample_rate``) and

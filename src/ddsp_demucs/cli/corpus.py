@@ -82,6 +82,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     q.add_argument("--min-test-vocals", type=int, default=6, help="at least this many test vocal takes (default 6)")
     q.add_argument("--valid-singers", type=int, default=2, help="validation singers (default 2)")
     q.add_argument(
+        "--max-test-takes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="at most K takes per test singer, so no singer dominates the test songs (default: all)",
+    )
+    q.add_argument(
         "--augment",
         type=int,
         default=0,
@@ -127,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--augment ({args.augment}) and --augment-eq-db ({args.augment_eq_db:g}) must be >= 0 and "
                 f"--accompaniments-per-vocal ({args.accompaniments_per_vocal}) >= 1"
             )
+        if args.max_test_takes is not None and args.max_test_takes < 1:
+            raise InputError(f"--max-test-takes must be >= 1, got {args.max_test_takes}")
 
         tracks = write_real_corpus(
             args.out,
@@ -140,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             n_valid_singers=args.valid_singers,
             augmentations_per_vocal=args.augment,
             augmentation_eq_db=args.augment_eq_db,
+            max_test_vocals_per_singer=args.max_test_takes,
             progress=True,
         )
         log.info("%d real-singing songs in %s (splits by singer in %s/manifest.json)", len(tracks), args.out, args.out)
