@@ -39,7 +39,6 @@ training, and each system's scores per level), so an interrupted run resumes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -129,33 +128,13 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------------------------------------ data
 def separator_dataset(config, separator, corpus: Path) -> Path:
     """Stems, features and dataset of the corpus' training and validation songs separated by ``separator``, under
-    ``OUT``; returns the dataset folder."""
-    from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
-    from ddsp_demucs.features import run_features
-    from ddsp_demucs.separation_cache import separate_tracks
+    ``OUT`` (:func:`bench.real_singing.separated_dataset`); returns the dataset folder."""
+    from bench.real_singing import separated_dataset
 
-    stems, dataset = OUT / "stems", OUT / "datasets" / separator.name
+    dataset = OUT / "datasets" / separator.name
     if (dataset / "manifest.json").is_file():
         return dataset
-    log(f"separating the training and validation songs with {separator.name}")
-    failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
-    if failures:
-        raise SystemExit(f"separation failed: {failures}")
-    log(f"features of {separator.name}")
-    report = run_features(stems, separator.name, OUT / "features", config, progress=True)
-    dc = config.data
-    build_dataset_from_segments(
-        report.segments_csv,
-        stems / separator.name,
-        corpus,
-        dataset,
-        train_sr=dc.train_sr,
-        win_s=dc.win_s,
-        hop_s=dc.hop_s,
-        config=config,
-        progress=True,
-    )
-    return dataset
+    return separated_dataset(config, separator, corpus, OUT / "stems", OUT / "features", dataset)
 
 
 def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) -> Path:
@@ -187,10 +166,6 @@ def song_scores(estimate: np.ndarray, target: np.ndarray, sample_rate: int, targ
     out = {"si_sdr": float(si_sdr(est.mean(axis=1), ref.mean(axis=1)))}
     out |= {f"err_{k}": v for k, v in region_error_db(est, ref, sample_rate, target_f0, f0_rate).items()}
     return out
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[str, list[dict]]:
@@ -228,24 +203,23 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
     return rows
 
 
-def bootstrap_median_ci(values: np.ndarray, groups: np.ndarray | None, rng: np.random.Generator) -> list[float]:
-    """Percentile 95 % interval of the median of ``values`` over :data:`BOOTSTRAP` resamples: of the values, or,
-    with ``groups``, of the groups (singers) and then of the values within each chosen group."""
+def singer_bootstrap_median_ci(values: np.ndarray, singers: np.ndarray, seed: int = 0) -> list[float]:
+    """Percentile 95 % interval of the median of ``values`` over :data:`BOOTSTRAP` two-stage resamples: singers
+    with replacement, then each chosen singer's values with replacement (the song-level interval is
+    :func:`ddsp_demucs.evaluate.summary.bootstrap_median_ci`)."""
+    rng = np.random.default_rng(seed)
+    members = [values[singers == g] for g in np.unique(singers)]
     medians = np.empty(BOOTSTRAP)
-    if groups is None:
-        for i in range(BOOTSTRAP):
-            medians[i] = np.median(rng.choice(values, size=len(values)))
-    else:
-        members = [values[groups == g] for g in np.unique(groups)]
-        for i in range(BOOTSTRAP):
-            chosen = rng.integers(0, len(members), size=len(members))
-            medians[i] = np.median(np.concatenate([rng.choice(members[c], size=len(members[c])) for c in chosen]))
+    for i in range(BOOTSTRAP):
+        chosen = rng.integers(0, len(members), size=len(members))
+        medians[i] = np.median(np.concatenate([rng.choice(members[c], size=len(members[c])) for c in chosen]))
     return [float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))]
 
 
 def summarise(rows: list[dict], level: Level) -> dict:
     """The figures of one system at one level (see the module docstring)."""
-    rng = np.random.default_rng(0)
+    from ddsp_demucs.evaluate.summary import bootstrap_median_ci
+
     base = np.array([r["baseline"]["si_sdr"] for r in rows])
     refined = np.array([r["refined"]["si_sdr"] for r in rows])
     singers = np.array([r["singer"] for r in rows])
@@ -261,8 +235,8 @@ def summarise(rows: list[dict], level: Level) -> dict:
         return out
     out |= {
         "si_sdr_change_median": float(np.median(change)),
-        "si_sdr_change_ci95_songs": bootstrap_median_ci(change, None, rng),
-        "si_sdr_change_ci95_singers": bootstrap_median_ci(change, singers, rng),
+        "si_sdr_change_ci95_songs": list(bootstrap_median_ci(change, n_boot=BOOTSTRAP)),
+        "si_sdr_change_ci95_singers": singer_bootstrap_median_ci(change, singers),
         "n_better": int(np.sum(change > 0)),
         "n_worse": int(np.sum(change < 0)),
         "fraction_worse": float(np.mean(change < 0)),
@@ -338,6 +312,7 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
     from ddsp_demucs.demo import run_demo
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner
+    from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.train import load_model, setup_training_environment
     from ddsp_demucs.utils import load_config, write_json_atomic
 
@@ -362,7 +337,7 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
     keys = {"identity": "identity", "comb": "comb"}
     for name, ckpt in checkpoints.items():
         refiners[name] = model_refiner(load_model(ckpt))
-        keys[name] = file_digest(Path(ckpt))
+        keys[name] = file_sha256(ckpt)[:16]
     songs = [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
     entries: dict[str, dict] = {system: {} for system in refiners}
     for level in levels_here():

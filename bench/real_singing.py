@@ -71,23 +71,28 @@ def log(message: str) -> None:
 def build_real_data(config, separator, root: Path, augmentations: int = 0, eq_db: float = 4.0) -> Path:
     """Corpus (``augmentations`` augmented versions of each training take, equaliser gains within ``+-eq_db``),
     separation, features and dataset of the real-singing corpus under ``root``; returns the dataset folder."""
-    from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
     from ddsp_demucs.data.real_corpus import write_real_corpus
-    from ddsp_demucs.features import run_features
-    from ddsp_demucs.separation_cache import separate_tracks
 
     corpus = root / "corpus"
     log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}, {augmentations} augmented versions per training take")
     write_real_corpus(corpus, SHARED, augmentations_per_vocal=augmentations, augmentation_eq_db=eq_db, progress=True)
-    stems = root / "stems"
+    return separated_dataset(config, separator, corpus, root / "stems", root / "features", root / "dataset")
+
+
+def separated_dataset(config, separator, corpus: Path, stems: Path, features: Path, dataset: Path) -> Path:
+    """The training and validation songs of ``corpus`` separated by ``separator`` into ``stems``, their features in
+    ``features`` and their windows in ``dataset`` (each stage reuses finished work); returns ``dataset``."""
+    from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
+    from ddsp_demucs.features import run_features
+    from ddsp_demucs.separation_cache import separate_tracks
+
     log(f"separating the training and validation songs with {separator.name}")
     failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
     if failures:
         raise SystemExit(f"separation failed: {failures}")
-    log("features")
-    report = run_features(stems, separator.name, root / "features", config, progress=True)
-    dataset = root / "dataset"
-    log("dataset")
+    log(f"features of {separator.name}")
+    report = run_features(stems, separator.name, features, config, progress=True)
+    log(f"dataset of {separator.name}")
     dc = config.data
     build_dataset_from_segments(
         report.segments_csv,

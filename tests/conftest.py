@@ -20,6 +20,17 @@ def shared_file(relative: str) -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, the previous count restored after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test audio not found: {SHARED_DATA}")

@@ -49,12 +49,7 @@ from test_refine import TINY_OVERRIDES  # noqa: E402  (the tiny config of the CL
 N_SAMPLES = 11025  # 0.5 s windows keep the tests fast
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class WindowDataset(torch.utils.data.Dataset):

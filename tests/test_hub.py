@@ -51,12 +51,7 @@ def hub_cache(cache: Path, file: Path, repo: str = "owner/repo", name: str = "mo
     return snapshot
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

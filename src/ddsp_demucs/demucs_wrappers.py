@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.dsp import power_of_two_frame
 from ddsp_demucs.oracle import OracleSeparator, is_oracle_name
 from ddsp_demucs.utils import get_logger
 
@@ -365,11 +366,6 @@ class DemucsSeparator:
 
 
 # ------------------------------------------------------------------------------------------------ fallback
-def _frame_length(sample_rate: int, seconds: float) -> int:
-    """The power of two closest to ``seconds * sample_rate`` samples."""
-    return int(2 ** round(np.log2(max(seconds * sample_rate, 16))))
-
-
 def repeating_background(
     magnitude: np.ndarray, *, n_neighbors: int, min_gap: int, max_distance: int, block: int = 256
 ) -> np.ndarray:
@@ -481,7 +477,7 @@ class FallbackSeparator:
         from scipy.signal import istft, stft
 
         audio = _as_samples_channels(mixture, sample_rate, 2)
-        n_fft = _frame_length(int(sample_rate), self.frame_s)
+        n_fft = power_of_two_frame(int(sample_rate), self.frame_s)
         hop = n_fft // 4
         x = audio.T.astype(np.float64)
         _, _, spec = stft(x, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="even", padded=True)

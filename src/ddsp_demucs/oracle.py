@@ -30,13 +30,13 @@ separator.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ddsp_demucs import InputError
+from ddsp_demucs.dsp import power_of_two_frame
 
 ORACLE_PREFIX = "oracle"
 FRAME_S = 2048 / 44100  # STFT window duration; hop = window / 4
@@ -110,11 +110,6 @@ def parse_oracle_name(name: str) -> OracleDegradation:
             raise InputError(f"separator {name!r}: bands must be a whole number, got {number}")
         values[key] = int(number) if key == "bands" else float(number)
     return OracleDegradation(**values)
-
-
-def frame_length(sample_rate: int) -> int:
-    """STFT window in samples at ``sample_rate``: :data:`FRAME_S` rounded to a power of two (2048 at 44.1 kHz)."""
-    return 2 ** round(math.log2(FRAME_S * sample_rate))
 
 
 def band_of_bins(n_bins: int, sample_rate: int, n_bands: int) -> np.ndarray:
@@ -213,7 +208,7 @@ class OracleSeparator:
         true = np.asarray(vocals, dtype=np.float64)
         if mix.ndim != 2 or true.shape != mix.shape:
             raise InputError(f"{self.name}: the true vocal {true.shape} must have the mixture's shape {mix.shape}")
-        n_fft = frame_length(int(sample_rate))
+        n_fft = power_of_two_frame(int(sample_rate), FRAME_S)  # 2048 at 44.1 kHz
         hop = n_fft // 4
         spectra = [
             stft(x.T, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="even", padded=True)[2]
@@ -247,7 +242,6 @@ __all__ = [
     "band_of_bins",
     "correlated_noise",
     "degraded_mask",
-    "frame_length",
     "is_oracle_name",
     "parse_oracle_name",
     "separate_song",

@@ -321,7 +321,8 @@ def build_dataset_from_segments(
     report = DatasetReport(out)
     report.skipped.extend((name, reason) for name, reason in tracks.skipped if name in windows)
     wanted = sorted(name for name in windows if name in by_name)
-    separator_name = _first_stem_manifest(stems_dir, wanted).get("separator", stems_dir.name)
+    separator_manifest = _first_stem_manifest(stems_dir, wanted)
+    separator_name = separator_manifest.get("separator", stems_dir.name)
     overlap = training_songs_warning(separator_name, musdb_root, [n for n in wanted if split_of[n] != "test"])
     if overlap:
         log.warning(overlap)
@@ -357,7 +358,19 @@ def build_dataset_from_segments(
                 len(wanted),
             )
             return report
-    _write_manifest(out, wanted, split_of, report, req, csv_path, stems_dir, Path(musdb_root), features_dir, config)
+    _write_manifest(
+        out,
+        wanted,
+        split_of,
+        report,
+        req,
+        csv_path,
+        stems_dir,
+        separator_manifest,
+        Path(musdb_root),
+        features_dir,
+        config,
+    )
     return report
 
 
@@ -369,6 +382,7 @@ def _write_manifest(
     req: _Request,
     csv_path: Path,
     stems_dir: Path,
+    separator_manifest: dict,
     musdb_root: Path,
     features_dir: Path,
     config,
@@ -397,7 +411,6 @@ def _write_manifest(
         for folder in (out / split).glob("*") if (out / split).is_dir() else ():
             if folder.is_dir() and not folder.name.startswith(".") and f"{split}/{folder.name}" not in kept:
                 shutil.rmtree(folder)
-    separator_manifest = _first_stem_manifest(stems_dir, wanted)
     manifest = {
         **req.as_dict(),
         "sample_rate": req.train_sr,

@@ -5,7 +5,7 @@ Shapes and units are in each function's docstring; frame controls follow the con
 inputs (wrong shapes, NaN controls, non-positive rates) raise ``ValueError`` naming the argument.
 """
 
-from ddsp_demucs.dsp.core import fft_convolve, interpolation_weights, next_fast_len, upsample
+from ddsp_demucs.dsp.core import fft_convolve, interpolation_weights, next_fast_len, power_of_two_frame, upsample
 from ddsp_demucs.dsp.effects import Reverb
 from ddsp_demucs.dsp.loudness import LOUDNESS_FLOOR_DB, a_weighted_loudness, a_weighting_db
 from ddsp_demucs.dsp.spectral import (
@@ -26,6 +26,7 @@ __all__ = [
     "upsample",
     "interpolation_weights",
     "next_fast_len",
+    "power_of_two_frame",
     "Reverb",
     "a_weighted_loudness",
     "a_weighting_db",

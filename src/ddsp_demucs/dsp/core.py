@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["upsample", "interpolation_weights", "fft_convolve", "next_fast_len"]
+__all__ = ["upsample", "interpolation_weights", "fft_convolve", "next_fast_len", "power_of_two_frame"]
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -95,6 +95,12 @@ def upsample(frames: torch.Tensor, n_samples: int, *, hop_length: float | None =
     w = w.reshape((-1,) + (1,) * (frames.dim() - dim - 1))
     a, b = frames.index_select(dim, lo), frames.index_select(dim, hi)
     return a + (b - a) * w
+
+
+def power_of_two_frame(sample_rate: int, seconds: float) -> int:
+    """The power of two closest to ``seconds * sample_rate`` samples (at least 16): an STFT window length that
+    keeps its duration at any rate."""
+    return int(2 ** round(math.log2(max(seconds * sample_rate, 16))))
 
 
 # -------------------------------------------------------------------------------------- FFT convolution
