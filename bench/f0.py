@@ -27,7 +27,7 @@ information, the scale for the others. ``network_reference``: our CREPE-tiny net
 (the same weights, the layout of the original: ``(batch, channels, time, 1)`` convolutions) on the same 10 ms
 frames of vocadito_1, in this run: the ratio is the speed-up of the network alone; ``layouts_s_per_min_audio``:
 the network alone in each of its forms (:data:`crepe.LAYOUTS`) on the same frames, and ``chosen_layout`` the
-one :func:`crepe.fastest_layout` picked on this machine.
+one :func:`crepe.fastest_layout` picked on this machine (the tracker itself always uses :data:`crepe.DEFAULT_LAYOUT`).
 """
 
 from __future__ import annotations

@@ -256,9 +256,11 @@ def test_vocadito_raw_pitch_accuracy_whole_file():
     assert rpa_voiced_output >= 0.95
 
 
-def test_crepe_layouts_agree_and_the_fastest_is_chosen():
+def test_crepe_layouts_agree_and_salience_uses_the_fixed_one(monkeypatch):
     """The three forms of the network (channels-first, the same with layer 2 by FFT, channels-last) give the same
-    activations (float rounding), on random frames and on a sung vowel's; :func:`crepe.fastest_layout` names one."""
+    activations (float rounding), on random frames and on a sung vowel's; :func:`crepe.fastest_layout` names one;
+    :func:`crepe.salience` computes :data:`crepe.DEFAULT_LAYOUT`'s activations bit for bit, whatever a timing
+    would choose (issue 27: a choice by timing made two runs of the same command differ)."""
     import torch
 
     net = crepe.load_crepe("tiny")
@@ -277,6 +279,13 @@ def test_crepe_layouts_agree_and_the_fastest_is_chosen():
             assert other.shape == (8, crepe.N_BINS)
             np.testing.assert_allclose(other.numpy(), first.numpy(), atol=1e-5, err_msg=layout)
     assert crepe.fastest_layout("tiny") in crepe.LAYOUTS
+    other = next(layout for layout in crepe.LAYOUTS if layout != crepe.DEFAULT_LAYOUT)
+    monkeypatch.setattr(crepe, "fastest_layout", lambda model="tiny": other)
+    padded = torch.nn.functional.pad(torch.tensor(tone, dtype=torch.float32), (512, 512))
+    tone_frames = crepe.normalise_frames(padded.unfold(0, crepe.FRAME_SIZE, 160)[: 1 + tone.size // 160])
+    with torch.inference_mode():
+        expected = crepe.layout_forward(net, crepe.DEFAULT_LAYOUT)(tone_frames).numpy()
+    np.testing.assert_array_equal(crepe.salience(tone, hop=160), expected)
 
 
 def test_fft_correlate_matches_a_direct_float64_correlation():

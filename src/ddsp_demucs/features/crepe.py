@@ -60,8 +60,9 @@ class CrepeNet(nn.Module):
     :meth:`forward_channels_last` keeps them ``(batch, time, channels)`` and computes the stride-4 first layer in
     polyphase form (the padded frame as 4 interleaved phases, a stride-1 convolution with the kernel split the
     same way). Which is fastest depends on the CPU's oneDNN kernels (channels-last 2.4x slower than
-    channels-first on an AVX2 EPYC, about 4x faster than torchcrepe's layout where it was first measured), so
-    :func:`salience` uses :func:`fastest_layout`, timed once per process.
+    channels-first on an AVX2 EPYC, about 4x faster than torchcrepe's layout where it was first measured);
+    :func:`salience` always uses :data:`DEFAULT_LAYOUT`, so that the same input gives the same activations bit for
+    bit on one machine (a choice by timing could change between runs); :func:`fastest_layout` times them.
     """
 
     def __init__(self, capacity: int = 4):
@@ -148,6 +149,7 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 
 LAYOUTS = ("channels_first", "channels_first_fft", "channels_last")
+DEFAULT_LAYOUT = "channels_first_fft"  # the fastest on the AVX2 EPYC of bench/results/f0.json, at 1 and 2 threads
 
 
 def layout_forward(net: CrepeNet, layout: str):
@@ -162,7 +164,8 @@ def layout_forward(net: CrepeNet, layout: str):
 
 def fastest_layout(model: str = "tiny") -> str:
     """The fastest of :data:`LAYOUTS` for CREPE ``model`` at the current number of torch threads on this CPU: each
-    runs a batch of 16 frames three times, the fastest run counts. Timed once per process and thread count."""
+    runs a batch of 16 frames three times, the fastest run counts. Timed once per process and thread count; the
+    answer may change between runs when two forms are close, which is why :func:`salience` does not use it."""
     return _fastest_layout(model, torch.get_num_threads())
 
 
@@ -226,7 +229,7 @@ def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batc
     that are digitally constant (standard deviation below 1e-7) have no pitch and get all-zero activations.
     """
     net = load_crepe(model)
-    forward = layout_forward(net, fastest_layout(model))
+    forward = layout_forward(net, DEFAULT_LAYOUT)
     audio = torch.as_tensor(np.asarray(audio_16k, dtype=np.float32))
     padded = F.pad(audio, (FRAME_SIZE // 2, FRAME_SIZE // 2))
     n_frames = 1 + audio.shape[0] // hop
