@@ -97,6 +97,7 @@ class Trained:
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
     "mask_quality": Trained(tuple(QUALITY_TRAINING)),
+    "mask_gated": Trained(("model.ambiguity_gate=true", *QUALITY_TRAINING)),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
     "harmonic_quality": Trained(("model.composition=harmonic", *QUALITY_TRAINING)),

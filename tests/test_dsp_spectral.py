@@ -1,6 +1,6 @@
 """MultiResolutionSTFTLoss, spectral_convergence and log_spectral_distance: zero on equal inputs and closed
 forms on stationary cosines (each frame holds whole periods of a cosine on a bin centre, whose periodic-Hann
-spectrum is exactly n/4 at the bin and n/8 at its two neighbours, 0 elsewhere)."""
+spectrum is exactly n/4 at the bin and n/8 at its two neighbours, 0 elsewhere); separation_ambiguity."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from bench.train import autograd_mrstft
-from ddsp_demucs.dsp import MultiResolutionSTFTLoss, log_spectral_distance, spectral_convergence, stft, stft_magnitude
+from ddsp_demucs.dsp import (
+    MultiResolutionSTFTLoss,
+    log_spectral_distance,
+    separation_ambiguity,
+    spectral_convergence,
+    stft,
+    stft_magnitude,
+)
 
 PERIOD = 16  # samples: a bin centre for every FFT size that is a multiple of 16
 N = 8 * 512 + 1  # (N - 1) a multiple of PERIOD / 2, so reflect padding continues the cosine exactly
@@ -147,3 +154,17 @@ def test_stft_gradient_passes_gradcheck():
     """Finite differences, independent of any STFT implementation's backward."""
     audio = torch.randn(2, 40, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a: torch.view_as_real(stft(a, 16, 6)), (audio,))
+
+
+def test_separation_ambiguity_closed_form_and_float64_reference():
+    mixture = torch.tensor([2.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0])
+    separated = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0, 0.0, 1.0])  # m = 0, 1/4, 1/2, 1, >1, silent, silent
+    expected = torch.tensor([0.0, 0.75, 1.0, 0.0, 0.0, 0.0, 0.0])
+    assert torch.equal(separation_ambiguity(separated, mixture), expected)
+    rng = np.random.default_rng(0)
+    s, m = rng.uniform(0, 2, (3, 33, 20)), rng.uniform(0.01, 2, (3, 33, 20))
+    ratio = np.clip(s / m, 0, 1)
+    got = separation_ambiguity(torch.from_numpy(s), torch.from_numpy(m))
+    np.testing.assert_allclose(got.numpy(), 4 * ratio * (1 - ratio), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="one shape"):
+        separation_ambiguity(torch.ones(3, 4), torch.ones(4, 3))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddsp_demucs.dsp import a_weighted_loudness
+from ddsp_demucs.dsp import a_weighted_loudness, separation_ambiguity
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import (
     ResidualDDSPDecoder,
@@ -309,3 +309,31 @@ def test_accompaniment_encoder_reads_mixture_minus_input(composition):
         h1, _ = model.frame_state(batch)
         h2, _ = model.frame_state({**batch, "mixture_audio": batch["input_audio"]})
     assert (h1 - h2).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("composition", ["mask", "harmonic"])
+def test_ambiguity_gate_moves_the_mask_toward_one_where_the_separator_was_sure(composition):
+    torch.manual_seed(0)
+    gated = ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate=True, **TINY)
+    with torch.no_grad():  # away from the identity, so the gate has a mask to weigh
+        for p in gated.parameters():
+            p.normal_(0.0, 0.3)
+    plain = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
+    plain.load_state_dict(gated.state_dict())
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
+    with pytest.raises(ValueError, match="this model reads the mixture"):
+        gated(batch)
+    assert gated.reads_mixture and not plain.reads_mixture
+    # the separator kept every bin whole (mixture == vocal): the input comes back bit for bit
+    sure = gated({**batch, "mixture_audio": batch["input_audio"]})["audio"]
+    assert torch.equal(sure, batch["input_audio"])
+    batch["mixture_audio"] = batch["input_audio"] + 0.3 * torch.randn_like(batch["input_audio"])
+    compute = "compute_mask" if composition == "mask" else "compute_harmonic_mask"
+    mask, free = getattr(gated, compute)(batch), getattr(plain, compute)(batch)
+    ambiguity = separation_ambiguity(free["spec"].abs(), gated.stft(batch["mixture_audio"]).abs())
+    torch.testing.assert_close(mask["mask"], 1.0 + ambiguity * (free["mask"] - 1.0))
+    assert 0.0 < ambiguity.mean() < 1.0 and (free["mask"] - 1.0).abs().max() > 0.1
+    gated(batch)["audio"].sub(batch["target_audio"]).square().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in gated.parameters())
+    with pytest.raises(ValueError, match="ambiguity_gate weighs a mask"):
+        ResidualDDSPDecoder(SR, FR, composition="synth", ambiguity_gate=True, **TINY)

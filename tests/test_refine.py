@@ -512,3 +512,17 @@ def test_a_model_reading_the_mixture_gets_it_window_by_window():
     assert np.abs(other - whole).max() > 1e-3
     identity = ResidualDDSPDecoder(composition="harmonic", use_accompaniment_encoder=True, **TINY).eval()
     np.testing.assert_allclose(refine_vocals(identity, x, sr, mixture=mixture), x, atol=1e-5)
+
+
+def test_an_ambiguity_gated_model_leaves_a_vocal_the_separator_kept_whole_alone():
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(composition="mask", ambiguity_gate=True, **TINY).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.residual_head.weight, std=0.5)
+        model.residual_head.bias.fill_(0.3)
+    sr, x = 44100, vocal(4.0, 44100, 1)
+    with pytest.raises(InputError, match="this model reads the mixture"):
+        refine_vocals(model, x, sr)
+    np.testing.assert_array_equal(refine_vocals(model, x, sr, mixture=x), x)  # every bin the vocal's: no change
+    mixture = x + 0.3 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    assert np.abs(refine_vocals(model, x, sr, mixture=mixture) - x).max() > 1e-3

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddsp_demucs.compositions import COMPOSITION_CLASSES
-from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth
+from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth, separation_ambiguity
 from ddsp_demucs.grids import f0_to_grid, frames_to_grid, interpolate_gate, interpolate_mask
 
 COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic")
@@ -231,6 +231,11 @@ class ResidualDDSPDecoder(nn.Module):
         use_accompaniment_encoder: also feed an encoding of the separator's accompaniment estimate, the mixture
             minus the input vocal (the batch's ``mixture_audio (batch, n_samples)``, which ``refine`` always has):
             where the rest of the song is loud, the separated vocal is likely to hold some of it.
+        ambiguity_gate: (``mask``, ``harmonic``) let the mask act only where the separator was unsure: the mask
+            applied is ``1 + a (mask - 1)`` with ``a`` the separation ambiguity ``4 m (1 - m)`` of the separator's
+            own mask ``m = |input| / |mixture|`` in each bin (:func:`~ddsp_demucs.dsp.separation_ambiguity`;
+            needs ``mixture_audio`` like the accompaniment encoder). A bin the separator gave wholly to the
+            vocal, or wholly to the accompaniment, is left exactly as it is.
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -260,6 +265,7 @@ class ResidualDDSPDecoder(nn.Module):
         n_fc_layers: int = 2,
         use_audio_encoder: bool = True,
         use_accompaniment_encoder: bool = False,
+        ambiguity_gate: bool = False,
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -302,6 +308,7 @@ class ResidualDDSPDecoder(nn.Module):
             n_fc_layers=n_fc_layers,
             use_audio_encoder=use_audio_encoder,
             use_accompaniment_encoder=use_accompaniment_encoder,
+            ambiguity_gate=ambiguity_gate,
             n_mels=n_mels,
             encoder_units=encoder_units,
             reverb=reverb,
@@ -318,6 +325,9 @@ class ResidualDDSPDecoder(nn.Module):
         self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.composition = composition
+        if ambiguity_gate and composition not in ("mask", "harmonic"):
+            raise ValueError(f"ambiguity_gate weighs a mask: composition 'mask' or 'harmonic', not {composition!r}")
+        self.ambiguity_gate = ambiguity_gate
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
         self.voicing_threshold = voicing_threshold
@@ -369,6 +379,19 @@ class ResidualDDSPDecoder(nn.Module):
             spec, self.n_fft, self.hop, window=self.window.to(spec.real.dtype), center=True, length=n_samples
         )
 
+    @property
+    def reads_mixture(self) -> bool:
+        """Whether the batch must hold ``mixture_audio`` (and ``refine`` the song's mixture)."""
+        return self.accompaniment_encoder is not None or self.ambiguity_gate
+
+    def gate_by_ambiguity(self, mask: torch.Tensor, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
+        """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity_gate``;
+        the mask itself otherwise); ``magnitude``: the input's STFT magnitude on the same grid."""
+        if not self.ambiguity_gate:
+            return mask
+        mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
+        return 1.0 + separation_ambiguity(magnitude, mixture) * (mask - 1.0)
+
     def check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
         missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
         if missing:
@@ -380,7 +403,7 @@ class ResidualDDSPDecoder(nn.Module):
             raise ValueError("input_audio must be (batch, n_samples); got a 1-D tensor (add a batch dim)")
         if audio.dim() != 2:
             raise ValueError(f"input_audio must be (batch, n_samples), got shape {tuple(audio.shape)}")
-        if self.accompaniment_encoder is not None:
+        if self.reads_mixture:
             mixture = batch.get("mixture_audio")
             if mixture is None or mixture.shape != audio.shape:
                 got = "none" if mixture is None else tuple(mixture.shape)
@@ -471,7 +494,7 @@ class ResidualDDSPDecoder(nn.Module):
         eps = 1e-3
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
         u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
-        mask = torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max))
+        mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), magnitude, batch)
         c["synth_magnitude"] = synth_mag
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 
@@ -493,6 +516,7 @@ class ResidualDDSPDecoder(nn.Module):
         comb = harmonic_comb(c["f0_hz"], width_b, self.bin_hz.to(h.dtype))
         # (1 - cut)(1 - ...) rather than interpolated gains: exactly 1 where cut and depth are exactly 0
         mask = (1.0 - cut_b) * (1.0 - depth_b * c["voicing"].unsqueeze(1) * (1.0 - comb))
+        mask = self.gate_by_ambiguity(mask, spec.abs(), batch)
         c.update(band_gain=1.0 - cut, comb_depth=depth, comb_width_hz=width)
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 

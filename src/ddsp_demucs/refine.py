@@ -287,7 +287,8 @@ def refine_vocals(
             (refined - vocals)`` (1: the model's output, 0: the input). For a ``mask`` model this is the mask moved
             toward 1: ``1 + strength * (mask - 1)``.
         mixture: the song ``(n_samples, any channels)`` at ``sample_rate`` the vocal was separated from; needed by
-            models that read the accompaniment estimate (``use_accompaniment_encoder``), ignored by the others.
+            models that read it (``use_accompaniment_encoder``, ``ambiguity_gate``: ``model.reads_mixture``),
+            ignored by the others.
 
     Returns:
         float32 ``(n_samples, n_channels)`` at ``sample_rate``: same length and channels as ``vocals``.
@@ -301,7 +302,7 @@ def refine_vocals(
                 f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
                 f"got shape {f0_reference.shape}"
             )
-    if model.accompaniment_encoder is None:
+    if not model.reads_mixture:
         mixture = None
     elif mixture is None or np.shape(mixture)[0] != audio.shape[0] or np.ndim(mixture) != 2:
         got = "none" if mixture is None else f"shape {np.shape(mixture)}"

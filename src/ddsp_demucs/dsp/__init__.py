@@ -11,6 +11,7 @@ from ddsp_demucs.dsp.loudness import LOUDNESS_FLOOR_DB, a_weighted_loudness, a_w
 from ddsp_demucs.dsp.spectral import (
     MultiResolutionSTFTLoss,
     log_spectral_distance,
+    separation_ambiguity,
     spectral_convergence,
     stft,
     stft_magnitude,
@@ -36,4 +37,5 @@ __all__ = [
     "log_spectral_distance",
     "stft",
     "stft_magnitude",
+    "separation_ambiguity",
 ]

@@ -12,7 +12,14 @@ from torch import nn
 
 from ddsp_demucs.dsp.core import check_positive, check_tensor
 
-__all__ = ["stft", "stft_magnitude", "spectral_convergence", "log_spectral_distance", "MultiResolutionSTFTLoss"]
+__all__ = [
+    "stft",
+    "stft_magnitude",
+    "spectral_convergence",
+    "log_spectral_distance",
+    "MultiResolutionSTFTLoss",
+    "separation_ambiguity",
+]
 
 
 def stft_magnitude(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
@@ -228,6 +235,26 @@ class _MagnitudeL1(torch.autograd.Function):
             d_mag = sign * scale * (mag_weight + logmag_weight / (mag + eps))
             grads.append(spec * torch.where(mag > 0, d_mag / mag, 0.0))
         return grads[0], grads[1], None, None, None
+
+
+def separation_ambiguity(separated_magnitude: torch.Tensor, mixture_magnitude: torch.Tensor) -> torch.Tensor:
+    """How unsure a separator was in each time-frequency bin: ``4 m (1 - m)`` of its effective mask
+    ``m = clip(|S| / |M|, 0, 1)``, the separated vocal's magnitude over the mixture's.
+
+    0 where the separator kept the whole bin (``m >= 1``) or none of it (``m = 0``, or a silent mixture bin), 1
+    where it kept half; a mask separator that gives every bin wholly to one source (the ideal mask of sources that
+    do not overlap) reads 0 everywhere. Both magnitudes ``(..., n_bins, n_frames)`` on the same STFT grid;
+    returns the same shape, in ``[0, 1]``. No gradient flows through it (it weighs a refinement, not a target).
+    """
+    if separated_magnitude.shape != mixture_magnitude.shape:
+        raise ValueError(
+            f"separated and mixture magnitudes must have one shape, got {tuple(separated_magnitude.shape)} and "
+            f"{tuple(mixture_magnitude.shape)}"
+        )
+    with torch.no_grad():
+        ratio = separated_magnitude / mixture_magnitude.clamp_min(torch.finfo(mixture_magnitude.dtype).tiny)
+        m = torch.where(mixture_magnitude > 0, ratio, torch.zeros_like(ratio)).clamp(0.0, 1.0)
+        return 4.0 * m * (1.0 - m)
 
 
 def _magnitude(spec: torch.Tensor) -> torch.Tensor:
