@@ -314,7 +314,7 @@ def test_accompaniment_encoder_reads_mixture_minus_input(composition):
 @pytest.mark.parametrize("composition", ["mask", "harmonic"])
 def test_ambiguity_gate_moves_the_mask_toward_one_where_the_separator_was_sure(composition):
     torch.manual_seed(0)
-    gated = ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate=True, **TINY)
+    gated = ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate="always", **TINY)
     with torch.no_grad():  # away from the identity, so the gate has a mask to weigh
         for p in gated.parameters():
             p.normal_(0.0, 0.3)
@@ -335,5 +335,11 @@ def test_ambiguity_gate_moves_the_mask_toward_one_where_the_separator_was_sure(c
     assert 0.0 < ambiguity.mean() < 1.0 and (free["mask"] - 1.0).abs().max() > 0.1
     gated(batch)["audio"].sub(batch["target_audio"]).square().mean().backward()
     assert any(p.grad is not None and p.grad.abs().max() > 0 for p in gated.parameters())
+    inference = ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate="inference", **TINY)
+    inference.load_state_dict(gated.state_dict())
+    torch.testing.assert_close(getattr(inference.eval(), compute)(batch)["mask"], mask["mask"])  # refining: gated
+    torch.testing.assert_close(getattr(inference.train(), compute)(batch)["mask"], free["mask"])  # learning: free
+    with pytest.raises(ValueError, match="ambiguity_gate must be one of"):
+        ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate=True, **TINY)
     with pytest.raises(ValueError, match="ambiguity_gate weighs a mask"):
-        ResidualDDSPDecoder(SR, FR, composition="synth", ambiguity_gate=True, **TINY)
+        ResidualDDSPDecoder(SR, FR, composition="synth", ambiguity_gate="always", **TINY)

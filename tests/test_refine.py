@@ -516,7 +516,7 @@ def test_a_model_reading_the_mixture_gets_it_window_by_window():
 
 def test_an_ambiguity_gated_model_leaves_a_vocal_the_separator_kept_whole_alone():
     torch.manual_seed(0)
-    model = ResidualDDSPDecoder(composition="mask", ambiguity_gate=True, **TINY).eval()
+    model = ResidualDDSPDecoder(composition="mask", ambiguity_gate="inference", **TINY).eval()
     with torch.no_grad():
         torch.nn.init.normal_(model.residual_head.weight, std=0.5)
         model.residual_head.bias.fill_(0.3)

@@ -125,7 +125,7 @@ class ModelConfig(_Section):
     n_fc_layers: int = 2
     use_audio_encoder: bool = True  # encode the separated vocal's log-mel frames
     use_accompaniment_encoder: bool = False  # also encode mixture - separated vocal (the accompaniment estimate)
-    ambiguity_gate: bool = False  # mask/harmonic: act only where the separator's own mask was unsure
+    ambiguity_gate: Literal["off", "inference", "always"] = "off"  # mask/harmonic: act where the separator was unsure
     n_mels: int = 64
     encoder_units: int = 128
     reverb: bool = True

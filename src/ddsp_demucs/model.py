@@ -56,6 +56,7 @@ from ddsp_demucs.grids import f0_to_grid, frames_to_grid, interpolate_gate, inte
 
 COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic")
 MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
+AMBIGUITY_GATES = ("off", "inference", "always")  # when the ambiguity gate applies (see ResidualDDSPDecoder)
 HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
 LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
 
@@ -231,11 +232,13 @@ class ResidualDDSPDecoder(nn.Module):
         use_accompaniment_encoder: also feed an encoding of the separator's accompaniment estimate, the mixture
             minus the input vocal (the batch's ``mixture_audio (batch, n_samples)``, which ``refine`` always has):
             where the rest of the song is loud, the separated vocal is likely to hold some of it.
-        ambiguity_gate: (``mask``, ``harmonic``) let the mask act only where the separator was unsure: the mask
-            applied is ``1 + a (mask - 1)`` with ``a`` the separation ambiguity ``4 m (1 - m)`` of the separator's
-            own mask ``m = |input| / |mixture|`` in each bin (:func:`~ddsp_demucs.dsp.separation_ambiguity`;
-            needs ``mixture_audio`` like the accompaniment encoder). A bin the separator gave wholly to the
-            vocal, or wholly to the accompaniment, is left exactly as it is.
+        ambiguity_gate: (``mask``, ``harmonic``) ``"inference"`` or ``"always"``: let the mask act only where the
+            separator was unsure: the mask applied is ``1 + a (mask - 1)`` with ``a`` the separation ambiguity
+            ``4 m (1 - m)`` of the separator's own mask ``m = |input| / |mixture|`` in each bin
+            (:func:`~ddsp_demucs.dsp.separation_ambiguity`; needs ``mixture_audio`` like the accompaniment
+            encoder). A bin the separator gave wholly to the vocal, or wholly to the accompaniment, is left exactly
+            as it is. ``"inference"``: in eval mode only (refine, evaluation, validation), so the network learns
+            unrestricted; ``"always"``: also while training; ``"off"``: never.
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -265,7 +268,7 @@ class ResidualDDSPDecoder(nn.Module):
         n_fc_layers: int = 2,
         use_audio_encoder: bool = True,
         use_accompaniment_encoder: bool = False,
-        ambiguity_gate: bool = False,
+        ambiguity_gate: Literal["off", "inference", "always"] = "off",
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -325,7 +328,9 @@ class ResidualDDSPDecoder(nn.Module):
         self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.composition = composition
-        if ambiguity_gate and composition not in ("mask", "harmonic"):
+        if ambiguity_gate not in AMBIGUITY_GATES:
+            raise ValueError(f"ambiguity_gate must be one of {', '.join(AMBIGUITY_GATES)}, got {ambiguity_gate!r}")
+        if ambiguity_gate != "off" and composition not in ("mask", "harmonic"):
             raise ValueError(f"ambiguity_gate weighs a mask: composition 'mask' or 'harmonic', not {composition!r}")
         self.ambiguity_gate = ambiguity_gate
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
@@ -382,12 +387,12 @@ class ResidualDDSPDecoder(nn.Module):
     @property
     def reads_mixture(self) -> bool:
         """Whether the batch must hold ``mixture_audio`` (and ``refine`` the song's mixture)."""
-        return self.accompaniment_encoder is not None or self.ambiguity_gate
+        return self.accompaniment_encoder is not None or self.ambiguity_gate != "off"
 
     def gate_by_ambiguity(self, mask: torch.Tensor, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
         """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity_gate``;
         the mask itself otherwise); ``magnitude``: the input's STFT magnitude on the same grid."""
-        if not self.ambiguity_gate:
+        if self.ambiguity_gate == "off" or (self.ambiguity_gate == "inference" and self.training):
             return mask
         mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
         return 1.0 + separation_ambiguity(magnitude, mixture) * (mask - 1.0)
