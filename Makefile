@@ -62,13 +62,15 @@ bench-strength: install
 	$(PY) -m bench strength
 
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
-# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the mask model trained
-# across qualities; about 75 minutes from nothing on 2 cores; bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
+# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended mask
+# model (trained across qualities, gated by the separator's ambiguity); about 65-75 minutes from nothing on 2 cores;
+# bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
 
-# Its ablations (the harmonic model across qualities, also reading the mixture, and the mask model trained on the
-# fallback only), reusing bench-quality's stages; bench/results/quality_ablations.json. Resumes.
+# Its ablations (fewer steps, no gate, the band family only, trained through the gate, the harmonic model with and
+# without the mixture, the mask model trained on the fallback only), reusing bench-quality's stages;
+# bench/results/quality_ablations.json. Resumes.
 bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
 

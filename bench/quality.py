@@ -12,21 +12,29 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``mask_quality`` (:data:`RECOMMENDED`): the demo config's ``mask`` model trained on the songs separated by
-  every separator of :data:`TRAIN_SEPARATORS` (windows of all qualities drawn together), with the do-no-harm term
-  and 30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``);
+- ``mask_wide_gated_2k`` (:data:`RECOMMENDED`): the demo config's ``mask`` model trained for 2000 steps on the
+  songs separated by every separator of :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band
+  pooling, bleed floor, random mask error, under-suppression; windows of all of them drawn together), with the
+  do-no-harm term and 30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``); when
+  it refines, its mask acts only where the separator was unsure (``model.ambiguity_gate=inference``: the mask is
+  moved toward 1 by the separation ambiguity ``4 m (1 - m)`` of the separator's own mask ``m = |separated| /
+  |mixture|``, so a bin the separator gave wholly to one source is left alone);
 
-and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``):
+and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``), each one change away:
 
+- ``mask_wide_gated``: the same at 1000 steps; ``mask_wide``: 1000 steps without the gate;
+- ``mask_quality``: 1000 steps, no gate, trained on :data:`TRAIN_SEPARATORS` only (the fallback and the band
+  family); ``mask_gated``: the same trained *through* the gate (``model.ambiguity_gate=always``);
 - ``harmonic_quality``: the ``harmonic`` composition (a suppression-only mask around the F0 harmonics with
-  learned per-band gain, depth and width, the identity at initialisation) with the same data and training;
+  learned per-band gain, depth and width, the identity at initialisation) trained as ``mask_quality``;
 - ``harmonic_mixture``: ``harmonic_quality`` that also reads the accompaniment estimate (mixture minus separated
   vocal, ``model.use_accompaniment_encoder``), which ``refine`` always has;
 - ``real``: the ``mask`` model trained on the fallback's separations only (as ``make bench-real``'s ``real``).
 
-Two degradation families: ``bands`` (the ideal ratio mask pooled into B log-spaced bands; the training family)
-and ``smooth`` (temporal smoothing, random mask error, bleed floor, over/under-suppression: held out of all
-training, so a model is also judged on errors it never saw).
+Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
+``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
+temporal smoothing; the ``WIDE_SEPARATORS`` models have seen the other three degradations on their own, the
+others none of them.
 
 Per system and level, ``bench/results/quality.json`` holds the input quality (median SI-SDR of the separated
 vocals), the median SI-SDR change with two bootstrap 95 % intervals (songs resampled; singers resampled, then
@@ -59,6 +67,8 @@ COMMAND = "make bench-quality"
 CONFIG = "configs/demo.yaml"
 CORPUS = {"min_test_singers": 6, "max_test_vocals_per_singer": 2}
 TRAIN_SEPARATORS = ("fallback", "oracle-bands4", "oracle-bands16", "oracle-bands64", "oracle")
+# more members of the oracle family (bleed floor, random mask error, under-suppression), never temporal smoothing
+WIDE_SEPARATORS = (*TRAIN_SEPARATORS, "oracle-bands8-floor0.15", "oracle-err2", "oracle-bands32-exp0.6")
 QUALITY_TRAINING = ["loss.no_harm_weight=10.0", "training.input_blend_fraction=0.3"]
 TRUE_LEVEL = "true"
 
@@ -95,18 +105,22 @@ class Trained:
 
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
+GATED_WIDE = ("model.ambiguity_gate=inference", *QUALITY_TRAINING)
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_quality": Trained(tuple(QUALITY_TRAINING)),
-    "mask_gated": Trained(("model.ambiguity_gate=true", *QUALITY_TRAINING)),
+    "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
+    "mask_wide_gated": Trained(GATED_WIDE, WIDE_SEPARATORS),
+    "mask_wide": Trained(tuple(QUALITY_TRAINING), WIDE_SEPARATORS),
+    "mask_quality": Trained(tuple(QUALITY_TRAINING)),
+    "mask_gated": Trained(("model.ambiguity_gate=always", *QUALITY_TRAINING)),
     "harmonic_quality": Trained(("model.composition=harmonic", *QUALITY_TRAINING)),
     "harmonic_mixture": Trained(
         ("model.composition=harmonic", "model.use_accompaniment_encoder=true", *QUALITY_TRAINING)
     ),
     "real": Trained(("loss.no_harm_weight=10.0",), ("fallback",)),
 }
-RECOMMENDED = "mask_quality"
+RECOMMENDED = "mask_wide_gated_2k"
 BOOTSTRAP = 2000
 
 
@@ -330,7 +344,8 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
 
     log("demo model (synthetic voices only), as `make demo` trains it")
     checkpoints = {"demo": run_demo(config, OUT / "demo", progress=True).checkpoint}
-    datasets = {name: separator_dataset(config, get_separator(name), corpus) for name in TRAIN_SEPARATORS}
+    needed = dict.fromkeys(name for system in systems.values() for name in system.separators)
+    datasets = {name: separator_dataset(config, get_separator(name), corpus) for name in needed}
     for name, system in systems.items():
         checkpoints[name] = train_system(name, system.overrides, [datasets[s] for s in system.separators])
 

@@ -1,17 +1,18 @@
 """The ablations of ``make bench-quality``: ``make bench-quality-ablations`` (= ``python -m bench quality_ablations``).
 
-Scores the baselines and the systems of :data:`bench.quality.ABLATIONS` (the ``harmonic`` model trained across
-qualities, the same reading the accompaniment estimate too, and ``real``: the ``mask`` model trained on the
-fallback's separations only, as ``make bench-real`` trains it) at every level of
-:data:`bench.quality.LEVELS`, reusing the default run's corpus, stems, features, datasets, demo model and
-scores; writes ``bench/results/quality_ablations.json`` and ``quality_ablations.png``.
+Scores the baselines and the systems of :data:`bench.quality.ABLATIONS` (each one change away from the
+recommended model: fewer steps, no gate, the band family only, trained through the gate, the ``harmonic``
+composition with and without the accompaniment estimate, and ``real``: the ``mask`` model trained on the
+fallback's separations only, as ``make bench-real`` trains it) at every level of :data:`bench.quality.LEVELS`,
+reusing the default run's corpus, stems, features, datasets, demo model and scores; writes
+``bench/results/quality_ablations.json`` and ``quality_ablations.png``.
 """
 
 from __future__ import annotations
 
 from bench.quality import ABLATIONS, ROOT, run
 
-DEFAULT = False  # trains three more models (about 9 minutes each on 2 cores)
+DEFAULT = False  # trains seven more models (6-9 minutes each on 2 cores)
 RESULT = ROOT / "bench" / "results" / "quality_ablations.json"
 PLOT = ROOT / "bench" / "results" / "quality_ablations.png"
 
