@@ -22,7 +22,8 @@ and the systems trained here on the training singers' songs, :data:`SYSTEMS` in 
 
 and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``), each one change away:
 
-- ``mask_wide_gated``: the same at 1000 steps; ``mask_wide``: 1000 steps without the gate;
+- ``mask_wide_gated`` and ``mask_wide_gated_4k``: the same at 1000 and 4000 steps; ``mask_wide``: 1000 steps
+  without the gate;
 - ``mask_quality``: 1000 steps, no gate, trained on :data:`TRAIN_SEPARATORS` only (the fallback and the band
   family); ``mask_gated``: the same trained *through* the gate (``model.ambiguity_gate=always``);
 - ``harmonic_quality``: the ``harmonic`` composition (a suppression-only mask around the F0 harmonics with
@@ -111,6 +112,7 @@ SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
     "mask_wide_gated": Trained(GATED_WIDE, WIDE_SEPARATORS),
+    "mask_wide_gated_4k": Trained(("training.max_steps=4000", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_wide": Trained(tuple(QUALITY_TRAINING), WIDE_SEPARATORS),
     "mask_quality": Trained(tuple(QUALITY_TRAINING)),
     "mask_gated": Trained(("model.ambiguity_gate=always", *QUALITY_TRAINING)),

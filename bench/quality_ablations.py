@@ -1,7 +1,7 @@
 """The ablations of ``make bench-quality``: ``make bench-quality-ablations`` (= ``python -m bench quality_ablations``).
 
 Scores the baselines and the systems of :data:`bench.quality.ABLATIONS` (each one change away from the
-recommended model: fewer steps, no gate, the band family only, trained through the gate, the ``harmonic``
+recommended model: fewer or more steps, no gate, the band family only, trained through the gate, the ``harmonic``
 composition with and without the accompaniment estimate, and ``real``: the ``mask`` model trained on the
 fallback's separations only, as ``make bench-real`` trains it) at every level of :data:`bench.quality.LEVELS`,
 reusing the default run's corpus, stems, features, datasets, demo model and scores; writes
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bench.quality import ABLATIONS, ROOT, run
 
-DEFAULT = False  # trains seven more models (6-9 minutes each on 2 cores)
+DEFAULT = False  # trains eight more models (6-22 minutes each on 2 cores)
 RESULT = ROOT / "bench" / "results" / "quality_ablations.json"
 PLOT = ROOT / "bench" / "results" / "quality_ablations.png"
 
