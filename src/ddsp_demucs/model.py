@@ -360,8 +360,11 @@ class ResidualDDSPDecoder(nn.Module):
                 nn.init.zeros_(head.bias)
         self.n_mask_bands = n_mask_bands
         n_bins = mask_n_fft // 2 + 1
-        self.register_buffer("band_weights", band_interpolation(n_bins, sample_rate, n_mask_bands), persistent=False)
-        self.register_buffer("bin_hz", torch.arange(n_bins) * (sample_rate / mask_n_fft), persistent=False)
+        harmonic = composition == "harmonic"  # the band and bin grids only its mask uses
+        band_weights = band_interpolation(n_bins, sample_rate, n_mask_bands) if harmonic else None
+        bin_hz = torch.arange(n_bins) * (sample_rate / mask_n_fft) if harmonic else None
+        self.register_buffer("band_weights", band_weights, persistent=False)
+        self.register_buffer("bin_hz", bin_hz, persistent=False)
 
     # ------------------------------------------------------------------------------------------ helpers
     def n_model_frames(self, n_samples: int) -> int:
@@ -512,7 +515,8 @@ class ResidualDDSPDecoder(nn.Module):
             raise ValueError(f"compute_harmonic_mask needs composition 'harmonic', not {self.composition!r}")
         audio, _ = self.check_batch(batch)
         spec = self.stft(audio)
-        h, c = self.frame_state(batch, spec.abs())
+        magnitude = spec.abs()
+        h, c = self.frame_state(batch, magnitude)
         gain_raw, depth_raw, width_raw = self.band_head(h).chunk(3, dim=-1)  # each (b, t, bands)
         cut, depth = straight_through_unit(gain_raw), straight_through_unit(depth_raw)  # gain = 1 - cut
         width = HARMONIC_WIDTH_HZ * torch.exp(width_raw.clamp(-3.0, 3.0))
@@ -521,7 +525,7 @@ class ResidualDDSPDecoder(nn.Module):
         comb = harmonic_comb(c["f0_hz"], width_b, self.bin_hz.to(h.dtype))
         # (1 - cut)(1 - ...) rather than interpolated gains: exactly 1 where cut and depth are exactly 0
         mask = (1.0 - cut_b) * (1.0 - depth_b * c["voicing"].unsqueeze(1) * (1.0 - comb))
-        mask = self.gate_by_ambiguity(mask, spec.abs(), batch)
+        mask = self.gate_by_ambiguity(mask, magnitude, batch)
         c.update(band_gain=1.0 - cut, comb_depth=depth, comb_width_hz=width)
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 
