@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-network-separator bench-f0-separated gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -73,6 +73,20 @@ bench-quality: install
 # bench/results/quality_ablations.json. Resumes.
 bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
+
+# A separator with a network's own errors for bench-quality (after it has written runs/quality/corpus): a small
+# HTDemucs (0.8 M parameters, sources vocals and accompaniment) trained on the training singers' songs for 45
+# minutes of wall-clock time (`python -m bench.network_separator --minutes N` for another budget), saved in Demucs'
+# format to runs/quality/network_separator/, where bench-quality finds it as level network_small. Resumes.
+bench-network-separator: install
+	$(PY) -m bench network_separator
+
+# Pitch that survives separation (after bench-quality): CREPE-tiny fine-tuned on the training singers' separated
+# vocals against CREPE-full on their true vocals, then its accuracy, speed and effect on refinement against the other
+# trackers on the test singers' songs at each separation level: bench/results/f0_separated.json. Resumes.
+# `python -m bench.f0_separated --install` copies the trained weights into the package (the crepe-separated tracker).
+bench-f0-separated: install
+	$(PY) -m bench f0_separated
 
 # On a CUDA machine: training steps in fp32 / bf16-mixed / 16-mixed, 2-GPU DDP where two GPUs exist, GPU refine
 # against CPU refine; bench/results/gpu.json. Without CUDA it says so in one line.

@@ -53,7 +53,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "f0.json"
 FRAME_RATE = 250
 THREADS = 2
 MEDLEYDB_HOP_S = 128 / 22050
-REPEATS = {"crepe-tiny": 3, "crepe-full": 1, "pyin": 1}  # timed runs per case; the fastest counts (shared machine)
+REPEATS = {
+    "crepe-tiny": 3,
+    "crepe-separated": 3,
+    "crepe-full": 1,
+    "pyin": 1,
+}  # timed runs per case; the fastest counts (shared machine)
 
 
 def load_annotation(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -76,11 +76,23 @@ TRUE_LEVEL = "true"
 
 @dataclass(frozen=True)
 class Level:
-    """A separation quality: its name, the separator that makes it (None: the true vocal) and its family."""
+    """A separation quality: its name, the separator that makes it (None: the true vocal), its family and the
+    local Demucs repo holding the separator's weights (None: found by name)."""
 
     name: str
     separator: str | None
     family: str
+    repo: str | None = None
+
+    @property
+    def score_key(self) -> str | None:
+        """What the level's stored scores are keyed on: the separator's name, and the digest of its weights file
+        where they come from a local repo (weights retrained under the same name are scored again)."""
+        if self.repo is None:
+            return self.separator
+        from ddsp_demucs.features.pipeline import file_sha256
+
+        return f"{self.separator}@{file_sha256(Path(self.repo) / f'{self.separator}.th')[:12]}"
 
 
 LEVELS = (
@@ -127,15 +139,23 @@ BOOTSTRAP = 2000
 
 
 def levels_here() -> tuple[Level, ...]:
-    """:data:`LEVELS`, with htdemucs as a level of its own (family ``network``) where its weights load."""
+    """:data:`LEVELS`, with levels of their own (family ``network``) after the fallback: the small HTDemucs trained
+    here where ``make bench-network-separator`` has finished (:mod:`bench.network_separator`), and htdemucs where
+    its weights load."""
+    from bench.network_separator import OUT_DIR, SIGNATURE, trained_separator_available
     from ddsp_demucs.demucs_wrappers import DEFAULT_MODEL, WeightsUnavailableError, get_separator
 
+    networks = []
+    if trained_separator_available():
+        networks.append(Level("network_small", SIGNATURE, "network", repo=str(OUT_DIR)))
+    else:
+        log("no network_small level: run make bench-network-separator")
     try:
         get_separator(DEFAULT_MODEL)
+        networks.append(Level(DEFAULT_MODEL, DEFAULT_MODEL, "network"))
     except WeightsUnavailableError as exc:
         log(f"no {DEFAULT_MODEL} level: {str(exc).split(';')[0]}")
-        return LEVELS
-    return (LEVELS[0], Level(DEFAULT_MODEL, DEFAULT_MODEL, "network"), *LEVELS[1:])
+    return (LEVELS[0], *networks, *LEVELS[1:])
 
 
 def log(message: str) -> None:
@@ -197,13 +217,13 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
     for system in refiners:
         path = OUT / "scores" / system / f"{level.name}.json"
         cached = json.loads(path.read_text()) if path.is_file() else None
-        if cached and cached.get("key") == keys[system] and cached.get("separator") == level.separator:
+        if cached and cached.get("key") == keys[system] and cached.get("separator") == level.score_key:
             rows[system] = cached["rows"]
         else:
             pending[system], rows[system] = path, []
     if not pending:
         return rows
-    separator = get_separator(level.separator) if level.separator else None
+    separator = get_separator(level.separator, repo=level.repo) if level.separator else None
     cache = SongCache(OUT / "song_cache", separator or get_separator("oracle"), None, 0.5)
     log(f"level {level.name}: scoring {', '.join(pending)} on {len(songs)} songs")
     for track, singer in songs:
@@ -216,7 +236,7 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
             refined_scores = song_scores(refined, target, SAMPLE_RATE, target_f0, REGION_F0_RATE)
             rows[system].append({"song": track.name, "singer": singer, "baseline": baseline, "refined": refined_scores})
     for system, path in pending.items():
-        write_json_atomic(path, {"key": keys[system], "separator": level.separator, "rows": rows[system]})
+        write_json_atomic(path, {"key": keys[system], "separator": level.score_key, "rows": rows[system]})
     return rows
 
 
@@ -267,10 +287,10 @@ def summarise(rows: list[dict], level: Level) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ results
-def targets(entries: dict) -> dict[str, bool]:
-    """The issue's targets for the recommended system and the demo checkpoint."""
+def targets(entries: dict, levels: tuple[Level, ...] = LEVELS) -> dict[str, bool]:
+    """The issue's targets for the recommended system and the demo checkpoint, over ``levels``."""
     rec, demo, comb = entries[RECOMMENDED], entries["demo"], entries["comb"]
-    graded = [lv for lv in LEVELS if lv.separator is not None]
+    graded = [lv for lv in levels if lv.separator is not None]
     near_9 = min(graded, key=lambda lv: abs(rec[lv.name]["input_si_sdr_median"] - 9.0)).name
     return {
         f"{RECOMMENDED}: median change >= 0 and at most 10 % of songs worse at every level": all(
@@ -288,30 +308,34 @@ def targets(entries: dict) -> dict[str, bool]:
     }
 
 
-def plot(entries: dict, path: Path) -> None:
-    """Median SI-SDR change against input quality, one line per system (held-out family dashed)."""
+def plot(entries: dict, path: Path, levels: tuple[Level, ...] = LEVELS) -> None:
+    """Median SI-SDR change against input quality, one line per system (held-out family dashed, separators made
+    by a network as triangles)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for k, (system, levels) in enumerate(entries.items()):
+
+    def group(lv: Level) -> str:
+        return "network" if lv.family == "network" else "held" if lv.family in HELD_OUT_FAMILIES else "train"
+
+    for k, (system, by_level) in enumerate(entries.items()):
         colour = f"C{k}"
-        for family, style in (("train", "-o"), ("held", "--s")):
-            chosen = [
-                lv
-                for lv in LEVELS
-                if lv.separator is not None and ((lv.family in HELD_OUT_FAMILIES) == (family == "held"))
-            ]
-            chosen.sort(key=lambda lv: levels[lv.name]["input_si_sdr_median"])
-            x = [levels[lv.name]["input_si_sdr_median"] for lv in chosen]
-            y = [levels[lv.name]["si_sdr_change_median"] for lv in chosen]
+        for family, style in (("train", "-o"), ("held", "--s"), ("network", "^")):
+            chosen = [lv for lv in levels if lv.separator is not None and group(lv) == family]
+            chosen.sort(key=lambda lv: by_level[lv.name]["input_si_sdr_median"])
+            x = [by_level[lv.name]["input_si_sdr_median"] for lv in chosen]
+            y = [by_level[lv.name]["si_sdr_change_median"] for lv in chosen]
             ax.plot(x, y, style, color=colour, label=system if family == "train" else None, alpha=0.9)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("input quality: median SI-SDR of the separated vocals (dB)")
     ax.set_ylabel("median SI-SDR change (dB)")
-    ax.set_title("refinement against separation quality (solid: fallback and bands; dashed: held-out family)")
+    ax.set_title(
+        "refinement against separation quality\n"
+        "(solid: fallback and bands; dashed: held-out family; triangles: networks)"
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -358,7 +382,8 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
         keys[name] = file_sha256(ckpt)[:16]
     songs = [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
     entries: dict[str, dict] = {system: {} for system in refiners}
-    for level in levels_here():
+    levels = levels_here()
+    for level in levels:
         for system, rows in score_level(level, songs, refiners, keys).items():
             entries[system][level.name] = summarise(rows, level)
         for system in refiners:
@@ -370,12 +395,12 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
                     f"{level.name:>11} {system:>16}: input {e['input_si_sdr_median']:5.1f} dB, change "
                     f"{e['si_sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} worse"
                 )
-    plot(entries, plot_path)
+    plot(entries, plot_path, levels)
     write_json_atomic(
         result,
         {
             "systems": entries,
-            "levels": [{"name": lv.name, "separator": lv.separator, "family": lv.family} for lv in LEVELS],
+            "levels": [{"name": lv.name, "separator": lv.separator, "family": lv.family} for lv in levels],
             "held_out_families": list(HELD_OUT_FAMILIES),
             "train_separators": {name: list(system.separators) for name, system in systems.items()},
             "test_singers": manifest["singers"]["test"],
@@ -395,7 +420,7 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
             {
                 "recommended": RECOMMENDED,
                 "recommended_checkpoint": str((OUT / "recommended" / "model.ckpt").relative_to(ROOT)),
-                "targets": targets(entries),
+                "targets": targets(entries, levels),
             }
             if recommend
             else {}

@@ -438,6 +438,11 @@ def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
     assert refine_cli(str(good["mono48"][0]), *args, "--strength", "0.5") == 0
     assert json.loads((out / "mono48" / "refine.json").read_text())["strength"] == 0.5
     assert (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns != stamps[out / "mono48" / "refined_vocals.wav"]
+    # so is another F0 tracker
+    before = (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns
+    assert refine_cli(str(good["mono48"][0]), *args, "--strength", "0.5", "--f0-method", "pyin") == 0
+    assert json.loads((out / "mono48" / "refine.json").read_text())["f0_method"] == "pyin"
+    assert (out / "mono48" / "refined_vocals.wav").stat().st_mtime_ns != before
 
 
 def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path, checkpoint):

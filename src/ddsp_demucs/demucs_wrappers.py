@@ -225,6 +225,17 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: str | os.PathLike | None 
     return model, sigs
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """The first 12 hex digits of the SHA-256 of a model's state (names, shapes, dtypes and values in order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype}".encode())
+        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 # ------------------------------------------------------------------------------------------ input checking
 def _as_samples_channels(mixture: Any, sample_rate: Any, max_channels: int) -> np.ndarray:
     """Validate a mixture and return it as float32 ``(n_samples, n_channels)``."""
@@ -286,7 +297,8 @@ class DemucsSeparator:
             raise ValueError(f"segment must be a positive number of seconds, got {segment!r}")
         self.model, sigs = load_demucs_model(model_name, repo)
         self.name = model_name
-        self.signature = f"{model_name}:{'+'.join(sigs)}"
+        # a local folder's weights can be retrained under the same signature: their digest tells them apart
+        self.signature = f"{model_name}:{'+'.join(sigs)}" + ("" if repo is None else f"@{weights_digest(self.model)}")
         self.device = str(device) if device is not None else default_device()
         self.shifts, self.overlap, self.segment = shifts, float(overlap), segment
         self.split, self.jobs, self.progress = split, jobs, progress
@@ -558,6 +570,7 @@ __all__ = [
     "get_separator",
     "load_demucs_model",
     "network_available",
+    "weights_digest",
     "repeating_background",
     "training_songs_warning",
 ]

@@ -391,7 +391,7 @@ def song_output_dir(song_path: str | os.PathLike, out_dir: str | os.PathLike) ->
 
 
 def _settings(
-    model: ResidualDDSPDecoder, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength
+    model: ResidualDDSPDecoder, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength, f0_method
 ) -> dict:
     hub = bool(checkpoint) and is_hub_reference(checkpoint)
     return {
@@ -403,6 +403,7 @@ def _settings(
         "window_s": window_s,
         "overlap_s": overlap_s,
         "strength": strength,
+        "f0_method": f0_method,
     }
 
 
@@ -433,8 +434,9 @@ def refine_song(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = False,
     strength: float = 1.0,
+    f0_method: str | None = None,
 ) -> dict:
-    """Separate and refine one song file (``strength``: as in :func:`refine_vocals`).
+    """Separate and refine one song file (``strength``, ``f0_method``: as in :func:`refine_vocals`).
 
     Writes ``out_dir/<song stem>/separated_vocals.wav`` and ``refined_vocals.wav`` (float WAV at the song's
     rate, channels and exact length) and ``refine.json`` (settings, checkpoint, separator, timings), each
@@ -452,7 +454,7 @@ def refine_song(
     song_path = Path(song_path)
     song_dir = song_output_dir(song_path, out_dir)
     checkpoint_file = resolve_checkpoint(checkpoint) if checkpoint else None
-    settings = _settings(model, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength)
+    settings = _settings(model, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength, f0_method)
     if not force and song_path.is_file() and _is_up_to_date(song_path, song_dir, settings, checkpoint_file):
         log.info("%s: up to date in %s, skipped", song_path.name, song_dir)
         return {**json.loads((song_dir / RECORD_NAME).read_text()), "skipped": True}
@@ -483,6 +485,7 @@ def refine_song(
             progress=progress,
             strength=strength,
             mixture=mixture,
+            f0_method=f0_method,
         )
     except InputError as exc:
         raise InputError(f"{song_path}: {exc}") from None

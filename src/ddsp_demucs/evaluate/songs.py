@@ -222,10 +222,12 @@ def model_refiner(
     seed: int = 0,
     oracle_f0: bool = False,
     strength: float = 1.0,
+    f0_method: str | None = None,
 ) -> Refiner:
     """The system of a trained model: :func:`ddsp_demucs.refine.refine_vocals` with the checkpoint's settings and
-    ``strength``, exactly as ``ddsp-demucs refine`` runs it; ``oracle_f0``: F0 tracked on the true vocal instead (a
-    diagnosis, not something a user can run)."""
+    ``strength``, exactly as ``ddsp-demucs refine`` runs it (``f0_method``: another tracker than the checkpoint's,
+    as ``refine --f0-method``); ``oracle_f0``: F0 tracked on the true vocal instead (a diagnosis, not something a
+    user can run)."""
     from ddsp_demucs.refine import refine_vocals
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
@@ -239,6 +241,7 @@ def model_refiner(
             f0_reference=reference if oracle_f0 else None,
             strength=strength,
             mixture=mixture,
+            f0_method=f0_method,
         )
 
     return refine

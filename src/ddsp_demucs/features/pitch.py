@@ -95,8 +95,9 @@ def extract_f0(
         audio: ``(n_samples,)`` mono or ``(n_samples, n_channels)`` (channels averaged), any sample rate.
         sample_rate: Hz.
         frame_rate: frames per second; frame i is centred at ``i / frame_rate`` s.
-        method: ``"crepe-tiny"`` (default, ``None``), ``"crepe-full"`` (about 20x slower) or ``"pyin"``
-            (librosa pYIN, the reference method).
+        method: ``"crepe-tiny"`` (default, ``None``), ``"crepe-full"`` (about 20x slower),
+            ``"crepe-separated"`` (CREPE-tiny fine-tuned on separated vocals, :mod:`.crepe_training`) or
+            ``"pyin"`` (librosa pYIN, the reference method).
         voicing_threshold: frames whose confidence is below this are unvoiced (``f0_hz`` 0).
         return_pitch: also return the tracker's pitch on every frame, voiced or not.
         crepe_hop: samples at 16 kHz between the frames the CREPE network sees (default 160: 10 ms, as the

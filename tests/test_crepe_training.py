@@ -1,0 +1,105 @@
+"""Fine-tuning CREPE on separated vocals (ddsp_demucs.features.crepe_training) and the crepe-separated tracker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.features import crepe, extract_f0
+from ddsp_demucs.features.crepe_training import (
+    LABEL_HOP,
+    TARGET_STD_CENTS,
+    TrackerSong,
+    TrackerTrainingConfig,
+    draw_batch,
+    frames_at,
+    target_activations,
+    train_tracker,
+)
+from ddsp_demucs.metrics import raw_pitch_accuracy
+
+SR = crepe.SAMPLE_RATE
+
+
+def tone(f0: float, seconds: float = 1.0, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amplitude * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))).astype(np.float32)
+
+
+def tone_song(f0: float, noise: float = 0.05, seconds: float = 1.0, seed: int = 0) -> TrackerSong:
+    """A harmonic tone and a noisy copy of it, voiced everywhere at ``f0``."""
+    clean = tone(f0, seconds)
+    noisy = clean + noise * np.random.default_rng(seed).standard_normal(clean.shape).astype(np.float32)
+    n_frames = 1 + clean.shape[0] // LABEL_HOP
+    cents = np.full(n_frames, 1200.0 * np.log2(f0 / 10.0))
+    return TrackerSong(np.stack([clean, noisy]), cents, np.ones(n_frames, dtype=bool))
+
+
+def test_target_is_crepes_gaussian_over_the_pitch_bins_and_zero_when_unvoiced():
+    bins = crepe.bin_to_cents(np.arange(crepe.N_BINS))
+    cents = torch.tensor([bins[100], bins[200] + 10.0, 3000.0], dtype=torch.float32)
+    target = target_activations(cents, torch.tensor([True, True, False]))
+    assert target.shape == (3, crepe.N_BINS)
+    assert int(target[0].argmax()) == 100 and float(target[0, 100]) == pytest.approx(1.0)
+    # float64 reference of the Gaussian, 25 cents wide
+    expected = np.exp(-0.5 * ((bins - (bins[200] + 10.0)) / TARGET_STD_CENTS) ** 2)
+    np.testing.assert_allclose(target[1].numpy(), expected, atol=1e-6)
+    assert float(target[2].abs().max()) == 0.0
+
+
+def test_training_frames_are_the_frames_salience_analyses():
+    audio = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+    padded = np.pad(audio, (crepe.FRAME_SIZE // 2, crepe.FRAME_SIZE // 2))
+    expected = torch.from_numpy(padded).unfold(0, crepe.FRAME_SIZE, LABEL_HOP)[: 1 + audio.shape[0] // LABEL_HOP]
+    frames = np.arange(expected.shape[0])
+    np.testing.assert_array_equal(frames_at(audio, frames), expected.numpy())
+
+
+def test_draw_batch_skips_digitally_silent_frames_and_normalises():
+    song = tone_song(220.0)
+    song.versions[1, : SR // 2] = 0.0  # the noisy copy silent in its first half
+    x, cents, voiced = draw_batch([song], np.random.default_rng(0), 256)
+    assert x.shape == (256, crepe.FRAME_SIZE) and cents.shape == (256,) and voiced.all()
+    np.testing.assert_allclose(x.std(dim=-1, unbiased=False).numpy(), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(x.mean(dim=-1).numpy(), 0.0, atol=1e-5)
+
+
+def test_training_lowers_the_loss_and_resumes_where_it_stopped(tmp_path):
+    songs = [tone_song(f0, noise=0.3, seed=i) for i, f0 in enumerate((150.0, 260.0, 410.0))]
+    cfg = TrackerTrainingConfig(steps=4, batch_size=16, learning_rate=1e-3, checkpoint_every=2)
+
+    def loss(net) -> float:
+        x, cents, voiced = draw_batch(songs, np.random.default_rng(123), 64)
+        with torch.no_grad():
+            return float(torch.nn.functional.binary_cross_entropy(net(x), target_activations(cents, voiced)))
+
+    before = loss(crepe.load_crepe("tiny"))
+    straight = train_tracker(songs, cfg, tmp_path / "a.pt", progress=False)
+    assert loss(straight) < before
+    # 2 steps, then a new call to 4: the same weights as 4 straight steps
+    train_tracker(songs, TrackerTrainingConfig(**{**vars(cfg), "steps": 2}), tmp_path / "b.pt", progress=False)
+    resumed = train_tracker(songs, cfg, tmp_path / "b.pt", progress=False)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_missing_separated_weights_give_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(crepe, "SEPARATED_WEIGHTS", tmp_path / "missing.safetensors")
+    crepe.load_crepe.cache_clear()
+    try:
+        with pytest.raises(DDSPDemucsError, match="crepe-separated weights are missing"):
+            crepe.load_crepe("separated")
+    finally:
+        crepe.load_crepe.cache_clear()
+
+
+@pytest.mark.skipif(not crepe.SEPARATED_WEIGHTS.is_file(), reason="crepe-separated weights not installed")
+def test_shipped_separated_tracker_follows_a_tone_and_has_its_provenance():
+    import json
+
+    f0_hz, _ = extract_f0(tone(330.0, 2.0), SR, frame_rate=100, method="crepe-separated")
+    assert raw_pitch_accuracy(np.full(f0_hz.shape, 330.0)[20:-20], f0_hz[20:-20]) > 0.95
+    provenance = json.loads(crepe.SEPARATED_WEIGHTS.with_suffix(".json").read_text())
+    assert "CC BY-NC-SA 4.0" in provenance["licence"] and provenance["training_singers"]
