@@ -75,7 +75,7 @@ bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
 
 # A separator with a network's own errors for bench-quality (after it has written runs/quality/corpus): a small
-# HTDemucs (0.8 M parameters, sources vocals and accompaniment) trained on the training singers' songs for 45
+# HTDemucs (0.8 M parameters, sources vocals and accompaniment) trained on the training singers' songs for 30
 # minutes of wall-clock time (`python -m bench.network_separator --minutes N` for another budget), saved in Demucs'
 # format to runs/quality/network_separator/, where bench-quality finds it as level network_small. Resumes.
 bench-network-separator: install

@@ -45,7 +45,7 @@ COMMAND = "make bench-f0-separated"
 LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
 LABEL_CREPE_HOP = 320  # the teacher's network every 20 ms at 16 kHz (half the cost; interpolated to 10 ms)
 TRACKERS = ("crepe-tiny", "crepe-separated", "crepe-full", "pyin")
-LEVELS = ("fallback", "bands4", "bands16", "ideal", "smooth_low", "true")
+LEVELS = ("fallback", "network_small", "bands4", "bands16", "ideal", "smooth_low", "true")  # where available
 TRAIN_EVERY = 2  # every 2nd training song (sorted: one remix of each take): labels of all would take 40 minutes
 
 
@@ -121,6 +121,20 @@ def tracker_songs(tracks, labels: dict) -> list:
 SLOW_TRACKERS_LEVELS = ("fallback",)  # crepe-full and pyin (20-40x slower) are measured at these levels only
 
 
+def stored(path: Path, key: str, compute) -> dict:
+    """``compute()`` (a JSON-able dict), kept in ``path`` with ``key`` and read back while the key matches: a rerun
+    redoes only what its inputs changed (new tracker weights, another checkpoint)."""
+    from ddsp_demucs.utils import write_json_atomic
+
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept.get("key") == key:
+            return kept["value"]
+    value = compute()
+    write_json_atomic(path, {"key": key, "value": value})
+    return value
+
+
 def tracker_accuracy(method: str, vocals: list[np.ndarray], references: list[np.ndarray]) -> dict:
     """Pitch and voicing metrics of ``method`` on songs ``vocals`` (``(n_samples, channels)`` at 44.1 kHz) against
     ``references`` (the teacher's ``f0_hz`` per song at :data:`LABEL_RATE`, 0 = unvoiced), frames pooled over
@@ -143,17 +157,15 @@ def tracker_accuracy(method: str, vocals: list[np.ndarray], references: list[np.
     return {k: round(float(m[k]), 4) for k in keys} | {"s_per_min_audio": round(60.0 * elapsed / seconds, 3)}
 
 
-def level_vocals(level: str, songs: list) -> list[np.ndarray]:
-    """The test songs' vocals as :mod:`bench.quality`'s level ``level`` separated them (its cached separations), or
-    the true vocals for ``"true"``."""
-    from bench.quality import LEVELS as QUALITY_LEVELS
+def level_vocals(spec, songs: list) -> list[np.ndarray]:
+    """The test songs' vocals as :mod:`bench.quality`'s level ``spec`` separated them (its cached separations), or
+    the true vocals for its true level."""
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.evaluate.songs import SongCache
 
-    if level == "true":
+    if spec.separator is None:
         return [t.vocals() for t in songs]
-    spec = next(lv for lv in QUALITY_LEVELS if lv.name == level)
     cache = SongCache(QUALITY / "song_cache", get_separator(spec.separator, repo=spec.repo), None, 0.5)
     return [cache.separated(t.name, t.mixture(), SAMPLE_RATE, t.vocals()) for t in songs]
 
@@ -175,42 +187,53 @@ def annotated_accuracy(methods: tuple[str, ...]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ refinement
-REFINE_LEVELS = ("fallback", "bands4", "smooth_low", "ideal")
+REFINE_LEVELS = ("fallback", "network_small", "bands4", "smooth_low", "ideal")
 REFINE_TRACKERS = ("crepe-tiny", "crepe-separated", "oracle")
 
 
-def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]]) -> dict:
+def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]], weights_key: str) -> dict:
     """Median SI-SDR change (dB) and songs worse of the quality benchmark's recommended model and of the comb
     filter at each of :data:`REFINE_LEVELS`, F0 from each of :data:`REFINE_TRACKERS` (``oracle``: tracked by the
     default tracker on the true vocal)."""
     from bench.quality import OUT as QUALITY_OUT
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner
+    from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.metrics import si_sdr
     from ddsp_demucs.train import load_model
 
-    model = load_model(QUALITY_OUT / "recommended" / "model.ckpt")
-    systems = {}
+    checkpoint = QUALITY_OUT / "recommended" / "model.ckpt"
+    model = load_model(checkpoint)
+    model_key = file_sha256(checkpoint)[:16]
+    systems, keys = {}, {}
     for tracker in REFINE_TRACKERS:
         method, oracle = (None, True) if tracker == "oracle" else (tracker, False)
+        tracker_key = weights_key if tracker == "crepe-separated" else tracker
         systems[f"recommended/{tracker}"] = model_refiner(model, f0_method=method, oracle_f0=oracle)
+        keys[f"recommended/{tracker}"] = f"{model_key}/{tracker_key}"
         systems[f"comb/{tracker}"] = comb_refiner(f0_method=method, oracle_f0=oracle)
+        keys[f"comb/{tracker}"] = f"comb/{tracker_key}"
+
+    def score(refine, level: str) -> dict:
+        changes = []
+        for track, separated in zip(songs, vocals_by_level[level]):
+            target, mixture = track.vocals(), track.mixture()
+            before = si_sdr(separated.mean(axis=1), target.mean(axis=1))
+            after = si_sdr(refine(separated, SAMPLE_RATE, target, mixture).mean(axis=1), target.mean(axis=1))
+            changes.append(after - before)
+        changes = np.array(changes)
+        return {
+            "si_sdr_change_median": round(float(np.median(changes)), 3),
+            "n_worse": int((changes < 0).sum()),
+            "n_songs": len(changes),
+        }
+
     out: dict = {name: {} for name in systems}
-    for level in REFINE_LEVELS:
+    for level in (lv for lv in REFINE_LEVELS if lv in vocals_by_level):
         for name, refine in systems.items():
-            changes = []
-            for track, separated in zip(songs, vocals_by_level[level]):
-                target, mixture = track.vocals(), track.mixture()
-                before = si_sdr(separated.mean(axis=1), target.mean(axis=1))
-                after = si_sdr(refine(separated, SAMPLE_RATE, target, mixture).mean(axis=1), target.mean(axis=1))
-                changes.append(after - before)
-            changes = np.array(changes)
-            out[name][level] = {
-                "si_sdr_change_median": round(float(np.median(changes)), 3),
-                "n_worse": int((changes < 0).sum()),
-                "n_songs": len(changes),
-            }
-            log(f"{level:>10} {name:>26}: {np.median(changes):+.2f} dB, {(changes < 0).sum()} worse")
+            path = OUT / "refinement" / name.replace("/", "_") / f"{level}.json"
+            r = out[name][level] = stored(path, keys[name], lambda: score(refine, level))
+            log(f"{level:>13} {name:>26}: {r['si_sdr_change_median']:+.2f} dB, {r['n_worse']} worse")
     return out
 
 
@@ -230,7 +253,7 @@ def install(weights: Path, provenance: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
-    from bench.quality import WIDE_SEPARATORS
+    from bench.quality import WIDE_SEPARATORS, levels_here
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features import crepe
     from ddsp_demucs.features.crepe_training import TrackerTrainingConfig, train_tracker
@@ -254,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = all_labels(test + train)
 
     config = TrackerTrainingConfig(steps=args.steps)
-    weights = OUT / "crepe_separated_tiny.safetensors"
+    weights = OUT / f"crepe_separated_tiny_{config.steps}_steps.safetensors"  # more steps resume the training
     if not weights.is_file():
         log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + separators)")
         net = train_tracker(tracker_songs(train, labels), config, OUT / "training_state.pt")
@@ -282,24 +305,37 @@ def main(argv: list[str] | None = None) -> None:
     crepe.SEPARATED_WEIGHTS = weights
     crepe.load_crepe.cache_clear()
 
+    weights_key = file_sha256(weights)[:16]
     references = [labels[t.name]["f0_hz"] for t in test]
     accuracy, vocals_by_level = {}, {}
+    available = {lv.name: lv for lv in levels_here()}
     for level in LEVELS:
-        vocals_by_level[level] = level_vocals(level, test)
+        if level not in available:
+            log(f"no {level} level here (bench/quality.py)")
+            continue
+        vocals_by_level[level] = level_vocals(available[level], test)
         methods = TRACKERS if level in SLOW_TRACKERS_LEVELS else ("crepe-tiny", "crepe-separated")
-        accuracy[level] = {m: tracker_accuracy(m, vocals_by_level[level], references) for m in methods}
+        accuracy[level] = {
+            m: stored(
+                OUT / "accuracy" / f"{level}_{m}.json",
+                weights_key if m == "crepe-separated" else m,
+                lambda: tracker_accuracy(m, vocals_by_level[level], references),
+            )
+            for m in methods
+        }
         for m, r in accuracy[level].items():
             log(
-                f"{level:>10} {m:>15}: RPA {r['raw_pitch_accuracy']:.3f} RCA {r['raw_chroma_accuracy']:.3f} "
+                f"{level:>13} {m:>15}: RPA {r['raw_pitch_accuracy']:.3f} RCA {r['raw_chroma_accuracy']:.3f} "
                 f"voicing recall {r['voicing_recall']:.3f} false alarm {r['voicing_false_alarm']:.3f}"
             )
     annotated = annotated_accuracy(("crepe-tiny", "crepe-separated"))
     log(f"annotated clean vocals: {json.dumps(annotated)}")
     result = {
         "weights_sha256": file_sha256(weights),
+        "weights_bytes": weights.stat().st_size,
         "accuracy": accuracy,
         "annotated_clean": annotated,
-        "refinement": refinement(test, vocals_by_level),
+        "refinement": refinement(test, vocals_by_level, weights_key),
         "test_singers": manifest["singers"]["test"],
         "provenance": provenance,
         "command": COMMAND,

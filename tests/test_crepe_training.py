@@ -83,6 +83,8 @@ def test_training_lowers_the_loss_and_resumes_where_it_stopped(tmp_path):
     resumed = train_tracker(songs, cfg, tmp_path / "b.pt", progress=False)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="past the 2"):
+        train_tracker(songs, TrackerTrainingConfig(**{**vars(cfg), "steps": 2}), tmp_path / "b.pt", progress=False)
 
 
 def test_missing_separated_weights_give_one_clear_error(monkeypatch, tmp_path):

@@ -39,7 +39,7 @@ class TrackerSong:
 
 @dataclass(frozen=True)
 class TrackerTrainingConfig:
-    steps: int = 1500
+    steps: int = 4000
     batch_size: int = 64
     learning_rate: float = 1e-4
     seed: int = 0
@@ -84,8 +84,8 @@ def train_tracker(
     songs: list[TrackerSong], config: TrackerTrainingConfig, state_path: Path, *, progress: bool = True
 ) -> CrepeNet:
     """Fine-tune CREPE-tiny's published weights on ``songs`` for ``config.steps`` steps (Adam); resumes from
-    ``state_path`` (written atomically every ``config.checkpoint_every`` steps and at the end). Returns the
-    network in eval mode."""
+    ``state_path`` (written atomically every ``config.checkpoint_every`` steps and at the end; a state of fewer
+    steps continues to ``config.steps``, one of more is an error). Returns the network in eval mode."""
     from tqdm.auto import tqdm
 
     from ddsp_demucs.utils import atomic_path
@@ -102,6 +102,8 @@ def train_tracker(
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step = int(state["step"])
+        if step > config.steps:
+            raise ValueError(f"{state_path} is at step {step}, past the {config.steps} asked for")
         rng.bit_generator.state = decode_rng_state(state["rng"])
 
     def save() -> None:
