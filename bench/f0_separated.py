@@ -10,16 +10,20 @@ separations; run ``make bench-quality`` first):
    ``runs/f0_separated/labels/``;
 2. **training** (:func:`ddsp_demucs.features.crepe_training.train_tracker`): the training singers' songs as
    every separator of :data:`bench.quality.WIDE_SEPARATORS` left them, and the true vocal itself, one frame each
-   draw; resumes; the weights in ``runs/f0_separated/crepe_separated_tiny.safetensors``;
+   draw (every :data:`TRAIN_EVERY`-th training song); resumes (more steps continue a shorter run); the weights in
+   ``runs/f0_separated/crepe_separated_tiny_<steps>_steps.safetensors``;
 3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
-   against the teacher's labels on the true vocal, frames pooled over the songs; and on the human annotations of
-   ``../shared/data`` (:mod:`bench.f0`'s two files): the tracker must not get worse on clean singing;
+   against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
+   :data:`SLOW_TRACKERS_LEVELS`); and on the human annotations of ``../shared/data`` (:mod:`bench.f0`'s two
+   files): the tracker must not get worse on clean singing;
 4. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
    tracker and with the oracle F0 (tracked on the true vocal), median SI-SDR change and songs worse per level;
 5. **speed**: seconds per minute of audio of each CREPE tracker, in the same run.
 
-Writes ``bench/results/f0_separated.json``. ``--install`` copies the trained weights into the package
+Every accuracy and refinement figure is kept under ``runs/f0_separated/`` keyed by what it depends on (the tracker's
+weights, the checkpoint), so a rerun redoes only what changed. Writes ``bench/results/f0_separated.json``;
+``--install`` copies the trained weights into the package
 (:data:`ddsp_demucs.features.crepe.SEPARATED_WEIGHTS`) with their provenance.
 """
 
