@@ -214,10 +214,11 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
     from ddsp_demucs.utils import write_json_atomic
 
     pending, rows = {}, {}
+    score_key = level.score_key
     for system in refiners:
         path = OUT / "scores" / system / f"{level.name}.json"
         cached = json.loads(path.read_text()) if path.is_file() else None
-        if cached and cached.get("key") == keys[system] and cached.get("separator") == level.score_key:
+        if cached and cached.get("key") == keys[system] and cached.get("separator") == score_key:
             rows[system] = cached["rows"]
         else:
             pending[system], rows[system] = path, []
@@ -236,7 +237,7 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
             refined_scores = song_scores(refined, target, SAMPLE_RATE, target_f0, REGION_F0_RATE)
             rows[system].append({"song": track.name, "singer": singer, "baseline": baseline, "refined": refined_scores})
     for system, path in pending.items():
-        write_json_atomic(path, {"key": keys[system], "separator": level.score_key, "rows": rows[system]})
+        write_json_atomic(path, {"key": keys[system], "separator": score_key, "rows": rows[system]})
     return rows
 
 

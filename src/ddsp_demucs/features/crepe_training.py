@@ -56,10 +56,11 @@ def target_activations(cents: torch.Tensor, voiced: torch.Tensor) -> torch.Tenso
 
 def frames_at(audio: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """The 1024-sample CREPE frames of 16 kHz ``audio (n_samples,)`` centred on samples ``frames * LABEL_HOP``
-    (zero beyond the edges, as :func:`~ddsp_demucs.features.crepe.salience` pads) -> ``(len(frames), 1024)``."""
-    padded = np.pad(audio, (FRAME_SIZE // 2, FRAME_SIZE // 2))
-    starts = np.asarray(frames) * LABEL_HOP
-    return padded[starts[:, None] + np.arange(FRAME_SIZE)[None, :]]
+    (zero beyond the edges, as :func:`~ddsp_demucs.features.crepe.salience` pads) -> ``(len(frames), 1024)``.
+    Reads only those samples (the training loop cuts one frame at a time from whole songs)."""
+    index = (np.asarray(frames) * LABEL_HOP - FRAME_SIZE // 2)[:, None] + np.arange(FRAME_SIZE)[None, :]
+    inside = (index >= 0) & (index < audio.shape[0])
+    return np.where(inside, audio[np.clip(index, 0, audio.shape[0] - 1)], 0.0).astype(audio.dtype)
 
 
 def draw_batch(songs: list[TrackerSong], rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, ...]:
@@ -104,7 +105,7 @@ def train_tracker(
         step = int(state["step"])
         if step > config.steps:
             raise ValueError(f"{state_path} is at step {step}, past the {config.steps} asked for")
-        rng.bit_generator.state = decode_rng_state(state["rng"])
+        rng.bit_generator.state = state["rng"]
 
     def save() -> None:
         with atomic_path(state_path) as tmp:
@@ -113,7 +114,7 @@ def train_tracker(
                     "model": net.state_dict(),
                     "optimiser": optimiser.state_dict(),
                     "step": step,
-                    "rng": encode_rng_state(rng),
+                    "rng": rng.bit_generator.state,
                 },
                 tmp,
             )
@@ -134,23 +135,6 @@ def train_tracker(
             save()
     bar.close()
     return net.eval()
-
-
-def encode_rng_state(rng: np.random.Generator) -> list[int]:
-    """A numpy PCG64 generator's state as plain integers (so that a weights-only load can read it back)."""
-    s = rng.bit_generator.state
-    return [s["state"]["state"], s["state"]["inc"], s["has_uint32"], s["uinteger"]]
-
-
-def decode_rng_state(values: list[int]) -> dict:
-    """The inverse of :func:`encode_rng_state`."""
-    state, inc, has_uint32, uinteger = (int(v) for v in values)
-    return {
-        "bit_generator": "PCG64",
-        "state": {"state": state, "inc": inc},
-        "has_uint32": has_uint32,
-        "uinteger": uinteger,
-    }
 
 
 __all__ = [
