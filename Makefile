@@ -69,15 +69,18 @@ bench-quality: install
 	$(PY) -m bench quality
 
 # Its ablations (fewer steps, no gate, the band family only, trained through the gate, the harmonic model with and
-# without the mixture, the mask model trained on the fallback only), reusing bench-quality's stages;
+# without the mixture, the mask model trained on the fallback only, the recommended recipe that also learns from a
+# second small HTDemucs' separations, trained first where it has not been), reusing bench-quality's stages;
 # bench/results/quality_ablations.json. Resumes.
 bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
 
-# A separator with a network's own errors for bench-quality (after it has written runs/quality/corpus): a small
-# HTDemucs (0.8 M parameters, sources vocals and accompaniment) trained on the training singers' songs for 30
-# minutes of wall-clock time (`python -m bench.network_separator --minutes N` for another budget), saved in Demucs'
-# format to runs/quality/network_separator/, where bench-quality finds it as level network_small. Resumes.
+# Separators with a network's own errors for bench-quality (after it has written runs/quality/corpus): small
+# HTDemucs models (sources vocals and accompaniment) trained on the training singers' songs, saved in Demucs'
+# format: `small` (30 minutes, runs/quality/network_separator/), which bench-quality scores as level network_small,
+# and `half` (20 minutes, half the training singers, runs/quality/network_half/), whose separations of the training
+# songs refiners learn from. `python -m bench.network_separator --network small --minutes N` for one of them and
+# another budget. Resumes.
 bench-network-separator: install
 	$(PY) -m bench network_separator
 

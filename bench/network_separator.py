@@ -1,25 +1,33 @@
-"""A separator with a network's own errors: ``make bench-network-separator`` (= ``python -m bench
-network_separator``; ``python -m bench.network_separator --minutes N`` for another budget).
+"""Separators with a network's own errors: ``make bench-network-separator`` (= ``python -m bench
+network_separator``; ``python -m bench.network_separator --network small --minutes N`` for one network and
+another budget).
 
-A small Hybrid Transformer Demucs (:class:`demucs.htdemucs.HTDemucs`, the architecture users run: :data:`ARCHITECTURE`,
-about 0.8 M parameters instead of htdemucs' 42 M) with the two sources :data:`SOURCES` is trained here on the
-training singers' remixes of ``make bench-quality``'s corpus (``runs/quality/corpus``, the ``train`` split of its
-``train`` folder; never the held-out test singers' ``test`` folder): Adam, L1 on the waveforms of both sources,
-random crops of :data:`SEGMENT_S` seconds, each source's gain drawn in [0.25, 1.25], half of the examples remixed
-(the vocals over another crop's accompaniment), left and right swapped at random; for a wall-clock budget
-(``--minutes``, default :data:`MINUTES`) or a number of steps (``--steps``), from seed :data:`SEED`.
+Small Hybrid Transformer Demucs models (:class:`demucs.htdemucs.HTDemucs`, the architecture users run, with the two
+sources :data:`SOURCES`; 0.8-1.4 M parameters instead of htdemucs' 42 M) are trained here on the training singers'
+remixes of ``make bench-quality``'s corpus (``runs/quality/corpus``, the ``train`` split of its ``train`` folder;
+never the held-out test singers' ``test`` folder), one per entry of :data:`NETWORKS`:
 
-The training state is written every :data:`CHECKPOINT_MINUTES` minutes to ``OUT_DIR/training/state.pt`` (with
+- ``small`` (``htdemucs_small_here``, 30 minutes, every training singer): ``bench/quality.py`` scores the
+  refiners on its separations of the test songs as level ``network_small``; no refiner ever trains on it;
+- ``half`` (``htdemucs_half_here``, another width and seed, 20 minutes, every other training singer): refiners
+  learn from its separations of the training songs (``bench.quality.TRAINING_NETWORK``); half of them are songs of
+  singers it never heard, as a user's songs are to a separator.
+
+Each: Adam, L1 on the waveforms of both sources, random crops of :data:`SEGMENT_S` seconds, each source's gain
+drawn in [0.25, 1.25], half of the examples remixed (the vocals over another crop's accompaniment), left and right
+swapped at random; for a wall-clock budget (the network's ``minutes``, or ``--minutes``) or a number of steps
+(``--steps``), from the network's seed.
+
+The training state is written every :data:`CHECKPOINT_MINUTES` minutes to ``<folder>/training/state.pt`` (with
 the validation median SI-SDR of the model so far), so an interrupted run continues where it stopped. At the end
 the model is written in Demucs' own package format (``klass``, ``args``, ``kwargs``, ``state``, as
-``demucs.states.serialize_model`` writes it, in float32) to ``OUT_DIR/<SIGNATURE>.th``, where
-``get_separator(SIGNATURE, repo=OUT_DIR)`` loads it through ``demucs.repo.LocalRepo``, and the validation
-singers' songs are separated by it: ``OUT_DIR/summary.json`` holds the steps, minutes, parameters and their
-median SI-SDR of the vocals (mono downmix). A finished run does nothing. ``bench/quality.py`` scores the
-refiners on this separator's test songs as level ``network_small`` when :func:`trained_separator_available`.
+``demucs.states.serialize_model`` writes it, in float32) to ``<folder>/<signature>.th``, where
+``get_separator(signature, repo=folder)`` loads it through ``demucs.repo.LocalRepo``, and the validation
+singers' songs are separated by it: ``<folder>/summary.json`` holds the steps, minutes, parameters and their
+median SI-SDR of the vocals (mono downmix). A finished network is not trained again.
 
 Demucs' own signatures are 8 hex digits, but ``LocalRepo`` takes any file stem without ``-`` (a ``-`` starts
-a checksum), so :data:`SIGNATURE` names the model.
+a checksum), so a signature names the model.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -53,6 +62,36 @@ LOG_EVERY = 100
 SEED = 0
 GAIN_RANGE = (0.25, 1.25)
 REMIX_PROBABILITY = 0.5
+
+
+@dataclass(frozen=True)
+class Network:
+    """A separator network trained here: its signature (file stem), where it is written, its HTDemucs keywords,
+    seed, wall-clock budget and which training singers it learns from (``singer_half`` None: all of them; 0 or 1:
+    every other one of the sorted training singers, from the first or the second)."""
+
+    signature: str
+    folder: Path
+    architecture: dict
+    seed: int
+    minutes: float
+    singer_half: int | None = None
+
+
+NETWORKS = {
+    # bench-quality's level network_small: held out of every refiner's training
+    "small": Network(SIGNATURE, OUT_DIR, ARCHITECTURE, SEED, MINUTES),
+    # a second, differently built network whose separations of the training songs refiners learn from; the songs of
+    # the singers it never heard carry a network's errors on unheard voices, the others cleaner ones
+    "half": Network(
+        "htdemucs_half_here",
+        ROOT / "runs" / "quality" / "network_half",
+        {"channels": 16, "depth": 4, "t_layers": 1},
+        seed=1,
+        minutes=20.0,
+        singer_half=0,
+    ),
+}
 
 
 def log(message: str) -> None:
@@ -219,8 +258,8 @@ def train(
     return status
 
 
-def save_package(model: torch.nn.Module, folder: Path, training_args: dict) -> Path:
-    """Write ``model`` as ``folder/<SIGNATURE>.th`` in Demucs' package format (float32), atomically; its path."""
+def save_package(model: torch.nn.Module, folder: Path, training_args: dict, signature: str = SIGNATURE) -> Path:
+    """Write ``model`` as ``folder/<signature>.th`` in Demucs' package format (float32), atomically; its path."""
     from demucs.states import get_state
 
     from ddsp_demucs.utils import atomic_path
@@ -233,19 +272,19 @@ def save_package(model: torch.nn.Module, folder: Path, training_args: dict) -> P
         "state": get_state(model, None, half=False),
         "training_args": training_args,
     }
-    path = folder / f"{SIGNATURE}.th"
+    path = folder / f"{signature}.th"
     with atomic_path(path) as tmp:
         torch.save(package, tmp)
     return path
 
 
-def vocal_si_sdrs(repo: Path, tracks: Sequence) -> list[float]:
-    """SI-SDR (dB, mono downmix) of the vocals that ``get_separator(SIGNATURE, repo=repo)`` separates from each
+def vocal_si_sdrs(repo: Path, tracks: Sequence, signature: str = SIGNATURE) -> list[float]:
+    """SI-SDR (dB, mono downmix) of the vocals that ``get_separator(signature, repo=repo)`` separates from each
     track's mixture, against its true vocals."""
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.metrics import si_sdr
 
-    separator = get_separator(SIGNATURE, repo=repo)
+    separator = get_separator(signature, repo=repo)
     scores = []
     for track in tracks:
         estimate = separator.extract_vocals(track.mixture(), SAMPLE_RATE)
@@ -253,61 +292,68 @@ def vocal_si_sdrs(repo: Path, tracks: Sequence) -> list[float]:
     return scores
 
 
-def trained_separator_available(folder: Path = OUT_DIR) -> bool:
-    """Whether ``folder`` holds a finished run: ``<SIGNATURE>.th`` and a summary saying it finished."""
+def trained_separator_available(folder: Path = OUT_DIR, signature: str = SIGNATURE) -> bool:
+    """Whether ``folder`` holds a finished run: ``<signature>.th`` and a summary saying it finished."""
     summary = folder / "summary.json"
-    if not (folder / f"{SIGNATURE}.th").is_file() or not summary.is_file():
+    if not (folder / f"{signature}.th").is_file() or not summary.is_file():
         return False
     return bool(json.loads(summary.read_text()).get("finished"))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train (or resume) and score the separator; ``argv`` as on the command line (None: the defaults)."""
+def training_singers(tracks: Sequence, manifest: dict, half: int | None) -> list[str]:
+    """The singers of ``tracks`` (as ``manifest["tracks"]`` names them), sorted; with ``half`` 0 or 1 every other
+    one of them, from the first or the second."""
+    singers = sorted({manifest["tracks"][t.name]["singer"] for t in tracks})
+    return singers if half is None else singers[half::2]
+
+
+def train_network(network: Network, minutes: float | None = None, steps: int | None = None) -> None:
+    """Train (or resume) ``network`` on its training singers' songs of :data:`CORPUS` and score it on the
+    validation songs; nothing when it has finished."""
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.utils import write_json_atomic
 
-    parser = argparse.ArgumentParser(prog="python -m bench.network_separator", description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=MINUTES, help="wall-clock minutes (default 30)")
-    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead of --minutes")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (default runs/quality/...)")
-    args = parser.parse_args([] if argv is None else argv)
-    out: Path = args.out
-    if trained_separator_available(out):
-        log(f"{out / SIGNATURE}.th is trained: {json.loads((out / 'summary.json').read_text())['validation']}")
+    out, signature = network.folder, network.signature
+    if trained_separator_available(out, signature):
+        log(f"{out / signature}.th is trained: {json.loads((out / 'summary.json').read_text())['validation']}")
         return
     if not (CORPUS / "manifest.json").is_file():
         print(f"network_separator: {CORPUS} not found; `make bench-quality` writes it first")
         sys.exit(1)
+    manifest = json.loads((CORPUS / "manifest.json").read_text())
     train_tracks = musdb_tracks(CORPUS, subsets=("train",), split="train")
+    singers = training_singers(train_tracks, manifest, network.singer_half)
+    train_tracks = [t for t in train_tracks if manifest["tracks"][t.name]["singer"] in singers]
     valid_tracks = musdb_tracks(CORPUS, subsets=("train",), split="valid")
-    torch.manual_seed(SEED)
-    model = build_model()
+    torch.manual_seed(network.seed)
+    model = build_model(**network.architecture)
     recipe = {
-        "architecture": ARCHITECTURE,
+        "architecture": network.architecture,
         "segment_s": SEGMENT_S,
         "batch_size": BATCH_SIZE,
         "learning_rate": LEARNING_RATE,
         "loss": "L1 on the waveforms of both sources",
-        "seed": SEED,
+        "seed": network.seed,
         "corpus": str(CORPUS.relative_to(ROOT)),
         "train_tracks": len(train_tracks),
-    }
-    log(f"loading {len(train_tracks)} training songs of {CORPUS.relative_to(ROOT)}")
+    } | ({"singers": singers} if network.singer_half is not None else {})
+    log(f"loading {len(train_tracks)} training songs of {len(singers)} singers of {CORPUS.relative_to(ROOT)}")
     crops = Crops(train_tracks, progress=True)
-    budget = f"{args.steps} steps" if args.steps is not None else f"{args.minutes:g} minutes"
+    minutes = network.minutes if minutes is None else minutes
+    budget = f"{steps} steps" if steps is not None else f"{minutes:g} minutes"
     log(
-        f"training {SIGNATURE} ({n_parameters(model) / 1e6:.2f} M parameters) on {crops.seconds / 60:.1f} min of "
+        f"training {signature} ({n_parameters(model) / 1e6:.2f} M parameters) on {crops.seconds / 60:.1f} min of "
         f"audio for {budget}; validation on {len(valid_tracks)} songs"
     )
     training = out / "training"
 
     def validate(trained: torch.nn.Module) -> float:
-        save_package(trained, training, recipe)
-        return float(np.median(vocal_si_sdrs(training, valid_tracks)))
+        save_package(trained, training, recipe, signature)
+        return float(np.median(vocal_si_sdrs(training, valid_tracks, signature)))
 
-    status = train(model, crops, training, steps=args.steps, minutes=args.minutes, validate=validate)
-    package = save_package(model, out, recipe | {"steps": status["step"]})
-    scores = vocal_si_sdrs(out, valid_tracks)
+    status = train(model, crops, training, steps=steps, minutes=minutes, seed=network.seed, validate=validate)
+    package = save_package(model, out, recipe | {"steps": status["step"]}, signature)
+    scores = vocal_si_sdrs(out, valid_tracks, signature)
     validation = {
         "median_si_sdr": float(np.median(scores)),
         "si_sdr": dict(zip((t.name for t in valid_tracks), scores)),
@@ -315,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json_atomic(
         out / "summary.json",
         {
-            "signature": SIGNATURE,
+            "signature": signature,
             "package": str(package.relative_to(ROOT) if package.is_relative_to(ROOT) else package),
             "sources": list(SOURCES),
             "parameters": n_parameters(model),
@@ -329,6 +375,19 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     log(f"wrote {package}: validation median SI-SDR {validation['median_si_sdr']:.2f} dB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train (or resume) and score the networks; ``argv`` as on the command line (None: the defaults)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.network_separator", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--network", choices=sorted(NETWORKS), action="append", help="train only this one (default: all of them)"
+    )
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock minutes (default: the network's)")
+    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead of --minutes")
+    args = parser.parse_args([] if argv is None else argv)
+    for name in args.network or NETWORKS:
+        train_network(NETWORKS[name], args.minutes, args.steps)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablat
   learned per-band gain, depth and width, the identity at initialisation) trained as ``mask_quality``;
 - ``harmonic_mixture``: ``harmonic_quality`` that also reads the accompaniment estimate (mixture minus separated
   vocal, ``model.use_accompaniment_encoder``), which ``refine`` always has;
-- ``real``: the ``mask`` model trained on the fallback's separations only (as ``make bench-real``'s ``real``).
+- ``real``: the ``mask`` model trained on the fallback's separations only (as ``make bench-real``'s ``real``);
+- ``mask_net_gated_2k``: the recommended recipe with a network's separations among its training songs as well
+  (:data:`TRAINING_NETWORK`, the second small HTDemucs of :mod:`bench.network_separator`, trained first where it
+  has not been: 20 minutes).
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -118,7 +121,12 @@ class Trained:
 
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
+# oracle bounds the ablations score (ddsp_demucs.oracle.oracle_refinement; they read the true vocal): what a mask in
+# [0, 1] on the separated vocal, or giving back a share of the accompaniment estimate, could gain at best
+BOUNDS = {"bound_mask": "mask", "bound_restore": "restore"}
 GATED_WIDE = ("model.ambiguity_gate=inference", *QUALITY_TRAINING)
+# bench.network_separator's second network (trained here on half the training singers; never a test level)
+TRAINING_NETWORK = "htdemucs_half_here"
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
     "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
 }
@@ -133,6 +141,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
         ("model.composition=harmonic", "model.use_accompaniment_encoder=true", *QUALITY_TRAINING)
     ),
     "real": Trained(("loss.no_harm_weight=10.0",), ("fallback",)),
+    "mask_net_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), (*WIDE_SEPARATORS, TRAINING_NETWORK)),
 }
 RECOMMENDED = "mask_wide_gated_2k"
 BOOTSTRAP = 2000
@@ -163,6 +172,19 @@ def log(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ data
+def training_separator(name: str):
+    """The separator ``name`` names: a network of :data:`bench.network_separator.NETWORKS` (trained first where it
+    has not been), or any name :func:`ddsp_demucs.demucs_wrappers.get_separator` takes."""
+    from bench.network_separator import NETWORKS, train_network
+    from ddsp_demucs.demucs_wrappers import get_separator
+
+    network = next((n for n in NETWORKS.values() if n.signature == name), None)
+    if network is None:
+        return get_separator(name)
+    train_network(network)
+    return get_separator(name, repo=network.folder)
+
+
 def separator_dataset(config, separator, corpus: Path) -> Path:
     """Stems, features and dataset of the corpus' training and validation songs separated by ``separator``, under
     ``OUT`` (:func:`bench.real_singing.separated_dataset`); returns the dataset folder."""
@@ -346,14 +368,21 @@ def plot(entries: dict, path: Path, levels: tuple[Level, ...] = LEVELS) -> None:
     os.replace(tmp, path)
 
 
-def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str, recommend: bool) -> None:
-    """Score :data:`BASELINES` and ``systems`` at every level; write ``result`` (JSON) and ``plot_path``; with
-    ``recommend``, check the targets and copy :data:`RECOMMENDED`'s checkpoint to ``runs/quality/recommended/``."""
+def run(
+    systems: dict[str, Trained],
+    result: Path,
+    plot_path: Path,
+    command: str,
+    recommend: bool,
+    bounds: dict[str, str] | None = None,
+) -> None:
+    """Score :data:`BASELINES`, ``systems`` and the oracle ``bounds`` (name -> kind, as :data:`BOUNDS`) at every
+    level; write ``result`` (JSON) and ``plot_path``; with ``recommend``, check the targets and copy
+    :data:`RECOMMENDED`'s checkpoint to ``runs/quality/recommended/``."""
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.data.real_corpus import write_real_corpus
     from ddsp_demucs.demo import run_demo
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner
+    from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner, oracle_refiner
     from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.train import load_model, setup_training_environment
     from ddsp_demucs.utils import load_config, write_json_atomic
@@ -372,12 +401,14 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
     log("demo model (synthetic voices only), as `make demo` trains it")
     checkpoints = {"demo": run_demo(config, OUT / "demo", progress=True).checkpoint}
     needed = dict.fromkeys(name for system in systems.values() for name in system.separators)
-    datasets = {name: separator_dataset(config, get_separator(name), corpus) for name in needed}
+    datasets = {name: separator_dataset(config, training_separator(name), corpus) for name in needed}
     for name, system in systems.items():
         checkpoints[name] = train_system(name, system.overrides, [datasets[s] for s in system.separators])
 
     refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
     keys = {"identity": "identity", "comb": "comb"}
+    for name, kind in (bounds or {}).items():
+        refiners[name], keys[name] = oracle_refiner(kind), f"oracle-bound-{kind}-v1"
     for name, ckpt in checkpoints.items():
         refiners[name] = model_refiner(load_model(ckpt))
         keys[name] = file_sha256(ckpt)[:16]
@@ -396,7 +427,7 @@ def run(systems: dict[str, Trained], result: Path, plot_path: Path, command: str
                     f"{level.name:>11} {system:>16}: input {e['input_si_sdr_median']:5.1f} dB, change "
                     f"{e['si_sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} worse"
                 )
-    plot(entries, plot_path, levels)
+    plot({s: e for s, e in entries.items() if s not in (bounds or {})}, plot_path, levels)
     write_json_atomic(
         result,
         {

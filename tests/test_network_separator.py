@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from bench.network_separator import (
+    NETWORKS,
     SIGNATURE,
     SOURCES,
     Crops,
@@ -17,6 +18,7 @@ from bench.network_separator import (
     save_package,
     train,
     trained_separator_available,
+    training_singers,
 )
 from ddsp_demucs.data import musdb_tracks
 from ddsp_demucs.demucs_wrappers import get_separator
@@ -68,3 +70,20 @@ def test_trains_resumes_saves_and_loads_through_demucs(tmp_path):
     song = crops.batch(np.random.default_rng(1), 1, SR)[0][0].T.numpy()
     vocals = separator.extract_vocals(song, SR)
     assert vocals.shape == (SR, 2) and np.all(np.isfinite(vocals))
+
+
+def test_training_singers_halves_are_disjoint_and_cover_every_singer():
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+    names = {f"s{k}_{take}": f"singer{k}" for k in (3, 1, 4, 0, 2) for take in range(2)}
+    tracks = [Named(n) for n in names]
+    manifest = {"tracks": {n: {"singer": s} for n, s in names.items()}}
+    every = training_singers(tracks, manifest, None)
+    assert every == [f"singer{k}" for k in range(5)]
+    first, second = training_singers(tracks, manifest, 0), training_singers(tracks, manifest, 1)
+    assert first == ["singer0", "singer2", "singer4"] and second == ["singer1", "singer3"]
+    # the networks trained here have their own signatures and folders, which Demucs' LocalRepo can name
+    assert len({n.signature for n in NETWORKS.values()}) == len({n.folder for n in NETWORKS.values()}) == len(NETWORKS)
+    assert all("-" not in n.signature for n in NETWORKS.values())

@@ -12,8 +12,16 @@ from ddsp_demucs import InputError
 from ddsp_demucs.audio_io import load_audio, save_audio
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.demucs_wrappers import get_separator
+from ddsp_demucs.evaluate.songs import oracle_refiner
 from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.oracle import OracleDegradation, OracleSeparator, band_of_bins, parse_oracle_name
+from ddsp_demucs.oracle import (
+    ORACLE_BOUNDS,
+    OracleDegradation,
+    OracleSeparator,
+    band_of_bins,
+    oracle_refinement,
+    parse_oracle_name,
+)
 from ddsp_demucs.separation_cache import separate_tracks
 
 SR = 44100
@@ -184,3 +192,41 @@ def test_cli_refine_refuses_an_oracle_before_any_work(tmp_path, capsys):
         "error: separator oracle needs each song's true vocal, which a song file does not have; oracle "
         "separators are for corpora with stems (ddsp-demucs separate --musdb, evaluate --songs)"
     ]
+
+
+def test_oracle_refinement_bounds_closed_forms():
+    rng = np.random.default_rng(3)
+    n = SR // 2
+    true = (0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / SR))[:, None] * np.array([[1.0, 0.5]])
+    true = true + 0.01 * rng.standard_normal(true.shape)
+    # a separation twice too loud: the mask bound halves every bin, which gives the true vocal back
+    half = oracle_refinement(2.0 * true, 3.0 * true, true, SR, "mask")
+    assert half.dtype == np.float32 and half.shape == true.shape
+    np.testing.assert_allclose(half, true, atol=1e-5)
+    # a quarter of the vocal separated from a mixture that is all vocal: the rest comes back whole (g = 1)
+    np.testing.assert_allclose(oracle_refinement(0.25 * true, true, true, SR, "restore"), true, atol=1e-5)
+    # the same bound as a whole-song refiner of the evaluation (separated, rate, true vocal, mixture)
+    np.testing.assert_array_equal(oracle_refiner("mask")(2.0 * true, SR, true, 3.0 * true), half)
+    # a perfect separation is left as it is by both
+    for kind in ORACLE_BOUNDS:
+        np.testing.assert_allclose(oracle_refinement(true, true + 0.1, true, SR, kind), true, atol=1e-5)
+
+
+def test_oracle_refinement_removes_bleed_and_gives_back_what_was_suppressed():
+    rng = np.random.default_rng(4)
+    true = (0.3 * np.sin(2 * np.pi * 330 * np.arange(SR) / SR))[:, None] * np.ones((1, 2))
+    mixture = true + 0.3 * rng.standard_normal(true.shape)
+
+    def gain(separator: str, kind: str) -> float:
+        separated = OracleSeparator.from_name(separator).separate(mixture, SR, vocals=true)["vocals"]
+        refined = oracle_refinement(separated, mixture, true, SR, kind)
+        return si_sdr(refined.mean(axis=1).astype(np.float64), true.mean(axis=1)) - si_sdr(
+            separated.mean(axis=1).astype(np.float64), true.mean(axis=1)
+        )
+
+    assert gain("oracle-bands4-floor0.3", "mask") > 3.0  # accompaniment left in: the mask bound takes it out
+    assert gain("oracle-exp3", "restore") > 0.5  # vocal over-suppressed: the restore bound gives it back
+    with pytest.raises(ValueError, match="kind"):
+        oracle_refinement(mixture, mixture, true, SR, "louder")
+    with pytest.raises(ValueError, match="shape"):
+        oracle_refinement(mixture[:-1], mixture, true, SR, "mask")

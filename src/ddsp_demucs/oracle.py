@@ -197,8 +197,6 @@ class OracleSeparator:
         return asdict(self.degradation)
 
     def separate(self, mixture: np.ndarray, sample_rate: int, vocals: np.ndarray | None = None) -> dict:
-        from scipy.signal import istft, stft
-
         if vocals is None:
             raise InputError(
                 f"separator {self.name} needs the song's true vocal, and this song has none: oracle separators "
@@ -208,24 +206,71 @@ class OracleSeparator:
         true = np.asarray(vocals, dtype=np.float64)
         if mix.ndim != 2 or true.shape != mix.shape:
             raise InputError(f"{self.name}: the true vocal {true.shape} must have the mixture's shape {mix.shape}")
-        n_fft = power_of_two_frame(int(sample_rate), FRAME_S)  # 2048 at 44.1 kHz
-        hop = n_fft // 4
-        spectra = [
-            stft(x.T, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="even", padded=True)[2]
-            for x in (mix, true)
-        ]
+        hop = power_of_two_frame(int(sample_rate), FRAME_S) // 4
+        spectra = [channel_spectra(x, int(sample_rate)) for x in (mix, true)]
         digest = hashlib.sha1(np.ascontiguousarray(mixture, dtype="<f4").tobytes()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         mask = degraded_mask(spectra[1], spectra[0] - spectra[1], int(sample_rate), hop, self.degradation, rng)
-        _, estimate = istft(spectra[0] * mask, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary=True)
-        estimate = estimate[:, : mix.shape[0]]
-        if estimate.shape[1] < mix.shape[0]:
-            estimate = np.pad(estimate, ((0, 0), (0, mix.shape[0] - estimate.shape[1])))
-        out = np.ascontiguousarray(estimate.T, dtype=np.float32)
+        out = channel_signals(spectra[0] * mask, int(sample_rate), mix.shape[0])
         return {"vocals": out, "accompaniment": np.asarray(mixture, dtype=np.float32) - out}
 
     def __repr__(self) -> str:
         return f"OracleSeparator({self.name!r})"
+
+
+def channel_spectra(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``(n_channels, n_bins, n_frames)`` complex STFT of ``audio (n_samples, n_channels)`` on the oracle grid
+    (Hann window of about :data:`FRAME_S`, a power of two; hop a quarter of it)."""
+    from scipy.signal import stft
+
+    n_fft = power_of_two_frame(sample_rate, FRAME_S)  # 2048 at 44.1 kHz
+    hop = n_fft // 4
+    x = np.asarray(audio, dtype=np.float64).T
+    return stft(x, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="even", padded=True)[2]
+
+
+def channel_signals(spectra: np.ndarray, sample_rate: int, n_samples: int) -> np.ndarray:
+    """The inverse of :func:`channel_spectra`: ``(n_samples, n_channels)`` float32."""
+    from scipy.signal import istft
+
+    n_fft = power_of_two_frame(sample_rate, FRAME_S)
+    hop = n_fft // 4
+    _, audio = istft(spectra, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary=True)
+    audio = audio[:, :n_samples]
+    if audio.shape[1] < n_samples:
+        audio = np.pad(audio, ((0, 0), (0, n_samples - audio.shape[1])))
+    return np.ascontiguousarray(audio.T, dtype=np.float32)
+
+
+ORACLE_BOUNDS = ("mask", "restore")
+
+
+def oracle_refinement(
+    separated: np.ndarray, mixture: np.ndarray, true_vocals: np.ndarray, sample_rate: int, kind: str
+) -> np.ndarray:
+    """What a refiner that knew the true vocal ``V`` could make of a separation ``S`` of ``mixture`` ``M``: a bound
+    on what refinement of that kind can gain, per channel on the oracle STFT grid (:func:`channel_spectra`).
+
+    ``kind`` ``"mask"``: ``S min(1, |V| / |S|)``, the closest magnitude a mask in [0, 1] on the separated vocal
+    reaches (its phase kept); ``"restore"``: ``S + g (M - S)`` with ``g`` in [0, 1] in each bin the share of the
+    accompaniment estimate that brings it closest to ``V`` (least squares, ``g = clip(Re((V - S) conj(M - S)) /
+    |M - S|^2, 0, 1)``): vocal the separator left in the accompaniment, given back. Arrays ``(n_samples,
+    n_channels)``, all of one shape; returns float32 of that shape.
+    """
+    if kind not in ORACLE_BOUNDS:
+        raise ValueError(f"kind must be one of {ORACLE_BOUNDS}, got {kind!r}")
+    shapes = {np.shape(x) for x in (separated, mixture, true_vocals)}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"separated, mixture and true vocals need one (n_samples, n_channels) shape, got {shapes}")
+    sep, mix, true = (channel_spectra(x, sample_rate) for x in (separated, mixture, true_vocals))
+    tiny = np.finfo(np.float64).tiny
+    if kind == "mask":
+        refined = sep * np.minimum(1.0, np.abs(true) / np.maximum(np.abs(sep), tiny))
+    else:
+        rest = mix - sep
+        share = np.real((true - sep) * np.conj(rest)) / np.maximum(np.abs(rest) ** 2, tiny)
+        refined = sep + np.clip(share, 0.0, 1.0) * rest
+    return channel_signals(refined, sample_rate, np.shape(separated)[0])
 
 
 def separate_song(separator, mixture: np.ndarray, sample_rate: int, true_vocals: np.ndarray | None) -> dict:
@@ -237,12 +282,16 @@ def separate_song(separator, mixture: np.ndarray, sample_rate: int, true_vocals:
 
 
 __all__ = [
+    "ORACLE_BOUNDS",
     "OracleDegradation",
     "OracleSeparator",
     "band_of_bins",
+    "channel_signals",
+    "channel_spectra",
     "correlated_noise",
     "degraded_mask",
     "is_oracle_name",
+    "oracle_refinement",
     "parse_oracle_name",
     "separate_song",
 ]

@@ -264,6 +264,20 @@ def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5
     return refine
 
 
+def oracle_refiner(kind: str) -> Refiner:
+    """An oracle diagnosis, not a system: the bound :func:`ddsp_demucs.oracle.oracle_refinement` of ``kind``
+    (``mask`` or ``restore``) on each song, made with its true vocal and mixture."""
+    from ddsp_demucs.oracle import ORACLE_BOUNDS, oracle_refinement
+
+    if kind not in ORACLE_BOUNDS:
+        raise ValueError(f"kind must be one of {ORACLE_BOUNDS}, got {kind!r}")
+
+    def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
+        return oracle_refinement(separated, mixture, reference, sample_rate, kind)
+
+    return refine
+
+
 __all__ = [
     "SONG_METRICS",
     "REGION_NAMES",
@@ -272,5 +286,6 @@ __all__ = [
     "comb_refiner",
     "evaluate_songs",
     "model_refiner",
+    "oracle_refiner",
     "song_figures",
 ]
