@@ -74,6 +74,8 @@ TRAIN_SEPARATORS = ("fallback", "oracle-bands4", "oracle-bands16", "oracle-bands
 # more members of the oracle family (bleed floor, random mask error, under-suppression), never temporal smoothing
 WIDE_SEPARATORS = (*TRAIN_SEPARATORS, "oracle-bands8-floor0.15", "oracle-err2", "oracle-bands32-exp0.6")
 QUALITY_TRAINING = ["loss.no_harm_weight=10.0", "training.input_blend_fraction=0.3"]
+# the steps of every system trained here unless its overrides say otherwise (not the demo's own, which is shorter)
+BASE_OVERRIDES = ("training.max_steps=1000",)
 TRUE_LEVEL = "true"
 
 
@@ -205,7 +207,7 @@ def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) ->
     checkpoint = OUT / name / "model.ckpt"
     if checkpoint.is_file():
         return checkpoint
-    config = load_config(ROOT / CONFIG, list(overrides))
+    config = load_config(ROOT / CONFIG, [*BASE_OVERRIDES, *overrides])
     train = SeparatorMixDataset([load_dataset(d, "train") for d in datasets])
     valid = SeparatorMixDataset([load_dataset(d, "validation") for d in datasets])
     log(f"training {name}: {len(train)} windows of {len(datasets)} separators, {config.training.max_steps} steps")
@@ -443,7 +445,10 @@ def run(
                 "corpus": "ddsp-demucs corpus --kind remix --min-test-singers 6 --max-test-takes 2 "
                 "--out runs/quality/corpus",
             }
-            | {f"{name}_config": " ".join([CONFIG, *system.overrides]) for name, system in systems.items()},
+            | {
+                f"{name}_config": " ".join([CONFIG, *BASE_OVERRIDES, *system.overrides])
+                for name, system in systems.items()
+            },
             "protocol": "whole test songs separated at each level and refined at their own rate and channels; "
             "SI-SDR of the mono downmix; region errors against the true vocal's F0 (CREPE)",
             "plot": str(plot_path.relative_to(ROOT)),

@@ -56,6 +56,7 @@ RESULT = ROOT / "bench" / "results" / "real_singing.json"
 DEFAULT = False  # not part of a plain `make bench`: it trains 16 models (about 3.5 hours on 2 cores)
 COMMAND = "make bench-real"
 CONFIG = "configs/demo.yaml"  # every model's config, relative to ROOT
+REAL_STEPS = 1000  # training steps of the real-vocal models (DDSP_REAL_STEPS overrides; the demo's own are fewer)
 NO_HARM = ["loss.no_harm_weight=10.0"]
 INPUT_BLENDS = {"real_input_blend30": 0.3, "real_input_blend60": 0.6}  # system -> training.input_blend_fraction
 AUGMENTATIONS = 2  # augmented versions of each training take in the augmented corpora
@@ -250,7 +251,7 @@ def main() -> None:
     log("demo model (synthetic voices only), as `make demo` trains it")
     demo = run_demo(demo_config, OUT / "demo", separator=separator.name, progress=True)
 
-    steps = [f"training.max_steps={os.environ['DDSP_REAL_STEPS']}"] if os.environ.get("DDSP_REAL_STEPS") else []
+    steps = [f"training.max_steps={os.environ.get('DDSP_REAL_STEPS', REAL_STEPS)}"]
     real_overrides = (
         {
             "real": steps + NO_HARM,
