@@ -198,6 +198,12 @@ def separator_dataset(config, separator, corpus: Path) -> Path:
     return separated_dataset(config, separator, corpus, OUT / "stems", OUT / "features", dataset)
 
 
+def with_base(overrides: tuple[str, ...]) -> list[str]:
+    """``overrides`` after those of :data:`BASE_OVERRIDES` whose keys they do not set: a system's whole recipe."""
+    keys = {o.split("=", 1)[0] for o in overrides}
+    return [o for o in BASE_OVERRIDES if o.split("=", 1)[0] not in keys] + list(overrides)
+
+
 def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) -> Path:
     """Train system ``name`` on the windows of every dataset in ``datasets``; its checkpoint."""
     from ddsp_demucs.data import SeparatorMixDataset, load_dataset
@@ -207,7 +213,7 @@ def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) ->
     checkpoint = OUT / name / "model.ckpt"
     if checkpoint.is_file():
         return checkpoint
-    config = load_config(ROOT / CONFIG, [*BASE_OVERRIDES, *overrides])
+    config = load_config(ROOT / CONFIG, with_base(overrides))
     train = SeparatorMixDataset([load_dataset(d, "train") for d in datasets])
     valid = SeparatorMixDataset([load_dataset(d, "validation") for d in datasets])
     log(f"training {name}: {len(train)} windows of {len(datasets)} separators, {config.training.max_steps} steps")
@@ -445,10 +451,7 @@ def run(
                 "corpus": "ddsp-demucs corpus --kind remix --min-test-singers 6 --max-test-takes 2 "
                 "--out runs/quality/corpus",
             }
-            | {
-                f"{name}_config": " ".join([CONFIG, *BASE_OVERRIDES, *system.overrides])
-                for name, system in systems.items()
-            },
+            | {f"{name}_config": " ".join([CONFIG, *with_base(system.overrides)]) for name, system in systems.items()},
             "protocol": "whole test songs separated at each level and refined at their own rate and channels; "
             "SI-SDR of the mono downmix; region errors against the true vocal's F0 (CREPE)",
             "plot": str(plot_path.relative_to(ROOT)),

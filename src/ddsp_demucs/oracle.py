@@ -25,6 +25,9 @@ needs the song's true vocal: ``separate(mixture, sample_rate, vocals=true_vocal)
 with no stems) it raises a one-line :class:`~ddsp_demucs.InputError`. These are proxies for real separators,
 which also err in ways no mask on the mixture can (artefacts, phase); a benchmark reports them beside a real
 separator.
+
+:func:`oracle_refinement` is the same knowledge turned on a refiner: how far a mask on a separated vocal, or
+giving back part of the accompaniment estimate, could take a separation at best.
 """
 
 from __future__ import annotations
