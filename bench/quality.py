@@ -33,7 +33,8 @@ and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablat
 - ``real``: the ``mask`` model trained on the fallback's separations only (as ``make bench-real``'s ``real``);
 - ``mask_net_gated_2k``: the recommended recipe with a network's separations among its training songs as well
   (:data:`TRAINING_NETWORK`, the second small HTDemucs of :mod:`bench.network_separator`, trained first where it
-  has not been: 20 minutes).
+  has not been: 20 minutes); ``mask_net_only_gated``: 1000 steps on the fallback's and that network's separations
+  only (half of the windows a network's).
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -144,6 +145,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     ),
     "real": Trained(("loss.no_harm_weight=10.0",), ("fallback",)),
     "mask_net_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), (*WIDE_SEPARATORS, TRAINING_NETWORK)),
+    "mask_net_only_gated": Trained(GATED_WIDE, ("fallback", TRAINING_NETWORK)),
 }
 RECOMMENDED = "mask_wide_gated_2k"
 BOOTSTRAP = 2000
