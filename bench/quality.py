@@ -155,12 +155,13 @@ def levels_here() -> tuple[Level, ...]:
     """:data:`LEVELS`, with levels of their own (family ``network``) after the fallback: the small HTDemucs trained
     here where ``make bench-network-separator`` has finished (:mod:`bench.network_separator`), and htdemucs where
     its weights load."""
-    from bench.network_separator import OUT_DIR, SIGNATURE, trained_separator_available
+    from bench.network_separator import NETWORKS, trained_separator_available
     from ddsp_demucs.demucs_wrappers import DEFAULT_MODEL, WeightsUnavailableError, get_separator
 
+    small = NETWORKS["small"]
     networks = []
-    if trained_separator_available():
-        networks.append(Level("network_small", SIGNATURE, "network", repo=str(OUT_DIR)))
+    if trained_separator_available(small.folder, small.signature):
+        networks.append(Level("network_small", small.signature, "network", repo=str(small.folder)))
     else:
         log("no network_small level: run make bench-network-separator")
     try:

@@ -209,7 +209,7 @@ class OracleSeparator:
         true = np.asarray(vocals, dtype=np.float64)
         if mix.ndim != 2 or true.shape != mix.shape:
             raise InputError(f"{self.name}: the true vocal {true.shape} must have the mixture's shape {mix.shape}")
-        hop = power_of_two_frame(int(sample_rate), FRAME_S) // 4
+        _, hop = stft_grid(int(sample_rate))
         spectra = [channel_spectra(x, int(sample_rate)) for x in (mix, true)]
         digest = hashlib.sha1(np.ascontiguousarray(mixture, dtype="<f4").tobytes()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
@@ -221,13 +221,19 @@ class OracleSeparator:
         return f"OracleSeparator({self.name!r})"
 
 
+def stft_grid(sample_rate: int) -> tuple[int, int]:
+    """The oracle STFT's window and hop at ``sample_rate``: a Hann window of about :data:`FRAME_S` (a power of two:
+    2048 at 44.1 kHz) and a quarter of it."""
+    n_fft = power_of_two_frame(sample_rate, FRAME_S)
+    return n_fft, n_fft // 4
+
+
 def channel_spectra(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """``(n_channels, n_bins, n_frames)`` complex STFT of ``audio (n_samples, n_channels)`` on the oracle grid
-    (Hann window of about :data:`FRAME_S`, a power of two; hop a quarter of it)."""
+    (:func:`stft_grid`)."""
     from scipy.signal import stft
 
-    n_fft = power_of_two_frame(sample_rate, FRAME_S)  # 2048 at 44.1 kHz
-    hop = n_fft // 4
+    n_fft, hop = stft_grid(sample_rate)
     x = np.asarray(audio, dtype=np.float64).T
     return stft(x, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary="even", padded=True)[2]
 
@@ -236,8 +242,7 @@ def channel_signals(spectra: np.ndarray, sample_rate: int, n_samples: int) -> np
     """The inverse of :func:`channel_spectra`: ``(n_samples, n_channels)`` float32."""
     from scipy.signal import istft
 
-    n_fft = power_of_two_frame(sample_rate, FRAME_S)
-    hop = n_fft // 4
+    n_fft, hop = stft_grid(sample_rate)
     _, audio = istft(spectra, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary=True)
     audio = audio[:, :n_samples]
     if audio.shape[1] < n_samples:
@@ -297,4 +302,5 @@ __all__ = [
     "oracle_refinement",
     "parse_oracle_name",
     "separate_song",
+    "stft_grid",
 ]
