@@ -61,10 +61,10 @@ class CrepeNet(nn.Module):
     time)`` activations with ``conv1d``; :meth:`forward_fft` does the same with layer 2 by FFT;
     :meth:`forward_channels_last` keeps them ``(batch, time, channels)`` and computes the stride-4 first layer in
     polyphase form (the padded frame as 4 interleaved phases, a stride-1 convolution with the kernel split the
-    same way). Which is fastest depends on the CPU's oneDNN kernels (channels-last 2.4x slower than
-    channels-first on an AVX2 EPYC, about 4x faster than torchcrepe's layout where it was first measured);
-    :func:`salience` always uses :data:`DEFAULT_LAYOUT`, so that the same input gives the same activations bit for
-    bit on one machine (a choice by timing could change between runs); :func:`fastest_layout` times them.
+    same way). Which is fastest depends on the CPU's oneDNN kernels; :func:`salience` always uses
+    :data:`DEFAULT_LAYOUT`, so that the same input gives the same activations bit for bit on one machine (a choice
+    by timing could change between runs); :func:`fastest_layout` times them (measurements:
+    ``bench/results/f0.json``, experiments/exp005).
     """
 
     def __init__(self, capacity: int = 4):
@@ -151,7 +151,7 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 
 LAYOUTS = ("channels_first", "channels_first_fft", "channels_last")
-DEFAULT_LAYOUT = "channels_first_fft"  # the fastest on the AVX2 EPYC of bench/results/f0.json, at 1 and 2 threads
+DEFAULT_LAYOUT = "channels_first_fft"  # fixed, not timed; the fastest form in bench/results/f0.json
 
 
 def layout_forward(net: CrepeNet, layout: str):

@@ -5,9 +5,9 @@ Frame grid: frame i is centred at time ``i / frame_rate`` seconds, and a signal 
 Each tracker runs on its own grid (CREPE: 10 ms hop at 16 kHz, ``CREPE_HOP``, as the original; pYIN: 10 ms hop at
 22.05 kHz) and is interpolated onto this one: pitch linearly in cents, confidence linearly. A coarser CREPE hop
 (``crepe_hop``) runs the network on proportionally fewer frames; their activations are interpolated onto the 10 ms
-grid before the Viterbi decoding, whose transition model is tuned per 10 ms step. At 20 ms this moves the pitch of
-about 2 % of a separated vocal's frames (bench/results/f0.json); decoding on the coarse grid itself, tried first,
-moved a third of them. The default stays 10 ms; ``features.crepe_hop`` sets the hop of a model's features.
+grid before the Viterbi decoding, whose transition model is tuned per 10 ms step (what a coarser hop changes:
+bench/results/f0.json, experiments/exp005). The default is 10 ms; ``features.crepe_hop`` sets the hop of a model's
+features.
 """
 
 from __future__ import annotations
