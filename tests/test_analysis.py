@@ -3,15 +3,26 @@ divergence, resume) and the ``ddsp-demucs analyze`` CLI, on tiny models and in-m
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    FR,
+    REPO,
+    SR,
+    TINY_OVERRIDES,
+    ListDataset,
+    NaNDataset,
+    RatedDataset,
+    make_example,
+    read_csv,
+    strict_json,
+    tiny_config,
+    tiny_model,
+)
 
 from ddsp_demucs.analysis import (
     add_noise,
@@ -32,36 +43,6 @@ from ddsp_demucs.metrics import octave_error_rate, raw_chroma_accuracy, si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.train import collate
 from ddsp_demucs.utils import config_to_dict
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import FR, SR, TINY, make_example  # noqa: E402
-from test_train import ListDataset, NaNDataset, tiny_config  # noqa: E402
-
-
-class RatedDataset(ListDataset):
-    sample_rate, frame_rate = SR, FR
-
-
-def tiny_model(composition: str, seed: int = 0) -> ResidualDDSPDecoder:
-    torch.manual_seed(seed)
-    return ResidualDDSPDecoder(SR, FR, composition=composition, **TINY).eval()
-
-
-def strict_json(path: Path):
-    def reject(name):
-        raise ValueError(f"non-standard JSON constant {name} in {path}")
-
-    return json.loads(path.read_text(), parse_constant=reject)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def examples():
-    return RatedDataset([make_example(s, n_samples=8192) for s in range(6)])
 
 
 def voiced_f0(n_rows=4, n_frames=4000, seed=0) -> torch.Tensor:
@@ -516,9 +497,7 @@ def test_cli_stability(small_sets, tmp_path, monkeypatch):
     splits = {"train": train, "validation": RatedDataset(val.items)}
     monkeypatch.setattr("ddsp_demucs.data.load_dataset", lambda data, split: splits[split], raising=False)
     config = tmp_path / "tiny.yaml"
-    config.write_text("base: " + str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml") + "\n")
-    from test_train import TINY_OVERRIDES
-
+    config.write_text("base: " + str(REPO / "configs" / "base.yaml") + "\n")
     (tmp_path / "data").mkdir()
     code = main(
         [

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from pathlib import Path
+
+from helpers import TINY_OVERRIDES
 
 from ddsp_demucs.cli import main as cli_main
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_refine import TINY_OVERRIDES  # noqa: E402
-
-TINY_DEMO = [o for o in TINY_OVERRIDES if not o.startswith("training.max_steps")] + [
+TINY_DEMO = TINY_OVERRIDES + [
+    "training.batch_size=2",
+    "training.n_audio_examples=0",
     "corpus.n_train=3",
     "corpus.n_valid=1",
     "corpus.n_test=1",

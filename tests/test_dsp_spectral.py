@@ -75,26 +75,34 @@ def reference_magnitude(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return np.abs(np.fft.rfft(frames * window[:, None], axis=0))
 
 
-def test_spectral_distances_match_a_float64_numpy_reference_in_both_modules():
+@pytest.mark.parametrize("n_fft, hop", [(256, 64), (512, 128), (256, 100)])
+def test_spectral_distances_match_a_float64_numpy_reference_in_both_modules(n_fft, hop):
+    """``ddsp_demucs.metrics`` (numpy in) and ``ddsp_demucs.dsp`` (torch in) against the definitions in float64
+    numpy, per example: an independent and a close estimate, the default floor and another, a hop that divides the
+    FFT size and one that does not."""
     from ddsp_demucs import metrics
 
     rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((2, 3000)), rng.standard_normal((2, 3000))
-    n_fft, hop, floor = 256, 64, 1e-10
-    sc_ref, lsd_ref = [], []
-    for xi, yi in zip(x, y):
-        X, Y = reference_magnitude(xi, n_fft, hop), reference_magnitude(yi, n_fft, hop)
-        sc_ref.append(np.linalg.norm(X - Y) / (np.linalg.norm(Y) + 1e-12))
-        log_ratio = 10 * np.log10((X**2 + floor) / (Y**2 + floor))
-        lsd_ref.append(np.mean(np.sqrt(np.mean(log_ratio**2, axis=0))))
-    for module in (metrics, None):
-        sc_fn = metrics.spectral_convergence if module else spectral_convergence
-        lsd_fn = metrics.log_spectral_distance if module else log_spectral_distance
-        args = (x, y) if module else (torch.from_numpy(x), torch.from_numpy(y))
-        np.testing.assert_allclose(np.asarray(sc_fn(*args, n_fft=n_fft, hop_length=hop)), sc_ref, rtol=1e-9)
-        np.testing.assert_allclose(
-            np.asarray(lsd_fn(*args, n_fft=n_fft, hop_length=hop, floor=floor)), lsd_ref, rtol=1e-9
-        )
+    y = rng.standard_normal((2, 3001))
+    for x in (rng.standard_normal((2, 3001)), 0.8 * y + 0.2 * rng.standard_normal((2, 3001))):
+        for floor in (None, 1.0):
+            sc_ref, lsd_ref = [], []
+            for xi, yi in zip(x, y):
+                X, Y = reference_magnitude(xi, n_fft, hop), reference_magnitude(yi, n_fft, hop)
+                sc_ref.append(np.linalg.norm(X - Y) / (np.linalg.norm(Y) + 1e-12))
+                power_floor = 1e-10 if floor is None else floor  # the documented default
+                log_ratio = 10 * np.log10((X**2 + power_floor) / (Y**2 + power_floor))
+                lsd_ref.append(np.mean(np.sqrt(np.mean(log_ratio**2, axis=0))))
+            floor_arg = {} if floor is None else {"floor": floor}
+            for sc_fn, lsd_fn, args in (
+                (metrics.spectral_convergence, metrics.log_spectral_distance, (x, y)),
+                (spectral_convergence, log_spectral_distance, (torch.from_numpy(x), torch.from_numpy(y))),
+            ):
+                sc = np.asarray(sc_fn(*args, n_fft=n_fft, hop_length=hop))
+                lsd = np.asarray(lsd_fn(*args, n_fft=n_fft, hop_length=hop, **floor_arg))
+                assert sc.shape == lsd.shape == (2,)
+                np.testing.assert_allclose(sc, sc_ref, rtol=1e-9)
+                np.testing.assert_allclose(lsd, lsd_ref, rtol=1e-9)
 
 
 @pytest.mark.parametrize("mag_weight, logmag_weight", [(1.0, 1.0), (0.0, 2.0), (0.5, 0.0)])

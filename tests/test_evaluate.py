@@ -4,20 +4,31 @@ summary schema and bootstrap interval, CSV tables, plots, the HTML report, whole
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import shared_file
+from helpers import (
+    EVAL_N_SAMPLES,
+    FR,
+    SR,
+    WindowDataset,
+    import_museval,
+    musdb_with_stems,
+    read_csv,
+    strict_json,
+    tiny_model,
+    window,
+    windows,
+)
 
-from ddsp_demucs import data as data_module
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.evaluate import (
@@ -42,55 +53,7 @@ from ddsp_demucs.metrics import f0_metrics, log_spectral_distance, sdr, si_sdr, 
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.train import collate
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import FR, SR, TINY, make_example  # noqa: E402
-from test_refine import TINY_OVERRIDES  # noqa: E402  (the tiny config of the CLI tests)
-
-N_SAMPLES = 11025  # 0.5 s windows keep the tests fast
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """The dataset contract in memory: items, rates, ``tracks`` and a ``manifest``."""
-
-    sample_rate, frame_rate = SR, FR
-
-    def __init__(self, items: list[dict], separator: str = "fallback", **manifest):
-        self.items = items
-        self.manifest = {"separator": separator, **manifest}
-        self.tracks = sorted({item["track"] for item in items})
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-def window(seed: int, track: str, start_s: float, n_samples: int = N_SAMPLES) -> dict:
-    """A synthetic window: harmonic 'voice' target, separated = voice + tones + noise, a mixture above it."""
-    item = make_example(seed, n_samples=n_samples)
-    rng = np.random.default_rng(1000 + seed)
-    accompaniment = torch.tensor(0.2 * rng.standard_normal(n_samples), dtype=torch.float32)
-    item.update(track=track, start_s=start_s, mixture_audio=item["target_audio"] + accompaniment)
-    return item
-
-
-def windows(n: int = 6) -> list[dict]:
-    return [window(s, f"song_{'ab'[s % 2]}", float(s // 2)) for s in range(n)]
-
-
-def tiny_model(composition: str = "mask", perturb: float = 0.0, seed: int = 0) -> ResidualDDSPDecoder:
-    """A tiny model; ``perturb > 0`` gives its residual head random weights (a non-identity model)."""
-    torch.manual_seed(seed)
-    model = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY).eval()
-    if perturb and model.residual_head is not None:
-        with torch.no_grad():
-            torch.nn.init.normal_(model.residual_head.weight, std=perturb)
-            model.residual_head.bias.fill_(0.3)
-    return model
 
 
 class NaNFor(torch.nn.Module):
@@ -110,20 +73,8 @@ class NaNFor(torch.nn.Module):
         return {"audio": out}
 
 
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def num(text: str) -> float:
     return float(text) if text else math.nan
-
-
-def strict_json(path: Path):
-    def reject(name):
-        raise ValueError(f"non-standard JSON constant {name} in {path}")
-
-    return json.loads(path.read_text(), parse_constant=reject)
 
 
 def png_size(path_or_bytes) -> tuple[int, int]:
@@ -164,7 +115,7 @@ def test_figures_equal_direct_metric_calls(dataset, refined_results):
         item = dataset[row["index"]]
         target, separated = item["target_audio"].numpy(), item["input_audio"].numpy()
         assert row["track"] == item["track"] and row["start_s"] == item["start_s"] and row["status"] == "ok"
-        assert row["duration_s"] == pytest.approx(N_SAMPLES / SR)
+        assert row["duration_s"] == pytest.approx(EVAL_N_SAMPLES / SR)
         ref_f0, _ = extract_f0(target, SR, frame_rate=FR)
         for side, est in (("baseline", separated), ("refined", est_refined)):
             assert row[f"si_sdr_{side}"] == pytest.approx(float(si_sdr(est.astype(np.float64), target)), abs=1e-4)
@@ -234,8 +185,8 @@ def test_noise_of_synth_models_is_seeded(dataset):
 # ------------------------------------------------------------------------------ skipped and failed
 def test_silent_targets_are_skipped_and_nan_outputs_fail():
     items = windows(4)
-    silent = dict(items[1], target_audio=torch.zeros(N_SAMPLES))
-    broken = dict(items[2], input_audio=torch.full((N_SAMPLES,), float("nan")))
+    silent = dict(items[1], target_audio=torch.zeros(EVAL_N_SAMPLES))
+    broken = dict(items[2], input_audio=torch.full((EVAL_N_SAMPLES,), float("nan")))
     items = [items[0], silent, broken, items[3], window(7, "bad_song", 0.0)]
     results = evaluate_model(NaNFor({"bad_song"}), WindowDataset(items), batch_size=2, compute_f0=False, progress=False)
     assert [r["track"] for r in results.rows] == ["song_a", "song_b", "bad_song"]
@@ -388,23 +339,8 @@ def test_report_names_a_demucs_separator_without_warning(identity_results, tmp_p
 
 
 # ---------------------------------------------------------------------------------------- tracks
-def _musdb_with_stems(root: Path, n_songs: int = 2, duration_s: float = 3.0) -> dict:
-    """A tiny MUSDB-layout corpus and a separator folder whose vocals are the true vocals plus noise."""
-    from ddsp_demucs.synthetic import write_corpus
-
-    corpus = root / "corpus"
-    write_corpus(corpus, 0, n_songs, duration_s=duration_s)
-    stems = root / "stems" / "fake"
-    for k, folder in enumerate(sorted((corpus / "test").iterdir())):
-        vocals, sr = sf.read(folder / "vocals.wav", dtype="float32", always_2d=True)
-        noise = 0.03 * np.random.default_rng(k).standard_normal(vocals.shape).astype(np.float32)
-        (stems / folder.name).mkdir(parents=True)
-        sf.write(stems / folder.name / "vocals.wav", vocals + noise, sr, subtype="FLOAT")
-    return {"separator": "fake", "stems_dir": str(stems), "musdb_root": str(corpus)}
-
-
 def test_whole_tracks_at_the_original_rate_and_channels(tmp_path):
-    manifest = _musdb_with_stems(tmp_path)
+    manifest = musdb_with_stems(tmp_path)
     results = evaluate_tracks(tiny_model(), manifest, "test", compute_f0=False, progress=False)
     assert results.protocol == "tracks" and results.separator == "fake" and results.sample_rate == 44100
     assert [r["track"] for r in results.rows] == ["synth_0000", "synth_0001"]
@@ -426,7 +362,7 @@ def test_whole_tracks_at_the_original_rate_and_channels(tmp_path):
 
 
 def test_whole_tracks_report_unreadable_songs(tmp_path):
-    manifest = _musdb_with_stems(tmp_path)
+    manifest = musdb_with_stems(tmp_path)
     (Path(manifest["stems_dir"]) / "synth_0001" / "vocals.wav").write_bytes(b"not audio")
     results = evaluate_tracks(tiny_model(), manifest, "test", compute_f0=False, progress=False)
     assert [r["track"] for r in results.rows] == ["synth_0000"]
@@ -436,8 +372,6 @@ def test_whole_tracks_report_unreadable_songs(tmp_path):
 def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
     """The MUSDB sample (real stems) in the MUSDB layout, an imperfect 'separation' (vocals + 0.3 x
     accompaniment): the whole-song baseline SDR is museval v4's (nanmedian over 1 s windows)."""
-    from conftest import shared_file
-    from test_metrics import _import_museval
 
     source = shared_file("musdb18_sample/music_delta_80s_rock/vocals.flac").parent
     song = tmp_path / "musdb" / "test" / source.name
@@ -456,7 +390,7 @@ def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
     }
     results = evaluate_tracks(tiny_model(perturb=0.3), manifest, "test", progress=False)
     (row,) = results.rows
-    museval = _import_museval()
+    museval = import_museval()
     frames = museval.evaluate(
         vocals[None].astype(np.float64), separated[None].astype(np.float64), win=44100, hop=44100, mode="v4"
     )[0]
@@ -469,35 +403,6 @@ def test_whole_track_sdr_is_the_museval_v4_figure_on_real_audio(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- CLI
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A tiny model saved by the trainer after one step (the real checkpoint format)."""
-    from ddsp_demucs.train import train_from_config
-    from ddsp_demucs.utils import load_config
-
-    out = tmp_path_factory.mktemp("ckpt")
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "base.yaml", TINY_OVERRIDES)
-    result = train_from_config(config, WindowDataset(windows(2)), None, out)
-    return Path(result["last_checkpoint"])
-
-
-@pytest.fixture
-def fake_dataset_dir(tmp_path, monkeypatch) -> Path:
-    """A dataset folder served by an in-memory ``load_dataset`` (the contract), with whole songs behind it."""
-    manifest = _musdb_with_stems(tmp_path, n_songs=1, duration_s=2.0)
-    folder = tmp_path / "dataset"
-    folder.mkdir()
-    splits = {"test": WindowDataset(windows(4), **manifest)}
-    splits["test"].tracks = ["synth_0000"]
-
-    def load_dataset(dataset_dir, split):
-        assert Path(dataset_dir) == folder
-        return splits[split]
-
-    monkeypatch.setattr(data_module, "load_dataset", load_dataset, raising=False)
-    return folder
-
-
 def test_cli_end_to_end(checkpoint, fake_dataset_dir, tmp_path, capsys):
     out = tmp_path / "eval"
     code = cli_main(

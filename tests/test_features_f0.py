@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import shared_file
 
 from ddsp_demucs.features import crepe, extract_f0, n_frames_for
 from ddsp_demucs.metrics import raw_pitch_accuracy
-from tests.conftest import shared_file
 
 
 def harmonic_tone(f0: float, sr: int, seconds: float, n_harmonics: int = 6) -> np.ndarray:

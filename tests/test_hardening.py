@@ -10,33 +10,16 @@ test_evaluate, test_analysis, test_train); these run the installed console scrip
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from helpers import CLI, run_cli
 
 from ddsp_demucs.synthetic import write_corpus
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_refine import checkpoint  # noqa: E402,F401  (a tiny mask model saved by the trainer: a fixture)
-
-SCRIPT = Path(sys.executable).with_name("ddsp-demucs")  # the console script `make install` puts in .venv/bin
-CLI = [str(SCRIPT)]
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import make_example, refine_cli, song, write
 
 from ddsp_demucs import InputError
 from ddsp_demucs.cli import build_parser
@@ -24,12 +25,6 @@ from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.hub import resolve_checkpoint
 from ddsp_demucs.provenance import read_provenance
 from ddsp_demucs.train import load_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_analysis import examples  # noqa: E402,F401  (fixture: windows for analyze f0-noise)
-from test_evaluate import fake_dataset_dir  # noqa: E402,F401  (fixture: a dataset folder for evaluate --data)
-from test_model import make_example  # noqa: E402  (the synthetic example generator)
-from test_refine import checkpoint, refine_cli, song, write  # noqa: E402,F401  (checkpoint: fixture)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REFERENCE = "hf://owner/repo/model.ckpt"

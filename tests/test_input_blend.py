@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import ListDataset, make_example, tiny_config
 
 import ddsp_demucs.train as train_module
 from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.train import DDSPLightningModule, train_from_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import make_example  # noqa: E402
-from test_train import ListDataset, tiny_config  # noqa: E402
 
 RATE, FRAME_RATE = 16000, 250
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from conftest import shared_file
+from helpers import import_museval
 from scipy.signal import lfilter
 
 from ddsp_demucs import metrics
@@ -106,18 +105,6 @@ def test_sdr_errors():
         metrics.sdr(x, x, 100, joint_sources=True)
 
 
-def _import_museval():
-    """museval raises RuntimeError at import without ffmpeg/ffprobe on PATH: fail in CI, skip elsewhere."""
-    try:
-        import museval
-    except RuntimeError as exc:
-        message = f"museval cannot be imported ({exc}); `make sysdeps` installs ffmpeg"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return museval
-
-
 def _musdb_stems():
     folder = shared_file(f"{MUSDB}/vocals.flac").parent
     read = lambda name: sf.read(folder / f"{name}.flac", dtype="float64", always_2d=True)[0]  # noqa: E731
@@ -127,7 +114,7 @@ def _musdb_stems():
 
 
 def test_sdr_matches_museval_v4_on_musdb_sample():
-    museval = _import_museval()
+    museval = import_museval()
     vocals, accompaniment, mixture, sr = _musdb_stems()
     rng = np.random.default_rng(4)
     b, a = [0.3, 0.5, 0.2], [1.0, -0.2]
@@ -162,30 +149,7 @@ def test_sdr_matches_museval_v4_on_musdb_sample():
 
 
 # ------------------------------------------------------------------------------------ spectral distances
-def _numpy_stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """float64 |STFT|: periodic Hann, reflect-padded centred frames -> (bins, frames)."""
-    padded = np.pad(x, n_fft // 2, mode="reflect")
-    n_frames = 1 + (padded.size - n_fft) // hop
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    frames = np.stack([padded[i * hop : i * hop + n_fft] * window for i in range(n_frames)], axis=1)
-    return np.abs(np.fft.rfft(frames, axis=0))
-
-
-@pytest.mark.parametrize("n_fft, hop", [(512, 128), (256, 100)])
-def test_spectral_metrics_match_numpy_definitions(n_fft, hop):
-    rng = np.random.default_rng(5)
-    ref = rng.standard_normal((2, 3001))
-    est = 0.8 * ref + 0.2 * rng.standard_normal((2, 3001))
-    sc = metrics.spectral_convergence(est, ref, n_fft=n_fft, hop_length=hop)
-    lsd = metrics.log_spectral_distance(est, ref, n_fft=n_fft, hop_length=hop)
-    assert sc.shape == lsd.shape == (2,)
-    for b in range(2):
-        x, y = _numpy_stft_mag(est[b], n_fft, hop), _numpy_stft_mag(ref[b], n_fft, hop)
-        assert sc[b] == pytest.approx(np.linalg.norm(x - y) / np.linalg.norm(y), rel=1e-9)
-        log_ratio = 10 * np.log10((x**2 + 1e-10) / (y**2 + 1e-10))
-        assert lsd[b] == pytest.approx(np.mean(np.sqrt(np.mean(log_ratio**2, axis=0))), rel=1e-9)
-
-
+# (both modules against the float64 numpy definitions: test_dsp_spectral.py)
 def test_spectral_metrics_closed_forms_and_torch():
     rng = np.random.default_rng(6)
     ref = rng.standard_normal(4096)

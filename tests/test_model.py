@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import FR, SR, TINY, batch_of, make_example
 
-from ddsp_demucs.dsp import a_weighted_loudness, separation_ambiguity
+from ddsp_demucs.dsp import separation_ambiguity
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import (
     ResidualDDSPDecoder,
@@ -19,54 +20,6 @@ from ddsp_demucs.model import (
     interpolate_mask,
     noise_spectrum,
 )
-
-SR, FR = 22050, 250
-TINY = dict(
-    hidden_size=32,
-    gru_units=32,
-    n_fc_layers=1,
-    n_mels=16,
-    encoder_units=16,
-    reverb_length=512,
-    n_harmonics=24,
-    n_noise_bands=17,
-)
-
-
-def make_example(seed: int, n_samples: int = 11025, sample_rate: int = SR, frame_rate: int = FR) -> dict:
-    """A synthetic training example: a harmonic 'voice' target with vibrato, an unvoiced gap and 1/k harmonics;
-    the input adds bleed (two steady non-harmonic tones and white noise). Exact F0 (0 in the gap), confidence
-    1/0, and A-weighted loudness of the input, on frames ``j / frame_rate`` s."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_samples) / sample_rate
-    f0_base = rng.uniform(140, 320)
-    f0 = f0_base * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * t))
-    gap = (t > 0.55 * t[-1]) & (t < 0.7 * t[-1])
-    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-    env = 0.3 * (0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t) ** 2)
-    voice = sum(np.sin(k * phase) / k for k in range(1, 16) if k * f0_base < sample_rate / 2.5) * env * ~gap
-    bleed = sum(0.08 * np.sin(2 * np.pi * rng.uniform(600, 3000) * t + rng.uniform(0, 6)) for _ in range(2))
-    bleed = bleed + 0.02 * rng.standard_normal(n_samples)
-    inp = voice + bleed
-    n_frames = n_samples * frame_rate // sample_rate
-    frame_t = np.arange(n_frames) / frame_rate
-    voiced = ~((frame_t > 0.55 * t[-1]) & (frame_t < 0.7 * t[-1]))
-    f0_frames = np.where(voiced, f0_base * (1 + 0.02 * np.sin(2 * np.pi * 5.5 * frame_t)), 0.0)
-    inp_t = torch.tensor(inp, dtype=torch.float32)
-    loud = a_weighted_loudness(inp_t[None], sample_rate=sample_rate, frame_rate=frame_rate)[0]
-    return {
-        "input_audio": inp_t,
-        "target_audio": torch.tensor(voice, dtype=torch.float32),
-        "f0_hz": torch.tensor(f0_frames, dtype=torch.float32),
-        "f0_confidence": torch.tensor(voiced, dtype=torch.float32),
-        "loudness_db": loud.float(),
-        "track": f"synthetic{seed}",
-        "start_s": 0.0,
-    }
-
-
-def batch_of(examples: list[dict]) -> dict:
-    return {k: torch.stack([e[k] for e in examples]) for k in examples[0] if torch.is_tensor(examples[0][k])}
 
 
 def random_batch(seed: int, batch: int = 2, n_samples: int = 8000) -> dict:

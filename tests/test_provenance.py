@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import ListDataset, make_example, song, train_checkpoint
 
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.provenance import dataset_provenance, provenance_warnings, read_provenance
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import make_example  # noqa: E402  (the synthetic training example generator)
-from test_refine import TINY_OVERRIDES, ListDataset, song  # noqa: E402  (tiny 1-step training, test songs)
 
 
 class ManifestDataset(ListDataset):
@@ -38,11 +33,9 @@ def write_json(path: Path, data: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """One training step on a dataset whose manifest says: separated by fallback, from a synthetic corpus."""
-    from ddsp_demucs.train import train_from_config
-    from ddsp_demucs.utils import load_config
-
+def provenance_checkpoint(tmp_path_factory) -> Path:
+    """One training step on a dataset whose manifest says: separated by fallback, from a synthetic corpus (this
+    module's own checkpoint, not the shared one: its provenance is what is tested)."""
     tmp = tmp_path_factory.mktemp("prov")
     corpus = tmp / "corpus"
     write_json(corpus / "manifest.json", {"kind": "synthetic", "tracks": [{"name": f"song_{i}"} for i in range(3)]})
@@ -51,15 +44,14 @@ def checkpoint(tmp_path_factory) -> Path:
         {"separator": "fallback", "musdb_root": str(corpus), "stems_dir": str(tmp / "stems")},
     )
     torch.set_num_threads(1)
-    config = load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES + ["model.composition=gate"])
-    return Path(train_from_config(config, dataset, None, tmp / "run")["last_checkpoint"])
+    return train_checkpoint(tmp / "run", dataset, "model.composition=gate")
 
 
-def test_checkpoint_holds_provenance_readable_without_the_model(checkpoint, monkeypatch):
+def test_checkpoint_holds_provenance_readable_without_the_model(provenance_checkpoint, monkeypatch):
     import ddsp_demucs.train
 
     monkeypatch.setattr(ddsp_demucs.train, "load_model", None)  # reading must not need the model
-    prov = read_provenance(checkpoint)
+    prov = read_provenance(provenance_checkpoint)
     assert prov["separator"] == "fallback"
     assert prov["corpus"] == {"kind": "synthetic", "singers": [], "tracks": 3, "synthetic_only": True}
     assert prov["composition"] == "gate"
@@ -69,11 +61,11 @@ def test_checkpoint_holds_provenance_readable_without_the_model(checkpoint, monk
     assert prov["created"].endswith("+00:00")
 
 
-def test_load_model_attaches_provenance_and_old_checkpoints_read_empty(checkpoint, tmp_path):
+def test_load_model_attaches_provenance_and_old_checkpoints_read_empty(provenance_checkpoint, tmp_path):
     from ddsp_demucs.train import CHECKPOINT_KEY, load_model
 
-    assert load_model(checkpoint).provenance == read_provenance(checkpoint)
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert load_model(provenance_checkpoint).provenance == read_provenance(provenance_checkpoint)
+    ckpt = torch.load(provenance_checkpoint, map_location="cpu", weights_only=True)
     del ckpt[CHECKPOINT_KEY]["provenance"]
     torch.save(ckpt, tmp_path / "old.ckpt")
     assert read_provenance(tmp_path / "old.ckpt") == {}
@@ -128,19 +120,30 @@ def test_provenance_warnings():
     assert "separated by fallback+oracle-bands16" in other
 
 
-def test_refine_cli_warns_once_and_records_provenance(checkpoint, tmp_path, caplog):
+def test_refine_cli_warns_once_and_records_provenance(provenance_checkpoint, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="ddsp_demucs")
     path = tmp_path / "songs" / "a.wav"
     path.parent.mkdir()
     sf.write(path, song(1.0), 44100, subtype="FLOAT")
     out = tmp_path / "out"
     assert (
-        cli_main(["refine", str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(out)])
+        cli_main(
+            [
+                "refine",
+                str(path),
+                "--checkpoint",
+                str(provenance_checkpoint),
+                "--separator",
+                "fallback",
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert sum("only heard synthetic voices" in w for w in warnings) == 1, warnings
     assert not any("separated by" in w for w in warnings)
     record = json.loads((out / "a" / "refine.json").read_text())
-    assert record["provenance"] == read_provenance(checkpoint)
+    assert record["provenance"] == read_provenance(provenance_checkpoint)
     assert np.isfinite(sf.read(out / "a" / "refined_vocals.wav")[0]).all()

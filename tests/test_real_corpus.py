@@ -3,33 +3,18 @@ and a build from a small index of real files (ratios, exact stems, multitracks, 
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import SMALL_SPLIT
 
 from ddsp_demucs.cli import build_parser
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.data import musdb_tracks, vocal_to_accompaniment_db
 from ddsp_demucs.data.augment import EQ_DB
 from ddsp_demucs.data.real_corpus import RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus
-
-#: A small index: five singers (two of them recorded with their own accompaniment), one accompaniment.
-SMALL = (
-    "medleydb/AClassicEducation_NightOwl_STEM_08.flac",
-    "sms_tools/vignesh.flac",
-    "sms_tools/singing-female.flac",
-    "real_stems/saraga_carnatic__bhuvini_dasudane/vocals.flac",
-    "real_stems/saraga_carnatic__bhuvini_dasudane/accompaniment.flac",
-    "musdb18_sample/music_delta_80s_rock/vocals.flac",
-    "musdb18_sample/music_delta_80s_rock/drums.flac",
-    "musdb18_sample/music_delta_80s_rock/bass.flac",
-    "musdb18_sample/music_delta_80s_rock/other.flac",
-    "real_accompaniment/admiralbob77_-_Choice_-_Drum-bass.hq.ogg",
-)
-SMALL_SPLIT = dict(min_test_singers=2, min_test_vocals=2, n_valid_singers=1)
 
 
 def small_cli_args(shared) -> list[str]:
@@ -49,36 +34,6 @@ def small_cli_args(shared) -> list[str]:
         "--valid-singers",
         "1",
     ]
-
-
-def small_shared(shared_data, folder):
-    """A shared-data folder of symbolic links to :data:`SMALL` with their index rows (no audio is copied)."""
-    with open(shared_data / "index.csv", newline="") as fh:
-        reader = csv.DictReader(fh)
-        rows = [r for r in reader if r["path"] in SMALL]
-        fields = reader.fieldnames
-    for rel in [r["path"] for r in rows] + [r["f0_annotation"] for r in rows if r["f0_annotation"]]:
-        link = folder / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(shared_data / rel)
-    with open(folder / "index.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    from conftest import SHARED_DATA
-
-    if not (SHARED_DATA / "index.csv").is_file():
-        pytest.skip(f"real test audio not found: {SHARED_DATA}/index.csv")
-    root = tmp_path_factory.mktemp("real")
-    shared = small_shared(SHARED_DATA, root / "shared")
-    out = root / "corpus"
-    tracks = write_real_corpus(out, shared, accompaniments_per_vocal=1, n_synthetic_bands=1, **SMALL_SPLIT)
-    return shared, out, tracks
 
 
 def test_plan_of_the_full_index_splits_by_singer(shared_data):

@@ -10,12 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import TINY_OVERRIDES
 
 from ddsp_demucs.cli import main as cli_main
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_real_corpus import small_corpus  # noqa: E402,F401  (the fixture)
-from test_refine import TINY_OVERRIDES  # noqa: E402
 
 
 def identity(separated, sample_rate, reference, mixture):
@@ -23,7 +20,7 @@ def identity(separated, sample_rate, reference, mixture):
 
 
 @pytest.fixture(scope="module")
-def real_model(small_corpus, tmp_path_factory):  # noqa: F811
+def real_model(small_corpus, tmp_path_factory):
     """A tiny mask model trained 2 steps on the small corpus' training singers (fallback separator)."""
     from ddsp_demucs.data import build_dataset_from_segments, load_dataset, musdb_tracks
     from ddsp_demucs.demucs_wrappers import get_separator
@@ -36,8 +33,10 @@ def real_model(small_corpus, tmp_path_factory):  # noqa: F811
     work = tmp_path_factory.mktemp("real_model")
     config = load_config(
         None,
-        [o for o in TINY_OVERRIDES if not o.startswith("training.max_steps")]
+        TINY_OVERRIDES
         + [
+            "training.batch_size=2",
+            "training.n_audio_examples=0",
             "training.max_steps=2",
             "training.warmup_steps=1",
             "training.val_every_steps=2",
@@ -67,7 +66,7 @@ def real_model(small_corpus, tmp_path_factory):  # noqa: F811
     return Path(result["best_checkpoint"])
 
 
-def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):  # noqa: F811
+def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):
     from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.evaluate.songs import evaluate_songs
 
@@ -93,7 +92,7 @@ def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):  
         assert row["singer"]  # from the corpus manifest
 
 
-def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_model, tmp_path, caplog):  # noqa: F811
+def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_model, tmp_path, caplog):
     from ddsp_demucs.provenance import read_provenance
 
     _, corpus, tracks = small_corpus
@@ -197,7 +196,7 @@ def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_mod
     assert (sr, audio.shape) == (info.samplerate, (info.frames, info.channels)) and np.all(np.isfinite(audio))
 
 
-def test_validation_songs_at_a_strength(small_corpus, real_model, tmp_path, capsys):  # noqa: F811
+def test_validation_songs_at_a_strength(small_corpus, real_model, tmp_path, capsys):
     """``--songs-subset valid --strength S``: the corpus' validation songs, refined at strength S, which the
     report's command repeats; --strength on dataset windows is a one-line error."""
     _, corpus, tracks = small_corpus
@@ -237,7 +236,7 @@ def csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_clean_vocal_scores_refine_each_true_vocal_and_score_it_against_itself(small_corpus):  # noqa: F811
+def test_clean_vocal_scores_refine_each_true_vocal_and_score_it_against_itself(small_corpus):
     """``make bench-real``'s ``clean_vocal``: a system that leaves an error exactly 20 dB below the vocal, at right
     angles to it, scores 20 dB on every song and singer."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

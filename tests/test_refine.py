@@ -7,17 +7,15 @@ import json
 import logging
 import math
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import TINY, refine_cli, song, tiny_model, write
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import resample
-from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.features.pitch import F0Tracker
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder
@@ -34,52 +32,7 @@ from ddsp_demucs.refine import (
 )
 from ddsp_demucs.synthetic import generate_song
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import make_example  # noqa: E402  (the synthetic training example generator)
-
-TINY = dict(
-    hidden_size=32,
-    gru_units=32,
-    n_fc_layers=1,
-    n_mels=16,
-    encoder_units=16,
-    reverb_length=512,
-    n_harmonics=16,
-    n_noise_bands=17,
-)
-TINY_OVERRIDES = [
-    "model.hidden_size=32",
-    "model.gru_units=32",
-    "model.n_fc_layers=1",
-    "model.n_mels=16",
-    "model.encoder_units=16",
-    "model.n_harmonics=16",
-    "model.n_noise_bands=17",
-    "model.reverb_length=512",
-    "loss.fft_sizes=[512,256]",
-    "training.batch_size=2",
-    "training.max_steps=1",
-    "training.threads=1",
-    "training.n_audio_examples=0",
-]
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_model(
-    composition: str = "mask", perturb: float = 0.0, seed: int = 0, bias: float = 0.3
-) -> ResidualDDSPDecoder:
-    """A tiny randomly initialised model; ``perturb > 0`` gives its residual head random weights of that standard
-    deviation and the bias ``bias`` (a non-identity model)."""
-    torch.manual_seed(seed)
-    model = ResidualDDSPDecoder(composition=composition, **TINY).eval()
-    if perturb and model.residual_head is not None:
-        with torch.no_grad():
-            torch.nn.init.normal_(model.residual_head.weight, std=perturb)
-            model.residual_head.bias.fill_(bias)
-    return model
 
 
 def vocal(duration_s: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
@@ -315,44 +268,6 @@ def test_bad_vocals_are_input_errors():
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A tiny mask model saved by the trainer after one step (the real checkpoint format)."""
-    from ddsp_demucs.train import train_from_config
-    from ddsp_demucs.utils import load_config
-
-    out = tmp_path_factory.mktemp("ckpt")
-    config = load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES)
-    result = train_from_config(config, ListDataset([make_example(s, n_samples=4096) for s in range(2)]), None, out)
-    return Path(result["last_checkpoint"])
-
-
-def write(path: Path, audio: np.ndarray, sr: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, audio, sr, subtype="FLOAT" if path.suffix == ".wav" else "PCM_24")
-    return path
-
-
-def song(duration_s: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
-    mix = generate_song(seed, duration_s=duration_s, sample_rate=sample_rate).mixture
-    return mix if channels == 2 else mix.mean(axis=1, keepdims=True)
-
-
-def refine_cli(*args: str) -> int:
-    return cli_main(["refine", *args])
-
-
 def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
     caplog.set_level(logging.INFO, logger="ddsp_demucs")
     songs = tmp_path / "songs"

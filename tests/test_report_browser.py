@@ -6,14 +6,11 @@ Needs Debian's ``chromium`` (``make sysdeps`` installs it); skipped, saying so, 
 from __future__ import annotations
 
 import struct
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers_browser import HeadlessChromium, find_chromium  # noqa: E402
-from test_evaluate import WindowDataset, tiny_model, windows  # noqa: E402
+from helpers import WindowDataset, tiny_model, windows
+from helpers_browser import HeadlessChromium, find_chromium
 
 CHECK_PAGE = """(async () => {
   const images = await Promise.all([...document.images].map(img => img.decode().then(

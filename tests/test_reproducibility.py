@@ -3,17 +3,13 @@ training, run twice in the same conditions gives the same model bit for bit; ano
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
+from helpers import SR, ListDataset, batch_of, make_example, tiny_config
 
 from ddsp_demucs.features import compute_features
 from ddsp_demucs.train import load_model, train_from_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import SR, batch_of, make_example  # noqa: E402
-from test_train import ListDataset, tiny_config  # noqa: E402
 
 N_SAMPLES = 8192
 

@@ -5,22 +5,15 @@ registry, and the checkpoints the trainer writes load as before."""
 from __future__ import annotations
 
 import pathlib
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import ListDataset, make_example, run_cli, song, tiny_config, write
 
 from ddsp_demucs import InputError
 from ddsp_demucs.provenance import CHECKPOINT_KEY, load_checkpoint, read_checkpoint_meta, read_provenance
 from ddsp_demucs.train import AtomicCheckpointIO, load_model, train_from_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_hardening import run_cli  # noqa: E402  (the installed console script in a real process)
-from test_model import make_example  # noqa: E402  (the synthetic example generator)
-from test_refine import TINY_OVERRIDES, ListDataset, checkpoint, song, write  # noqa: E402,F401  (checkpoint: fixture)
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class Payload:
@@ -72,12 +65,10 @@ def test_library_readers_refuse_a_crafted_checkpoint_in_one_line(tmp_path, where
 
 
 def test_resuming_from_a_crafted_last_checkpoint_runs_nothing(tmp_path):
-    from ddsp_demucs.utils import load_config
-
     marker = tmp_path / "MARKER"
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     evil_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", marker)
-    config = load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES)
+    config = tiny_config("training.max_steps=1")
     with pytest.raises(InputError, match="last.ckpt: refused"):
         train_from_config(config, ListDataset([make_example(0, n_samples=4096)]), None, tmp_path / "run")
     assert not marker.exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, ListDataset, NaNDataset, make_example, tiny_config
 from lightning.pytorch.callbacks import Callback
 
 from ddsp_demucs import DDSPDemucsError
@@ -27,43 +28,6 @@ from ddsp_demucs.train import (
     train_from_config,
     warmup_cosine,
 )
-from ddsp_demucs.utils import load_config
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-from test_model import make_example  # noqa: E402  (the synthetic example generator)
-
-TINY_OVERRIDES = [
-    "model.hidden_size=32",
-    "model.gru_units=32",
-    "model.n_fc_layers=1",
-    "model.n_mels=16",
-    "model.encoder_units=16",
-    "model.n_harmonics=24",
-    "model.n_noise_bands=17",
-    "model.reverb_length=512",
-    "loss.fft_sizes=[512,256,128]",
-    "training.batch_size=4",
-    "training.warmup_steps=5",
-    "training.log_every_steps=1",
-    "training.n_audio_examples=1",
-    "training.threads=1",
-]
-
-
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-def tiny_config(*extra: str) -> Config:
-    return load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +121,7 @@ def test_load_model_from_checkpoint_alone_reproduces_outputs(tmp_path, datasets)
 
 RUN_SCRIPT = """
 import json, os, signal, sys, torch
-sys.path.insert(0, {tests!r})
-from test_model import make_example
-from test_train import ListDataset, tiny_config
+from helpers import ListDataset, make_example, tiny_config
 from lightning.pytorch.callbacks import Callback
 from ddsp_demucs.train import train_from_config
 
@@ -183,13 +145,17 @@ print(json.dumps({{"global_step": result["global_step"]}}))
 """
 
 
+def _tests_env() -> dict:
+    """This environment with tests/ on PYTHONPATH: a script run in another process imports ``helpers``."""
+    return {**os.environ, "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
 def _run(script: Path, out: Path, max_steps: int, kill_at: int, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
         [sys.executable, str(script), str(out), str(max_steps), str(kill_at), *extra],
         capture_output=True,
         text=True,
-        env=env,
+        env=_tests_env(),
         timeout=300,
     )
 
@@ -204,7 +170,7 @@ def _weights(path: Path) -> dict:
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     script = tmp_path / "run.py"
-    script.write_text(RUN_SCRIPT.format(tests=str(REPO / "tests")))
+    script.write_text(RUN_SCRIPT.format())
     full, killed = tmp_path / "full", tmp_path / "killed"
     r = _run(script, full, 7, -1)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -273,18 +239,6 @@ def test_config_changes_compares_settings_not_run_length():
     other = {"loss": {"fft_sizes": [512, 128], "si_sdr_weight": 0.0}, "training": {"max_steps": 5, "seed": 1}}
     assert config_changes(recorded, other) == ["loss.fft_sizes: (512, 256) -> [512, 128]", "training.seed: 0 -> 1"]
     assert "max_steps" in RESUMABLE_TRAINING_KEYS and "learning_rate" not in RESUMABLE_TRAINING_KEYS
-
-
-class NaNDataset(ListDataset):
-    def __init__(self, items, bad):
-        super().__init__(items)
-        self.bad = bad
-
-    def __getitem__(self, i):
-        item = dict(self.items[i])
-        if i in self.bad:
-            item["input_audio"] = torch.full_like(item["input_audio"], float("nan"))
-        return item
 
 
 def test_nonfinite_steps_are_skipped_then_stop(tmp_path):
@@ -371,9 +325,7 @@ def test_cli_train_rejects_missing_data(tmp_path):
 
 DDP_SCRIPT = """
 import json, sys, torch
-sys.path.insert(0, {tests!r})
-from test_model import make_example
-from test_train import ListDataset, tiny_config
+from helpers import ListDataset, make_example, tiny_config
 from lightning.pytorch.callbacks import Callback
 from ddsp_demucs.train import DDSPTrainer, create_callbacks, setup_training_environment
 
@@ -398,9 +350,14 @@ if trainer.global_rank == 0:
 
 def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(REPO / "tests")))
+    script.write_text(DDP_SCRIPT.format())
     r = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=_tests_env(),
     )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
