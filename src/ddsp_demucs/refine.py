@@ -8,11 +8,11 @@ vocal at the same rate, channels and exact length:
    5.12 s for configs base and large, 10.24 s for small and demo, whose hop is 512), so that a window's frames
    are the whole song's frames;
 2. per window, an *analysis span* (the window plus :data:`CONTEXT_S` on each side, within the song) is
-   downmixed to mono, resampled to ``model.sample_rate`` and its frame controls are computed as the dataset
-   computes them (:func:`~ddsp_demucs.features.extract_f0` and :func:`~ddsp_demucs.dsp.a_weighted_loudness` at
-   ``model.frame_rate``, F0 method, voicing threshold and CREPE hop from the checkpoint's ``features`` config,
-   :func:`f0_tracker`); the
-   window's own samples and frames are cut from it, so the controls inside a window equal those of the whole
+   downmixed to mono, resampled to ``model.sample_rate`` and its frame controls are computed there
+   (:func:`ddsp_demucs.features.controls.frame_controls` at ``model.frame_rate``, F0 method, voicing threshold and
+   CREPE hop from the checkpoint's ``features`` config, :func:`f0_tracker`): loudness as the dataset computes it,
+   F0 at the model's rate where the dataset's was tracked at the stem's (see :mod:`ddsp_demucs.features.controls`);
+   the window's own samples and frames are cut from it, so the controls inside a window equal those of the whole
    song up to the F0 tracker's Viterbi decoding near the span's edges;
 3. the model runs on that window only (model rate, mono, on the model's device) and its composition
    (:mod:`ddsp_demucs.compositions`) applies the result to *each channel* of the song-rate vocal: ``mask`` moves
@@ -45,8 +45,9 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.audio_io import load_audio, resample, save_audio
+from ddsp_demucs.audio_io import load_audio, save_audio
 from ddsp_demucs.compositions import SongWindow
+from ddsp_demucs.features.controls import mono_at
 from ddsp_demucs.hub import is_hub_reference, resolve_checkpoint
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.utils import get_logger, write_json_atomic
@@ -205,18 +206,14 @@ def frame_controls(
     tracker: F0Tracker,
     f0_mono: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The dataset's frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
-    ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s.
-    ``f0_mono`` (same shape): track F0 and confidence on it instead (the oracle-F0 diagnosis)."""
-    from ddsp_demucs.dsp import a_weighted_loudness
+    """The frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
+    ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s:
+    :func:`ddsp_demucs.features.controls.frame_controls` at the model's rates. ``f0_mono`` (same shape): track F0
+    and confidence on it instead (the oracle-F0 diagnosis). Loudness is the dataset's; the dataset's F0 is tracked
+    at the stem's rate, this one at the model's (see :mod:`ddsp_demucs.features.controls`)."""
+    from ddsp_demucs.features.controls import frame_controls as controls_of
 
-    sr, fr = model.sample_rate, int(model.frame_rate)
-    f0, conf = tracker.track(mono if f0_mono is None else f0_mono, sr, fr)
-    with torch.inference_mode():
-        loud = a_weighted_loudness(
-            torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None], sample_rate=sr, frame_rate=fr
-        )[0].numpy()
-    return {"f0_hz": f0, "f0_confidence": conf, "loudness_db": loud.astype(np.float32)}
+    return controls_of(mono, model.sample_rate, int(model.frame_rate), tracker=tracker, f0_audio=f0_mono)
 
 
 # --------------------------------------------------------------------------------------------- synthesis
@@ -357,8 +354,8 @@ def refine_window(
     when ``next_start`` is None)."""
     msr, fr = model.sample_rate, int(model.frame_rate)
     span = slice(window.context_start, window.context_stop)
-    mono = resample(audio[span].mean(axis=1), sample_rate, msr)
-    f0_mono = None if f0_reference is None else resample(f0_reference[span].mean(axis=1), sample_rate, msr)
+    mono = mono_at(audio[span], sample_rate, msr)
+    f0_mono = None if f0_reference is None else mono_at(f0_reference[span], sample_rate, msr)
     controls = frame_controls(mono, model, tracker=tracker, f0_mono=f0_mono)
     # window boundaries are on the time quantum, so these offsets are exact integers
     m0 = (window.start - window.context_start) * msr // sample_rate
@@ -367,7 +364,7 @@ def refine_window(
     device = next(model.parameters()).device
     batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0 : m0 + n_model]))[None]}
     if mixture is not None:
-        mix = resample(np.asarray(mixture[span], dtype=np.float32).mean(axis=1), sample_rate, msr)
+        mix = mono_at(mixture[span], sample_rate, msr)
         batch["mixture_audio"] = torch.from_numpy(np.ascontiguousarray(mix[m0 : m0 + n_model]))[None]
     batch.update({k: torch.from_numpy(v[f_off : f_off + n_frames].copy())[None] for k, v in controls.items()})
     batch = {k: v.to(device) for k, v in batch.items()}

