@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-network-separator bench-f0-separated gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-quality-diagnosis bench-network-separator bench-f0-separated gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -70,10 +70,17 @@ bench-quality: install
 
 # Its ablations (fewer steps, no gate, the band family only, trained through the gate, the harmonic model with and
 # without the mixture, the mask model trained on the fallback only, the recommended recipe that also learns from a
-# second small HTDemucs' separations, trained first where it has not been), reusing bench-quality's stages;
+# second small HTDemucs' separations, trained first where it has not been, a suppression-only mask, voices made
+# breathier), reusing bench-quality's stages;
 # bench/results/quality_ablations.json. Resumes.
 bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
+
+# Why the recommended model makes songs worse (after bench-quality, a few minutes): each singer's share of power
+# between the harmonics of the true vocal (training against test singers), and per test song at the network level the
+# tracked F0's accuracy and where the refinement added error; bench/results/quality_diagnosis.json.
+bench-quality-diagnosis: install
+	$(PY) -m bench quality_diagnosis
 
 # Separators with a network's own errors for bench-quality (after it has written runs/quality/corpus): small
 # HTDemucs models (sources vocals and accompaniment) trained on the training singers' songs, saved in Demucs'

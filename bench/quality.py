@@ -34,7 +34,11 @@ and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablat
 - ``mask_net_gated_2k``: the recommended recipe with a network's separations among its training songs as well
   (:data:`TRAINING_NETWORK`, the second small HTDemucs of :mod:`bench.network_separator`, trained first where it
   has not been: 20 minutes); ``mask_net_only_gated``: 1000 steps on the fallback's and that network's separations
-  only (half of the windows a network's).
+  only (half of the windows a network's);
+- ``mask_suppress_2k``: the recommended recipe with a mask that can hardly boost (``model.mask_max=1.05``);
+- ``mask_breath_2k``: the recommended recipe with voices made breathier in half its training windows
+  (:data:`BREATH`, :mod:`ddsp_demucs.data.breath_noise`: the songs it made worse are sung by voices with more power
+  between their harmonics than any training singer's, ``make bench-quality-diagnosis``).
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -128,6 +132,8 @@ BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo che
 # [0, 1] on the separated vocal, or giving back a share of the accompaniment estimate, could gain at best
 BOUNDS = {"bound_mask": "mask", "bound_restore": "restore"}
 GATED_WIDE = ("model.ambiguity_gate=inference", *QUALITY_TRAINING)
+# voices made breathier in half the training windows (ddsp_demucs.data.breath_noise; bench/quality_diagnosis.py)
+BREATH = ("training.breath_noise_fraction=0.5", "training.breath_noise_max_share=0.2")
 # bench.network_separator's second network (trained here on half the training singers; never a test level)
 TRAINING_NETWORK = "htdemucs_half_here"
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
@@ -146,6 +152,8 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "real": Trained(("loss.no_harm_weight=10.0",), ("fallback",)),
     "mask_net_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), (*WIDE_SEPARATORS, TRAINING_NETWORK)),
     "mask_net_only_gated": Trained(GATED_WIDE, ("fallback", TRAINING_NETWORK)),
+    "mask_suppress_2k": Trained(("training.max_steps=2000", "model.mask_max=1.05", *GATED_WIDE), WIDE_SEPARATORS),
+    "mask_breath_2k": Trained(("training.max_steps=2000", *BREATH, *GATED_WIDE), WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_wide_gated_2k"
 BOOTSTRAP = 2000

@@ -9,7 +9,7 @@ from helpers import ListDataset, make_example, tiny_config
 import ddsp_demucs.train as train_module
 from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.dsp import a_weighted_loudness
-from ddsp_demucs.train import DDSPLightningModule, train_from_config
+from ddsp_demucs.train import BLEND_STREAM, BREATH_STREAM, DDSPLightningModule, train_from_config
 
 RATE, FRAME_RATE = 16000, 250
 
@@ -90,9 +90,10 @@ def test_training_blends_each_batch_from_its_own_stream(tmp_path, monkeypatch):
         (0.5, config.data.train_sr, config.data.frame_rate)
     }
     module = DDSPLightningModule(config=config)
-    draws = [torch.rand(4, generator=module._blend_generator(i)) for i in (0, 0, 1)]
+    draws = [torch.rand(4, generator=module._draw_generator(i, BLEND_STREAM)) for i in (0, 0, 1)]
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
     assert not torch.equal(draws[0], torch.rand(4, generator=module._noise_generator(0)))
+    assert not torch.equal(draws[0], torch.rand(4, generator=module._draw_generator(0, BREATH_STREAM)))
 
     calls.clear()
     train_from_config(tiny_config("training.max_steps=2", "training.val_every_steps=2"), train, val, tmp_path / "b")

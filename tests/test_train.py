@@ -189,20 +189,101 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-def test_resumed_run_keeps_its_csv_log(tmp_path, datasets):
-    """Lightning's CSV logger deletes metrics.csv when a run resumes; ours continues it."""
+def test_resumed_run_keeps_its_csv_log_without_warnings(tmp_path, datasets):
+    """Lightning's CSV logger deletes metrics.csv when a run resumes (and warns that it will); ours continues it.
+    Training again into the same folder resumes quietly: no warning about the existing log or checkpoint folder
+    (nor any other Lightning warning that does not apply to this trainer)."""
+    import csv
+    import warnings
+
+    train, val = datasets
+    settings = ("training.log_every_steps=1", "training.val_every_steps=2", "training.checkpoint_every_steps=2")
+    first = train_from_config(tiny_config("training.max_steps=3", *settings), train, val, tmp_path)
+    assert first["global_step"] == 3
+    log_file = tmp_path / "logs" / "csv" / "metrics.csv"
+    header = log_file.read_text().splitlines()[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = train_from_config(tiny_config("training.max_steps=6", *settings), train, val, tmp_path)
+    assert resumed["global_step"] == 6
+    noise = ("exists and is not empty", "will be deleted", "pre-optimization state", "not resumable")
+    assert not [str(w.message) for w in caught if any(n in str(w.message) for n in noise)]
+    assert log_file.read_text().splitlines()[0] == header  # one header, the same columns
+    with open(log_file, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    steps = sorted({int(r["step"]) for r in rows if r.get("train/loss")})
+    assert steps == list(range(6)), steps  # the first run's rows are kept
+    assert sorted(int(r["step"]) for r in rows if r.get("val/loss")) == [1, 3, 5]
+    assert sorted(os.listdir(log_file.parent)) == ["metrics.csv"]
+
+
+def test_csv_logger_appends_to_an_existing_log_and_widens_its_header(tmp_path):
+    """The CSV logger's file format: Lightning's (``step`` plus the metrics, columns sorted, empty cells), kept
+    across logger instances (a resumed run), the whole file rewritten when a new metric appears."""
     import csv
 
-    train, _ = datasets
-    first = train_from_config(tiny_config("training.max_steps=3", "training.log_every_steps=1"), train, None, tmp_path)
-    assert first["global_step"] == 3
-    resumed = train_from_config(
-        tiny_config("training.max_steps=6", "training.log_every_steps=1"), train, None, tmp_path
-    )
-    assert resumed["global_step"] == 6
-    with open(tmp_path / "logs" / "csv" / "metrics.csv", newline="") as fh:
-        steps = sorted({int(r["step"]) for r in csv.DictReader(fh) if r.get("train/loss")})
-    assert steps[0] < 3 <= steps[-1] and steps[-1] >= 4, steps
+    from ddsp_demucs.train import ResumableCSVLogger
+
+    first = ResumableCSVLogger(tmp_path, name="csv", version="")
+    assert first.log_dir == os.path.join(tmp_path, "csv", "")
+    first.log_metrics({"train/loss": torch.tensor(2.0)}, step=0)
+    first.save()
+    first.log_metrics({"lr": 0.5}, step=0)
+    first.finalize("success")
+    second = ResumableCSVLogger(tmp_path, name="csv", version="")
+    second.log_metrics({"train/loss": 1.5}, step=1)
+    second.save()
+    second.log_metrics({"val/loss": 3.0, "train/loss": 1.0}, step=2)
+    second.finalize("success")
+    path = tmp_path / "csv" / "metrics.csv"
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == ["lr", "step", "train/loss", "val/loss"]
+    assert [tuple(r.values()) for r in rows] == [
+        ("", "0", "2.0", ""),
+        ("0.5", "0", "", ""),
+        ("", "1", "1.5", ""),
+        ("", "2", "1.0", "3.0"),
+    ]
+    assert sorted(os.listdir(path.parent)) == ["metrics.csv"]  # no temporary left by the rewrite
+
+
+def test_lightning_is_used_through_its_public_api_only():
+    """Lightning is imported from its public packages (``lightning.pytorch.callbacks``, ``.loggers``, ...: no
+    implementation module, no underscore name), and no class here overrides a private member of a Lightning base
+    class: such code breaks when Lightning is upgraded."""
+    import ast
+    import inspect
+
+    import ddsp_demucs.analysis.stability
+    import ddsp_demucs.train
+
+    bad = []
+    for folder in ("src", "scripts", "bench"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lightning":
+                    parts, names = node.module.split("."), [a.name for a in node.names]
+                elif isinstance(node, ast.Import):
+                    parts, names = None, [a.name for a in node.names if a.name.split(".")[0] == "lightning"]
+                else:
+                    continue
+                for name in names:
+                    full = parts or name.split(".")
+                    if len(full) > 3 or any(p.startswith("_") for p in full) or (parts and name.startswith("_")):
+                        bad.append(f"{path.relative_to(REPO)}:{node.lineno} {'.'.join(full)} {name}")
+    assert not bad, bad
+    for module in (ddsp_demucs.train, ddsp_demucs.analysis.stability):
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                continue
+            bases = [b for b in cls.__mro__[1:] if b.__module__.split(".")[0] == "lightning"]
+            for name in vars(cls):
+                private = name.startswith("_") and not name.startswith("__") and name != "_abc_impl"
+                if private and any(name in vars(base) for base in bases):
+                    bad.append(f"{cls.__name__}.{name}")
+    assert not bad, bad
 
 
 def test_resume_refuses_a_run_trained_with_other_settings(tmp_path, datasets):

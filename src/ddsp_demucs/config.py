@@ -183,6 +183,8 @@ class TrainingConfig(_Section):
         ),
         "min_lr_ratio": FRACTION,
         "input_blend_fraction": FRACTION,
+        "breath_noise_fraction": FRACTION,
+        "breath_noise_max_share": NON_NEGATIVE,
     }
 
     batch_size: int = 8
@@ -208,6 +210,8 @@ class TrainingConfig(_Section):
     n_audio_examples: int = 2  # audio examples + spectrograms logged to TensorBoard per validation
     checkpoint_every_steps: int = 0  # also save last.ckpt every N steps (0: at validation only)
     input_blend_fraction: float = 0.0  # training windows given a cleaner input (ddsp_demucs.data.input_blend)
+    breath_noise_fraction: float = 0.0  # training windows given a breathier voice (ddsp_demucs.data.breath_noise)
+    breath_noise_max_share: float = 0.1  # the added noise's power, up to this share of the true vocal's
 
     # The original code read the model's rates from this section (``config["training"]["sample_rate"]``); they
     # are set in ``data`` and readable here, read-only, once the section belongs to a :class:`Config`.

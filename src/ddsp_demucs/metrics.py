@@ -51,6 +51,7 @@ __all__ = [
     "REGION_NAMES",
     "band_error_db",
     "region_error_db",
+    "interharmonic_share",
 ]
 
 
@@ -607,3 +608,57 @@ def region_error_db(
     return {
         name: _ratio_db(float(error_per_sample[regions == i].sum()), ref_total) for i, name in enumerate(REGION_NAMES)
     }
+
+
+# ------------------------------------------------------------------------------------------ voice character
+def interharmonic_share(
+    audio: ArrayLike,
+    sample_rate: int,
+    f0_hz: ArrayLike,
+    frame_rate: float,
+    *,
+    n_fft: int = 4096,
+    band_hz: tuple[float, float] = (60.0, 5000.0),
+    half_width_hz: float = 25.0,
+) -> float:
+    """Share of a voice's power, in its voiced frames, that lies away from the harmonics of its F0.
+
+    ``audio (n_samples,)`` or ``(n_samples, n_channels)`` goes through a periodic-Hann STFT of ``n_fft`` samples,
+    hop ``n_fft // 4``, frames centred at ``m * hop`` (as :func:`band_error_db`), power summed over channels. Each
+    STFT frame takes the F0 of the F0 frame nearest its centre (F0 frame ``j`` at ``j / frame_rate`` s; 0 =
+    unvoiced). In the voiced frames, a bin inside ``band_hz`` is *harmonic* when its centre frequency lies within
+    ``half_width_hz`` of a multiple ``k * F0`` (``k >= 1``); the default covers the Hann main lobe (2 bins either
+    side: 21.5 Hz at 44.1 kHz and 4096 points). Returns::
+
+        sum_{voiced frames, band bins not harmonic} |X|^2 / sum_{voiced frames, band bins} |X|^2
+
+    in ``[0, 1]``: about 0 for a perfectly periodic voice with the right F0 (Hann side lobes leak a few tenths of a
+    percent), the share of non-harmonic bins for white noise; breath, roughness, reverberation and accompaniment
+    raise it. NaN when no voiced frame holds power in the band.
+    """
+    x = _as_float64_numpy(audio, "audio")
+    x = x[:, None] if x.ndim == 1 else x
+    f0 = _as_float64_numpy(f0_hz, "f0_hz")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"audio must be (n_samples,) or (n_samples, n_channels), got shape {x.shape}")
+    if f0.ndim != 1 or f0.size == 0 or np.any(f0 < 0):
+        raise ValueError(f"f0_hz must be a non-empty (n_frames,) array >= 0 (0 = unvoiced), got shape {f0.shape}")
+    if sample_rate <= 0 or not frame_rate or frame_rate <= 0 or n_fft < 4 or half_width_hz <= 0:
+        raise ValueError(
+            f"need sample_rate > 0, frame_rate > 0, n_fft >= 4, half_width_hz > 0; got {sample_rate}, "
+            f"{frame_rate}, {n_fft}, {half_width_hz}"
+        )
+    if not 0 <= band_hz[0] < band_hz[1]:
+        raise ValueError(f"band_hz must be (low, high) with 0 <= low < high, got {band_hz}")
+    hop = n_fft // 4
+    power = _power_spectrogram(x, n_fft, hop).sum(axis=0)  # (n_stft_frames, n_bins)
+    centres_s = np.arange(power.shape[0]) * hop / sample_rate
+    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)]
+    bin_hz = np.arange(power.shape[1]) * sample_rate / n_fft
+    in_band = (bin_hz >= band_hz[0]) & (bin_hz <= band_hz[1])
+    voiced = frame_f0 > 0
+    p, f = power[voiced][:, in_band], frame_f0[voiced][:, None]
+    nearest = np.maximum(np.round(bin_hz[in_band][None, :] / f), 1.0)  # the nearest harmonic, k >= 1
+    harmonic = np.abs(bin_hz[in_band][None, :] - nearest * f) <= half_width_hz
+    total = float(p.sum())
+    return float(p[~harmonic].sum() / total) if total > 0 else math.nan

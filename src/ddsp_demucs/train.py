@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,15 +35,15 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.config import Config, LossConfig, TrainingConfig
+from ddsp_demucs.data.breath_noise import add_breath_noise
 from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.demucs_wrappers import training_songs_warning
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
@@ -61,6 +62,7 @@ from ddsp_demucs.utils import (
 log = get_logger("train")
 route_lightning_logging()
 BLEND_STREAM = 1  # tells the input blend's random stream apart from others seeded by (seed, batch, rank)
+BREATH_STREAM = 2  # the breath-noise augmentation's stream
 AUDIO_KEYS = ("input_audio", "target_audio", "f0_hz", "f0_confidence", "loudness_db")
 
 
@@ -235,7 +237,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class _LastCheckpoint(ModelCheckpoint):
-    """``last.ckpt``: saved at each validation (and every ``every_n_train_steps``) and when training ends."""
+    """``last.ckpt``: saved at each validation (and every ``every_n_train_steps``) and when training ends.
+
+    A plain ``ModelCheckpoint`` (no monitor, top 1, named ``last``) plus the public ``on_train_end`` hook. Not
+    ``ModelCheckpoint(save_last=True)``: at the end of training that saves ``last.ckpt`` only if the run saved no
+    checkpoint before, so the steps after the last periodic save would be missing from it.
+    """
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.dirpath is not None and not trainer.interrupted:
@@ -255,8 +262,9 @@ def create_callbacks(
 
     ``checkpoint_dir/best.ckpt`` (lowest ``monitor``) and ``checkpoint_dir/last.ckpt`` (each validation,
     every ``every_n_train_steps`` if > 0, and at the end), early stopping after ``patience`` validations
-    without improvement, a learning-rate monitor, and (if ``log_dir``) TensorBoard and CSV loggers under
-    ``log_dir``. Loggers are returned in the same list; ``fit`` separates them.
+    without improvement, a learning-rate monitor, and (if ``log_dir``) loggers under ``log_dir``: TensorBoard
+    (``tensorboard/``) and CSV (``csv/metrics.csv``, continued when a run resumes: :class:`ResumableCSVLogger`).
+    Loggers are returned in the same list; ``fit`` separates them. Only Lightning's public API is used.
     """
     checkpoint_dir = Path(checkpoint_dir)
     items: list = [
@@ -289,25 +297,91 @@ def create_callbacks(
     return items
 
 
-class _AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued instead of deleted."""
+class ResumableCSVLogger(Logger):
+    """Metrics as CSV in ``save_dir/name/version/metrics.csv``, continued when a run resumes.
 
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
-                self.metrics_keys = list(csv.DictReader(fh).fieldnames or [])
+    Written the way Lightning's ``CSVLogger`` writes it: one row per :meth:`log_metrics` call holding ``step`` and
+    the values logged, columns sorted by name, an empty cell where a row lacks a column, and the file rewritten with
+    the wider header when a new metric appears. Unlike ``CSVLogger``, which deletes ``metrics.csv`` (with a warning)
+    when its folder is not empty, an existing file keeps its rows and new rows are appended under its header, so
+    the log of a resumed run holds the whole run. A pure implementation of Lightning's public ``Logger`` interface;
+    it writes on global rank 0 only, and buffers rows until :meth:`save` (which Lightning calls after each
+    ``log_metrics``) or :meth:`finalize`. Hyper-parameters are not written here: they are in ``config.yaml`` and in
+    every checkpoint.
+    """
 
+    NAME_METRICS_FILE = "metrics.csv"
 
-class ResumableCSVLogger(CSVLogger):
-    """A CSV logger whose ``metrics.csv`` keeps the rows of the run it resumes (Lightning's deletes them)."""
+    def __init__(self, save_dir: str | os.PathLike, name: str = "csv", version: str = ""):
+        super().__init__()
+        self._save_dir, self._name, self._version = os.fspath(save_dir), name, version
+        self.metrics_file_path = os.path.join(self.log_dir, self.NAME_METRICS_FILE)
+        self._rows: list[dict[str, Any]] = []
+        self._keys: list[str] | None = None  # the file's header, read from it when it is first needed
 
     @property
-    @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def save_dir(self) -> str:
+        return self._save_dir
+
+    @property
+    def root_dir(self) -> str:
+        return os.path.join(self._save_dir, self._name)
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.root_dir, self._version)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Nothing to do: the resolved config is ``config.yaml`` and part of every checkpoint."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        row = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
+        row["step"] = step if step is not None else len(self._rows)
+        self._rows.append(row)
+
+    @rank_zero_only
+    def save(self) -> None:
+        """Write the buffered rows: appended, or the whole file rewritten (atomically) when the header widens."""
+        if not self._rows:
+            return
+        path = Path(self.metrics_file_path)
+        exists = path.is_file()
+        if self._keys is None:
+            self._keys = []
+            if exists:
+                with open(path, newline="") as fh:
+                    self._keys = list(csv.DictReader(fh).fieldnames or [])
+        new_keys = set().union(*self._rows) - set(self._keys)
+        if new_keys:
+            self._keys = sorted({*self._keys, *new_keys})
+        if new_keys and exists:
+            with open(path, newline="") as fh:
+                old_rows = list(csv.DictReader(fh))
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self._keys)
+                writer.writeheader()
+                writer.writerows(old_rows)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a" if exists else "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self._keys)
+            if not exists:
+                writer.writeheader()
+            writer.writerows(self._rows)
+        self._rows = []
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
 
 
 # the model classes a checkpoint may name (its "model_class"); no other class is imported or built from a file
@@ -412,9 +486,10 @@ class DDSPLightningModule(L.LightningModule):
     def _noise_generator(self, index: int) -> torch.Generator:
         return torch.Generator().manual_seed((self.tcfg.seed * 1_000_003 + index) * 64 + self.global_rank)
 
-    def _blend_generator(self, index: int) -> torch.Generator:
-        """The draws of :func:`blend_toward_target` for batch ``index``: a stream apart from the model's noise."""
-        entropy = [self.tcfg.seed, index, self.global_rank, BLEND_STREAM]
+    def _draw_generator(self, index: int, stream: int) -> torch.Generator:
+        """The draws of an augmentation (``stream``: :data:`BLEND_STREAM`, :data:`BREATH_STREAM`) for batch
+        ``index``: streams apart from each other and from the model's noise."""
+        entropy = [self.tcfg.seed, index, self.global_rank, stream]
         return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
     def training_step(self, batch: dict, batch_idx: int):
@@ -430,11 +505,20 @@ class DDSPLightningModule(L.LightningModule):
                 k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in AUDIO_KEYS else v
                 for k, v in batch.items()
             }
+        if self.tcfg.breath_noise_fraction > 0:
+            batch = add_breath_noise(
+                batch,
+                fraction=self.tcfg.breath_noise_fraction,
+                max_share=self.tcfg.breath_noise_max_share,
+                generator=self._draw_generator(index, BREATH_STREAM),
+                sample_rate=self.config.data.train_sr,
+                frame_rate=self.config.data.frame_rate,
+            )
         if self.tcfg.input_blend_fraction > 0:
             batch = blend_toward_target(
                 batch,
                 fraction=self.tcfg.input_blend_fraction,
-                generator=self._blend_generator(index),
+                generator=self._draw_generator(index, BLEND_STREAM),
                 sample_rate=self.config.data.train_sr,
                 frame_rate=self.config.data.frame_rate,
             )
@@ -741,8 +825,22 @@ class DDSPTrainer:
         module.train_dataset = train_dataset
         module.provenance = training_provenance(train_dataset, module.model)
         val_loader = module.val_loader(validation_data) if validation_data is not None else None
-        trainer.fit(module, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+        with warnings.catch_warnings():
+            for message in _NOT_NEWS + (_NOT_NEWS_ON_RESUME if ckpt_path else ()):
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            trainer.fit(module, val_dataloaders=val_loader, ckpt_path=ckpt_path)
         return trainer
+
+
+# Lightning warnings that do not apply to this trainer (regular expressions matched at the message's start):
+_NOT_NEWS = (
+    # checkpoints are meant to hold the state after the step: resuming continues with the next batch
+    "Using ModelCheckpoint with manual optimization and every_n_train_steps",
+    # the training loader does resume mid-pass (ResumableSampler, from the batches consumed in the checkpoint)
+    "You're resuming from a checkpoint that ended before the epoch ended",
+)
+# ... nor when a run resumes: its checkpoint folder holds the checkpoints it continues
+_NOT_NEWS_ON_RESUME = ("Checkpoint directory .* exists and is not empty",)
 
 
 def _forward_params(model: torch.nn.Module) -> set[str]:

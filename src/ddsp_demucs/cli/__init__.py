@@ -18,7 +18,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "demo", "the whole pipeline on the embedded synthetic corpus, ending in runs/demo/report.html"),
     ("corpus", "corpus", "write the synthetic multitrack corpus or real remixes in the MUSDB18-HQ layout"),
     ("separate", "separate", "separate vocals from songs (Demucs or the fallback) and cache the stems"),
-    ("features", "features", "F0, confidence, loudness and spectral features of separated vocals; the segment gate"),
+    ("features", "features", "F0, confidence and loudness of separated vocals; the segment gate"),
     ("build-dataset", "build_dataset", "cut the accepted windows into memory-mappable training shards with a manifest"),
     ("train", "train", "train the residual DDSP model on a dataset directory (resumes from last.ckpt)"),
     (

@@ -1,8 +1,8 @@
 """Compute frame features of separated vocals and gate them into training windows.
 
 Reads STEMS_DIR/<separator>/<track>/vocals.wav (from `ddsp-demucs separate`) and writes, per track,
-OUT/<separator>/<track>.npz: f0_hz (0 = unvoiced), confidence, loudness_db (A-weighted), centroid_hz,
-flatness and harmonic_ratio at data.frame_rate frames per second (default 250). A re-run reuses feature files
+OUT/<separator>/<track>.npz: f0_hz (0 = unvoiced), confidence and loudness_db (A-weighted) at
+data.frame_rate frames per second (default 250). A re-run reuses feature files
 whose input checksum and parameters match.
 
 Then the gate: windows of data.win_s seconds every data.hop_s seconds over each track, accepted when the

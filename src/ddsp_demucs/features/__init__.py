@@ -6,7 +6,6 @@
   package), ``"pyin"`` the librosa reference.
 - :func:`~ddsp_demucs.features.controls.frame_controls` (``controls.py``): the model's frame controls (``f0_hz``,
   ``f0_confidence``, ``loudness_db``) of a signal, the one function the features, the dataset and refine use.
-- :func:`spectral_features` (``spectral.py``): centroid, flatness, harmonic ratio on the same grid.
 - :func:`compute_features`, :func:`run_features` (``pipeline.py``): all features of a signal; per-track
   feature files and ``accepted_segments.csv`` over a folder of separated vocals.
 - :func:`gate_windows`, :func:`write_segments_csv` (``gate.py``): the windows accepted for training.
@@ -25,7 +24,6 @@ from ddsp_demucs.features.pipeline import (
     track_features,
 )
 from ddsp_demucs.features.pitch import DEFAULT_METHOD, METHODS, extract_f0, n_frames_for
-from ddsp_demucs.features.spectral import harmonic_ratio, spectral_centroid, spectral_features, spectral_flatness
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -37,15 +35,11 @@ __all__ = [
     "compute_features",
     "extract_f0",
     "gate_windows",
-    "harmonic_ratio",
     "list_tracks",
     "load_features",
     "n_frames_for",
     "read_segments_csv",
     "run_features",
-    "spectral_centroid",
-    "spectral_features",
-    "spectral_flatness",
     "track_features",
     "write_segments_csv",
 ]

@@ -2,7 +2,7 @@
 
 Input layout (written by ``ddsp-demucs separate``): ``stems_dir/<separator>/<track>/vocals.wav``.
 Output: ``features_dir/<separator>/<track>.npz`` with float32 ``(n_frames,)`` arrays ``f0_hz``, ``confidence``,
-``loudness_db``, ``centroid_hz``, ``flatness``, ``harmonic_ratio`` and a JSON ``meta`` string (frame and sample
+``loudness_db`` and a JSON ``meta`` string (frame and sample
 rate, F0 method, voicing threshold, the input's SHA-256), written atomically; and
 ``features_dir/<separator>/accepted_segments.csv`` (see :mod:`ddsp_demucs.features.gate`). A re-run reuses a
 feature file whose input checksum and parameters match and recomputes the others.
@@ -24,12 +24,13 @@ from ddsp_demucs.audio_io import load_audio
 from ddsp_demucs.features.controls import frame_controls, to_feature_file
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
 from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, F0Tracker, as_mono
-from ddsp_demucs.features.spectral import spectral_features
 from ddsp_demucs.utils import atomic_path, get_logger, shard_of
 
 log = get_logger("features")
 
-FEATURE_KEYS = ("f0_hz", "confidence", "loudness_db", "centroid_hz", "flatness", "harmonic_ratio")
+# files written by earlier versions also hold centroid_hz, flatness and harmonic_ratio (spectral features that
+# nothing read): load_features ignores them, and a re-run reuses such files
+FEATURE_KEYS = ("f0_hz", "confidence", "loudness_db")
 SEGMENTS_CSV = "accepted_segments.csv"
 FORMAT_VERSION = 1
 
@@ -54,17 +55,14 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
     Returns:
         float32 ``(n_frames,)`` arrays ``f0_hz`` (Hz, 0 unvoiced), ``confidence`` ([0, 1]), ``loudness_db``
         (A-weighted, dB): the frame controls at ``sample_rate`` (:func:`ddsp_demucs.features.controls.frame_controls`,
-        ``f0_confidence`` stored as ``confidence``), and ``centroid_hz``, ``flatness``,
-        ``harmonic_ratio`` (see :mod:`ddsp_demucs.features.spectral`), plus ints ``frame_rate`` and
-        ``sample_rate``; ``n_frames = n_samples * frame_rate // sample_rate``, frame i centred at
-        ``i / frame_rate`` s.
+        ``f0_confidence`` stored as ``confidence``), plus ints ``frame_rate`` and ``sample_rate``;
+        ``n_frames = n_samples * frame_rate // sample_rate``, frame i centred at ``i / frame_rate`` s.
     """
     config = _default_config(config)
     frame_rate = int(config.data.frame_rate)
     mono = as_mono(audio)
     tracker = F0Tracker.from_config(config.features)
     out: dict[str, Any] = to_feature_file(frame_controls(mono, sample_rate, frame_rate, tracker=tracker))
-    out.update(spectral_features(mono, sample_rate, out["f0_hz"], frame_rate=frame_rate))
     out.update(frame_rate=frame_rate, sample_rate=int(sample_rate))
     return out
 
