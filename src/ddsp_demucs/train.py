@@ -246,7 +246,7 @@ class _LastCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.dirpath is not None and not trainer.interrupted:
-            trainer.save_checkpoint(os.path.join(self.dirpath, "last.ckpt"))
+            trainer.save_checkpoint(os.path.join(self.dirpath, "last.ckpt"), weights_only=False)  # resumable
 
 
 def create_callbacks(
