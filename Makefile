@@ -71,7 +71,7 @@ bench-quality: install
 # Its ablations (fewer steps, no gate, the band family only, trained through the gate, the harmonic model with and
 # without the mixture, the mask model trained on the fallback only, the recommended recipe that also learns from a
 # second small HTDemucs' separations, trained first where it has not been, a suppression-only mask, voices made
-# breathier), reusing bench-quality's stages;
+# breathier, on CREPE-tiny's or crepe-separated's controls), reusing bench-quality's stages;
 # bench/results/quality_ablations.json. Resumes.
 bench-quality-ablations: install
 	$(PY) -m bench quality_ablations

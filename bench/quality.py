@@ -38,7 +38,9 @@ and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablat
 - ``mask_suppress_2k``: the recommended recipe with a mask that can hardly boost (``model.mask_max=1.05``);
 - ``mask_breath_2k``: the recommended recipe with voices made breathier in half its training windows
   (:data:`BREATH`, :mod:`ddsp_demucs.data.breath_noise`: the songs it made worse are sung by voices with more power
-  between their harmonics than any training singer's, ``make bench-quality-diagnosis``).
+  between their harmonics than any training singer's, ``make bench-quality-diagnosis``); ``mask_breath_sep_2k``:
+  the same on controls tracked by ``crepe-separated`` (its own features and datasets; refine then tracks with it),
+  the other cause the diagnosis found being F0 tracked poorly after separation.
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -154,6 +156,9 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "mask_net_only_gated": Trained(GATED_WIDE, ("fallback", TRAINING_NETWORK)),
     "mask_suppress_2k": Trained(("training.max_steps=2000", "model.mask_max=1.05", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_breath_2k": Trained(("training.max_steps=2000", *BREATH, *GATED_WIDE), WIDE_SEPARATORS),
+    "mask_breath_sep_2k": Trained(
+        ("training.max_steps=2000", "features.f0_method=crepe-separated", *BREATH, *GATED_WIDE), WIDE_SEPARATORS
+    ),
 }
 RECOMMENDED = "mask_wide_gated_2k"
 BOOTSTRAP = 2000
@@ -198,15 +203,24 @@ def training_separator(name: str):
     return get_separator(name, repo=network.folder)
 
 
-def separator_dataset(config, separator, corpus: Path) -> Path:
-    """Stems, features and dataset of the corpus' training and validation songs separated by ``separator``, under
-    ``OUT`` (:func:`bench.real_singing.separated_dataset`); returns the dataset folder."""
-    from bench.real_singing import separated_dataset
+def feature_overrides(overrides: tuple[str, ...]) -> tuple[str, ...]:
+    """A system's ``features.*`` overrides: they change the controls of its training windows, so its datasets."""
+    return tuple(o for o in overrides if o.startswith("features."))
 
-    dataset = OUT / "datasets" / separator.name
+
+def separator_dataset(separator, corpus: Path, features: tuple[str, ...] = ()) -> Path:
+    """Stems, features and dataset of the corpus' training and validation songs separated by ``separator``, under
+    ``OUT`` (:func:`bench.real_singing.separated_dataset`), the features made with :data:`CONFIG` and the
+    ``features`` overrides (kept apart by a folder suffix naming them); returns the dataset folder."""
+    from bench.real_singing import separated_dataset
+    from ddsp_demucs.utils import load_config
+
+    suffix = "".join(f"_{o.removeprefix('features.').replace('=', '-')}" for o in features)
+    dataset = OUT / "datasets" / f"{separator.name}{suffix}"
     if (dataset / "manifest.json").is_file():
         return dataset
-    return separated_dataset(config, separator, corpus, OUT / "stems", OUT / "features", dataset)
+    config = load_config(ROOT / CONFIG, list(features))
+    return separated_dataset(config, separator, corpus, OUT / "stems", OUT / f"features{suffix}", dataset)
 
 
 def with_base(overrides: tuple[str, ...]) -> list[str]:
@@ -419,10 +433,13 @@ def run(
 
     log("demo model (synthetic voices only), as `make demo` trains it")
     checkpoints = {"demo": run_demo(config, OUT / "demo", progress=True).checkpoint}
-    needed = dict.fromkeys(name for system in systems.values() for name in system.separators)
-    datasets = {name: separator_dataset(config, training_separator(name), corpus) for name in needed}
+    needed = dict.fromkeys(
+        (name, feature_overrides(system.overrides)) for system in systems.values() for name in system.separators
+    )
+    datasets = {(name, fo): separator_dataset(training_separator(name), corpus, fo) for name, fo in needed}
     for name, system in systems.items():
-        checkpoints[name] = train_system(name, system.overrides, [datasets[s] for s in system.separators])
+        fo = feature_overrides(system.overrides)
+        checkpoints[name] = train_system(name, system.overrides, [datasets[s, fo] for s in system.separators])
 
     refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
     keys = {"identity": "identity", "comb": "comb"}

@@ -5,9 +5,9 @@ recommended model: fewer or more steps, no gate, the band family only, trained t
 composition with and without the accompaniment estimate, ``real``: the ``mask`` model trained on the fallback's
 separations only, as ``make bench-real`` trains it, and ``mask_net_gated_2k``, which also learns from a second
 small HTDemucs' separations; ``mask_suppress_2k``, whose mask can hardly exceed 1; ``mask_breath_2k``, trained
-with voices made breathier, :mod:`ddsp_demucs.data.breath_noise`) and the oracle bounds
-:data:`bench.quality.BOUNDS` (what a mask on the separated vocal, or giving back part of the accompaniment estimate,
-could gain at best) at every level of
+with voices made breathier, :mod:`ddsp_demucs.data.breath_noise`, and ``mask_breath_sep_2k``, the same on controls
+tracked by ``crepe-separated``) and the oracle bounds :data:`bench.quality.BOUNDS` (what a mask on the separated
+vocal, or giving back part of the accompaniment estimate, could gain at best) at every level of
 :data:`bench.quality.LEVELS`, reusing the default run's corpus, stems, features, datasets, demo model and scores;
 writes ``bench/results/quality_ablations.json`` and ``quality_ablations.png`` (the bounds in the JSON only).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bench.quality import ABLATIONS, BOUNDS, ROOT, run
 
-DEFAULT = False  # trains eleven more models (6-22 minutes each on 2 cores) and a separator network (20 minutes)
+DEFAULT = False  # trains twelve more models (6-22 minutes each on 2 cores) and a separator network (20 minutes)
 RESULT = ROOT / "bench" / "results" / "quality_ablations.json"
 PLOT = ROOT / "bench" / "results" / "quality_ablations.png"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import bench.quality as quality
 from bench.quality import LEVELS, RECOMMENDED, TRUE_LEVEL, Level, singer_bootstrap_median_ci, summarise, targets
 from ddsp_demucs.evaluate.summary import bootstrap_median_ci
 
@@ -65,3 +66,28 @@ def test_targets_follow_the_issue():
     assert all(targets(good).values())
     bad = {RECOMMENDED: entry(1.0, 0.15, true_db=20.0), "demo": entry(-0.1, 0.2), "comb": entry(3.0, 0.0)}
     assert not any(targets(bad).values())
+
+
+def test_feature_overrides_give_systems_their_own_datasets(tmp_path, monkeypatch):
+    overrides = ("training.max_steps=2000", "features.f0_method=crepe-separated", "model.ambiguity_gate=inference")
+    assert quality.feature_overrides(overrides) == ("features.f0_method=crepe-separated",)
+    assert quality.feature_overrides(("training.max_steps=2000",)) == ()
+    built = []
+
+    def fake_separated_dataset(config, separator, corpus, stems, features, dataset):
+        built.append((config.features.f0_method, features.name, dataset.name))
+        return dataset
+
+    monkeypatch.setattr(quality, "OUT", tmp_path)
+    monkeypatch.setattr("bench.real_singing.separated_dataset", fake_separated_dataset)
+
+    class Separator:
+        name = "oracle-bands4"
+
+    quality.separator_dataset(Separator(), tmp_path / "corpus")
+    quality.separator_dataset(Separator(), tmp_path / "corpus", quality.feature_overrides(overrides))
+    assert built[0][0] != "crepe-separated"  # the demo config's own tracker
+    assert built == [
+        (built[0][0], "features", "oracle-bands4"),
+        ("crepe-separated", "features_f0_method-crepe-separated", "oracle-bands4_f0_method-crepe-separated"),
+    ]
