@@ -282,6 +282,7 @@ class ResidualDDSPDecoder(nn.Module):
         mask_max: float = 4.0,
         n_mask_bands: int = 16,
     ):
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         super().__init__()
         if composition not in COMPOSITIONS:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
@@ -300,31 +301,7 @@ class ResidualDDSPDecoder(nn.Module):
             raise ValueError(f"mask_hop ({mask_hop}) must not exceed mask_n_fft ({mask_n_fft})")
         if not 0 < mask_min < 1 < mask_max:
             raise ValueError(f"need 0 < mask_min < 1 < mask_max, got {mask_min}, {mask_max}")
-        self.init_args = dict(
-            sample_rate=sample_rate,
-            frame_rate=frame_rate,
-            n_harmonics=n_harmonics,
-            n_noise_bands=n_noise_bands,
-            composition=composition,
-            hidden_size=hidden_size,
-            gru_units=gru_units,
-            n_fc_layers=n_fc_layers,
-            use_audio_encoder=use_audio_encoder,
-            use_accompaniment_encoder=use_accompaniment_encoder,
-            ambiguity_gate=ambiguity_gate,
-            n_mels=n_mels,
-            encoder_units=encoder_units,
-            reverb=reverb,
-            reverb_length=reverb_length,
-            mask_n_fft=mask_n_fft,
-            mask_hop=mask_hop,
-            voicing_threshold=voicing_threshold,
-            loudness_mean_db=loudness_mean_db,
-            loudness_std_db=loudness_std_db,
-            mask_min=mask_min,
-            mask_max=mask_max,
-            n_mask_bands=n_mask_bands,
-        )
+        self.init_args = arguments  # the constructor's arguments, for self-describing checkpoints
         self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
         self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
         self.composition = composition
