@@ -66,7 +66,7 @@ def error_change_by_frames(
         return (e[: n * samples_per_frame].reshape(n, samples_per_frame) ** 2).sum(axis=1)
 
     e_in, e_out = frame_error(separated), frame_error(refined)
-    total = float(frame_error(separated).sum())
+    total = float(e_in.sum())
     n = min(e_in.size, *(m.size for m in kinds.values()))
     return {k: float((e_out[:n][m[:n]] - e_in[:n][m[:n]]).sum() / total) for k, m in kinds.items()}
 
