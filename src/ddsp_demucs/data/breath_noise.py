@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ddsp_demucs.dsp import a_weighted_loudness
+from ddsp_demucs.data.input_blend import moved_loudness
 
 __all__ = ["vocal_shaped_noise", "add_breath_noise"]
 
@@ -50,8 +50,8 @@ def add_breath_noise(
 
     ``batch`` holds ``(B, n_samples)`` audio at ``sample_rate`` and ``loudness_db (B, n_frames)`` at ``frame_rate``
     (the input's A-weighted loudness, measured on the whole song): a changed window's ``loudness_db`` moves by the
-    change the noise makes to the loudness measured on the window (as :func:`~ddsp_demucs.data.input_blend.
-    blend_toward_target` does). F0 and confidence describe the vocal and are kept. Draws come from ``generator``
+    change the noise makes to the loudness measured on the window (:func:`~ddsp_demucs.data.input_blend.
+    moved_loudness`). F0 and confidence describe the vocal and are kept. Draws come from ``generator``
     only, so a batch is changed the same way on every run.
     """
     if not 0.0 <= fraction <= 1.0 or not 0.0 <= max_share:
@@ -77,12 +77,12 @@ def add_breath_noise(
             audio = batch[key].clone()
             audio[rows] += noise
             out[key] = audio
-    with torch.no_grad():
-        before, after = (
-            a_weighted_loudness(x[rows], sample_rate=sample_rate, frame_rate=frame_rate)
-            for x in (batch["input_audio"], out["input_audio"])
-        )
-    loudness = batch["loudness_db"].clone()
-    loudness[rows] += (after - before).to(loudness.dtype)
-    out["loudness_db"] = loudness
+    out["loudness_db"] = moved_loudness(
+        batch["loudness_db"],
+        rows,
+        batch["input_audio"][rows],
+        out["input_audio"][rows],
+        sample_rate=sample_rate,
+        frame_rate=frame_rate,
+    )
     return out

@@ -12,7 +12,7 @@ import torch
 
 from ddsp_demucs.dsp import a_weighted_loudness
 
-__all__ = ["blend_toward_target"]
+__all__ = ["blend_toward_target", "moved_loudness"]
 
 
 def blend_toward_target(
@@ -39,12 +39,29 @@ def blend_toward_target(
     rows = chosen.nonzero()[:, 0].to(inputs.device)
     a = alpha[chosen].to(device=inputs.device, dtype=inputs.dtype)[:, None]
     blended = targets[rows] + a * (inputs[rows] - targets[rows])
-    with torch.no_grad():
-        before, after = (
-            a_weighted_loudness(x, sample_rate=sample_rate, frame_rate=frame_rate) for x in (inputs[rows], blended)
-        )
-    loudness = batch["loudness_db"].clone()
-    loudness[rows] += (after - before).to(loudness.dtype)
+    loudness = moved_loudness(
+        batch["loudness_db"], rows, inputs[rows], blended, sample_rate=sample_rate, frame_rate=frame_rate
+    )
     input_audio = inputs.clone()
     input_audio[rows] = blended
     return {**batch, "input_audio": input_audio, "loudness_db": loudness}
+
+
+def moved_loudness(
+    loudness_db: torch.Tensor,
+    rows: torch.Tensor,
+    before: torch.Tensor,
+    after: torch.Tensor,
+    *,
+    sample_rate: int,
+    frame_rate: int,
+) -> torch.Tensor:
+    """A copy of ``loudness_db (B, n_frames)`` whose windows ``rows`` move by the change from input ``before`` to
+    input ``after`` (each ``(len(rows), n_samples)`` at ``sample_rate``) in the A-weighted loudness measured on the
+    window (:func:`ddsp_demucs.dsp.a_weighted_loudness` at ``frame_rate``): frames near a window's edges, whose
+    analysis reaches outside it, keep the song's context."""
+    with torch.no_grad():
+        old, new = (a_weighted_loudness(x, sample_rate=sample_rate, frame_rate=frame_rate) for x in (before, after))
+    loudness = loudness_db.clone()
+    loudness[rows] += (new - old).to(loudness.dtype)
+    return loudness
