@@ -40,7 +40,10 @@ and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablat
   (:data:`BREATH`, :mod:`ddsp_demucs.data.breath_noise`: the songs it made worse are sung by voices with more power
   between their harmonics than any training singer's, ``make bench-quality-diagnosis``); ``mask_breath_sep_2k``:
   the same on controls tracked by ``crepe-separated`` (its own features and datasets; refine then tracks with it),
-  the other cause the diagnosis found being F0 tracked poorly after separation.
+  the other cause the diagnosis found being F0 tracked poorly after separation; ``mask_breath_f0err_2k``:
+  ``mask_breath_2k`` with a tracker's F0 errors (octave and twelfth errors, a wrong pitch, a missed voicing) on one
+  span of 30 % of its training windows (:data:`F0_ERRORS`, :mod:`ddsp_demucs.data.f0_errors`), audio untouched, so
+  that it learns to leave the input alone where the F0 contradicts what it hears.
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -136,6 +139,8 @@ BOUNDS = {"bound_mask": "mask", "bound_restore": "restore"}
 GATED_WIDE = ("model.ambiguity_gate=inference", *QUALITY_TRAINING)
 # voices made breathier in half the training windows (ddsp_demucs.data.breath_noise; bench/quality_diagnosis.py)
 BREATH = ("training.breath_noise_fraction=0.5", "training.breath_noise_max_share=0.2")
+# a tracker's F0 errors in 30 % of the training windows (ddsp_demucs.data.f0_errors; bench/quality_diagnosis.py)
+F0_ERRORS = ("training.f0_error_fraction=0.3",)
 # bench.network_separator's second network (trained here on half the training singers; never a test level)
 TRAINING_NETWORK = "htdemucs_half_here"
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
@@ -159,6 +164,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "mask_breath_sep_2k": Trained(
         ("training.max_steps=2000", "features.f0_method=crepe-separated", *BREATH, *GATED_WIDE), WIDE_SEPARATORS
     ),
+    "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_wide_gated_2k"
 BOOTSTRAP = 2000

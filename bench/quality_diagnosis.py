@@ -2,13 +2,13 @@
 (= ``python -m bench quality_diagnosis``; after ``make bench-quality``, whose corpus, separations, scores and
 recommended checkpoint it reads; a few minutes).
 
-1. **Voice character**: :func:`ddsp_demucs.metrics.interharmonic_share` of every vocal take's true vocal (its F0
-   tracked by CREPE-tiny on the true vocal, as the quality benchmark's regions), median per singer, for the
+1. **Voice character**: :func:`ddsp_demucs.metrics.interharmonic_share` of every vocal take's true vocal (its F0:
+   :func:`reference_f0`, the pitch teacher's labels), median per singer, for the
    training, validation and test singers: how much of a voice's power lies between its harmonics (breath,
    roughness, room), and which test singers lie beyond the training singers' range.
 2. **At the network level** (``network_small``, the separator with a network's own errors), per test song: the
    recommended model's SI-SDR change (its stored score), the raw pitch accuracy and voicing false alarm of the F0
-   the model was given (tracked on the separated vocal) against the true vocal's, and where the refinement added
+   the model was given (tracked on the separated vocal) against :func:`reference_f0`, and where the refinement added
    or removed error (:func:`error_change_by_frames`).
 
 Writes ``bench/results/quality_diagnosis.json``.
@@ -71,7 +71,19 @@ def error_change_by_frames(
     return {k: float((e_out[:n][m[:n]] - e_in[:n][m[:n]]).sum() / total) for k, m in kinds.items()}
 
 
-def singer_shares(tracks, manifest: dict, cache) -> dict[str, float]:
+def reference_f0(track) -> np.ndarray:
+    """The true vocal's F0 ``(n_frames,)`` in Hz (0 = unvoiced) at ``REGION_F0_RATE``: the labels of ``make
+    bench-f0-separated``'s teacher (CREPE-full with Viterbi decoding, :func:`bench.f0_separated.teacher_labels`,
+    cached and shared with it). Not CREPE-tiny, which the quality benchmark's regions use: on one test singer's
+    clean vocal (gtsinger-DE-Tenor-1, ge05) it reports the third harmonic (about 670 Hz for a 230 Hz voice)."""
+    from bench import f0_separated
+    from ddsp_demucs.evaluate.songs import REGION_F0_RATE
+
+    assert f0_separated.LABEL_RATE == REGION_F0_RATE
+    return f0_separated.teacher_labels(track, f0_separated.OUT / "labels")["f0_hz"]
+
+
+def singer_shares(tracks, manifest: dict) -> dict[str, float]:
     """Median :func:`interharmonic_share` of each singer's true vocals (one song per take)."""
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.evaluate.songs import REGION_F0_RATE
@@ -84,7 +96,7 @@ def singer_shares(tracks, manifest: dict, cache) -> dict[str, float]:
             continue
         takes.add(info["vocal"])
         target = track.vocals()
-        f0 = cache.reference_f0(track.name, target, SAMPLE_RATE)
+        f0 = reference_f0(track)
         shares.setdefault(info["singer"], []).append(interharmonic_share(target, SAMPLE_RATE, f0, REGION_F0_RATE))
     return {singer: float(np.nanmedian(values)) for singer, values in sorted(shares.items())}
 
@@ -110,7 +122,7 @@ def main() -> None:
     cache = SongCache(OUT / "song_cache", separator, None, 0.5)
     train, test = (musdb_tracks(OUT / "corpus", subsets=(s,)) for s in ("train", "test"))
     log("voice character of the training and test singers' true vocals")
-    shares = singer_shares([*train, *test], manifest, cache)  # the corpus' train folder holds validation songs
+    shares = singer_shares([*train, *test], manifest)  # the corpus' train folder holds validation songs
     character = {
         split: {singer: shares[singer] for singer in manifest["singers"][split]}
         for split in ("train", "validation", "test")
@@ -126,7 +138,7 @@ def main() -> None:
     for track in test:
         mixture, target = track.mixture(), track.vocals()
         separated = cache.separated(track.name, mixture, SAMPLE_RATE, target)
-        reference = cache.reference_f0(track.name, target, SAMPLE_RATE)
+        reference = reference_f0(track)
         tracked = tracker.track(separated, SAMPLE_RATE, REGION_F0_RATE)[0]
         n = min(reference.size, tracked.size)
         refined = refine(separated, SAMPLE_RATE, target, mixture)
@@ -174,8 +186,9 @@ def main() -> None:
             "summary": summary,
             LEVEL: songs,
             "protocol": "interharmonic share: ddsp_demucs.metrics.interharmonic_share of the true vocal, F0 by "
-            "CREPE-tiny on the true vocal (100 frames/s), median over a singer's takes; F0 accuracy: the tracker of "
-            "the checkpoint on the separated vocal against CREPE-tiny on the true vocal (50 cents); error change: "
+            "CREPE-full with Viterbi on the true vocal (bench.f0_separated.teacher_labels, 100 frames/s), median "
+            "over a singer's takes; F0 accuracy: the tracker of the checkpoint on the separated vocal against that "
+            "reference (50 cents); error change: "
             "share of the separated vocal's SI-SDR error energy added (+) or removed (-) in each kind of frame",
         },
     )

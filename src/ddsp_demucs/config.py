@@ -184,6 +184,7 @@ class TrainingConfig(_Section):
         "min_lr_ratio": FRACTION,
         "input_blend_fraction": FRACTION,
         "breath_noise_fraction": FRACTION,
+        "f0_error_fraction": FRACTION,
         "breath_noise_max_share": NON_NEGATIVE,
     }
 
@@ -212,6 +213,7 @@ class TrainingConfig(_Section):
     input_blend_fraction: float = 0.0  # training windows given a cleaner input (ddsp_demucs.data.input_blend)
     breath_noise_fraction: float = 0.0  # training windows given a breathier voice (ddsp_demucs.data.breath_noise)
     breath_noise_max_share: float = 0.1  # the added noise's power, up to this share of the true vocal's
+    f0_error_fraction: float = 0.0  # training windows given a tracker's F0 error (ddsp_demucs.data.f0_errors)
 
     # The original code read the model's rates from this section (``config["training"]["sample_rate"]``); they
     # are set in ``data`` and readable here, read-only, once the section belongs to a :class:`Config`.

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.config import Config, LossConfig, TrainingConfig
 from ddsp_demucs.data.breath_noise import add_breath_noise
+from ddsp_demucs.data.f0_errors import add_f0_errors
 from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.demucs_wrappers import training_songs_warning
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
@@ -63,6 +64,7 @@ log = get_logger("train")
 route_lightning_logging()
 BLEND_STREAM = 1  # tells the input blend's random stream apart from others seeded by (seed, batch, rank)
 BREATH_STREAM = 2  # the breath-noise augmentation's stream
+F0_ERROR_STREAM = 3  # the F0-error augmentation's stream
 AUDIO_KEYS = ("input_audio", "target_audio", "f0_hz", "f0_confidence", "loudness_db")
 
 
@@ -487,8 +489,8 @@ class DDSPLightningModule(L.LightningModule):
         return torch.Generator().manual_seed((self.tcfg.seed * 1_000_003 + index) * 64 + self.global_rank)
 
     def _draw_generator(self, index: int, stream: int) -> torch.Generator:
-        """The draws of an augmentation (``stream``: :data:`BLEND_STREAM`, :data:`BREATH_STREAM`) for batch
-        ``index``: streams apart from each other and from the model's noise."""
+        """The draws of an augmentation (``stream``: :data:`BLEND_STREAM`, :data:`BREATH_STREAM`,
+        :data:`F0_ERROR_STREAM`) for batch ``index``: streams apart from each other and from the model's noise."""
         entropy = [self.tcfg.seed, index, self.global_rank, stream]
         return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
@@ -521,6 +523,12 @@ class DDSPLightningModule(L.LightningModule):
                 generator=self._draw_generator(index, BLEND_STREAM),
                 sample_rate=self.config.data.train_sr,
                 frame_rate=self.config.data.frame_rate,
+            )
+        if self.tcfg.f0_error_fraction > 0:
+            batch = add_f0_errors(
+                batch,
+                fraction=self.tcfg.f0_error_fraction,
+                generator=self._draw_generator(index, F0_ERROR_STREAM),
             )
         out = self(batch, generator=self._noise_generator(index))
         audio = out["audio"]
