@@ -12,7 +12,9 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``mask_wide_gated_2k`` (:data:`RECOMMENDED`): the demo config's ``mask`` model trained for 2000 steps on the
+- ``mask_sep_2k`` (:data:`RECOMMENDED`): the demo config's ``mask`` model, on F0 tracked by ``crepe-separated``
+  (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and datasets, and refine
+  tracks with it), trained for 2000 steps on the
   songs separated by every separator of :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band
   pooling, bleed floor, random mask error, under-suppression; windows of all of them drawn together), with the
   do-no-harm term and 30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``); when
@@ -20,7 +22,9 @@ and the systems trained here on the training singers' songs, :data:`SYSTEMS` in 
   moved toward 1 by the separation ambiguity ``4 m (1 - m)`` of the separator's own mask ``m = |separated| /
   |mixture|``, so a bin the separator gave wholly to one source is left alone);
 
-and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``), each one change away:
+and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``), each one change away
+from ``mask_wide_gated_2k``, the same recipe on CREPE-tiny's F0 (recommended until ``mask_sep_2k`` made fewer
+songs worse at 6 of 9 levels, exp004):
 
 - ``mask_wide_gated`` and ``mask_wide_gated_4k``: the same at 1000 and 4000 steps; ``mask_wide``: 1000 steps
   without the gate;
@@ -43,8 +47,7 @@ and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablat
   the other cause the diagnosis found being F0 tracked poorly after separation; ``mask_breath_f0err_2k``:
   ``mask_breath_2k`` with a tracker's F0 errors (octave and twelfth errors, a wrong pitch, a missed voicing) on one
   span of 30 % of its training windows (:data:`F0_ERRORS`, :mod:`ddsp_demucs.data.f0_errors`), audio untouched, so
-  that it learns to leave the input alone where the F0 contradicts what it hears; ``mask_sep_2k``: the recommended
-  recipe on controls tracked by ``crepe-separated`` (no breath noise).
+  that it learns to leave the input alone where the F0 contradicts what it hears.
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -145,9 +148,12 @@ F0_ERRORS = ("training.f0_error_fraction=0.3",)
 # bench.network_separator's second network (trained here on half the training singers; never a test level)
 TRAINING_NETWORK = "htdemucs_half_here"
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
+    "mask_sep_2k": Trained(
+        ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE), WIDE_SEPARATORS
+    ),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
+    "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_wide_gated": Trained(GATED_WIDE, WIDE_SEPARATORS),
     "mask_wide_gated_4k": Trained(("training.max_steps=4000", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_wide": Trained(tuple(QUALITY_TRAINING), WIDE_SEPARATORS),
@@ -166,11 +172,8 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
         ("training.max_steps=2000", "features.f0_method=crepe-separated", *BREATH, *GATED_WIDE), WIDE_SEPARATORS
     ),
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
-    "mask_sep_2k": Trained(
-        ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE), WIDE_SEPARATORS
-    ),
 }
-RECOMMENDED = "mask_wide_gated_2k"
+RECOMMENDED = "mask_sep_2k"
 BOOTSTRAP = 2000
 
 
