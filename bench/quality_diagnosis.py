@@ -74,7 +74,7 @@ def error_change_by_frames(
 def singer_shares(tracks, manifest: dict, cache) -> dict[str, float]:
     """Median :func:`interharmonic_share` of each singer's true vocals (one song per take)."""
     from ddsp_demucs.data import SAMPLE_RATE
-    from ddsp_demucs.evaluate.songs import REGION_F0_RATE
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE
     from ddsp_demucs.metrics import interharmonic_share
 
     takes, shares = set(), {}
@@ -90,13 +90,13 @@ def singer_shares(tracks, manifest: dict, cache) -> dict[str, float]:
 
 
 def main() -> None:
+    from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import SAMPLE_RATE, musdb_tracks
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate.songs import REGION_F0_RATE, SongCache, model_refiner
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE, SongCache, model_refiner
+    from ddsp_demucs.inference.refine import f0_tracker
     from ddsp_demucs.metrics import raw_pitch_accuracy, voicing_false_alarm
-    from ddsp_demucs.refine import f0_tracker
-    from ddsp_demucs.train import load_model
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.trainer import load_model
 
     checkpoint = OUT / "recommended" / "model.ckpt"
     scores = OUT / "scores" / RECOMMENDED / f"{LEVEL}.json"

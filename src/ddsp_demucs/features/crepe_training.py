@@ -89,7 +89,7 @@ def train_tracker(
     steps continues to ``config.steps``, one of more is an error). Returns the network in eval mode."""
     from tqdm.auto import tqdm
 
-    from ddsp_demucs.utils import atomic_path
+    from ddsp_demucs.core.utils import atomic_path
 
     if not songs:
         raise ValueError("train_tracker needs at least one song")
