@@ -43,7 +43,7 @@ def _child(run_dir: str, crepe_hop: str) -> dict:
     import ddsp_demucs
     from ddsp_demucs.data import load_dataset
     from ddsp_demucs.evaluation import evaluate_model
-    from ddsp_demucs.training.trainer import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     torch.set_num_threads(THREADS)
     model = load_model(Path(run_dir) / "model.ckpt")

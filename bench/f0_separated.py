@@ -204,7 +204,7 @@ def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]], weight
     from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner
     from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.metrics import si_sdr
-    from ddsp_demucs.training.trainer import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     checkpoint = QUALITY_OUT / "recommended" / "model.ckpt"
     model = load_model(checkpoint)

@@ -418,7 +418,8 @@ def run(
     from ddsp_demucs.demo import run_demo
     from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner, oracle_refiner
     from ddsp_demucs.features.pipeline import file_sha256
-    from ddsp_demucs.training.trainer import load_model, setup_training_environment
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.environment import setup_training_environment
 
     if not (SHARED / "index.csv").is_file():
         print(f"quality: {SHARED}/index.csv not found; this benchmark needs the real audio of ../shared/data")

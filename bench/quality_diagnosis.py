@@ -96,7 +96,7 @@ def main() -> None:
     from ddsp_demucs.inference.refine import f0_tracker
     from ddsp_demucs.metrics import raw_pitch_accuracy, voicing_false_alarm
     from ddsp_demucs.separation.demucs import get_separator
-    from ddsp_demucs.training.trainer import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     checkpoint = OUT / "recommended" / "model.ckpt"
     scores = OUT / "scores" / RECOMMENDED / f"{LEVEL}.json"

@@ -237,8 +237,9 @@ def main() -> None:
     from ddsp_demucs.evaluation import write_evaluation
     from ddsp_demucs.evaluation.songs import comb_refiner, evaluate_songs, model_refiner
     from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.environment import setup_training_environment
     from ddsp_demucs.training.provenance import read_provenance
-    from ddsp_demucs.training.trainer import load_model, setup_training_environment
 
     if not (SHARED / "index.csv").is_file():
         print(f"real_singing: {SHARED}/index.csv not found; this benchmark needs the real audio of ../shared/data")

@@ -65,7 +65,8 @@ def main() -> None:
     from ddsp_demucs.evaluation import write_evaluation
     from ddsp_demucs.evaluation.songs import evaluate_songs, model_refiner
     from ddsp_demucs.separation.demucs import get_separator
-    from ddsp_demucs.training.trainer import load_model, setup_training_environment
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.environment import setup_training_environment
 
     checkpoints = {name: OUT / name / "model.ckpt" for name in MODELS}
     missing = [str(p) for p in checkpoints.values() if not p.is_file()]

@@ -87,7 +87,8 @@ def train_steps(examples: list[dict], device: str, precision: str, steps: int) -
     from lightning.pytorch.callbacks import Callback
 
     from ddsp_demucs.core.utils import load_config
-    from ddsp_demucs.training.trainer import DDSPTrainer, setup_training_environment
+    from ddsp_demucs.training.environment import setup_training_environment
+    from ddsp_demucs.training.trainer import DDSPTrainer
 
     class Record(Callback):
         def __init__(self):
@@ -177,7 +178,8 @@ DDP_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {scripts!r})
 from gpu_check import ExampleList, song_examples
-from ddsp_demucs.training.trainer import DDSPTrainer, setup_training_environment
+from ddsp_demucs.training.environment import setup_training_environment
+from ddsp_demucs.training.trainer import DDSPTrainer
 from ddsp_demucs.core.utils import load_config
 setup_training_environment(seed=0)
 config = load_config({config!r}, ["training.batch_size=4", "training.n_audio_examples=0", "training.devices=2",

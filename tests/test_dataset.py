@@ -234,7 +234,7 @@ def test_inconsistent_windows_and_missing_csv_are_errors(pipeline, tmp_path):
 
 
 def test_loading_errors_and_dataloader(pipeline, tmp_path):
-    from ddsp_demucs.training.trainer import collate
+    from ddsp_demucs.training.batches import collate
 
     with pytest.raises(InputError, match="manifest.json: not found"):
         load_dataset(tmp_path / "nothing")

@@ -51,7 +51,7 @@ from ddsp_demucs.evaluation import (
 from ddsp_demucs.features import extract_f0
 from ddsp_demucs.metrics import f0_metrics, log_spectral_distance, sdr, si_sdr, spectral_convergence
 from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.training.trainer import collate
+from ddsp_demucs.training.batches import collate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

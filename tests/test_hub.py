@@ -22,9 +22,9 @@ from helpers import make_example, refine_cli, song, write
 from ddsp_demucs import InputError
 from ddsp_demucs.cli import build_parser
 from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.training.checkpoints import load_model
 from ddsp_demucs.training.hub import resolve_checkpoint
 from ddsp_demucs.training.provenance import read_provenance
-from ddsp_demucs.training.trainer import load_model
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REFERENCE = "hf://owner/repo/model.ckpt"

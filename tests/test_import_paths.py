@@ -8,7 +8,7 @@ import importlib
 import pytest
 from helpers import tiny_model
 
-from ddsp_demucs.training.trainer import MODEL_CLASSES, model_class_name
+from ddsp_demucs.training.checkpoints import MODEL_CLASSES, model_class_name
 
 # (old path, name, the module that defines it now)
 OLD_PATHS = [
@@ -16,10 +16,10 @@ OLD_PATHS = [
     ("ddsp_demucs.data", "build_dataset_from_segments", "ddsp_demucs.data.dataset"),
     ("ddsp_demucs.data", "musdb_tracks", "ddsp_demucs.corpus.sources"),
     ("ddsp_demucs.model", "ResidualDDSPDecoder", "ddsp_demucs.model.decoder"),
-    ("ddsp_demucs.train", "load_model", "ddsp_demucs.training.trainer"),
+    ("ddsp_demucs.train", "load_model", "ddsp_demucs.training.checkpoints"),
     ("ddsp_demucs.train", "DDSPTrainer", "ddsp_demucs.training.trainer"),
-    ("ddsp_demucs.train", "create_callbacks", "ddsp_demucs.training.trainer"),
-    ("ddsp_demucs.train", "setup_training_environment", "ddsp_demucs.training.trainer"),
+    ("ddsp_demucs.train", "create_callbacks", "ddsp_demucs.training.callbacks"),
+    ("ddsp_demucs.train", "setup_training_environment", "ddsp_demucs.training.environment"),
     ("ddsp_demucs.evaluate", "evaluate_model", "ddsp_demucs.evaluation.core"),
     ("ddsp_demucs.evaluate", "summarize", "ddsp_demucs.evaluation.summary"),
     ("ddsp_demucs.evaluate", "plot_evaluation_results", "ddsp_demucs.evaluation.plots"),

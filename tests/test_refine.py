@@ -361,7 +361,7 @@ def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
 
 
 def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path, checkpoint):
-    from ddsp_demucs.training.trainer import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     path = write(tmp_path / "a.wav", song(2.0), 44100)
     assert (

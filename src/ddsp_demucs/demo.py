@@ -83,7 +83,8 @@ def run_demo(
     from ddsp_demucs.features import run_features
     from ddsp_demucs.separation.cache import separate_tracks
     from ddsp_demucs.separation.demucs import get_separator
-    from ddsp_demucs.training.trainer import load_model, train_from_config
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.trainer import train_from_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,8 @@ trained with :func:`~ddsp_demucs.training.trainer.train_from_config` into ``out_
 
 - the final model (``last.ckpt``) evaluated on the whole validation set: the training loss (mean over
   examples) and SI-SDR (median; the separated input's median for reference, and the paired improvement);
-- diverged: training stopped with :class:`~ddsp_demucs.training.trainer.TrainingDiverged` (too many non-finite steps),
-  the final model gives non-finite validation outputs or loss, or the training loss blew up (its median over
+- diverged: training stopped with :class:`~ddsp_demucs.training.environment.TrainingDiverged` (too many non-finite
+  steps), the final model gives non-finite validation outputs or loss, or the training loss blew up (its median over
   the last :data:`EDGE_STEPS` (10) steps exceeds :data:`SPIKE_FACTOR` times the median over the first 10);
   steps the trainer skipped as non-finite are counted either way and left out of the loss and gradient
   statistics. A run can also end finite but useless (e.g. a saturated network whose gradient norm collapses):
@@ -59,7 +59,10 @@ from ddsp_demucs.evaluation.common import (
     write_markdown,
 )
 from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.training.trainer import LossTerms, TrainingDiverged, load_model, train_from_config
+from ddsp_demucs.training.checkpoints import load_model
+from ddsp_demucs.training.environment import TrainingDiverged
+from ddsp_demucs.training.losses import LossTerms
+from ddsp_demucs.training.trainer import train_from_config
 
 log = get_logger("analysis.stability")
 route_lightning_logging()

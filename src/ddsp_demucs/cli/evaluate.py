@@ -171,7 +171,7 @@ def headline(summary: dict, what: str) -> str:
 def load_refinement_model(checkpoint: str | Path):
     """The ResidualDDSPDecoder of ``checkpoint``; DDSPDemucsError naming the file otherwise."""
     from ddsp_demucs.model import ResidualDDSPDecoder
-    from ddsp_demucs.training.trainer import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     model = load_model(checkpoint)
     if not isinstance(model, ResidualDDSPDecoder):

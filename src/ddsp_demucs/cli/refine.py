@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.model import ResidualDDSPDecoder
     from ddsp_demucs.separation.demucs import get_separator
     from ddsp_demucs.separation.oracle import is_oracle_name
+    from ddsp_demucs.training.checkpoints import load_model
     from ddsp_demucs.training.provenance import provenance_warnings
-    from ddsp_demucs.training.trainer import load_model
 
     if is_oracle_name(args.separator):
         raise InputError(

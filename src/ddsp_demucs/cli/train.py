@@ -2,7 +2,7 @@
 
 Reads DIR's train and validation splits (written by `ddsp-demucs build-dataset`), trains with the config's
 model / loss / training sections, and writes into OUT: config.yaml (resolved), checkpoints/best.ckpt and
-checkpoints/last.ckpt (each loadable alone with ddsp_demucs.training.trainer.load_model), logs/tensorboard and
+checkpoints/last.ckpt (each loadable alone with ddsp_demucs.training.checkpoints.load_model), logs/tensorboard and
 logs/csv/metrics.csv, and train_summary.json. Re-running with the same OUT resumes from last.ckpt (no step
 lost or repeated) unless --no-resume is given; it refuses, naming the settings, when the run in OUT was trained
 with other settings (only its length, logging, checkpointing and hardware may change: training.max_steps, ...).

@@ -14,7 +14,7 @@ import torch
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.core.utils import atomic_path, write_json_atomic, write_text_atomic
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.training.trainer import collate
+from ddsp_demucs.training.batches import collate
 
 MRSTFT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64)  # the metric's resolutions (the loss' default)
 

@@ -48,7 +48,7 @@ from ddsp_demucs.metrics import (
     si_sdr,
     spectral_convergence,
 )
-from ddsp_demucs.training.trainer import collate
+from ddsp_demucs.training.batches import collate
 
 log = get_logger("evaluate")
 
@@ -295,7 +295,7 @@ def evaluate_model(
 
     Args:
         model: a :class:`~ddsp_demucs.model.ResidualDDSPDecoder` (e.g. from
-            :func:`ddsp_demucs.training.trainer.load_model`); run in eval mode under ``torch.inference_mode``.
+            :func:`ddsp_demucs.training.checkpoints.load_model`); run in eval mode under ``torch.inference_mode``.
         dataset: items with ``input_audio``, ``target_audio`` ``(n_samples,)`` (and optionally
             ``mixture_audio``), ``f0_hz``, ``f0_confidence``, ``loudness_db`` ``(n_frames,)``, ``track``,
             ``start_s``, at the model's rates; its ``manifest["separator"]`` names the baseline.

@@ -271,7 +271,8 @@ def refine_vocals(
     """Refine a separated vocal with ``model`` (see the module docstring for the method).
 
     Args:
-        model: a :class:`ResidualDDSPDecoder` (e.g. from :func:`ddsp_demucs.training.trainer.load_model`), in eval mode.
+        model: a :class:`ResidualDDSPDecoder` (e.g. from :func:`~ddsp_demucs.training.checkpoints.load_model`), in
+            eval mode.
         vocals: ``(n_samples, n_channels)`` float at ``sample_rate`` Hz, any rate, one or more channels.
         window_s, overlap_s: window length and crossfade overlap in seconds (``window_s=None``: one window
             over the whole song, memory growing with its length).
