@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 import yaml
 
 from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.core.config import Config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -193,7 +194,6 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     ``overrides`` are ``section.key=value`` strings (value parsed as YAML). Unknown keys and values of the
     wrong type raise :class:`ConfigError` naming the key. ``path=None`` gives the defaults.
     """
-    from ddsp_demucs.core.config import Config
 
     raw: dict = _read_yaml_with_base(Path(path)) if path is not None else {}
     for item in overrides:

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ddsp_demucs.core.audio_io import load_audio, resample
+
 PITCH_SEMITONES = (-3.0, 3.0)  # uniform; F0 annotations scale with it
 STRETCH = (0.9, 1.1)  # uniform speed factor: > 1 is faster (shorter)
 FORMANT_SEMITONES = (-2.0, 2.0)  # uniform, drawn for half the takes, 0 for the others
@@ -103,8 +105,6 @@ def augment_vocal(
     same rate. Impulse responses are read from ``shared_data``."""
     import pedalboard
     import scipy.signal
-
-    from ddsp_demucs.core.audio_io import load_audio, resample
 
     a = augmentation
     audio = np.asarray(vocal, dtype=np.float32)[None, :]

@@ -36,6 +36,7 @@ from ddsp_demucs.corpus.sources import (
     read_f0_csv,
     write_f0_csv,
 )
+from ddsp_demucs.corpus.synthetic import generate_song
 
 log = get_logger(__name__)
 
@@ -272,8 +273,6 @@ def accompaniment_pool_keys(entries: Sequence[IndexEntry], n_synthetic_bands: in
 def load_accompaniment(key: str, shared_data: Path, entries: Sequence[IndexEntry], seed: int) -> np.ndarray:
     """The accompaniment of a pool key, float32 ``(n_samples, 2)`` at 44.1 kHz."""
     if key.startswith("synthetic_band_"):
-        from ddsp_demucs.corpus.synthetic import generate_song
-
         song = generate_song(int(_unit_hash(seed, key) * 2**31), SYNTHETIC_BAND_S, SAMPLE_RATE)
         return song.stems["drums"] + song.stems["bass"] + song.stems["other"]
     stems = [e for e in entries if e.kind == "accompaniment_stem" and str(Path(e.path).parent) == key]

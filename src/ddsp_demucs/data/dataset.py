@@ -46,7 +46,11 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.core.audio_io import load_audio
+from ddsp_demucs.core.config import Config
 from ddsp_demucs.core.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
+from ddsp_demucs.corpus.sources import musdb_tracks
+from ddsp_demucs.features import load_features, read_segments_csv
 from ddsp_demucs.features.controls import CONTROL_KEYS, dataset_controls, mono_at
 from ddsp_demucs.features.pipeline import file_sha256
 from ddsp_demucs.separation.demucs import training_songs_warning
@@ -187,8 +191,6 @@ def _shard_arrays(
     track, starts_s: list[float], vocals: Path, vocals_sha256: str, features_path: Path, req: _Request
 ) -> dict:
     """The arrays of one song's shard (see the module docstring)."""
-    from ddsp_demucs.core.audio_io import load_audio
-    from ddsp_demucs.features import load_features
 
     feats = load_features(features_path)
     if int(feats["frame_rate"]) != req.frame_rate:
@@ -283,10 +285,6 @@ def build_dataset_from_segments(
         :class:`InputError` when the CSV is missing or malformed, or no window at all could be written.
     """
     from tqdm import tqdm
-
-    from ddsp_demucs.core.config import Config
-    from ddsp_demucs.corpus.sources import musdb_tracks
-    from ddsp_demucs.features import read_segments_csv
 
     config = config if config is not None else Config()
     csv_path, stems_dir, out = Path(accepted_segments_csv), Path(stems_dir), Path(dataset_dir)

@@ -10,6 +10,7 @@ Quick start (as the original README)::
     write_report("results", summary, results)
 """
 
+from ddsp_demucs.evaluation.common import mrstft_distance
 from ddsp_demucs.evaluation.core import (
     EXCERPT_S,
     METRIC_KEYS,
@@ -22,7 +23,6 @@ from ddsp_demucs.evaluation.core import (
     evaluate_tracks,
     loudest_start,
     metric_spec,
-    mrstft_distance,
     rms_db,
     track_f0,
     waveform_metrics,

@@ -80,12 +80,18 @@ def run_model(model: torch.nn.Module, batch: dict, seed: int) -> torch.Tensor:
     return out["audio"].detach().float()
 
 
+def mrstft_distance() -> MultiResolutionSTFTLoss:
+    """The MR-STFT distance metric: :class:`~ddsp_demucs.dsp.MultiResolutionSTFTLoss` at the analyses'
+    resolutions (2048 ... 64 samples, linear + log magnitude), a scalar for ``(channels, n_samples)`` pairs."""
+    return MultiResolutionSTFTLoss(fft_sizes=MRSTFT_FFT_SIZES)
+
+
 class MRSTFTDistance:
     """Multi-resolution STFT distance per example: ``(batch, n_samples)`` x2 -> numpy ``(batch,)``
     (:class:`~ddsp_demucs.dsp.MultiResolutionSTFTLoss` with its default resolutions, linear + log magnitude)."""
 
     def __init__(self) -> None:
-        self.loss = MultiResolutionSTFTLoss(fft_sizes=MRSTFT_FFT_SIZES)
+        self.loss = mrstft_distance()
 
     def __call__(self, estimate: torch.Tensor, target: torch.Tensor) -> np.ndarray:
         with torch.no_grad():

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.core.utils import get_logger
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.evaluation.common import MODEL_NOISE, MRSTFT_FFT_SIZES, check_rates, example_seed, select_indices
+from ddsp_demucs.evaluation.common import MODEL_NOISE, check_rates, example_seed, mrstft_distance, select_indices
 from ddsp_demucs.features.pitch import F0Tracker
 from ddsp_demucs.inference.refine import f0_tracker
 from ddsp_demucs.metrics import (
@@ -196,12 +196,6 @@ def waveform_metrics(
             "log_spectral_distance": float(log_spectral_distance(est_t, ref_t).double().mean()),
             "mrstft": float(mrstft(est_t, ref_t)),
         }
-
-
-def mrstft_distance() -> MultiResolutionSTFTLoss:
-    """The MR-STFT distance metric: :class:`~ddsp_demucs.dsp.MultiResolutionSTFTLoss` at the analyses'
-    resolutions (2048 ... 64 samples, linear + log magnitude), a scalar for ``(channels, n_samples)`` pairs."""
-    return MultiResolutionSTFTLoss(fft_sizes=MRSTFT_FFT_SIZES)
 
 
 def track_f0(
@@ -594,7 +588,6 @@ __all__ = [
     "evaluate_model",
     "evaluate_tracks",
     "metric_spec",
-    "mrstft_distance",
     "waveform_metrics",
     "track_f0",
     "loudest_start",

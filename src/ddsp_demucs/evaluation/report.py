@@ -23,6 +23,7 @@ from ddsp_demucs.core.utils import write_text_atomic
 from ddsp_demucs.evaluation.core import EvaluationResults, ExampleAudio
 from ddsp_demucs.evaluation.plots import evaluation_figures, figure_png
 from ddsp_demucs.evaluation.summary import verdict
+from ddsp_demucs.separation.demucs import FALLBACK_NAME
 
 MAX_AUDIO_EXAMPLES = 4
 MAX_AUDIO_BYTES = 8_000_000  # WAV bytes embedded at most (examples beyond it get no players)
@@ -110,7 +111,6 @@ def _verdict_html(summary: dict) -> str:
 
 
 def _separator_html(summary: dict) -> str:
-    from ddsp_demucs.separation.demucs import FALLBACK_NAME
 
     sep = summary.get("separator", "unknown")
     text = f"<p>Separator (the baseline): <b>{_e(sep)}</b>.</p>"

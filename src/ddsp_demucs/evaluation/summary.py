@@ -16,6 +16,7 @@ import numpy as np
 
 from ddsp_demucs.evaluation.common import finite_or_none, write_csv
 from ddsp_demucs.evaluation.core import EvaluationResults, metric_spec
+from ddsp_demucs.separation.demucs import FALLBACK_NAME
 
 BOOTSTRAP_MAX_ELEMENTS = 4_000_000  # resampled values held at once (chunks of an even number of rows)
 
@@ -86,7 +87,6 @@ def summarize(results: EvaluationResults, n_boot: int = 2000, seed: int = 0) -> 
     better; the interval is a percentile bootstrap of the median improvement, ``n_boot`` resamples, ``seed``).
     Non-finite numbers are written as null.
     """
-    from ddsp_demucs.separation.demucs import FALLBACK_NAME
 
     out: dict = {
         "separator": results.separator,

@@ -37,6 +37,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ddsp_demucs.core.audio_io import resample
+from ddsp_demucs.dsp import a_weighted_loudness
+
 if TYPE_CHECKING:
     from ddsp_demucs.features.pitch import F0Tracker
 
@@ -51,7 +54,6 @@ def mono_at(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     """``audio`` ``(n,)`` or ``(n, channels)`` downmixed (channel mean in float32) and resampled from ``sample_rate``
     to ``rate`` (:func:`ddsp_demucs.core.audio_io.resample`): contiguous float32 ``(ceil(n * rate / sample_rate),)``.
     The model-rate signal of the dataset's audio and of refine's analysis spans."""
-    from ddsp_demucs.core.audio_io import resample
 
     audio = np.asarray(audio, dtype=np.float32)
     mono = audio.mean(axis=1) if audio.ndim == 2 else audio
@@ -68,8 +70,6 @@ def track_f0(audio: np.ndarray, sample_rate: int, frame_rate: int, tracker: F0Tr
 def loudness_db(mono: np.ndarray, sample_rate: int, frame_rate: int) -> np.ndarray:
     """A-weighted loudness ``loudness_db`` of ``mono`` ``(n,)`` at ``sample_rate`` Hz: float32 ``(n_frames,)``."""
     import torch
-
-    from ddsp_demucs.dsp import a_weighted_loudness
 
     x = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None]
     with torch.inference_mode():

@@ -21,6 +21,7 @@ import numpy as np
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.core.audio_io import load_audio
+from ddsp_demucs.core.config import Config
 from ddsp_demucs.core.utils import atomic_path, get_logger, shard_of
 from ddsp_demucs.features.controls import frame_controls, to_feature_file
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
@@ -37,8 +38,6 @@ FORMAT_VERSION = 1
 
 def _default_config(config):
     if config is None:
-        from ddsp_demucs.core.config import Config
-
         return Config()
     return config
 

@@ -46,8 +46,11 @@ import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.core.audio_io import load_audio, save_audio
+from ddsp_demucs.core.config import FeaturesConfig
 from ddsp_demucs.core.utils import get_logger, write_json_atomic
+from ddsp_demucs.features.controls import frame_controls as controls_of
 from ddsp_demucs.features.controls import mono_at
+from ddsp_demucs.features.pitch import F0Tracker
 from ddsp_demucs.model import ResidualDDSPDecoder
 from ddsp_demucs.model.compositions import SongWindow
 from ddsp_demucs.training.hub import is_hub_reference, resolve_checkpoint
@@ -186,8 +189,6 @@ def _fade(n: int) -> np.ndarray:
 def f0_tracker(model: ResidualDDSPDecoder, f0_method: str | None, voicing_threshold: float | None) -> F0Tracker:
     """The model's F0 tracker: method and voicing threshold from the arguments, else (with the CREPE hop) from the
     checkpoint's ``features`` config, else the defaults."""
-    from ddsp_demucs.core.config import FeaturesConfig
-    from ddsp_demucs.features.pitch import F0Tracker
 
     feats = dict((getattr(model, "config", None) or {}).get("features") or {})
     method = f0_method if f0_method is not None else feats.get("f0_method", FeaturesConfig.f0_method)
@@ -211,7 +212,6 @@ def frame_controls(
     :func:`ddsp_demucs.features.controls.frame_controls` at the model's rates. ``f0_mono`` (same shape): track F0
     and confidence on it instead (the oracle-F0 diagnosis). Loudness is the dataset's; the dataset's F0 is tracked
     at the stem's rate, this one at the model's (see :mod:`ddsp_demucs.features.controls`)."""
-    from ddsp_demucs.features.controls import frame_controls as controls_of
 
     return controls_of(mono, model.sample_rate, int(model.frame_rate), tracker=tracker, f0_audio=f0_mono)
 

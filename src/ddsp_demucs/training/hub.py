@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from ddsp_demucs import InputError
+from ddsp_demucs.separation.demucs import network_available
 
 PREFIX = "hf://"
 FORMS = "hf://owner/repo/path/in/repo.ckpt or hf://owner/repo@revision/path/in/repo.ckpt"
@@ -51,8 +52,6 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-
-    from ddsp_demucs.separation.demucs import network_available
 
     repo, revision, path = found["repo"], found["revision"], found["path"]
     online = network_available((constants.ENDPOINT,))  # else the cache alone, not the hub's retries for ~20 s
