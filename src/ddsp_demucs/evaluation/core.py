@@ -34,11 +34,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ddsp_demucs import DDSPDemucsError, InputError
+from ddsp_demucs.core.audio_io import load_audio
 from ddsp_demucs.core.utils import get_logger
+from ddsp_demucs.corpus.sources import SAMPLE_RATE, musdb_tracks
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
 from ddsp_demucs.evaluation.common import MODEL_NOISE, check_rates, example_seed, mrstft_distance, select_indices
 from ddsp_demucs.features.pitch import F0Tracker
-from ddsp_demucs.inference.refine import f0_tracker
+from ddsp_demucs.inference.refine import f0_tracker, refine_vocals
 from ddsp_demucs.metrics import (
     BAND_NAMES,
     REGION_NAMES,
@@ -452,10 +454,6 @@ def evaluate_tracks(
     Returns:
         :class:`EvaluationResults` with protocol ``"tracks"``, one row per song (``start_s`` 0).
     """
-    from ddsp_demucs.core.audio_io import load_audio
-    from ddsp_demucs.data import SAMPLE_RATE, musdb_tracks
-    from ddsp_demucs.inference.refine import refine_vocals
-
     manifest, names, base = _track_source(dataset_manifest_or_dir, split)
     missing = [k for k in ("stems_dir", "musdb_root") if not manifest.get(k)]
     if missing:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.core.audio_io import load_audio, save_audio
 from ddsp_demucs.core.utils import atomic_path, get_logger
+from ddsp_demucs.corpus.sources import SAMPLE_RATE, musdb_tracks
 from ddsp_demucs.evaluation.common import select_indices
 from ddsp_demucs.evaluation.core import (
     EXCERPT_S,
@@ -43,8 +44,10 @@ from ddsp_demucs.evaluation.core import (
     song_excerpt,
     track_f0,
 )
+from ddsp_demucs.inference.comb import comb_refine
+from ddsp_demucs.inference.refine import refine_vocals
 from ddsp_demucs.metrics import band_error_db, region_error_db, sdr, si_sdr
-from ddsp_demucs.separation.oracle import separate_song
+from ddsp_demucs.separation.oracle import ORACLE_BOUNDS, oracle_refinement, separate_song
 
 log = get_logger("evaluate")
 
@@ -133,8 +136,6 @@ def evaluate_songs(
         :class:`EvaluationResults`, protocol ``"songs"``, one row per song with ``singer`` where the corpus
         manifest names it; ``settings["metrics"]`` lists the metric keys.
     """
-    from ddsp_demucs.data import SAMPLE_RATE, musdb_tracks
-
     root = Path(songs_root)
     tracks = musdb_tracks(root, subsets=(subset,) if subset else ("train", "test"), split=split)
     if not tracks:
@@ -229,7 +230,6 @@ def model_refiner(
     ``strength``, exactly as ``ddsp-demucs refine`` runs it (``f0_method``: another tracker than the checkpoint's,
     as ``refine --f0-method``); ``oracle_f0``: F0 tracked on the true vocal instead (a diagnosis, not something a
     user can run)."""
-    from ddsp_demucs.inference.refine import refine_vocals
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         return refine_vocals(
@@ -251,7 +251,6 @@ def model_refiner(
 def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5, oracle_f0: bool = False) -> Refiner:
     """The non-learned baseline: :func:`ddsp_demucs.inference.comb.comb_refine` (F0-guided harmonic comb post-filter);
     ``oracle_f0`` as in :func:`model_refiner`."""
-    from ddsp_demucs.inference.comb import comb_refine
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         return comb_refine(
@@ -268,8 +267,6 @@ def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5
 def oracle_refiner(kind: str) -> Refiner:
     """An oracle diagnosis, not a system: the bound :func:`ddsp_demucs.separation.oracle.oracle_refinement` of ``kind``
     (``mask`` or ``restore``) on each song, made with its true vocal and mixture."""
-    from ddsp_demucs.separation.oracle import ORACLE_BOUNDS, oracle_refinement
-
     if kind not in ORACLE_BOUNDS:
         raise ValueError(f"kind must be one of {ORACLE_BOUNDS}, got {kind!r}")
 
