@@ -33,10 +33,12 @@ sysdeps:
 	  || echo "warning: could not install$$need; tests that need them will be skipped"; \
 	fi
 
-# ruff, configured in pyproject.toml: lint (pycodestyle, pyflakes, import order) and the formatter's check.
+# ruff, configured in pyproject.toml: lint (pycodestyle, pyflakes, import order) and the formatter's check;
+# import-linter: the import direction between the pipeline's stages ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: install
 	$(PY) -m pytest -q

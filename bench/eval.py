@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from ddsp_demucs import metrics
-from ddsp_demucs.utils import write_json_atomic
+from ddsp_demucs.core.utils import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DDSP_DEMUCS_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -42,8 +42,8 @@ def _child(run_dir: str, crepe_hop: str) -> dict:
 
     import ddsp_demucs
     from ddsp_demucs.data import load_dataset
-    from ddsp_demucs.evaluate import evaluate_model
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.evaluation import evaluate_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     torch.set_num_threads(THREADS)
     model = load_model(Path(run_dir) / "model.ckpt")
@@ -88,8 +88,8 @@ def largest_difference(rows_a: list[dict], rows_b: list[dict], keys: set[str]) -
 
 
 def main() -> dict | None:
-    from ddsp_demucs.evaluate.core import METRICS, SIDES
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.core.utils import write_json_atomic
+    from ddsp_demucs.evaluation.core import METRICS, SIDES
 
     if not (DEMO / "model.ckpt").is_file() or not (DEMO / "dataset").is_dir():
         print(f"bench evaluate_windows: skipped: no finished demo run in {DEMO} (run `make demo` first)")

@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddsp_demucs.audio_io import load_audio
+from ddsp_demucs.core.audio_io import load_audio
+from ddsp_demucs.core.utils import write_json_atomic
 from ddsp_demucs.features import DEFAULT_METHOD, METHODS, crepe, extract_f0
 from ddsp_demucs.metrics import f0_metrics
-from ddsp_demucs.utils import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -124,7 +124,7 @@ def evaluate(method: str, name: str, audio: np.ndarray, sr: int, *, crepe_hop: i
 
 def separated_vocal_agreement() -> dict:
     """Each CREPE-tiny hop on the fallback-separated vocal of the MUSDB sample, against the default (10 ms) hop."""
-    from ddsp_demucs.demucs_wrappers import FallbackSeparator
+    from ddsp_demucs.separation.demucs import FallbackSeparator
 
     mixture, sr = load_audio(DATA / SEPARATED_SONG)
     vocal = FallbackSeparator().separate(mixture, sr)["vocals"]
@@ -154,7 +154,7 @@ def network_reference(audio: np.ndarray, sr: int) -> dict:
     torchcrepe is imported with stand-in modules for torchaudio and resampy (it needs them only to load files and
     resample), as in tests/test_features_f0.py; without the wheel this returns a note instead.
     """
-    from ddsp_demucs.audio_io import resample
+    from ddsp_demucs.core.audio_io import resample
 
     before = set(sys.modules)
     try:

@@ -61,9 +61,9 @@ def teacher_labels(track, folder: Path) -> dict[str, np.ndarray]:
     """The teacher's labels of one song's true vocal: ``f0_hz`` (0 where unvoiced), ``confidence`` and ``pitch_hz``
     (every frame, before the voicing decision), each ``(n_frames,)`` at :data:`LABEL_RATE`; cached as
     ``folder/<song>.npz``."""
+    from ddsp_demucs.core.utils import atomic_path
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.features import extract_f0
-    from ddsp_demucs.utils import atomic_path
 
     path = folder / f"{track.name}.npz"
     if path.is_file():
@@ -99,7 +99,7 @@ def tracker_songs(tracks, labels: dict) -> list:
     from tqdm.auto import tqdm
 
     from bench.quality import WIDE_SEPARATORS
-    from ddsp_demucs.audio_io import load_audio, resample
+    from ddsp_demucs.core.audio_io import load_audio, resample
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.features import crepe
     from ddsp_demucs.features.crepe_training import TrackerSong
@@ -128,7 +128,7 @@ SLOW_TRACKERS_LEVELS = ("fallback",)  # crepe-full and pyin (20-40x slower) are 
 def stored(path: Path, key: str, compute) -> dict:
     """``compute()`` (a JSON-able dict), kept in ``path`` with ``key`` and read back while the key matches: a rerun
     redoes only what its inputs changed (new tracker weights, another checkpoint)."""
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.core.utils import write_json_atomic
 
     if path.is_file():
         kept = json.loads(path.read_text())
@@ -165,8 +165,8 @@ def level_vocals(spec, songs: list) -> list[np.ndarray]:
     """The test songs' vocals as :mod:`bench.quality`'s level ``spec`` separated them (its cached separations), or
     the true vocals for its true level."""
     from ddsp_demucs.data import SAMPLE_RATE
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate.songs import SongCache
+    from ddsp_demucs.evaluation.songs import SongCache
+    from ddsp_demucs.separation.demucs import get_separator
 
     if spec.separator is None:
         return [t.vocals() for t in songs]
@@ -178,7 +178,7 @@ def annotated_accuracy(methods: tuple[str, ...]) -> dict:
     """RPA, RCA, voicing recall and false alarm of each of ``methods`` on the human-annotated clean vocals of
     :mod:`bench.f0` (at the annotation points)."""
     from bench import f0 as f0_bench
-    from ddsp_demucs.audio_io import load_audio
+    from ddsp_demucs.core.audio_io import load_audio
 
     out = {}
     for name, path in f0_bench.FILES.items():
@@ -201,10 +201,10 @@ def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]], weight
     default tracker on the true vocal)."""
     from bench.quality import OUT as QUALITY_OUT
     from ddsp_demucs.data import SAMPLE_RATE
-    from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner
+    from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner
     from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.metrics import si_sdr
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     checkpoint = QUALITY_OUT / "recommended" / "model.ckpt"
     model = load_model(checkpoint)
@@ -245,8 +245,8 @@ def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]], weight
 def install(weights: Path, provenance: dict) -> None:
     """Copy trained weights into the package (:data:`~ddsp_demucs.features.crepe.SEPARATED_WEIGHTS`) with a JSON of
     their provenance and the data's licence beside them."""
+    from ddsp_demucs.core.utils import atomic_path, write_json_atomic
     from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
-    from ddsp_demucs.utils import atomic_path, write_json_atomic
 
     with atomic_path(SEPARATED_WEIGHTS) as tmp:
         shutil.copyfile(weights, tmp)
@@ -258,11 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
     from bench.quality import WIDE_SEPARATORS, levels_here
+    from ddsp_demucs.core.utils import atomic_path, write_json_atomic
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features import crepe
     from ddsp_demucs.features.crepe_training import TrackerTrainingConfig, train_tracker
     from ddsp_demucs.features.pipeline import file_sha256
-    from ddsp_demucs.utils import atomic_path, write_json_atomic
 
     parser = argparse.ArgumentParser(prog="python -m bench.f0_separated", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=TrackerTrainingConfig.steps, help="training steps")

@@ -186,7 +186,7 @@ def train(
     Returns the progress: ``step``, ``elapsed_s`` and ``history`` (``step``, ``minutes``, mean ``l1`` of the
     last ``log_every`` steps, and ``validation_si_sdr`` where validated).
     """
-    from ddsp_demucs.utils import atomic_path
+    from ddsp_demucs.core.utils import atomic_path
 
     state_path = folder / "state.pt"
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -262,7 +262,7 @@ def save_package(model: torch.nn.Module, folder: Path, training_args: dict, sign
     """Write ``model`` as ``folder/<signature>.th`` in Demucs' package format (float32), atomically; its path."""
     from demucs.states import get_state
 
-    from ddsp_demucs.utils import atomic_path
+    from ddsp_demucs.core.utils import atomic_path
 
     args, kwargs = model._init_args_kwargs  # recorded by demucs' @capture_init, as serialize_model reads it
     package = {
@@ -281,8 +281,8 @@ def save_package(model: torch.nn.Module, folder: Path, training_args: dict, sign
 def vocal_si_sdrs(repo: Path, tracks: Sequence, signature: str = SIGNATURE) -> list[float]:
     """SI-SDR (dB, mono downmix) of the vocals that ``get_separator(signature, repo=repo)`` separates from each
     track's mixture, against its true vocals."""
-    from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.metrics import si_sdr
+    from ddsp_demucs.separation.demucs import get_separator
 
     separator = get_separator(signature, repo=repo)
     scores = []
@@ -310,8 +310,8 @@ def training_singers(tracks: Sequence, manifest: dict, half: int | None) -> list
 def train_network(network: Network, minutes: float | None = None, steps: int | None = None) -> None:
     """Train (or resume) ``network`` on its training singers' songs of :data:`CORPUS` and score it on the
     validation songs; nothing when it has finished."""
+    from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import musdb_tracks
-    from ddsp_demucs.utils import write_json_atomic
 
     out, signature = network.folder, network.signature
     if trained_separator_available(out, signature):

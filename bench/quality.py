@@ -3,11 +3,11 @@
 The singer-held-out test songs of a real-singing corpus (``ddsp-demucs corpus --kind remix`` from
 ``../shared/data``, with :data:`CORPUS`: 6 test singers, at most 2 takes each, so no singer holds more than 20 %
 of the test songs) are separated at every level of :data:`LEVELS`, from the weight-free fallback (about 1 dB
-SI-SDR) through oracle separators of controlled quality (:mod:`ddsp_demucs.oracle`) to the true vocal itself, and
+SI-SDR) through oracle separators of controlled quality (:mod:`~ddsp_demucs.separation.oracle`) to the true vocal, and
 every system refines each song whole, as ``ddsp-demucs refine`` does. The baselines (:data:`BASELINES`):
 
 - ``identity``: the separated vocal unchanged (every change is 0 by construction: the reference line);
-- ``comb``: the non-learned F0-guided harmonic comb filter (:mod:`ddsp_demucs.comb`);
+- ``comb``: the non-learned F0-guided harmonic comb filter (:mod:`ddsp_demucs.inference.comb`);
 - ``demo``: the checkpoint ``make demo`` trains (synthetic voices only);
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
@@ -137,7 +137,7 @@ class Trained:
 
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
-# oracle bounds the ablations score (ddsp_demucs.oracle.oracle_refinement; they read the true vocal): what a mask in
+# oracle bounds the ablations score (separation.oracle.oracle_refinement; they read the true vocal): what a mask in
 # [0, 1] on the separated vocal, or giving back a share of the accompaniment estimate, could gain at best
 BOUNDS = {"bound_mask": "mask", "bound_restore": "restore"}
 GATED_WIDE = ("model.ambiguity_gate=inference", *QUALITY_TRAINING)
@@ -182,7 +182,7 @@ def levels_here() -> tuple[Level, ...]:
     here where ``make bench-network-separator`` has finished (:mod:`bench.network_separator`), and htdemucs where
     its weights load."""
     from bench.network_separator import NETWORKS, trained_separator_available
-    from ddsp_demucs.demucs_wrappers import DEFAULT_MODEL, WeightsUnavailableError, get_separator
+    from ddsp_demucs.separation.demucs import DEFAULT_MODEL, WeightsUnavailableError, get_separator
 
     small = NETWORKS["small"]
     networks = []
@@ -205,9 +205,9 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------------------------------------ data
 def training_separator(name: str):
     """The separator ``name`` names: a network of :data:`bench.network_separator.NETWORKS` (trained first where it
-    has not been), or any name :func:`ddsp_demucs.demucs_wrappers.get_separator` takes."""
+    has not been), or any name :func:`ddsp_demucs.separation.demucs.get_separator` takes."""
     from bench.network_separator import NETWORKS, train_network
-    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.separation.demucs import get_separator
 
     network = next((n for n in NETWORKS.values() if n.signature == name), None)
     if network is None:
@@ -226,7 +226,7 @@ def separator_dataset(separator, corpus: Path, features: tuple[str, ...] = ()) -
     ``OUT`` (:func:`bench.real_singing.separated_dataset`), the features made with :data:`CONFIG` and the
     ``features`` overrides (kept apart by a folder suffix naming them); returns the dataset folder."""
     from bench.real_singing import separated_dataset
-    from ddsp_demucs.utils import load_config
+    from ddsp_demucs.core.utils import load_config
 
     suffix = "".join(f"_{o.removeprefix('features.').replace('=', '-')}" for o in features)
     dataset = OUT / "datasets" / f"{separator.name}{suffix}"
@@ -244,9 +244,9 @@ def with_base(overrides: tuple[str, ...]) -> list[str]:
 
 def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) -> Path:
     """Train system ``name`` on the windows of every dataset in ``datasets``; its checkpoint."""
+    from ddsp_demucs.core.utils import atomic_path, load_config
     from ddsp_demucs.data import SeparatorMixDataset, load_dataset
-    from ddsp_demucs.train import train_from_config
-    from ddsp_demucs.utils import atomic_path, load_config
+    from ddsp_demucs.training.trainer import train_from_config
 
     checkpoint = OUT / name / "model.ckpt"
     if checkpoint.is_file():
@@ -276,10 +276,10 @@ def song_scores(estimate: np.ndarray, target: np.ndarray, sample_rate: int, targ
 def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[str, list[dict]]:
     """Rows ``{song, singer, baseline: {...}, refined: {...}}`` of every system at ``level``, each system's
     read from ``OUT/scores/<system>/<level>.json`` when its key (checkpoint digest) matches, else computed."""
+    from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import SAMPLE_RATE
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate.songs import REGION_F0_RATE, SongCache
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE, SongCache
+    from ddsp_demucs.separation.demucs import get_separator
 
     pending, rows = {}, {}
     score_key = level.score_key
@@ -312,7 +312,7 @@ def score_level(level: Level, songs: list, refiners: dict, keys: dict) -> dict[s
 def singer_bootstrap_median_ci(values: np.ndarray, singers: np.ndarray, seed: int = 0) -> list[float]:
     """Percentile 95 % interval of the median of ``values`` over :data:`BOOTSTRAP` two-stage resamples: singers
     with replacement, then each chosen singer's values with replacement (the song-level interval is
-    :func:`ddsp_demucs.evaluate.summary.bootstrap_median_ci`)."""
+    :func:`ddsp_demucs.evaluation.summary.bootstrap_median_ci`)."""
     rng = np.random.default_rng(seed)
     members = [values[singers == g] for g in np.unique(singers)]
     medians = np.empty(BOOTSTRAP)
@@ -324,7 +324,7 @@ def singer_bootstrap_median_ci(values: np.ndarray, singers: np.ndarray, seed: in
 
 def summarise(rows: list[dict], level: Level) -> dict:
     """The figures of one system at one level (see the module docstring)."""
-    from ddsp_demucs.evaluate.summary import bootstrap_median_ci
+    from ddsp_demucs.evaluation.summary import bootstrap_median_ci
 
     base = np.array([r["baseline"]["si_sdr"] for r in rows])
     refined = np.array([r["refined"]["si_sdr"] for r in rows])
@@ -425,13 +425,14 @@ def run(
     """Score :data:`BASELINES`, ``systems`` and the oracle ``bounds`` (name -> kind, as :data:`BOUNDS`) at every
     level; write ``result`` (JSON) and ``plot_path``; with ``recommend``, check the targets and copy
     :data:`RECOMMENDED`'s checkpoint to ``runs/quality/recommended/``."""
+    from ddsp_demucs.core.utils import load_config, write_json_atomic
+    from ddsp_demucs.corpus.real_corpus import write_real_corpus
     from ddsp_demucs.data import musdb_tracks
-    from ddsp_demucs.data.real_corpus import write_real_corpus
     from ddsp_demucs.demo import run_demo
-    from ddsp_demucs.evaluate.songs import comb_refiner, model_refiner, oracle_refiner
+    from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner, oracle_refiner
     from ddsp_demucs.features.pipeline import file_sha256
-    from ddsp_demucs.train import load_model, setup_training_environment
-    from ddsp_demucs.utils import load_config, write_json_atomic
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.environment import setup_training_environment
 
     if not (SHARED / "index.csv").is_file():
         print(f"quality: {SHARED}/index.csv not found; this benchmark needs the real audio of ../shared/data")

@@ -77,7 +77,7 @@ def reference_f0(track) -> np.ndarray:
     cached and shared with it). Not CREPE-tiny, which the quality benchmark's regions use: on one test singer's
     clean vocal (gtsinger-DE-Tenor-1, ge05) it reports the third harmonic (about 670 Hz for a 230 Hz voice)."""
     from bench import f0_separated
-    from ddsp_demucs.evaluate.songs import REGION_F0_RATE
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE
 
     assert f0_separated.LABEL_RATE == REGION_F0_RATE
     return f0_separated.teacher_labels(track, f0_separated.OUT / "labels")["f0_hz"]
@@ -86,7 +86,7 @@ def reference_f0(track) -> np.ndarray:
 def singer_shares(tracks, manifest: dict) -> dict[str, float]:
     """Median :func:`interharmonic_share` of each singer's true vocals (one song per take)."""
     from ddsp_demucs.data import SAMPLE_RATE
-    from ddsp_demucs.evaluate.songs import REGION_F0_RATE
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE
     from ddsp_demucs.metrics import interharmonic_share
 
     takes, shares = set(), {}
@@ -102,13 +102,13 @@ def singer_shares(tracks, manifest: dict) -> dict[str, float]:
 
 
 def main() -> None:
+    from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import SAMPLE_RATE, musdb_tracks
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate.songs import REGION_F0_RATE, SongCache, model_refiner
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE, SongCache, model_refiner
+    from ddsp_demucs.inference.refine import f0_tracker
     from ddsp_demucs.metrics import raw_pitch_accuracy, voicing_false_alarm
-    from ddsp_demucs.refine import f0_tracker
-    from ddsp_demucs.train import load_model
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.checkpoints import load_model
 
     checkpoint = OUT / "recommended" / "model.ckpt"
     scores = OUT / "scores" / RECOMMENDED / f"{LEVEL}.json"

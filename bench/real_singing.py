@@ -21,7 +21,7 @@ the path ``ddsp-demucs refine`` takes, with the separator ``auto`` picks (the we
 - ``"real_input_blend30"``, ``"real_input_blend60"`` (:data:`INPUT_BLENDS`): as ``"real"``, with 30 or 60 % of
   the training windows given an input moved toward the target (``training.input_blend_fraction``: a random part
   of the separator's error left), so that the model sees clean inputs too and can learn to leave them alone;
-- ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.comb`);
+- ``"comb"``: the non-learned F0-guided harmonic comb post-filter (:mod:`ddsp_demucs.inference.comb`);
 - ``"real_seed1"``, ``"real_without_no_harm_seed1"``, ... (:data:`SEEDED`, :data:`SEEDS`): ``real``,
   ``real_without_no_harm`` and the two augmented systems trained again from other seeds (``training.seed``);
   ``seed_spread`` lists each seed's median changes and songs worse, so a difference between systems can be set
@@ -72,7 +72,7 @@ def log(message: str) -> None:
 def build_real_data(config, separator, root: Path, augmentations: int = 0, eq_db: float = 4.0) -> Path:
     """Corpus (``augmentations`` augmented versions of each training take, equaliser gains within ``+-eq_db``),
     separation, features and dataset of the real-singing corpus under ``root``; returns the dataset folder."""
-    from ddsp_demucs.data.real_corpus import write_real_corpus
+    from ddsp_demucs.corpus.real_corpus import write_real_corpus
 
     corpus = root / "corpus"
     log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}, {augmentations} augmented versions per training take")
@@ -85,7 +85,7 @@ def separated_dataset(config, separator, corpus: Path, stems: Path, features: Pa
     ``features`` and their windows in ``dataset`` (each stage reuses finished work); returns ``dataset``."""
     from ddsp_demucs.data import build_dataset_from_segments, musdb_tracks
     from ddsp_demucs.features import run_features
-    from ddsp_demucs.separation_cache import separate_tracks
+    from ddsp_demucs.separation.cache import separate_tracks
 
     log(f"separating the training and validation songs with {separator.name}")
     failures = separate_tracks(musdb_tracks(corpus, subsets=("train",)), separator, stems, progress=True)
@@ -128,9 +128,9 @@ def augmented_root(name: str) -> Path:
 
 
 def train_real(config, dataset: Path, name: str) -> Path:
+    from ddsp_demucs.core.utils import atomic_path
     from ddsp_demucs.data import load_dataset
-    from ddsp_demucs.train import train_from_config
-    from ddsp_demucs.utils import atomic_path
+    from ddsp_demucs.training.trainer import train_from_config
 
     checkpoint = OUT / name / "model.ckpt"
     train_ds, val_ds = load_dataset(dataset, "train"), load_dataset(dataset, "validation")
@@ -232,13 +232,14 @@ def targets(entries: dict) -> dict[str, bool]:
 
 
 def main() -> None:
+    from ddsp_demucs.core.utils import load_config, write_json_atomic
     from ddsp_demucs.demo import run_demo
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate import write_evaluation
-    from ddsp_demucs.evaluate.songs import comb_refiner, evaluate_songs, model_refiner
-    from ddsp_demucs.provenance import read_provenance
-    from ddsp_demucs.train import load_model, setup_training_environment
-    from ddsp_demucs.utils import load_config, write_json_atomic
+    from ddsp_demucs.evaluation import write_evaluation
+    from ddsp_demucs.evaluation.songs import comb_refiner, evaluate_songs, model_refiner
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.environment import setup_training_environment
+    from ddsp_demucs.training.provenance import read_provenance
 
     if not (SHARED / "index.csv").is_file():
         print(f"real_singing: {SHARED}/index.csv not found; this benchmark needs the real audio of ../shared/data")

@@ -63,8 +63,8 @@ def base_model():
     """The base-config model, randomly initialised, residual head perturbed (see the module docstring)."""
     import torch
 
+    from ddsp_demucs.core.utils import load_config
     from ddsp_demucs.model import model_from_config
-    from ddsp_demucs.utils import load_config
 
     torch.manual_seed(SEED)
     config = load_config(ROOT / "configs" / "base.yaml")
@@ -87,7 +87,7 @@ def _child(name: str, vocal_path: str, out_path: str, sample_rate: int) -> dict:
     """One case in this fresh process: the refinement's time and peak memory."""
     import torch
 
-    from ddsp_demucs.refine import refine_vocals
+    from ddsp_demucs.inference.refine import refine_vocals
 
     torch.set_num_threads(THREADS)
     seconds, window_s, crepe_hop = CASES[name]
@@ -124,8 +124,8 @@ def _child(name: str, vocal_path: str, out_path: str, sample_rate: int) -> dict:
 
 def _separate(vocal_path: str) -> dict:
     """Separate the song with the fallback separator (in its own process) and save the vocal as ``.npy``."""
-    from ddsp_demucs.audio_io import load_audio
-    from ddsp_demucs.demucs_wrappers import FallbackSeparator
+    from ddsp_demucs.core.audio_io import load_audio
+    from ddsp_demucs.separation.demucs import FallbackSeparator
 
     mixture, sr = load_audio(SONG)
     start = time.perf_counter()
@@ -196,8 +196,8 @@ def main() -> dict:
         vocal = np.load(vocal_path)
     import torch
 
+    from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.metrics import si_sdr
-    from ddsp_demucs.utils import write_json_atomic
 
     result["torch_version"] = torch.__version__
     c = result["cases"]

@@ -12,7 +12,7 @@ Writes ``bench/results/strength.json``: per model, ``chosen_strength`` and per s
 and strength the median SI-SDR and SDR changes (refined minus separated, dB), the 95 % interval of the first, songs
 worse and better, the worst song's change, and on the test songs ``clean_vocal`` (the SI-SDR left of each true
 vocal refined as if it were the separated one). Each song is refined once per model; the strengths are mixed from
-that refinement with :func:`ddsp_demucs.refine.apply_strength`, the function ``refine`` uses.
+that refinement with :func:`ddsp_demucs.inference.refine.apply_strength`, the function ``refine`` uses.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SPLITS = {"validation": ("train", "valid"), "test": ("test", None)}  # name -> (
 
 def cached_refiner(refiner):
     """``refiner`` memoised on its input, and a function of a strength giving the refiner at that strength."""
-    from ddsp_demucs.refine import apply_strength
+    from ddsp_demucs.inference.refine import apply_strength
 
     cache: dict[str, np.ndarray] = {}
 
@@ -61,11 +61,12 @@ def choose(entries: dict[float, dict]) -> float:
 
 
 def main() -> None:
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate import write_evaluation
-    from ddsp_demucs.evaluate.songs import evaluate_songs, model_refiner
-    from ddsp_demucs.train import load_model, setup_training_environment
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.core.utils import write_json_atomic
+    from ddsp_demucs.evaluation import write_evaluation
+    from ddsp_demucs.evaluation.songs import evaluate_songs, model_refiner
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.environment import setup_training_environment
 
     checkpoints = {name: OUT / name / "model.ckpt" for name in MODELS}
     missing = [str(p) for p in checkpoints.values() if not p.is_file()]

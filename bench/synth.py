@@ -160,7 +160,7 @@ def _run_case(name: str, n_harmonics: int) -> dict:
 
 
 def main() -> dict:
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.core.utils import write_json_atomic
 
     result = dict(
         workload=dict(

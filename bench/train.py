@@ -79,9 +79,9 @@ def measure(config_file: str, overrides: list[str], autograd_loss: bool = False)
     if autograd_loss:
         MultiResolutionSTFTLoss.forward = autograd_mrstft_forward
 
+    from ddsp_demucs.core.utils import load_config
     from ddsp_demucs.data.input_blend import blend_toward_target
-    from ddsp_demucs.train import DDSPTrainer
-    from ddsp_demucs.utils import load_config
+    from ddsp_demucs.training.trainer import DDSPTrainer
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
@@ -136,7 +136,7 @@ def measure(config_file: str, overrides: list[str], autograd_loss: bool = False)
 
 
 def main() -> dict:
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.core.utils import write_json_atomic
 
     results: dict = {}
     for name, (config_file, overrides, autograd_loss) in RUNS.items():

@@ -39,9 +39,9 @@ def song_examples(n_examples: int, seconds: float, sample_rate: int, frame_rate:
     input, the song's exact F0 (confidence 1 where voiced), A-weighted loudness of the input."""
     import torch
 
-    from ddsp_demucs.audio_io import resample
+    from ddsp_demucs.core.audio_io import resample
+    from ddsp_demucs.corpus.synthetic import generate_song
     from ddsp_demucs.dsp import a_weighted_loudness
-    from ddsp_demucs.synthetic import generate_song
 
     n, n_frames = int(seconds * sample_rate), int(seconds * frame_rate)
     examples = []
@@ -86,8 +86,9 @@ def train_steps(examples: list[dict], device: str, precision: str, steps: int) -
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    from ddsp_demucs.train import DDSPTrainer, setup_training_environment
-    from ddsp_demucs.utils import load_config
+    from ddsp_demucs.core.utils import load_config
+    from ddsp_demucs.training.environment import setup_training_environment
+    from ddsp_demucs.training.trainer import DDSPTrainer
 
     class Record(Callback):
         def __init__(self):
@@ -143,9 +144,9 @@ def refine_check(device: str) -> dict:
     import numpy as np
     import torch
 
+    from ddsp_demucs.corpus.synthetic import generate_song
+    from ddsp_demucs.inference.refine import refine_vocals
     from ddsp_demucs.model import ResidualDDSPDecoder
-    from ddsp_demucs.refine import refine_vocals
-    from ddsp_demucs.synthetic import generate_song
 
     song = generate_song(7, duration_s=30.0)
     x = song.stems["vocals"] + 0.3 * song.stems["other"] + 0.2 * song.stems["drums"]
@@ -177,8 +178,9 @@ DDP_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {scripts!r})
 from gpu_check import ExampleList, song_examples
-from ddsp_demucs.train import DDSPTrainer, setup_training_environment
-from ddsp_demucs.utils import load_config
+from ddsp_demucs.training.environment import setup_training_environment
+from ddsp_demucs.training.trainer import DDSPTrainer
+from ddsp_demucs.core.utils import load_config
 setup_training_environment(seed=0)
 config = load_config({config!r}, ["training.batch_size=4", "training.n_audio_examples=0", "training.devices=2",
                                   "training.strategy=ddp", "training.accelerator=cuda"])
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.core.utils import write_json_atomic
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print(f"gpu-check: no CUDA device on this machine (torch {torch.__version__}); nothing checked")

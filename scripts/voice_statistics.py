@@ -30,11 +30,11 @@ import numpy as np
 from scipy.ndimage import median_filter
 from tqdm.auto import tqdm
 
-from ddsp_demucs.audio_io import load_audio, resample
-from ddsp_demucs.data.real_corpus import read_index
+from ddsp_demucs.core.audio_io import load_audio, resample
+from ddsp_demucs.core.utils import write_json_atomic
+from ddsp_demucs.corpus.real_corpus import read_index
 from ddsp_demucs.features import extract_f0
 from ddsp_demucs.metrics import BAND_NAMES, BANDS_HZ
-from ddsp_demucs.utils import write_json_atomic
 
 SR, FRAME_RATE, N_FFT = 44100, 100, 4096
 

@@ -86,7 +86,7 @@ def fake_dataset_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory):
     """The real-singing corpus built from the small index of real files: ``(shared folder, corpus, tracks)``."""
-    from ddsp_demucs.data.real_corpus import write_real_corpus
+    from ddsp_demucs.corpus.real_corpus import write_real_corpus
 
     if not (SHARED_DATA / "index.csv").is_file():
         pytest.skip(f"real test audio not found: {SHARED_DATA}/index.csv")

@@ -43,7 +43,7 @@ TINY_OVERRIDES = [f"model.{key}={value}" for key, value in TINY.items()] + [
 
 def tiny_config(*extra: str):
     """``configs/base.yaml`` with :data:`TINY_OVERRIDES`, then ``extra`` overrides."""
-    from ddsp_demucs.utils import load_config
+    from ddsp_demucs.core.utils import load_config
 
     return load_config(REPO / "configs" / "base.yaml", TINY_OVERRIDES + list(extra))
 
@@ -171,7 +171,7 @@ def windows(n: int = 6) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- songs
 def song(duration_s: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
     """A synthetic song's mixture, ``(n, channels)``."""
-    from ddsp_demucs.synthetic import generate_song
+    from ddsp_demucs.corpus.synthetic import generate_song
 
     mix = generate_song(seed, duration_s=duration_s, sample_rate=sample_rate).mixture
     return mix if channels == 2 else mix.mean(axis=1, keepdims=True)
@@ -186,7 +186,7 @@ def write(path: Path, audio: np.ndarray, sr: int) -> Path:
 
 def musdb_with_stems(root: Path, n_songs: int = 2, duration_s: float = 3.0) -> dict:
     """A tiny MUSDB-layout corpus and a separator folder whose vocals are the true vocals plus noise."""
-    from ddsp_demucs.synthetic import write_corpus
+    from ddsp_demucs.corpus.synthetic import write_corpus
 
     corpus = root / "corpus"
     write_corpus(corpus, 0, n_songs, duration_s=duration_s)
@@ -203,7 +203,7 @@ def musdb_with_stems(root: Path, n_songs: int = 2, duration_s: float = 3.0) -> d
 def train_checkpoint(out: Path, dataset, *extra: str) -> Path:
     """A tiny model saved by the trainer after one step on ``dataset`` (the real checkpoint format), in ``out``;
     ``extra``: more config overrides."""
-    from ddsp_demucs.train import train_from_config
+    from ddsp_demucs.training.trainer import train_from_config
 
     config = tiny_config("training.max_steps=1", "training.batch_size=2", "training.n_audio_examples=0", *extra)
     return Path(train_from_config(config, dataset, None, out)["last_checkpoint"])

@@ -39,10 +39,10 @@ from ddsp_demucs.analysis import (
     write_f0_noise_outputs,
     write_output_stability_outputs,
 )
+from ddsp_demucs.core.utils import config_to_dict
 from ddsp_demucs.metrics import octave_error_rate, raw_chroma_accuracy, si_sdr
 from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.train import collate
-from ddsp_demucs.utils import config_to_dict
+from ddsp_demucs.training.batches import collate
 
 
 def voiced_f0(n_rows=4, n_frames=4000, seed=0) -> torch.Tensor:

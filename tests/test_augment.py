@@ -1,4 +1,4 @@
-"""Vocal augmentation (ddsp_demucs.data.augment): each transform measured on signals whose answer is known."""
+"""Vocal augmentation (ddsp_demucs.corpus.augment): each transform measured on signals whose answer is known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("pedalboard")
 
-from ddsp_demucs.data.augment import (  # noqa: E402
+from ddsp_demucs.corpus.augment import (  # noqa: E402
     EQ_DB,
     LEVEL_DEPTH_DB,
     PITCH_SEMITONES,
@@ -98,7 +98,7 @@ def test_peak_filter_raises_its_band_by_its_gain():
 
 
 def test_reverb_adds_a_tail_and_the_impulse_response_is_convolved_exactly(shared_data):
-    from ddsp_demucs.audio_io import load_audio
+    from ddsp_demucs.core.audio_io import load_audio
 
     click = np.zeros(SR)
     click[1000] = 1.0

@@ -7,7 +7,7 @@ import pytest
 
 import bench.quality as quality
 from bench.quality import LEVELS, RECOMMENDED, TRUE_LEVEL, Level, singer_bootstrap_median_ci, summarise, targets
-from ddsp_demucs.evaluate.summary import bootstrap_median_ci
+from ddsp_demucs.evaluation.summary import bootstrap_median_ci
 
 
 def rows(changes, singers, base=5.0):

@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import ListDataset, make_example, tiny_config
 
-import ddsp_demucs.train as train_module
+import ddsp_demucs.training.module as train_module
 from ddsp_demucs.data.breath_noise import ENVELOPE_BINS, N_FFT, add_breath_noise, vocal_shaped_noise
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.metrics import interharmonic_share
-from ddsp_demucs.train import train_from_config
+from ddsp_demucs.training.trainer import train_from_config
 
 SR, FRAME_RATE = 22050, 250
 

@@ -1,11 +1,11 @@
-"""ddsp_demucs.comb: the F0-guided harmonic comb post-filter, against closed forms and measured energies."""
+"""ddsp_demucs.inference.comb: the F0-guided harmonic comb post-filter, against closed forms and measured energies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ddsp_demucs.comb import comb_refine, frame_f0, harmonic_comb_filter
+from ddsp_demucs.inference.comb import comb_refine, frame_f0, harmonic_comb_filter
 
 SR = 16000
 FRAME_RATE = 100

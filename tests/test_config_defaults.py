@@ -10,7 +10,7 @@ import inspect
 import yaml
 from helpers import REPO
 
-from ddsp_demucs.config import Config
+from ddsp_demucs.core.config import Config
 from ddsp_demucs.model import ResidualDDSPDecoder
 
 

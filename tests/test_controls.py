@@ -19,8 +19,9 @@ import soundfile as sf
 import torch
 from helpers import FR, SR, TINY
 
-from ddsp_demucs.audio_io import load_audio
-from ddsp_demucs.config import Config
+from ddsp_demucs.core.audio_io import load_audio
+from ddsp_demucs.core.config import Config
+from ddsp_demucs.core.utils import config_to_dict
 from ddsp_demucs.data import build_dataset_from_segments, load_dataset
 from ddsp_demucs.features import FEATURE_KEYS, compute_features, load_features, run_features
 from ddsp_demucs.features.controls import (
@@ -33,9 +34,8 @@ from ddsp_demucs.features.controls import (
     track_f0,
 )
 from ddsp_demucs.features.pitch import F0Tracker
+from ddsp_demucs.inference.refine import refine_vocals
 from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.refine import refine_vocals
-from ddsp_demucs.utils import config_to_dict
 
 STEM_SR = 44100
 TRACK = "synth_0000"
@@ -45,7 +45,7 @@ TRACK = "synth_0000"
 def song(tmp_path_factory) -> dict:
     """One synthetic song separated (true vocal + noise, at 44.1 kHz), its feature files and the gate's CSV; torch on
     one thread for the module (so the F0 network computes the same bits in every call)."""
-    from ddsp_demucs.synthetic import write_corpus
+    from ddsp_demucs.corpus.synthetic import write_corpus
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

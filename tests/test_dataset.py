@@ -16,7 +16,7 @@ from scipy.signal import resample_poly
 
 from ddsp_demucs import InputError
 from ddsp_demucs.cli import main as cli_main
-from ddsp_demucs.config import Config
+from ddsp_demucs.core.config import Config
 from ddsp_demucs.data import Track, assign_splits, build_dataset_from_segments, load_dataset
 from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.features import load_features, read_segments_csv, run_features, write_segments_csv
@@ -42,7 +42,7 @@ def fake_separation(corpus: Path, stems: Path) -> None:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> dict:
     """A synthetic corpus (3 train songs, 1 of them validation; 1 test song; 5 s each), separated and gated."""
-    from ddsp_demucs.synthetic import write_corpus
+    from ddsp_demucs.corpus.synthetic import write_corpus
 
     root = tmp_path_factory.mktemp("pipeline")
     write_corpus(root / "corpus", n_train=3, n_test=1, duration_s=5.0, seed=3, n_valid=1)
@@ -234,7 +234,7 @@ def test_inconsistent_windows_and_missing_csv_are_errors(pipeline, tmp_path):
 
 
 def test_loading_errors_and_dataloader(pipeline, tmp_path):
-    from ddsp_demucs.train import collate
+    from ddsp_demucs.training.batches import collate
 
     with pytest.raises(InputError, match="manifest.json: not found"):
         load_dataset(tmp_path / "nothing")
@@ -351,7 +351,7 @@ def test_real_musdb_sample_through_separate_features_and_dataset(tmp_path, capsy
 
 def test_separator_mix_draws_every_dataset_and_records_every_separator(pipeline, tmp_path):
     from ddsp_demucs.data import SeparatorMixDataset
-    from ddsp_demucs.provenance import dataset_provenance
+    from ddsp_demucs.training.provenance import dataset_provenance
 
     build(pipeline, tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")

@@ -60,7 +60,7 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, capsys, caplog)
     report = (out / "report.html").read_text()
     assert "fallback" in report and "<audio" in report
 
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     model = load_model(out / "model.ckpt")
     assert model.composition == "mask"

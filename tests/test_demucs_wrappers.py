@@ -16,8 +16,8 @@ from conftest import shared_file
 from helpers_demucs import make_tiny_demucs_repo
 
 from ddsp_demucs import InputError
-from ddsp_demucs.audio_io import load_audio, save_audio
-from ddsp_demucs.demucs_wrappers import (
+from ddsp_demucs.core.audio_io import load_audio, save_audio
+from ddsp_demucs.separation.demucs import (
     DemucsSeparator,
     FallbackSeparator,
     WeightsUnavailableError,

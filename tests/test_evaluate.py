@@ -31,7 +31,7 @@ from helpers import (
 
 from ddsp_demucs.cli import main as cli_main
 from ddsp_demucs.dsp import MultiResolutionSTFTLoss
-from ddsp_demucs.evaluate import (
+from ddsp_demucs.evaluation import (
     EXCERPT_S,
     METRIC_KEYS,
     METRICS,
@@ -51,7 +51,7 @@ from ddsp_demucs.evaluate import (
 from ddsp_demucs.features import extract_f0
 from ddsp_demucs.metrics import f0_metrics, log_spectral_distance, sdr, si_sdr, spectral_convergence
 from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.train import collate
+from ddsp_demucs.training.batches import collate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -261,7 +261,7 @@ def test_bootstrap_interval_agrees_with_scipy_and_covers_the_true_median():
 
 
 def test_bootstrap_in_chunks_draws_the_same_resamples(monkeypatch):
-    from ddsp_demucs.evaluate import summary
+    from ddsp_demucs.evaluation import summary
 
     values = np.random.default_rng(7).normal(size=500)
     whole = bootstrap_median_ci(values, n_boot=301, seed=3)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from helpers import ListDataset, make_example, tiny_config
 
-import ddsp_demucs.train as train_module
+import ddsp_demucs.training.module as train_module
 from ddsp_demucs.data.f0_errors import ERROR_KINDS, MIN_SPAN, RATIO_ERRORS, WRONG_PITCH_HZ, add_f0_errors
-from ddsp_demucs.train import train_from_config
+from ddsp_demucs.training.trainer import train_from_config
 
 N_FRAMES = 200
 VOICED_F0 = 220.0

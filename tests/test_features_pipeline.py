@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from ddsp_demucs.cli import main as cli_main
-from ddsp_demucs.config import Config
+from ddsp_demucs.core.config import Config
 from ddsp_demucs.features import (
     FEATURE_KEYS,
     SEGMENT_COLUMNS,

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from ddsp_demucs.config import GateConfig
+from ddsp_demucs.core.config import GateConfig
 from ddsp_demucs.features import SEGMENT_COLUMNS, gate_windows, read_segments_csv, write_segments_csv
 
 FR = 100

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 from helpers import CLI, run_cli
 
-from ddsp_demucs.synthetic import write_corpus
+from ddsp_demucs.corpus.synthetic import write_corpus
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

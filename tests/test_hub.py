@@ -22,9 +22,9 @@ from helpers import make_example, refine_cli, song, write
 from ddsp_demucs import InputError
 from ddsp_demucs.cli import build_parser
 from ddsp_demucs.cli import main as cli_main
-from ddsp_demucs.hub import resolve_checkpoint
-from ddsp_demucs.provenance import read_provenance
-from ddsp_demucs.train import load_model
+from ddsp_demucs.training.checkpoints import load_model
+from ddsp_demucs.training.hub import resolve_checkpoint
+from ddsp_demucs.training.provenance import read_provenance
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REFERENCE = "hf://owner/repo/model.ckpt"
@@ -173,7 +173,7 @@ def test_a_real_process_uses_the_cache_under_hf_home_when_the_hub_is_unreachable
     env.update(HF_HOME=str(tmp_path / "home"), HF_ENDPOINT="http://127.0.0.1:9")
     code = (
         "from ddsp_demucs import InputError\n"
-        "from ddsp_demucs.hub import resolve_checkpoint\n"
+        "from ddsp_demucs.training.hub import resolve_checkpoint\n"
         f"print(resolve_checkpoint({REFERENCE!r}))\n"
         "try:\n"
         "    resolve_checkpoint('hf://owner/repo/missing.ckpt')\n"

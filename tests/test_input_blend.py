@@ -6,10 +6,11 @@ import pytest
 import torch
 from helpers import ListDataset, make_example, tiny_config
 
-import ddsp_demucs.train as train_module
+import ddsp_demucs.training.module as train_module
 from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.dsp import a_weighted_loudness
-from ddsp_demucs.train import BLEND_STREAM, BREATH_STREAM, DDSPLightningModule, train_from_config
+from ddsp_demucs.training.module import BLEND_STREAM, BREATH_STREAM, DDSPLightningModule
+from ddsp_demucs.training.trainer import train_from_config
 
 RATE, FRAME_RATE = 16000, 250
 

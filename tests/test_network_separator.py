@@ -21,7 +21,7 @@ from bench.network_separator import (
     training_singers,
 )
 from ddsp_demucs.data import musdb_tracks
-from ddsp_demucs.demucs_wrappers import get_separator
+from ddsp_demucs.separation.demucs import get_separator
 
 SR = 44100
 TINY = {"channels": 8, "depth": 4, "t_layers": 0}

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from ddsp_demucs import InputError
-from ddsp_demucs.audio_io import load_audio, save_audio
 from ddsp_demucs.cli import main as cli_main
-from ddsp_demucs.demucs_wrappers import get_separator
-from ddsp_demucs.evaluate.songs import oracle_refiner
+from ddsp_demucs.core.audio_io import load_audio, save_audio
+from ddsp_demucs.evaluation.songs import oracle_refiner
 from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.oracle import (
+from ddsp_demucs.separation.cache import separate_tracks
+from ddsp_demucs.separation.demucs import get_separator
+from ddsp_demucs.separation.oracle import (
     ORACLE_BOUNDS,
     OracleDegradation,
     OracleSeparator,
@@ -22,7 +23,6 @@ from ddsp_demucs.oracle import (
     oracle_refinement,
     parse_oracle_name,
 )
-from ddsp_demucs.separation_cache import separate_tracks
 
 SR = 44100
 

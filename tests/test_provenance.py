@@ -15,7 +15,7 @@ from helpers import ListDataset, make_example, song, train_checkpoint
 
 from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.cli import main as cli_main
-from ddsp_demucs.provenance import dataset_provenance, provenance_warnings, read_provenance
+from ddsp_demucs.training.provenance import dataset_provenance, provenance_warnings, read_provenance
 
 
 class ManifestDataset(ListDataset):
@@ -48,9 +48,9 @@ def provenance_checkpoint(tmp_path_factory) -> Path:
 
 
 def test_checkpoint_holds_provenance_readable_without_the_model(provenance_checkpoint, monkeypatch):
-    import ddsp_demucs.train
+    import ddsp_demucs.training.checkpoints
 
-    monkeypatch.setattr(ddsp_demucs.train, "load_model", None)  # reading must not need the model
+    monkeypatch.setattr(ddsp_demucs.training.checkpoints, "load_model", None)  # reading must not need the model
     prov = read_provenance(provenance_checkpoint)
     assert prov["separator"] == "fallback"
     assert prov["corpus"] == {"kind": "synthetic", "singers": [], "tracks": 3, "synthetic_only": True}
@@ -62,7 +62,8 @@ def test_checkpoint_holds_provenance_readable_without_the_model(provenance_check
 
 
 def test_load_model_attaches_provenance_and_old_checkpoints_read_empty(provenance_checkpoint, tmp_path):
-    from ddsp_demucs.train import CHECKPOINT_KEY, load_model
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.provenance import CHECKPOINT_KEY
 
     assert load_model(provenance_checkpoint).provenance == read_provenance(provenance_checkpoint)
     ckpt = torch.load(provenance_checkpoint, map_location="cpu", weights_only=True)

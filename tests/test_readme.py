@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers_demucs import make_tiny_demucs_repo
 
-from ddsp_demucs.synthetic import write_corpus
+from ddsp_demucs.corpus.synthetic import write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_LINE = 'config = load_config("configs/ddsp_residual_small.yaml")'

@@ -12,9 +12,9 @@ from helpers import SMALL_SPLIT
 
 from ddsp_demucs.cli import build_parser
 from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.corpus.augment import EQ_DB
+from ddsp_demucs.corpus.real_corpus import RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus
 from ddsp_demucs.data import musdb_tracks, vocal_to_accompaniment_db
-from ddsp_demucs.data.augment import EQ_DB
-from ddsp_demucs.data.real_corpus import RATIOS_DB, plan_corpus, read_index, split_singers, write_real_corpus
 
 
 def small_cli_args(shared) -> list[str]:

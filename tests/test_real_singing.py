@@ -22,12 +22,12 @@ def identity(separated, sample_rate, reference, mixture):
 @pytest.fixture(scope="module")
 def real_model(small_corpus, tmp_path_factory):
     """A tiny mask model trained 2 steps on the small corpus' training singers (fallback separator)."""
+    from ddsp_demucs.core.utils import load_config
     from ddsp_demucs.data import build_dataset_from_segments, load_dataset, musdb_tracks
-    from ddsp_demucs.demucs_wrappers import get_separator
     from ddsp_demucs.features import run_features
-    from ddsp_demucs.separation_cache import separate_tracks
-    from ddsp_demucs.train import train_from_config
-    from ddsp_demucs.utils import load_config
+    from ddsp_demucs.separation.cache import separate_tracks
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.trainer import train_from_config
 
     _, corpus, _ = small_corpus
     work = tmp_path_factory.mktemp("real_model")
@@ -67,8 +67,8 @@ def real_model(small_corpus, tmp_path_factory):
 
 
 def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate.songs import evaluate_songs
+    from ddsp_demucs.evaluation.songs import evaluate_songs
+    from ddsp_demucs.separation.demucs import get_separator
 
     _, corpus, tracks = small_corpus
     results = evaluate_songs(
@@ -93,7 +93,7 @@ def test_identity_scores_zero_change_and_bands_add_up(small_corpus, tmp_path):
 
 
 def test_trained_on_real_singers_scored_on_held_out_songs(small_corpus, real_model, tmp_path, caplog):
-    from ddsp_demucs.provenance import read_provenance
+    from ddsp_demucs.training.provenance import read_provenance
 
     _, corpus, tracks = small_corpus
     manifest = json.loads((corpus / "manifest.json").read_text())
@@ -267,7 +267,7 @@ def test_strength_bench_refines_each_song_once_and_chooses_on_validation_medians
     chosen strength has the largest validation median (the higher strength on a tie)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.strength import cached_refiner, choose
-    from ddsp_demucs.refine import apply_strength
+    from ddsp_demucs.inference.refine import apply_strength
 
     calls = []
 

@@ -15,11 +15,10 @@ import torch
 from helpers import TINY, refine_cli, song, tiny_model, write
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.audio_io import resample
+from ddsp_demucs.core.audio_io import resample
+from ddsp_demucs.corpus.synthetic import generate_song
 from ddsp_demucs.features.pitch import F0Tracker
-from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.model import ResidualDDSPDecoder
-from ddsp_demucs.refine import (
+from ddsp_demucs.inference.refine import (
     NOISE_BLOCK,
     crossfade_weights,
     f0_tracker,
@@ -30,7 +29,8 @@ from ddsp_demucs.refine import (
     time_quantum,
     window_step,
 )
-from ddsp_demucs.synthetic import generate_song
+from ddsp_demucs.metrics import si_sdr
+from ddsp_demucs.model import ResidualDDSPDecoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -361,7 +361,7 @@ def test_cli_end_to_end_with_bad_inputs_and_rerun(tmp_path, checkpoint, caplog):
 
 
 def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path, checkpoint):
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     path = write(tmp_path / "a.wav", song(2.0), 44100)
     assert (

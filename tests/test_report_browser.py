@@ -44,7 +44,7 @@ def report(tmp_path_factory) -> tuple[Path, int]:
     of audio players."""
     import torch
 
-    from ddsp_demucs.evaluate import evaluate_model, write_evaluation
+    from ddsp_demucs.evaluation import evaluate_model, write_evaluation
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("report")

@@ -9,7 +9,8 @@ import torch
 from helpers import SR, ListDataset, batch_of, make_example, tiny_config
 
 from ddsp_demucs.features import compute_features
-from ddsp_demucs.train import load_model, train_from_config
+from ddsp_demucs.training.checkpoints import load_model
+from ddsp_demucs.training.trainer import train_from_config
 
 N_SAMPLES = 8192
 

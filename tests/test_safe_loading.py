@@ -12,8 +12,9 @@ import torch
 from helpers import ListDataset, make_example, run_cli, song, tiny_config, write
 
 from ddsp_demucs import InputError
-from ddsp_demucs.provenance import CHECKPOINT_KEY, load_checkpoint, read_checkpoint_meta, read_provenance
-from ddsp_demucs.train import AtomicCheckpointIO, load_model, train_from_config
+from ddsp_demucs.training.checkpoints import AtomicCheckpointIO, load_model
+from ddsp_demucs.training.provenance import CHECKPOINT_KEY, load_checkpoint, read_checkpoint_meta, read_provenance
+from ddsp_demucs.training.trainer import train_from_config
 
 
 class Payload:

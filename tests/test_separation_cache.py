@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ddsp_demucs import InputError
-from ddsp_demucs.audio_io import load_audio, save_audio
 from ddsp_demucs.cli import main as cli_main
-from ddsp_demucs.separation_cache import mixture_checksum, separate_tracks, track_dir
+from ddsp_demucs.core.audio_io import load_audio, save_audio
+from ddsp_demucs.separation.cache import mixture_checksum, separate_tracks, track_dir
 
 
 class ScaleSeparator:
@@ -132,7 +132,7 @@ def test_cli_separates_songs_with_fallback_and_exits_nonzero_on_a_bad_file(tmp_p
 
 
 def test_demucs_vocals_of_musdb_training_songs_are_flagged(tmp_path):
-    from ddsp_demucs.demucs_wrappers import training_songs_warning
+    from ddsp_demucs.separation.demucs import training_songs_warning
 
     for folder in ("train/A", "train/B", "test/C"):
         (tmp_path / "musdb" / folder).mkdir(parents=True)
@@ -147,7 +147,7 @@ def test_demucs_vocals_of_musdb_training_songs_are_flagged(tmp_path):
 
 
 def test_training_on_such_a_dataset_warns_from_its_manifest(tmp_path):
-    from ddsp_demucs.train import separator_training_overlap
+    from ddsp_demucs.training.trainer import separator_training_overlap
 
     (tmp_path / "musdb" / "train" / "A").mkdir(parents=True)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ddsp_demucs.corpus.synthetic import STEM_NAMES, generate_song, rosenberg_harmonics, write_corpus
 from ddsp_demucs.data import musdb_tracks
-from ddsp_demucs.synthetic import STEM_NAMES, generate_song, rosenberg_harmonics, write_corpus
 
 SR = 44100
 

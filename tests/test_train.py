@@ -16,18 +16,14 @@ from helpers import REPO, ListDataset, NaNDataset, make_example, tiny_config
 from lightning.pytorch.callbacks import Callback
 
 from ddsp_demucs import DDSPDemucsError
-from ddsp_demucs.config import Config
-from ddsp_demucs.train import (
-    DDSPLightningModule,
-    DDSPTrainer,
-    ResumableSampler,
-    TrainingDiverged,
-    create_callbacks,
-    load_model,
-    setup_training_environment,
-    train_from_config,
-    warmup_cosine,
-)
+from ddsp_demucs.core.config import Config
+from ddsp_demucs.training.batches import ResumableSampler
+from ddsp_demucs.training.callbacks import create_callbacks
+from ddsp_demucs.training.checkpoints import load_model
+from ddsp_demucs.training.environment import TrainingDiverged, setup_training_environment
+from ddsp_demucs.training.module import DDSPLightningModule
+from ddsp_demucs.training.schedule import warmup_cosine
+from ddsp_demucs.training.trainer import DDSPTrainer, train_from_config
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,7 @@ def datasets():
 
 def evaluate(ddsp: DDSPTrainer, dataset) -> tuple[float, float, float]:
     from ddsp_demucs.metrics import si_sdr
-    from ddsp_demucs.train import collate
+    from ddsp_demucs.training.batches import collate
 
     batch = collate([dataset[i] for i in range(len(dataset))])
     module = ddsp.module
@@ -123,7 +119,7 @@ RUN_SCRIPT = """
 import json, os, signal, sys, torch
 from helpers import ListDataset, make_example, tiny_config
 from lightning.pytorch.callbacks import Callback
-from ddsp_demucs.train import train_from_config
+from ddsp_demucs.training.trainer import train_from_config
 
 out, max_steps, kill_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
@@ -222,7 +218,7 @@ def test_csv_logger_appends_to_an_existing_log_and_widens_its_header(tmp_path):
     across logger instances (a resumed run), the whole file rewritten when a new metric appears."""
     import csv
 
-    from ddsp_demucs.train import ResumableCSVLogger
+    from ddsp_demucs.training.logger import ResumableCSVLogger
 
     first = ResumableCSVLogger(tmp_path, name="csv", version="")
     assert first.log_dir == os.path.join(tmp_path, "csv", "")
@@ -254,10 +250,12 @@ def test_lightning_is_used_through_its_public_api_only():
     implementation module, no underscore name), and no class here overrides a private member of a Lightning base
     class: such code breaks when Lightning is upgraded."""
     import ast
+    import importlib
     import inspect
+    import pkgutil
 
     import ddsp_demucs.analysis.stability
-    import ddsp_demucs.train
+    import ddsp_demucs.training
 
     bad = []
     for folder in ("src", "scripts", "bench"):
@@ -274,7 +272,11 @@ def test_lightning_is_used_through_its_public_api_only():
                     if len(full) > 3 or any(p.startswith("_") for p in full) or (parts and name.startswith("_")):
                         bad.append(f"{path.relative_to(REPO)}:{node.lineno} {'.'.join(full)} {name}")
     assert not bad, bad
-    for module in (ddsp_demucs.train, ddsp_demucs.analysis.stability):
+    training = [
+        importlib.import_module(m.name)
+        for m in pkgutil.iter_modules(ddsp_demucs.training.__path__, "ddsp_demucs.training.")
+    ]
+    for module in (*training, ddsp_demucs.analysis.stability):
         for cls in vars(module).values():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__:
                 continue
@@ -309,7 +311,7 @@ def test_resume_refuses_a_run_trained_with_other_settings(tmp_path, datasets):
 
 
 def test_config_changes_compares_settings_not_run_length():
-    from ddsp_demucs.train import RESUMABLE_TRAINING_KEYS, config_changes
+    from ddsp_demucs.training.resume import RESUMABLE_TRAINING_KEYS, config_changes
 
     recorded = {"loss": {"fft_sizes": (512, 256), "si_sdr_weight": 0.0}, "training": {"max_steps": 5, "seed": 0}}
     same = {
@@ -408,7 +410,9 @@ DDP_SCRIPT = """
 import json, sys, torch
 from helpers import ListDataset, make_example, tiny_config
 from lightning.pytorch.callbacks import Callback
-from ddsp_demucs.train import DDSPTrainer, create_callbacks, setup_training_environment
+from ddsp_demucs.training.callbacks import create_callbacks
+from ddsp_demucs.training.environment import setup_training_environment
+from ddsp_demucs.training.trainer import DDSPTrainer
 
 out = sys.argv[1]
 
@@ -453,9 +457,9 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def test_no_harm_term_is_the_mean_si_sdr_shortfall_below_the_separated_input():
-    from ddsp_demucs.config import LossConfig
+    from ddsp_demucs.core.config import LossConfig
     from ddsp_demucs.metrics import si_sdr
-    from ddsp_demucs.train import LossTerms
+    from ddsp_demucs.training.losses import LossTerms
 
     g = torch.Generator().manual_seed(0)
     target = torch.randn(3, 4000, generator=g, dtype=torch.float64)

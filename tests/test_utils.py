@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.audio_io import load_audio, resample, save_audio
-from ddsp_demucs.utils import ConfigError, atomic_folder, atomic_path, load_config, shard_of, write_json_atomic
+from ddsp_demucs.core.audio_io import load_audio, resample, save_audio
+from ddsp_demucs.core.utils import ConfigError, atomic_folder, atomic_path, load_config, shard_of, write_json_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -113,7 +113,7 @@ def test_atomic_outputs_honour_the_umask(tmp_path, umask):
 
 KILLED_WRITER = """
 import os, signal, sys, time
-from ddsp_demucs.utils import atomic_folder, atomic_path
+from ddsp_demucs.core.utils import atomic_folder, atomic_path
 target = sys.argv[1]
 context = atomic_folder(target + "_folder") if sys.argv[2] == "folder" else atomic_path(target)
 with context as tmp:
@@ -219,9 +219,9 @@ def test_a_truncated_wav_is_an_error_naming_the_file(tmp_path):
 def test_lightning_messages_print_once_after_setup_logging():
     script = (
         "import logging\n"
-        "from ddsp_demucs.utils import setup_logging\n"
+        "from ddsp_demucs.core.utils import setup_logging\n"
         "setup_logging()\n"
-        "import ddsp_demucs.analysis.stability, ddsp_demucs.train\n"
+        "import ddsp_demucs.analysis.stability, ddsp_demucs.training.trainer\n"
         "logging.getLogger('lightning.pytorch').info('a lightning message')\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

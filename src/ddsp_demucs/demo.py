@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddsp_demucs import DDSPDemucsError
-from ddsp_demucs.config import Config
-from ddsp_demucs.utils import atomic_path, get_logger
+from ddsp_demucs.core.config import Config
+from ddsp_demucs.core.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
 
@@ -76,14 +76,15 @@ def run_demo(
     ``demucs_repo`` a local folder of Demucs weights. Raises :class:`DDSPDemucsError` when a stage cannot go on
     (for instance no window passes the gate).
     """
+    from ddsp_demucs.core.utils import write_json_atomic
+    from ddsp_demucs.corpus.synthetic import write_corpus
     from ddsp_demucs.data import build_dataset_from_segments, load_dataset, musdb_tracks
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate import evaluate_model, plot_evaluation_results, summarize, write_report
+    from ddsp_demucs.evaluation import evaluate_model, plot_evaluation_results, summarize, write_report
     from ddsp_demucs.features import run_features
-    from ddsp_demucs.separation_cache import separate_tracks
-    from ddsp_demucs.synthetic import write_corpus
-    from ddsp_demucs.train import load_model, train_from_config
-    from ddsp_demucs.utils import write_json_atomic
+    from ddsp_demucs.separation.cache import separate_tracks
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.trainer import train_from_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddsp_demucs.analysis.common import (
+from ddsp_demucs.analysis.perturb import flip_voicing, jitter_cents, octave_errors
+from ddsp_demucs.core.utils import get_logger
+from ddsp_demucs.evaluation.common import (
     F0_PERTURBATION,
     MODEL_NOISE,
     MRSTFTDistance,
@@ -50,10 +52,8 @@ from ddsp_demucs.analysis.common import (
     write_json,
     write_markdown,
 )
-from ddsp_demucs.analysis.perturb import flip_voicing, jitter_cents, octave_errors
+from ddsp_demucs.inference.refine import f0_tracker
 from ddsp_demucs.metrics import f0_metrics, si_sdr
-from ddsp_demucs.refine import f0_tracker
-from ddsp_demucs.utils import get_logger
 
 log = get_logger("analysis.f0_noise")
 

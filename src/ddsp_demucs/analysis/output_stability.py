@@ -18,7 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ddsp_demucs import DDSPDemucsError
-from ddsp_demucs.analysis.common import (
+from ddsp_demucs.analysis.perturb import add_noise, apply_gain, db_to_gain, shift
+from ddsp_demucs.dsp import a_weighted_loudness
+from ddsp_demucs.evaluation.common import (
     AUDIO_NOISE,
     MODEL_NOISE,
     batches,
@@ -34,8 +36,6 @@ from ddsp_demucs.analysis.common import (
     write_json,
     write_markdown,
 )
-from ddsp_demucs.analysis.perturb import add_noise, apply_gain, db_to_gain, shift
-from ddsp_demucs.dsp import a_weighted_loudness
 from ddsp_demucs.metrics import si_sdr
 
 OUTPUT_COLUMNS = (

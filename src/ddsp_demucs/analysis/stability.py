@@ -1,14 +1,14 @@
 """Training stability: seeds x learning rates x precisions on the same data.
 
 Training (:func:`stability_analysis`): one run per (precision, learning rate, seed) on the same data, each
-trained with :func:`~ddsp_demucs.train.train_from_config` into ``out_dir/runs/<name>/`` plus a
+trained with :func:`~ddsp_demucs.training.trainer.train_from_config` into ``out_dir/runs/<name>/`` plus a
 :class:`StepRecorder` that keeps every step's training loss and global gradient norm (before clipping, as
 ``DDSPTrainer`` logs it) in the checkpoints, so a resumed run keeps its history. Per run:
 
 - the final model (``last.ckpt``) evaluated on the whole validation set: the training loss (mean over
   examples) and SI-SDR (median; the separated input's median for reference, and the paired improvement);
-- diverged: training stopped with :class:`~ddsp_demucs.train.TrainingDiverged` (too many non-finite steps),
-  the final model gives non-finite validation outputs or loss, or the training loss blew up (its median over
+- diverged: training stopped with :class:`~ddsp_demucs.training.environment.TrainingDiverged` (too many non-finite
+  steps), the final model gives non-finite validation outputs or loss, or the training loss blew up (its median over
   the last :data:`EDGE_STEPS` (10) steps exceeds :data:`SPIKE_FACTOR` times the median over the first 10);
   steps the trainer skipped as non-finite are counted either way and left out of the loss and gradient
   statistics. A run can also end finite but useless (e.g. a saturated network whose gradient norm collapses):
@@ -43,7 +43,8 @@ from lightning.pytorch.callbacks import Callback
 from tqdm.auto import tqdm
 
 from ddsp_demucs import DDSPDemucsError
-from ddsp_demucs.analysis.common import (
+from ddsp_demucs.core.utils import config_to_dict, get_logger, route_lightning_logging
+from ddsp_demucs.evaluation.common import (
     MODEL_NOISE,
     batches,
     example_seed,
@@ -58,8 +59,10 @@ from ddsp_demucs.analysis.common import (
     write_markdown,
 )
 from ddsp_demucs.metrics import si_sdr
-from ddsp_demucs.train import LossTerms, TrainingDiverged, load_model, train_from_config
-from ddsp_demucs.utils import config_to_dict, get_logger, route_lightning_logging
+from ddsp_demucs.training.checkpoints import load_model
+from ddsp_demucs.training.environment import TrainingDiverged
+from ddsp_demucs.training.losses import LossTerms
+from ddsp_demucs.training.trainer import train_from_config
 
 log = get_logger("analysis.stability")
 route_lightning_logging()
@@ -123,7 +126,7 @@ __all__ = [
 
 # ------------------------------------------------------------------------------------------- recording
 class StepRecorder(Callback):
-    """Lightning callback recording, per training step of a :class:`~ddsp_demucs.train.DDSPTrainer`, ``step``
+    """Lightning callback recording, per training step of a :class:`~ddsp_demucs.training.trainer.DDSPTrainer`, ``step``
     (batches consumed), ``loss`` (total training loss), ``grad_norm`` (global L2 norm before clipping) and
     ``skipped`` (a non-finite step the trainer skipped), and at each validation ``step``, ``val_loss`` and
     ``val_si_sdr``. Its state is saved in checkpoints and restored on resume."""
@@ -428,7 +431,7 @@ def stability_analysis(
     module docstring).
 
     Args:
-        config: the typed :class:`~ddsp_demucs.config.Config`; each run overrides ``training.seed``,
+        config: the typed :class:`~ddsp_demucs.core.config.Config`; each run overrides ``training.seed``,
             ``training.learning_rate``, ``training.precision`` and, if given, ``training.max_steps``.
         train_ds, val_ds: datasets of example dicts (``val_ds`` is required: the final metrics come from it).
         out_dir: runs go to ``out_dir/runs/<run_name(...)>/``; the tables, plots and ``stability.json`` beside.

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ddsp_demucs.utils import setup_logging
+    from ddsp_demucs.core.utils import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)

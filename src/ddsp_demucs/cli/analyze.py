@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 SPLITS = ("train", "validation", "test")
@@ -144,8 +144,8 @@ def _load_split(data: Path, split: str):
 
 def _run_f0_noise(args: argparse.Namespace) -> int:
     from ddsp_demucs.analysis import f0_noise_analysis, write_f0_noise_outputs
-    from ddsp_demucs.hub import is_hub_reference, resolve_checkpoint
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.hub import is_hub_reference, resolve_checkpoint
 
     if args.n_examples is not None and args.n_examples < 1:
         raise InputError(f"--n-examples must be >= 1, got {args.n_examples}")
@@ -203,9 +203,9 @@ def _run_f0_noise(args: argparse.Namespace) -> int:
 
 def _run_stability(args: argparse.Namespace) -> int:
     from ddsp_demucs.analysis import output_stability, stability_analysis, write_output_stability_outputs
-    from ddsp_demucs.hub import resolve_checkpoint
-    from ddsp_demucs.train import load_model
-    from ddsp_demucs.utils import load_config
+    from ddsp_demucs.core.utils import load_config
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.hub import resolve_checkpoint
 
     config = load_config(args.config, args.overrides)
     if args.max_steps is not None and args.max_steps < 1:

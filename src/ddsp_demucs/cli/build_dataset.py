@@ -26,7 +26,7 @@ import argparse
 from pathlib import Path
 
 from ddsp_demucs import InputError
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -64,9 +64,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ddsp_demucs.core.utils import load_config
     from ddsp_demucs.data import build_dataset_from_segments
     from ddsp_demucs.features import SEGMENTS_CSV
-    from ddsp_demucs.utils import load_config
 
     config = load_config(args.config, args.overrides)
     features = args.features_dir / args.separator

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -118,7 +118,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.kind == "synthetic":
-        from ddsp_demucs.synthetic import write_corpus
+        from ddsp_demucs.corpus.synthetic import write_corpus
 
         manifest = write_corpus(
             args.out, args.n_train, args.n_test, args.duration, args.seed, n_valid=args.n_valid, progress=True
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.kind == "remix":
         from ddsp_demucs import InputError
-        from ddsp_demucs.data.real_corpus import write_real_corpus
+        from ddsp_demucs.corpus.real_corpus import write_real_corpus
 
         if args.augment < 0 or args.augment_eq_db < 0 or args.accompaniments_per_vocal < 1:
             raise InputError(

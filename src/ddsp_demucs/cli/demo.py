@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -37,8 +37,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ddsp_demucs import InputError
+    from ddsp_demucs.core.utils import load_config
     from ddsp_demucs.demo import run_demo
-    from ddsp_demucs.utils import load_config
 
     if not args.config.is_file():
         raise InputError(f"{args.config}: config not found")

@@ -38,8 +38,8 @@ import shlex
 from pathlib import Path
 
 from ddsp_demucs import DDSPDemucsError
-from ddsp_demucs.config import F0_METHODS
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.config import F0_METHODS
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -153,7 +153,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def headline(summary: dict, what: str) -> str:
     """Two lines: SI-SDR and SDR medians (separated -> refined) and the verdict sentence."""
-    from ddsp_demucs.evaluate import verdict
+    from ddsp_demucs.evaluation import verdict
 
     lines = []
     for key in ("si_sdr", "si_sdr_mono", "sdr"):
@@ -171,7 +171,7 @@ def headline(summary: dict, what: str) -> str:
 def load_refinement_model(checkpoint: str | Path):
     """The ResidualDDSPDecoder of ``checkpoint``; DDSPDemucsError naming the file otherwise."""
     from ddsp_demucs.model import ResidualDDSPDecoder
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.training.checkpoints import load_model
 
     model = load_model(checkpoint)
     if not isinstance(model, ResidualDDSPDecoder):
@@ -182,10 +182,10 @@ def load_refinement_model(checkpoint: str | Path):
 def run_songs(args: argparse.Namespace) -> int:
     """``evaluate --songs``: whole songs through separation and refinement (see the module docstring)."""
     from ddsp_demucs.cli.refine import check_output_folder
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.evaluate import write_evaluation
-    from ddsp_demucs.evaluate.songs import comb_refiner, evaluate_songs, model_refiner
-    from ddsp_demucs.provenance import provenance_warnings
+    from ddsp_demucs.evaluation import write_evaluation
+    from ddsp_demucs.evaluation.songs import comb_refiner, evaluate_songs, model_refiner
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.training.provenance import provenance_warnings
 
     if not args.songs.is_dir():
         raise DDSPDemucsError(f"{args.songs}: songs folder not found")
@@ -243,8 +243,8 @@ def run_songs(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.cli.refine import check_output_folder
-    from ddsp_demucs.evaluate import evaluate_model, evaluate_tracks, write_evaluation
-    from ddsp_demucs.refine import check_strength
+    from ddsp_demucs.evaluation import evaluate_model, evaluate_tracks, write_evaluation
+    from ddsp_demucs.inference.refine import check_strength
 
     for name in ("n_examples", "n_tracks", "batch_size", "n_boot"):
         value = getattr(args, name)

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import argparse
 
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    from ddsp_demucs.config import F0_METHODS
+    from ddsp_demucs.core.config import F0_METHODS
 
     p.add_argument("--stems-dir", required=True, metavar="DIR", help="root of the separated stems")
     p.add_argument(
@@ -66,8 +66,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ddsp_demucs.core.utils import load_config
     from ddsp_demucs.features import run_features
-    from ddsp_demucs.utils import load_config
 
     config = load_config(args.config, args.overrides)
     if args.method:

@@ -28,8 +28,8 @@ import argparse
 from pathlib import Path
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.config import F0_METHODS
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.config import F0_METHODS
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -74,7 +74,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def collect_songs(items: list[str]) -> tuple[list[Path], list[str]]:
     """Song paths from files and folders, and the problems found (an empty folder; two songs with the same
     file stem, which would share an output folder: the later one is not processed)."""
-    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files
+    from ddsp_demucs.core.audio_io import AUDIO_EXTENSIONS, list_audio_files
 
     songs: list[Path] = []
     problems: list[str] = []
@@ -115,12 +115,12 @@ def check_output_folder(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ddsp_demucs.demucs_wrappers import get_separator
+    from ddsp_demucs.inference.refine import check_strength, check_window_args, refine_song
     from ddsp_demucs.model import ResidualDDSPDecoder
-    from ddsp_demucs.oracle import is_oracle_name
-    from ddsp_demucs.provenance import provenance_warnings
-    from ddsp_demucs.refine import check_strength, check_window_args, refine_song
-    from ddsp_demucs.train import load_model
+    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.separation.oracle import is_oracle_name
+    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.provenance import provenance_warnings
 
     if is_oracle_name(args.separator):
         raise InputError(

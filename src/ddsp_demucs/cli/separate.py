@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ddsp_demucs import InputError
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -46,7 +46,7 @@ class AudioFileTrack:
         self.vocals_path = vocals_path
 
     def _read(self, path: Path) -> np.ndarray:
-        from ddsp_demucs.audio_io import load_audio
+        from ddsp_demucs.core.audio_io import load_audio
 
         audio, _ = load_audio(path, sample_rate=self.sample_rate, allow_silent=path != self.path)
         if audio.shape[1] == 1:
@@ -64,7 +64,7 @@ class AudioFileTrack:
 
 def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
     """Audio files given directly or found under given folders (an empty folder is an error)."""
-    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS, list_audio_files
+    from ddsp_demucs.core.audio_io import AUDIO_EXTENSIONS, list_audio_files
 
     paths: list[Path] = []
     for item in items:
@@ -81,7 +81,7 @@ def tracks_from_songs(items: list[str]) -> list[AudioFileTrack]:
 
 def tracks_from_musdb(root: str) -> list[AudioFileTrack]:
     """MUSDB18-HQ mixtures: ``ROOT/{train,test}/<track>/mixture.wav`` (or .flac), named after the folder."""
-    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS
+    from ddsp_demucs.core.audio_io import AUDIO_EXTENSIONS
 
     root_path = Path(root)
     mixtures = sorted(
@@ -96,7 +96,7 @@ def tracks_from_musdb(root: str) -> list[AudioFileTrack]:
 
 
 def _find_vocals(folder: Path) -> Path | None:
-    from ddsp_demucs.audio_io import AUDIO_EXTENSIONS
+    from ddsp_demucs.core.audio_io import AUDIO_EXTENSIONS
 
     found = sorted(p for p in folder.glob("vocals.*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     return found[0] if found else None
@@ -112,7 +112,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a Demucs model name (htdemucs, htdemucs_ft, mdx_extra...), 'fallback', 'auto' "
         "(default: auto = htdemucs if its weights load, else fallback), or with --musdb an oracle separator "
-        "(oracle, oracle-bands16, oracle-smooth0.2-err1, ...: see ddsp_demucs.oracle)",
+        "(oracle, oracle-bands16, oracle-smooth0.2-err1, ...: see ddsp_demucs.separation.oracle)",
     )
     p.add_argument(
         "--demucs-repo", metavar="DIR", help="local folder of Demucs weights (<name>.yaml + <sig>.th) for offline use"
@@ -127,8 +127,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddsp_demucs.demucs_wrappers import get_separator
-    from ddsp_demucs.separation_cache import separate_tracks
+    from ddsp_demucs.separation.cache import separate_tracks
+    from ddsp_demucs.separation.demucs import get_separator
 
     tracks = tracks_from_musdb(args.musdb) if args.musdb else tracks_from_songs(args.songs)
     separator = get_separator(

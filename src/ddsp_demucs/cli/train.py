@@ -2,7 +2,7 @@
 
 Reads DIR's train and validation splits (written by `ddsp-demucs build-dataset`), trains with the config's
 model / loss / training sections, and writes into OUT: config.yaml (resolved), checkpoints/best.ckpt and
-checkpoints/last.ckpt (each loadable alone with ddsp_demucs.train.load_model), logs/tensorboard and
+checkpoints/last.ckpt (each loadable alone with ddsp_demucs.training.checkpoints.load_model), logs/tensorboard and
 logs/csv/metrics.csv, and train_summary.json. Re-running with the same OUT resumes from last.ckpt (no step
 lost or repeated) unless --no-resume is given; it refuses, naming the settings, when the run in OUT was trained
 with other settings (only its length, logging, checkpointing and hardware may change: training.max_steps, ...).
@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from ddsp_demucs import InputError
-from ddsp_demucs.utils import get_logger
+from ddsp_demucs.core.utils import get_logger
 
 log = get_logger(__name__)
 
@@ -34,13 +34,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddsp_demucs.utils import load_config, write_json_atomic
+    from ddsp_demucs.core.utils import load_config, write_json_atomic
 
     config = load_config(args.config, args.overrides)
     if not args.data.is_dir():
         raise InputError(f"{args.data}: dataset directory not found")
     from ddsp_demucs.data import load_dataset  # the dataset pipeline; imported only when training
-    from ddsp_demucs.train import train_from_config
+    from ddsp_demucs.training.trainer import train_from_config
 
     train_ds = load_dataset(args.data, "train")
     try:

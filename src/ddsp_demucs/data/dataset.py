@@ -21,8 +21,8 @@ window ``[start_s, start_s + win_s)`` holds samples ``start_s * train_sr ...`` a
 ``start_s * frame_rate ...`` of the song. Controls (:func:`ddsp_demucs.features.controls.dataset_controls`): F0
 and confidence are the feature file's (the tracker the gate used, on the same separated vocal at the stem's rate;
 CREPE resamples to 16 kHz itself), loudness is :func:`ddsp_demucs.dsp.a_weighted_loudness` of the ``train_sr``
-signal, as :func:`ddsp_demucs.refine.refine_vocals` computes it at inference (which tracks F0 at the model's rate:
-see :mod:`ddsp_demucs.features.controls`).
+signal, as :func:`~ddsp_demucs.inference.refine.refine_vocals` computes it at inference (which tracks F0 at the
+model's rate: see :mod:`ddsp_demucs.features.controls`).
 
 Splits are by song, so no song is in two splits: MUSDB's test folder is the test split, its validation songs
 (or the ``validation_tracks`` a corpus ``manifest.json`` declares) the validation split. A corpus without any
@@ -46,10 +46,14 @@ import numpy as np
 import torch
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.demucs_wrappers import training_songs_warning
+from ddsp_demucs.core.audio_io import load_audio
+from ddsp_demucs.core.config import Config
+from ddsp_demucs.core.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
+from ddsp_demucs.corpus.sources import musdb_tracks
+from ddsp_demucs.features import load_features, read_segments_csv
 from ddsp_demucs.features.controls import CONTROL_KEYS, dataset_controls, mono_at
 from ddsp_demucs.features.pipeline import file_sha256
-from ddsp_demucs.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
+from ddsp_demucs.separation.demucs import training_songs_warning
 
 log = get_logger("data")
 
@@ -187,8 +191,6 @@ def _shard_arrays(
     track, starts_s: list[float], vocals: Path, vocals_sha256: str, features_path: Path, req: _Request
 ) -> dict:
     """The arrays of one song's shard (see the module docstring)."""
-    from ddsp_demucs.audio_io import load_audio
-    from ddsp_demucs.features import load_features
 
     feats = load_features(features_path)
     if int(feats["frame_rate"]) != req.frame_rate:
@@ -269,11 +271,11 @@ def build_dataset_from_segments(
         dataset_dir: output folder.
         train_sr: model rate (Hz); ``win_s``: window length (must match the CSV's windows); ``hop_s``: the
             gate's hop (window starts must lie on it).
-        config: a :class:`~ddsp_demucs.config.Config` (frame rate, ``val_fraction``; recorded in the manifest);
+        config: a :class:`~ddsp_demucs.core.config.Config` (frame rate, ``val_fraction``; recorded in the manifest);
             ``None`` for the defaults.
         features_dir: the per-track feature files (default: the CSV's folder).
         num_shards, shard_index: this process builds only its share of the songs (round-robin; launcher
-            variables are read as in :func:`ddsp_demucs.utils.shard_of`) and writes no manifest.
+            variables are read as in :func:`ddsp_demucs.core.utils.shard_of`) and writes no manifest.
         index_only: build nothing; write the manifest from the shards on disk (after a sharded build).
         force: rebuild shards even when up to date.
 
@@ -283,10 +285,6 @@ def build_dataset_from_segments(
         :class:`InputError` when the CSV is missing or malformed, or no window at all could be written.
     """
     from tqdm import tqdm
-
-    from ddsp_demucs.config import Config
-    from ddsp_demucs.data.sources import musdb_tracks
-    from ddsp_demucs.features import read_segments_csv
 
     config = config if config is not None else Config()
     csv_path, stems_dir, out = Path(accepted_segments_csv), Path(stems_dir), Path(dataset_dir)
@@ -513,7 +511,7 @@ class SeparatorMixDataset(torch.utils.data.ConcatDataset):
     """The windows of several datasets of the same songs, each separated by another separator, drawn as one
     (a training batch mixes separation qualities). ``manifest`` is the first dataset's with ``separator`` naming
     every separator joined by ``+`` and ``separators`` listing them, so a checkpoint records what it has seen
-    (:mod:`ddsp_demucs.provenance`); the datasets must share the rate and window length."""
+    (:mod:`ddsp_demucs.training.provenance`); the datasets must share the rate and window length."""
 
     def __init__(self, datasets: list[ShardDataset]):
         if not datasets:

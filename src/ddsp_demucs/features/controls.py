@@ -15,19 +15,19 @@ The controls of a mono signal are float32 ``(n_frames,)`` arrays on the ``frame_
 2. **dataset** (:func:`ddsp_demucs.data.build_dataset_from_segments`, read by training): :func:`dataset_controls`:
    F0 and confidence *from the feature file* (tracked at the stem's rate), loudness of the separated vocal
    downmixed and resampled to the model's rate (:func:`mono_at`).
-3. **refine** (:func:`ddsp_demucs.refine.refine_window`): :func:`frame_controls` of the analysis span downmixed and
-   resampled to the model's rate (:func:`mono_at`), so F0 *and* loudness at the model's rate.
+3. **refine** (:func:`~ddsp_demucs.inference.refine.refine_window`): :func:`frame_controls` of the analysis span
+   downmixed and resampled to the model's rate (:func:`mono_at`), so F0 *and* loudness at the model's rate.
 
 Loudness is the same function of the same model-rate signal in 2 and 3: identical for the whole song (a window's
-analysis span adds context; see :mod:`ddsp_demucs.refine`). F0 is not: the dataset's is tracked on the stem-rate
-signal, refine's on the model-rate one (CREPE resamples either to 16 kHz itself, so the two see the vocal through
-different resampling filters; pYIN resamples to 22.05 kHz itself, so its F0 is the same at either rate). Both
+analysis span adds context; see :mod:`~ddsp_demucs.inference.refine`). F0 is not: the dataset's is tracked on the
+stem-rate signal, refine's on the model-rate one (CREPE resamples either to 16 kHz itself, so the two see the vocal
+through different resampling filters; pYIN resamples to 22.05 kHz itself, so its F0 is the same at either rate). Both
 keep their numbers (shards and checkpoints in use stay valid). The difference is negligible: with CREPE on 44.1 kHz
 vocals and a 22.05 kHz model, at most 0.11 cent on a voiced frame (mean about 0.001 cent), confidence within 0.06
 (mean 3e-5), no voicing decision flipped on seven real and synthetic vocals. Where the stem rate equals the model
 rate the two paths give identical controls (``tests/test_controls.py`` checks both cases). The F0 settings must also
 agree: the dataset's are the features stage's config, refine's the checkpoint's ``features`` section
-(:func:`ddsp_demucs.refine.f0_tracker`), i.e. the training config's.
+(:func:`ddsp_demucs.inference.refine.f0_tracker`), i.e. the training config's.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ddsp_demucs.core.audio_io import resample
+from ddsp_demucs.dsp import a_weighted_loudness
 
 if TYPE_CHECKING:
     from ddsp_demucs.features.pitch import F0Tracker
@@ -49,9 +52,8 @@ FEATURE_FILE_KEYS = {"f0_hz": "f0_hz", "f0_confidence": "confidence", "loudness_
 
 def mono_at(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     """``audio`` ``(n,)`` or ``(n, channels)`` downmixed (channel mean in float32) and resampled from ``sample_rate``
-    to ``rate`` (:func:`ddsp_demucs.audio_io.resample`): contiguous float32 ``(ceil(n * rate / sample_rate),)``.
+    to ``rate`` (:func:`ddsp_demucs.core.audio_io.resample`): contiguous float32 ``(ceil(n * rate / sample_rate),)``.
     The model-rate signal of the dataset's audio and of refine's analysis spans."""
-    from ddsp_demucs.audio_io import resample
 
     audio = np.asarray(audio, dtype=np.float32)
     mono = audio.mean(axis=1) if audio.ndim == 2 else audio
@@ -68,8 +70,6 @@ def track_f0(audio: np.ndarray, sample_rate: int, frame_rate: int, tracker: F0Tr
 def loudness_db(mono: np.ndarray, sample_rate: int, frame_rate: int) -> np.ndarray:
     """A-weighted loudness ``loudness_db`` of ``mono`` ``(n,)`` at ``sample_rate`` Hz: float32 ``(n_frames,)``."""
     import torch
-
-    from ddsp_demucs.dsp import a_weighted_loudness
 
     x = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None]
     with torch.inference_mode():

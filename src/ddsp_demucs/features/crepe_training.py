@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ddsp_demucs.core.utils import atomic_path
 from ddsp_demucs.features.crepe import FRAME_SIZE, N_BINS, CrepeNet, bin_to_cents, load_crepe, normalise_frames
 
 TARGET_STD_CENTS = 25.0  # CREPE's target width
@@ -88,8 +89,6 @@ def train_tracker(
     ``state_path`` (written atomically every ``config.checkpoint_every`` steps and at the end; a state of fewer
     steps continues to ``config.steps``, one of more is an error). Returns the network in eval mode."""
     from tqdm.auto import tqdm
-
-    from ddsp_demucs.utils import atomic_path
 
     if not songs:
         raise ValueError("train_tracker needs at least one song")

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ddsp_demucs.utils import atomic_path
+from ddsp_demucs.core.utils import atomic_path
 
 COLUMNS = ("track", "start_s", "end_s", "voiced_fraction", "mean_confidence", "mean_loudness_db", "accepted", "reason")
 THRESHOLD_KEYS = ("min_voiced_fraction", "min_mean_confidence", "min_loudness_db")
@@ -41,7 +41,7 @@ def gate_windows(
         features: ``f0_hz``, ``confidence``, ``loudness_db`` (each ``(n_frames,)``; f0 in Hz, 0 where unvoiced;
             loudness in dB) and ``frame_rate`` (frames per second).
         win_s, hop_s: window length and hop in seconds (> 0).
-        thresholds: a :class:`ddsp_demucs.config.GateConfig` or a mapping with ``min_voiced_fraction``,
+        thresholds: a :class:`ddsp_demucs.core.config.GateConfig` or a mapping with ``min_voiced_fraction``,
             ``min_mean_confidence`` and ``min_loudness_db``.
         track: the track name written in each row.
 

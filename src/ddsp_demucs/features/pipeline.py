@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from ddsp_demucs import DDSPDemucsError, InputError
-from ddsp_demucs.audio_io import load_audio
+from ddsp_demucs.core.audio_io import load_audio
+from ddsp_demucs.core.config import Config
+from ddsp_demucs.core.utils import atomic_path, get_logger, shard_of
 from ddsp_demucs.features.controls import frame_controls, to_feature_file
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
 from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, F0Tracker, as_mono
-from ddsp_demucs.utils import atomic_path, get_logger, shard_of
 
 log = get_logger("features")
 
@@ -37,8 +38,6 @@ FORMAT_VERSION = 1
 
 def _default_config(config):
     if config is None:
-        from ddsp_demucs.config import Config
-
         return Config()
     return config
 
@@ -49,7 +48,7 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
     Args:
         audio: ``(n_samples,)`` or ``(n_samples, n_channels)`` (averaged to mono), float, finite.
         sample_rate: Hz.
-        config: a :class:`ddsp_demucs.config.Config` (``data.frame_rate``, ``features.f0_method``,
+        config: a :class:`ddsp_demucs.core.config.Config` (``data.frame_rate``, ``features.f0_method``,
             ``features.voicing_threshold``, ``features.crepe_hop``); ``None`` for the defaults.
 
     Returns:
@@ -184,7 +183,7 @@ def run_features(
     """Compute (or reuse) every track's feature file, then write ``accepted_segments.csv``.
 
     Bad inputs are logged in one line naming the file and listed in ``report.skipped``; the other tracks go on.
-    A sharded run (``num_shards > 1`` or launcher variables, see :func:`ddsp_demucs.utils.shard_of`) only
+    A sharded run (``num_shards > 1`` or launcher variables, see :func:`ddsp_demucs.core.utils.shard_of`) only
     writes its tracks' feature files; ``gate_only=True`` then writes the CSV from all of them without
     computing features (tracks without a feature file are listed as skipped).
     """

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddsp_demucs.audio_io import resample
-from ddsp_demucs.config import F0_METHODS, FeaturesConfig
+from ddsp_demucs.core.audio_io import resample
+from ddsp_demucs.core.config import F0_METHODS, FeaturesConfig
 from ddsp_demucs.features import crepe
 
 METHODS = F0_METHODS

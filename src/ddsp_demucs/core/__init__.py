@@ -1,0 +1,2 @@
+"""Shared by every stage: the config dataclasses (``config``), reading and writing audio (``audio_io``), logging,
+atomic writes and config files (``utils``)."""

@@ -1,0 +1,213 @@
+"""Where the error lies (per frequency band, per voiced / unvoiced / silent region) and the voice character
+(the share of power between the harmonics)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ddsp_demucs.metrics.arrays import ArrayLike, as_float64_numpy
+
+BANDS_HZ = ((0.0, 300.0), (300.0, 1000.0), (1000.0, 3000.0), (3000.0, 8000.0), (8000.0, None))
+BAND_NAMES = ("lt300", "300_1k", "1k_3k", "3k_8k", "gt8k")
+REGION_NAMES = ("voiced", "unvoiced", "silent")
+
+
+def _error_pair(estimate: ArrayLike, reference: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(error, reference)`` as float64 ``(n_samples, n_channels)``; ``(n_samples,)`` inputs become one channel."""
+    est, ref = as_float64_numpy(estimate, "estimate"), as_float64_numpy(reference, "reference")
+    if est.shape != ref.shape or est.ndim not in (1, 2) or est.shape[0] == 0 or est.size == 0:
+        raise ValueError(
+            f"estimate and reference must share a non-empty (n_samples,) or (n_samples, n_channels) "
+            f"shape, got {est.shape} and {ref.shape}"
+        )
+    ref = ref.reshape(ref.shape[0], -1)
+    if not np.any(ref):
+        raise ValueError("reference is all zeros: error relative to its energy is undefined")
+    return est.reshape(ref.shape) - ref, ref
+
+
+def _ratio_db(numerator: float, denominator: float) -> float:
+    """``10 log10(numerator / denominator)``; ``-inf`` when the numerator is 0."""
+    return 10.0 * math.log10(numerator / denominator) if numerator > 0 else -math.inf
+
+
+def _power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Two-sided ``|STFT|²`` folded onto ``(n_channels, n_stft_frames, n_fft // 2 + 1)`` one-sided bins (bins other
+    than DC and Nyquist count twice) of ``x (n_samples, n_channels)``: periodic Hann window, frames centred at
+    ``m * hop`` samples, zero padding of ``n_fft // 2`` samples at both ends."""
+    padded = np.pad(x.T, ((0, 0), (n_fft // 2, n_fft // 2)))
+    n_stft = 1 + (padded.shape[1] - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop][:, :n_stft]
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    weights = np.full(n_fft // 2 + 1, 2.0)
+    weights[0] = 1.0
+    weights[-1] = 1.0 if n_fft % 2 == 0 else 2.0
+    return np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2 * weights
+
+
+def band_error_db(
+    estimate: ArrayLike, reference: ArrayLike, sample_rate: int, *, n_fft: int = 2048, hop: int = 512
+) -> dict[str, float]:
+    """Error energy per frequency band, relative to the whole reference energy, in dB (lower is better).
+
+    For band ``b`` of :data:`BANDS_HZ` (``[lo, hi)`` Hz, named by :data:`BAND_NAMES`)::
+
+        band_error_db[b] = 10 log10(sum_{channels, frames, bins f in b} |E|² / sum_{channels, frames, all bins} |R|²)
+
+    with ``E`` and ``R`` the STFTs (float64, periodic Hann of ``n_fft`` samples, hop ``hop``, centred frames with
+    zero padding) of ``estimate - reference`` and ``reference``; bin ``k`` is at ``k * sample_rate / n_fft`` Hz and
+    sums are over the two-sided spectrum (one-sided bins other than DC and Nyquist count twice). The bands
+    partition the bins, so ``10 log10(sum_b 10 ** (band_error_db[b] / 10))`` is the whole-signal
+    error-to-reference energy ratio in the STFT domain; with a hop of ``n_fft / 4`` (the squared Hann windows sum
+    to a constant) it equals the waveform ratio ``sum (estimate - reference)² / sum reference²`` up to the first
+    and last ``n_fft`` samples, where fewer frames overlap. A band with no error energy (or no bins, e.g. ``gt8k``
+    below 16 kHz sampling) is ``-inf``.
+
+    Args:
+        estimate, reference: ``(n_samples,)`` or ``(n_samples, n_channels)``, same shape; numpy or torch.
+        sample_rate: Hz. n_fft: STFT size in samples (>= 2). hop: STFT hop in samples (>= 1).
+
+    Returns:
+        ``{name: dB}`` for the names of :data:`BAND_NAMES`, in that order.
+
+    Raises:
+        ValueError: on mismatched or empty shapes, non-finite values, an all-zero reference or bad parameters.
+    """
+    if sample_rate <= 0 or n_fft < 2 or hop < 1:
+        raise ValueError(f"need sample_rate > 0, n_fft >= 2, hop >= 1; got {sample_rate}, {n_fft}, {hop}")
+    error, ref = _error_pair(estimate, reference)
+    error_per_bin = _power_spectrogram(error, n_fft, hop).sum(axis=(0, 1))
+    ref_total = float(_power_spectrogram(ref, n_fft, hop).sum())
+    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    out = {}
+    for name, (lo, hi) in zip(BAND_NAMES, BANDS_HZ):
+        in_band = (freqs >= lo) & (freqs < (math.inf if hi is None else hi))
+        out[name] = _ratio_db(float(error_per_bin[in_band].sum()), ref_total)
+    return out
+
+
+def _sample_regions(
+    reference: np.ndarray, sample_rate: int, f0_hz: np.ndarray, frame_rate: float, silence_db: float
+) -> np.ndarray:
+    """Region index per sample ``(n_samples,)``: 0 voiced, 1 unvoiced, 2 silent (see :func:`region_error_db`)."""
+    n_samples = reference.shape[0]
+    frame = np.minimum(np.floor(np.arange(n_samples) * frame_rate / sample_rate + 0.5).astype(int), f0_hz.size - 1)
+    power = np.bincount(frame, weights=(reference**2).mean(axis=1), minlength=f0_hz.size)
+    count = np.bincount(frame, minlength=f0_hz.size)
+    mean_power = np.divide(power, count, out=np.zeros_like(power), where=count > 0)
+    with np.errstate(divide="ignore"):
+        level_db = 10.0 * np.log10(mean_power / mean_power.max())
+    silent = level_db < silence_db
+    regions = np.where(silent, 2, np.where(f0_hz > 0, 0, 1))
+    return regions[frame]
+
+
+def region_error_db(
+    estimate: ArrayLike,
+    reference: ArrayLike,
+    sample_rate: int,
+    reference_f0_hz: ArrayLike,
+    frame_rate: float,
+    *,
+    silence_db: float = -50.0,
+) -> dict[str, float]:
+    """Error energy in the voiced, unvoiced and silent parts of the reference, relative to its whole energy, in dB.
+
+    Each sample belongs to the F0 frame whose centre is nearest (frame ``j`` centred at ``j / frame_rate`` s, so it
+    spans ``[(j - 0.5) / frame_rate, (j + 0.5) / frame_rate)``; samples past the last frame belong to the last).
+    A frame is *silent* when the reference's RMS over its samples (channels averaged in power) is more than
+    ``-silence_db`` dB below the loudest frame's; otherwise *voiced* where ``reference_f0_hz > 0`` and *unvoiced*
+    elsewhere. For each region ``r``::
+
+        region_error_db[r] = 10 log10( sum_{samples in r, channels} (estimate - reference)² / sum_{all} reference² )
+
+    The regions partition the samples, so ``10 log10(sum_r 10 ** (region_error_db[r] / 10))`` is the whole-signal
+    error-to-reference energy ratio. An empty or error-free region is ``-inf``.
+
+    Args:
+        estimate, reference: ``(n_samples,)`` or ``(n_samples, n_channels)``, same shape; numpy or torch.
+        sample_rate: Hz.
+        reference_f0_hz: ``(n_frames,)`` Hz, 0 where unvoiced, with ``n_frames`` within one of
+            ``n_samples * frame_rate // sample_rate`` (the project's frame count).
+        frame_rate: frames per second. silence_db: silence threshold in dB relative to the loudest frame (<= 0).
+
+    Returns:
+        ``{"voiced": dB, "unvoiced": dB, "silent": dB}``.
+
+    Raises:
+        ValueError: on mismatched shapes, an F0 track of the wrong length, an all-zero reference or bad parameters.
+    """
+    error, ref = _error_pair(estimate, reference)
+    f0 = as_float64_numpy(reference_f0_hz, "reference_f0_hz")
+    if sample_rate <= 0 or not frame_rate or frame_rate <= 0 or silence_db > 0:
+        raise ValueError(
+            f"need sample_rate > 0, frame_rate > 0, silence_db <= 0; got {sample_rate}, {frame_rate}, {silence_db}"
+        )
+    expected = int(ref.shape[0] * frame_rate // sample_rate)
+    if f0.ndim != 1 or f0.size == 0 or abs(f0.size - expected) > 1 or np.any(f0 < 0):
+        raise ValueError(
+            f"reference_f0_hz must be (n_frames,) >= 0 with about {expected} frames "
+            f"(n_samples * frame_rate // sample_rate), got shape {f0.shape}"
+        )
+    regions = _sample_regions(ref, sample_rate, f0, frame_rate, silence_db)
+    error_per_sample = (error**2).sum(axis=1)
+    ref_total = float((ref**2).sum())
+    return {
+        name: _ratio_db(float(error_per_sample[regions == i].sum()), ref_total) for i, name in enumerate(REGION_NAMES)
+    }
+
+
+# ------------------------------------------------------------------------------------------ voice character
+def interharmonic_share(
+    audio: ArrayLike,
+    sample_rate: int,
+    f0_hz: ArrayLike,
+    frame_rate: float,
+    *,
+    n_fft: int = 4096,
+    band_hz: tuple[float, float] = (60.0, 5000.0),
+    half_width_hz: float = 25.0,
+) -> float:
+    """Share of a voice's power, in its voiced frames, that lies away from the harmonics of its F0.
+
+    ``audio (n_samples,)`` or ``(n_samples, n_channels)`` goes through a periodic-Hann STFT of ``n_fft`` samples,
+    hop ``n_fft // 4``, frames centred at ``m * hop`` (as :func:`band_error_db`), power summed over channels. Each
+    STFT frame takes the F0 of the F0 frame nearest its centre (F0 frame ``j`` at ``j / frame_rate`` s; 0 =
+    unvoiced). In the voiced frames, a bin inside ``band_hz`` is *harmonic* when its centre frequency lies within
+    ``half_width_hz`` of a multiple ``k * F0`` (``k >= 1``); the default covers the Hann main lobe (2 bins either
+    side: 21.5 Hz at 44.1 kHz and 4096 points). Returns::
+
+        sum_{voiced frames, band bins not harmonic} |X|^2 / sum_{voiced frames, band bins} |X|^2
+
+    in ``[0, 1]``: about 0 for a perfectly periodic voice with the right F0 (Hann side lobes leak a few tenths of a
+    percent), the share of non-harmonic bins for white noise; breath, roughness, reverberation and accompaniment
+    raise it. NaN when no voiced frame holds power in the band.
+    """
+    x = as_float64_numpy(audio, "audio")
+    x = x[:, None] if x.ndim == 1 else x
+    f0 = as_float64_numpy(f0_hz, "f0_hz")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"audio must be (n_samples,) or (n_samples, n_channels), got shape {x.shape}")
+    if f0.ndim != 1 or f0.size == 0 or np.any(f0 < 0):
+        raise ValueError(f"f0_hz must be a non-empty (n_frames,) array >= 0 (0 = unvoiced), got shape {f0.shape}")
+    if sample_rate <= 0 or not frame_rate or frame_rate <= 0 or n_fft < 4 or half_width_hz <= 0:
+        raise ValueError(
+            f"need sample_rate > 0, frame_rate > 0, n_fft >= 4, half_width_hz > 0; got {sample_rate}, "
+            f"{frame_rate}, {n_fft}, {half_width_hz}"
+        )
+    if not 0 <= band_hz[0] < band_hz[1]:
+        raise ValueError(f"band_hz must be (low, high) with 0 <= low < high, got {band_hz}")
+    hop = n_fft // 4
+    power = _power_spectrogram(x, n_fft, hop).sum(axis=0)  # (n_stft_frames, n_bins)
+    centres_s = np.arange(power.shape[0]) * hop / sample_rate
+    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)]
+    bin_hz = np.arange(power.shape[1]) * sample_rate / n_fft
+    in_band = (bin_hz >= band_hz[0]) & (bin_hz <= band_hz[1])
+    voiced = frame_f0 > 0
+    p, f = power[voiced][:, in_band], frame_f0[voiced][:, None]
+    nearest = np.maximum(np.round(bin_hz[in_band][None, :] / f), 1.0)  # the nearest harmonic, k >= 1
+    harmonic = np.abs(bin_hz[in_band][None, :] - nearest * f) <= half_width_hz
+    total = float(p.sum())
+    return float(p[~harmonic].sum() / total) if total > 0 else math.nan

@@ -1,0 +1,56 @@
+"""Stage 4, the network: the residual DDSP decoder (``decoder``) and its compositions, one class each, that turn
+its output into the refined vocal (``compositions``). Their public names are re-exported here."""
+
+from ddsp_demucs.model.compositions import (
+    COMPOSITION_CLASSES,
+    Composition,
+    GateComposition,
+    HarmonicMaskComposition,
+    MaskComposition,
+    SongWindow,
+    SynthComposition,
+    apply_mask,
+    continue_synthesis,
+)
+from ddsp_demucs.model.decoder import (
+    COMPOSITIONS,
+    LogMelEncoder,
+    ResidualDDSPDecoder,
+    RnnFcDecoder,
+    band_interpolation,
+    exp_sigmoid,
+    harmonic_comb,
+    harmonic_spectrum,
+    hz_to_midi,
+    interpolate_gate,
+    interpolate_mask,
+    model_from_config,
+    noise_spectrum,
+    straight_through_unit,
+)
+
+__all__ = [
+    "ResidualDDSPDecoder",
+    "RnnFcDecoder",
+    "LogMelEncoder",
+    "model_from_config",
+    "harmonic_spectrum",
+    "harmonic_comb",
+    "band_interpolation",
+    "straight_through_unit",
+    "noise_spectrum",
+    "interpolate_mask",
+    "interpolate_gate",
+    "hz_to_midi",
+    "exp_sigmoid",
+    "COMPOSITIONS",
+    "Composition",
+    "SynthComposition",
+    "GateComposition",
+    "MaskComposition",
+    "HarmonicMaskComposition",
+    "SongWindow",
+    "COMPOSITION_CLASSES",
+    "apply_mask",
+    "continue_synthesis",
+]

@@ -1,0 +1,590 @@
+"""``ResidualDDSPDecoder``: a DDSP model that refines a separated vocal instead of replacing it.
+
+The network reads per-frame controls (F0 as normalised MIDI, voicing confidence, normalised loudness) and,
+optionally, a learned encoding of the separated vocal's log-mel frames. An RnnFc decoder (as in DDSP: an FC
+stack per input, a GRU, an FC stack) turns them into harmonic-plus-noise controls, which are composed with
+the separated vocal in one of three ways:
+
+``synth``
+    pure resynthesis: harmonic synthesiser + filtered noise (+ optional learned reverb); the original
+    baseline. Its oscillator phase cannot match the target's, which SI-SDR punishes.
+``gate``
+    a learned per-frame blend ``g * input + (1 - g) * synth`` with ``g = 1`` exactly at initialisation.
+``mask``
+    the synthesised harmonic and noise *spectra* (rendered directly on the STFT grid) become a
+    time-frequency mask on the separated vocal's STFT, keeping its phase:
+    ``log mask = softclamp(a(t) * (log S_synth - log |X|))`` with ``a(t) = 0`` at initialisation, so
+    ``mask = 1`` exactly; ``a = 1`` gives the synthesised magnitude with the vocal's phase.
+
+``harmonic``
+    a suppression-only mask built around the F0 harmonics, with no synthesiser: in ``n_mask_bands``
+    log-spaced bands the network sets a gain ``g`` (any frame) and a comb depth ``d`` and width ``w`` (voiced
+    frames): ``mask = g * (1 - d * voicing * (1 - comb_w))``, where ``comb_w`` is 1 on the harmonics of F0 and
+    falls as a Gaussian of standard deviation ``w`` Hz between them. ``g = 1`` and ``d = 0`` at
+    initialisation, and the mask never exceeds 1: it can remove what lies between the harmonics or in a band,
+    never add, so a wrong decision costs at most what it removes. A learned version of the comb filter of
+    :mod:`ddsp_demucs.inference.comb` that can also leave a good separation alone.
+
+``gate``, ``mask`` and ``harmonic`` are the identity before training (output == input vocal, bit-exact up to float
+rounding in ``input + istft((mask - 1) * X)``), so a trained model is judged only by what it adds.
+
+All network controls live on the model's frame grid: the centred STFT frames of ``mask_n_fft`` /
+``mask_hop`` at ``sample_rate``, i.e. frame ``i`` is centred at ``i * hop / sample_rate`` seconds and
+``n_model_frames = n_samples // hop + 1``. The dataset's controls (``n_frames = n_samples * frame_rate //
+sample_rate``, frame ``j`` at ``j / frame_rate`` s) are interpolated onto that grid. This keeps harmonic,
+noise, mask and audio encoder aligned in time (the original rendered 64,000 samples for 88,200-sample
+windows), and runs the GRU at ``sample_rate / hop`` Hz (86 Hz at 22.05 kHz, hop 256) rather than 250 Hz.
+
+Each composition is a class of :mod:`ddsp_demucs.model.compositions` (``model.composer``) that computes ``forward``
+and refines a window of a song at another rate and channel count (moving masks and gates with
+:func:`~ddsp_demucs.dsp.grids.interpolate_mask` / :func:`~ddsp_demucs.dsp.grids.interpolate_gate`, which map by time in
+seconds and frequency in Hz).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth, separation_ambiguity
+from ddsp_demucs.dsp.grids import f0_to_grid, frames_to_grid, interpolate_gate, interpolate_mask
+from ddsp_demucs.model.compositions import COMPOSITION_CLASSES
+
+COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic")
+MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
+AMBIGUITY_GATES = ("off", "inference", "always")  # when the ambiguity gate applies (see ResidualDDSPDecoder)
+HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
+LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
+
+
+# ------------------------------------------------------------------------------------------- pure helpers
+def hz_to_midi(f0_hz: torch.Tensor) -> torch.Tensor:
+    """MIDI note number of frequencies in Hz (any shape); values below 1 Hz are clamped to 1 Hz."""
+    return 69.0 + 12.0 * torch.log2(f0_hz.clamp_min(1.0) / 440.0)
+
+
+def exp_sigmoid(x: torch.Tensor, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7):
+    """DDSP's scaled sigmoid ``max_value * sigmoid(x) ** log(exponent) + threshold``: a positive amplitude."""
+    return max_value * torch.sigmoid(x) ** math.log(exponent) + threshold
+
+
+def hann_lobe(delta: torch.Tensor) -> torch.Tensor:
+    """Normalised magnitude of a periodic Hann window's transform at ``delta`` bins from a sinusoid.
+
+    ``sinc(delta) / (1 - delta**2)``: 1 at 0, 0.5 at +-1, 0 for ``|delta| >= 2``; any shape.
+    """
+    d2 = 1.0 - delta * delta
+    near = d2.abs() < 1e-4
+    safe = torch.where(near, torch.ones_like(d2), d2)
+    value = torch.where(near, torch.full_like(d2, 0.5), torch.sinc(delta) / safe)
+    return torch.where(delta.abs() < 2.0, value, torch.zeros_like(value))
+
+
+def harmonic_spectrum(
+    f0_hz: torch.Tensor, harmonic_amplitudes: torch.Tensor, *, sample_rate: int, n_fft: int
+) -> torch.Tensor:
+    """Expected STFT magnitude of a sum of harmonics, rendered directly on the STFT grid.
+
+    ``f0_hz (batch, n_frames)`` in Hz; ``harmonic_amplitudes (batch, n_frames, n_harmonics)`` linear peak
+    amplitudes of harmonic ``k * f0`` (0 at or above Nyquist) -> ``(batch, n_frames, n_fft // 2 + 1)``,
+    in the units of ``torch.stft(..., window=hann_window(n_fft), center=True)`` magnitudes: a sinusoid of
+    amplitude A on bin centre reads ``A * n_fft / 4``. Each harmonic spreads over the 4 bins of the Hann
+    main lobe; harmonics add in magnitude (their relative phases are ignored). Differentiable in both inputs.
+    """
+    n_bins = n_fft // 2 + 1
+    n_h = harmonic_amplitudes.shape[-1]
+    k = torch.arange(1, n_h + 1, device=f0_hz.device, dtype=f0_hz.dtype)
+    pos = f0_hz.unsqueeze(-1) * k * (n_fft / sample_rate)  # fractional bin, (b, t, k)
+    amp = harmonic_amplitudes * (n_fft / 4.0)
+    base = pos.detach().floor()
+    out = harmonic_amplitudes.new_zeros(*harmonic_amplitudes.shape[:-1], n_bins)
+    for offset in (-1, 0, 1, 2):
+        idx = base + offset
+        valid = (idx >= 0) & (idx < n_bins)
+        contrib = amp * hann_lobe(idx - pos) * valid
+        out = out.scatter_add(-1, idx.clamp(0, n_bins - 1).long(), contrib)
+    return out
+
+
+def noise_spectrum(noise_magnitudes: torch.Tensor, *, n_fft: int) -> torch.Tensor:
+    """Expected STFT magnitude (RMS) of ``filtered_noise`` with the given band magnitudes.
+
+    ``noise_magnitudes (batch, n_frames, n_bands)`` on bands spaced linearly from 0 Hz to Nyquist ->
+    ``(batch, n_frames, n_fft // 2 + 1)``: uniform noise in [-1, 1] (variance 1/3) through gain ``|H|``
+    under a Hann window of ``n_fft`` (sum of squares ``3 n_fft / 8``) reads ``|H| * sqrt(n_fft / 8)``.
+    """
+    b, t, n_bands = noise_magnitudes.shape
+    n_bins = n_fft // 2 + 1
+    if n_bands == 1:
+        gains = noise_magnitudes.expand(b, t, n_bins)
+    else:
+        gains = F.interpolate(
+            noise_magnitudes.reshape(b * t, 1, n_bands), size=n_bins, mode="linear", align_corners=True
+        ).reshape(b, t, n_bins)
+    return gains * math.sqrt(n_fft / 8.0)
+
+
+def straight_through_unit(x: torch.Tensor) -> torch.Tensor:
+    """``clamp(x, 0, 1)`` with the identity's gradient, so a zero-initialised output can leave 0."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+def band_interpolation(n_bins: int, sample_rate: int, n_bands: int) -> torch.Tensor:
+    """``(n_bins, n_bands)`` weights that spread per-band values to STFT bins: linear in log frequency between
+    band centres log-spaced from :data:`LOWEST_BAND_HZ` to Nyquist, constant beyond the outer centres; each row
+    sums to 1."""
+    freqs = torch.linspace(0.0, sample_rate / 2, n_bins, dtype=torch.float64).clamp_min(1.0).log()
+    if n_bands == 1:
+        return torch.ones(n_bins, 1)
+    centres = torch.linspace(math.log(LOWEST_BAND_HZ), math.log(sample_rate / 2), n_bands, dtype=torch.float64)
+    position = ((freqs - centres[0]) / (centres[1] - centres[0])).clamp(0, n_bands - 1)
+    low = position.floor().long().clamp(max=n_bands - 2)
+    frac = position - low
+    weights = torch.zeros(n_bins, n_bands, dtype=torch.float64)
+    weights[torch.arange(n_bins), low] = 1 - frac
+    weights[torch.arange(n_bins), low + 1] += frac
+    return weights.float()
+
+
+def harmonic_comb(f0_hz: torch.Tensor, width_hz: torch.Tensor, bin_hz: torch.Tensor) -> torch.Tensor:
+    """Gaussian comb on the harmonics of F0: ``exp(-0.5 (distance to the nearest harmonic / width)^2)``.
+
+    ``f0_hz (batch, n_frames)`` (0 where unvoiced: the comb is then 0 everywhere but at 0 Hz);
+    ``width_hz (batch, n_bins, n_frames)`` > 0; ``bin_hz (n_bins,)`` -> ``(batch, n_bins, n_frames)`` in [0, 1].
+    Bins below half the F0 are measured from 0 Hz (no harmonic there), so they fall off as well.
+    """
+    f0 = f0_hz.unsqueeze(1)  # (b, 1, t)
+    f = bin_hz.view(1, -1, 1)
+    nearest = torch.where(f0 > 0, torch.round(f / f0.clamp_min(1.0)), torch.zeros_like(f0))
+    distance = torch.where(nearest > 0, f - nearest * f0, f)
+    return torch.exp(-0.5 * (distance / width_hz).square())
+
+
+def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Smooth clamp to ``(low, high)`` with ``low < 0 < high``: ``high*tanh(x/high)`` above 0,
+    ``low*tanh(x/low)`` below; identity with slope 1 at 0 (so 0 maps to exactly 0)."""
+    return torch.where(x >= 0, high * torch.tanh(x / high), low * torch.tanh(x / low))
+
+
+# ------------------------------------------------------------------------------------------------ modules
+def fc_stack(in_size: int, hidden: int, n_layers: int) -> nn.Sequential:
+    """DDSP's FC stack: ``n_layers`` x (Linear, LayerNorm, LeakyReLU)."""
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        layers += [nn.Linear(in_size if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers)
+
+
+class LogMelEncoder(nn.Module):
+    """A GRU over the log-mel frames of the separated vocal: ``(batch, n_bins, n_frames)`` STFT magnitude
+    -> ``(batch, n_frames, units)`` (timbre and bleed the F0/loudness controls do not show)."""
+
+    def __init__(self, sample_rate: int, n_fft: int, n_mels: int, units: int):
+        super().__init__()
+        import librosa
+
+        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=40.0, fmax=sample_rate / 2)
+        self.register_buffer("mel_fb", torch.as_tensor(fb, dtype=torch.float32), persistent=False)
+        self.norm = nn.LayerNorm(n_mels)
+        self.gru = nn.GRU(n_mels, units, batch_first=True)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        mel = torch.einsum("mf,bft->btm", self.mel_fb.to(magnitude.dtype), magnitude)
+        out, _ = self.gru(self.norm(torch.log(mel + 1e-4)))
+        return out
+
+
+class RnnFcDecoder(nn.Module):
+    """DDSP's RnnFcDecoder: an FC stack per input, concatenated, a GRU, the inputs again, an FC stack.
+
+    ``inputs``: list of ``(batch, n_frames, dim_i)`` -> ``(batch, n_frames, hidden)``.
+    """
+
+    def __init__(self, input_sizes: list[int], hidden: int, gru_units: int, n_layers: int):
+        super().__init__()
+        self.in_stacks = nn.ModuleList(fc_stack(size, hidden, n_layers) for size in input_sizes)
+        self.gru = nn.GRU(hidden * len(input_sizes), gru_units, batch_first=True)
+        self.out_stack = fc_stack(gru_units + hidden * len(input_sizes), hidden, n_layers)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        hs = [stack(x) for stack, x in zip(self.in_stacks, inputs)]
+        h = torch.cat(hs, dim=-1)
+        g, _ = self.gru(h)
+        return self.out_stack(torch.cat([h, g], dim=-1))
+
+
+class ResidualDDSPDecoder(nn.Module):
+    """Residual DDSP refinement of a separated vocal (mono, ``sample_rate``).
+
+    Args:
+        sample_rate: model rate in Hz (the dataset's ``train_sr``).
+        frame_rate: rate of the dataset's frame controls in Hz (``f0_hz``, ``f0_confidence``, ``loudness_db``).
+        n_harmonics: harmonics of the additive synthesiser.
+        n_noise_bands: filtered-noise bands, linear from 0 Hz to Nyquist.
+        composition: ``"synth"``, ``"gate"``, ``"mask"`` or ``"harmonic"`` (see the module docstring).
+        hidden_size, gru_units, n_fc_layers: decoder sizes.
+        use_audio_encoder: feed a GRU encoding of the input vocal's log-mel frames (``n_mels``,
+            ``encoder_units``) to the decoder.
+        use_accompaniment_encoder: also feed an encoding of the separator's accompaniment estimate, the mixture
+            minus the input vocal (the batch's ``mixture_audio (batch, n_samples)``, which ``refine`` always has):
+            where the rest of the song is loud, the separated vocal is likely to hold some of it.
+        ambiguity_gate: (``mask``, ``harmonic``) ``"inference"`` or ``"always"``: let the mask act only where the
+            separator was unsure: the mask applied is ``1 + a (mask - 1)`` with ``a`` the separation ambiguity
+            ``4 m (1 - m)`` of the separator's own mask ``m = |input| / |mixture|`` in each bin
+            (:func:`~ddsp_demucs.dsp.separation_ambiguity`; needs ``mixture_audio`` like the accompaniment
+            encoder). A bin the separator gave wholly to the vocal, or wholly to the accompaniment, is left exactly
+            as it is. ``"inference"``: in eval mode only (refine, evaluation, validation), so the network learns
+            unrestricted; ``"always"``: also while training; ``"off"``: never.
+        reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
+            a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
+        mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
+        voicing_threshold: confidence at which harmonics are half faded; they fade smoothly around it.
+        loudness_mean_db, loudness_std_db: normalisation of ``loudness_db`` for the network.
+        mask_min, mask_max: the mask's range (soft-clamped in the log domain).
+        n_mask_bands: bands of the ``harmonic`` composition's gain, comb depth and comb width.
+
+    ``forward(batch)`` takes a dict with ``input_audio (batch, n_samples)``, ``f0_hz``, ``f0_confidence``,
+    ``loudness_db`` (each ``(batch, n_frames)``; ``n_frames = n_samples * frame_rate // sample_rate``) and
+    returns a dict with ``audio (batch, n_samples)`` and the controls used, all on the model frame grid
+    ``(batch, n_model_frames[, dims])``: ``f0_hz``, ``voicing``, ``amplitudes``, ``harmonic_distribution``,
+    ``noise_magnitudes``, plus ``gate`` (gate), ``mask`` ``(batch, n_bins, n_model_frames)`` (mask), and
+    ``harmonic_audio``/``noise_audio`` ``(batch, n_samples)`` (synth, gate).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 22050,
+        frame_rate: int = 250,
+        n_harmonics: int = 64,
+        n_noise_bands: int = 65,
+        composition: Literal["synth", "gate", "mask", "harmonic"] = "mask",
+        *,
+        hidden_size: int = 256,
+        gru_units: int = 256,
+        n_fc_layers: int = 2,
+        use_audio_encoder: bool = True,
+        use_accompaniment_encoder: bool = False,
+        ambiguity_gate: Literal["off", "inference", "always"] = "off",
+        n_mels: int = 64,
+        encoder_units: int = 128,
+        reverb: bool = True,
+        reverb_length: int = 8192,
+        mask_n_fft: int = 1024,
+        mask_hop: int = 256,
+        voicing_threshold: float = 0.5,
+        loudness_mean_db: float = -40.0,
+        loudness_std_db: float = 20.0,
+        mask_min: float = 1e-3,
+        mask_max: float = 4.0,
+        n_mask_bands: int = 16,
+    ):
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
+        super().__init__()
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
+        for name, value in (
+            ("sample_rate", sample_rate),
+            ("frame_rate", frame_rate),
+            ("n_harmonics", n_harmonics),
+            ("n_noise_bands", n_noise_bands),
+            ("mask_n_fft", mask_n_fft),
+            ("mask_hop", mask_hop),
+            ("n_mask_bands", n_mask_bands),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if mask_hop > mask_n_fft:
+            raise ValueError(f"mask_hop ({mask_hop}) must not exceed mask_n_fft ({mask_n_fft})")
+        if not 0 < mask_min < 1 < mask_max:
+            raise ValueError(f"need 0 < mask_min < 1 < mask_max, got {mask_min}, {mask_max}")
+        self.init_args = arguments  # the constructor's arguments, for self-describing checkpoints
+        self.sample_rate, self.frame_rate = int(sample_rate), float(frame_rate)
+        self.n_harmonics, self.n_noise_bands = n_harmonics, n_noise_bands
+        self.composition = composition
+        if ambiguity_gate not in AMBIGUITY_GATES:
+            raise ValueError(f"ambiguity_gate must be one of {', '.join(AMBIGUITY_GATES)}, got {ambiguity_gate!r}")
+        if ambiguity_gate != "off" and composition not in ("mask", "harmonic"):
+            raise ValueError(f"ambiguity_gate weighs a mask: composition 'mask' or 'harmonic', not {composition!r}")
+        self.ambiguity_gate = ambiguity_gate
+        self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
+        self.n_fft, self.hop = mask_n_fft, mask_hop
+        self.voicing_threshold = voicing_threshold
+        self.loudness_mean_db, self.loudness_std_db = loudness_mean_db, loudness_std_db
+        self.log_mask_min, self.log_mask_max = math.log(mask_min), math.log(mask_max)
+        self.register_buffer("window", torch.hann_window(mask_n_fft), persistent=False)
+
+        self.encoder = LogMelEncoder(sample_rate, mask_n_fft, n_mels, encoder_units) if use_audio_encoder else None
+        self.accompaniment_encoder = (
+            LogMelEncoder(sample_rate, mask_n_fft, n_mels, encoder_units) if use_accompaniment_encoder else None
+        )
+        sizes = [1, 1, 1] + [encoder_units] * (int(use_audio_encoder) + int(use_accompaniment_encoder))
+        self.decoder = RnnFcDecoder(sizes, hidden_size, gru_units, n_fc_layers)
+        synthesises = composition != "harmonic"
+        self.amp_head = nn.Linear(hidden_size, 1 + n_harmonics) if synthesises else None
+        self.noise_head = nn.Linear(hidden_size, n_noise_bands) if synthesises else None
+        self.reverb = Reverb(reverb_length) if (reverb and composition in ("synth", "gate")) else None
+        # The residual heads start at exactly zero, so gate == 1 / mask == 1: the identity.
+        self.residual_head = nn.Linear(hidden_size, 1) if composition in ("gate", "mask") else None
+        # harmonic: gain, comb depth and log comb width per band, zero at init (gain 1, depth 0: the identity)
+        self.band_head = nn.Linear(hidden_size, 3 * n_mask_bands) if composition == "harmonic" else None
+        for head in (self.residual_head, self.band_head):
+            if head is not None:
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+        self.n_mask_bands = n_mask_bands
+        n_bins = mask_n_fft // 2 + 1
+        harmonic = composition == "harmonic"  # the band and bin grids only its mask uses
+        band_weights = band_interpolation(n_bins, sample_rate, n_mask_bands) if harmonic else None
+        bin_hz = torch.arange(n_bins) * (sample_rate / mask_n_fft) if harmonic else None
+        self.register_buffer("band_weights", band_weights, persistent=False)
+        self.register_buffer("bin_hz", bin_hz, persistent=False)
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def n_model_frames(self, n_samples: int) -> int:
+        """Frames of the model grid for ``n_samples``: ``n_samples // mask_hop + 1`` (centred STFT frames)."""
+        return n_samples // self.hop + 1
+
+    @property
+    def model_frame_rate(self) -> float:
+        """Rate of the model frame grid in Hz (``sample_rate / mask_hop``)."""
+        return self.sample_rate / self.hop
+
+    def stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """Centred Hann STFT ``(batch, n_samples)`` -> complex ``(batch, n_fft // 2 + 1, n_model_frames)``."""
+        return torch.stft(
+            audio, self.n_fft, self.hop, window=self.window.to(audio.dtype), center=True, return_complex=True
+        )
+
+    def istft(self, spec: torch.Tensor, n_samples: int) -> torch.Tensor:
+        return torch.istft(
+            spec, self.n_fft, self.hop, window=self.window.to(spec.real.dtype), center=True, length=n_samples
+        )
+
+    @property
+    def reads_mixture(self) -> bool:
+        """Whether the batch must hold ``mixture_audio`` (and ``refine`` the song's mixture)."""
+        return self.accompaniment_encoder is not None or self.ambiguity_gate != "off"
+
+    def gate_by_ambiguity(self, mask: torch.Tensor, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
+        """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity_gate``;
+        the mask itself otherwise); ``magnitude``: the input's STFT magnitude on the same grid."""
+        if self.ambiguity_gate == "off" or (self.ambiguity_gate == "inference" and self.training):
+            return mask
+        mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
+        return 1.0 + separation_ambiguity(magnitude, mixture) * (mask - 1.0)
+
+    def check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
+        missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
+        if missing:
+            raise ValueError(
+                f"batch is missing {', '.join(missing)} (need input_audio, f0_hz, f0_confidence, loudness_db)"
+            )
+        audio = batch["input_audio"]
+        if audio.dim() == 1:
+            raise ValueError("input_audio must be (batch, n_samples); got a 1-D tensor (add a batch dim)")
+        if audio.dim() != 2:
+            raise ValueError(f"input_audio must be (batch, n_samples), got shape {tuple(audio.shape)}")
+        if self.reads_mixture:
+            mixture = batch.get("mixture_audio")
+            if mixture is None or mixture.shape != audio.shape:
+                got = "none" if mixture is None else tuple(mixture.shape)
+                raise ValueError(f"this model reads the mixture: need mixture_audio {tuple(audio.shape)}, got {got}")
+        for key in ("f0_hz", "f0_confidence", "loudness_db"):
+            if batch[key].dim() != 2 or batch[key].shape[0] != audio.shape[0]:
+                raise ValueError(
+                    f"{key} must be (batch, n_frames) with batch {audio.shape[0]}, got {tuple(batch[key].shape)}"
+                )
+        return audio, audio.shape[-1]
+
+    # ------------------------------------------------------------------------------------------ controls
+    def frame_state(self, batch: dict, magnitude: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """The decoder's hidden state ``(batch, n_model_frames, hidden_size)`` and the input controls on the model
+        frame grid (``f0_hz``, ``f0_confidence``, ``loudness_db``, ``voicing``: each ``(batch, n_model_frames)``);
+        ``magnitude`` is the input's STFT magnitude ``(batch, n_bins, n_model_frames)`` if already computed."""
+        audio, n_samples = self.check_batch(batch)
+        n_frames = self.n_model_frames(n_samples)
+        times = torch.arange(n_frames, device=audio.device, dtype=audio.dtype) * (self.hop / self.sample_rate)
+        f0 = f0_to_grid(batch["f0_hz"].to(audio.dtype), self.frame_rate, times)
+        conf = frames_to_grid(batch["f0_confidence"].to(audio.dtype), self.frame_rate, times).clamp(0, 1)
+        loud = frames_to_grid(batch["loudness_db"].to(audio.dtype), self.frame_rate, times)
+
+        voiced = f0 > 0
+        f0_in = torch.where(voiced, (hz_to_midi(f0) - 60.0) / 24.0, torch.zeros_like(f0))
+        loud_in = (loud - self.loudness_mean_db) / self.loudness_std_db
+        inputs = [f0_in.unsqueeze(-1), conf.unsqueeze(-1), loud_in.unsqueeze(-1)]
+        if self.encoder is not None:
+            if magnitude is None:
+                magnitude = self.stft(audio).abs()
+            inputs.append(self.encoder(magnitude))
+        if self.accompaniment_encoder is not None:
+            inputs.append(self.accompaniment_encoder(self.stft(batch["mixture_audio"].to(audio.dtype) - audio).abs()))
+        # Harmonics fade out smoothly as the confidence drops below the threshold, and vanish where F0 is 0.
+        voicing = torch.sigmoid((conf - self.voicing_threshold) * 12.0) * voiced
+        return self.decoder(inputs), dict(f0_hz=f0, f0_confidence=conf, loudness_db=loud, voicing=voicing)
+
+    def controls(self, batch: dict, magnitude: torch.Tensor | None = None) -> dict:
+        """Network controls on the model frame grid (see the class docstring) of a synthesising composition;
+        ``magnitude`` as in :meth:`frame_state`."""
+        if self.amp_head is None:
+            raise ValueError(f"the {self.composition!r} composition has no synthesiser controls")
+        h, state = self.frame_state(batch, magnitude)
+        audio, f0, voicing = batch["input_audio"], state["f0_hz"], state["voicing"]
+        raw = self.amp_head(h)
+        amplitudes = exp_sigmoid(raw[..., 0]) * voicing
+        # Distribution: one softmax over the harmonics below Nyquist (normalised once, no second squashing).
+        k = torch.arange(1, self.n_harmonics + 1, device=audio.device, dtype=audio.dtype)
+        below = f0.unsqueeze(-1) * k < self.sample_rate / 2
+        logits = raw[..., 1:].masked_fill(~below, float("-inf"))
+        dist = torch.softmax(logits, dim=-1)
+        dist = torch.nan_to_num(dist, nan=0.0)  # frames with no harmonic below Nyquist (never for voice)
+        noise = exp_sigmoid(self.noise_head(h) - 5.0)
+        out = dict(
+            **state,
+            amplitudes=amplitudes,
+            harmonic_distribution=dist,
+            noise_magnitudes=noise,
+        )
+        if self.residual_head is not None:
+            out["residual"] = self.residual_head(h).squeeze(-1)
+        return out
+
+    def compute_mask(self, batch: dict) -> dict:
+        """The TF mask of the ``mask`` composition for a batch at the model rate.
+
+        Returns ``mask (batch, mask_n_fft // 2 + 1, n_model_frames)`` (linear gain, in ``[mask_min, mask_max]``,
+        exactly 1 at initialisation), its grid ``sample_rate``, ``n_fft``, ``hop`` (centred Hann STFT;
+        frame ``i`` at ``i * hop / sample_rate`` s, bin ``f`` at ``f * sample_rate / n_fft`` Hz), the input STFT
+        ``spec`` and the ``controls``. Apply to another rate's STFT with :func:`interpolate_mask`.
+        """
+        if self.composition != "mask":
+            raise ValueError(f"compute_mask needs composition 'mask', this model uses {self.composition!r}")
+        audio, _ = self.check_batch(batch)
+        spec = self.stft(audio)
+        magnitude = spec.abs()
+        c = self.controls(batch, magnitude)
+        harm = harmonic_spectrum(
+            c["f0_hz"],
+            c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+        )
+        noise = noise_spectrum(c["noise_magnitudes"], n_fft=self.n_fft)
+        # in float32 with a floor: d sqrt(x)/dx is infinite at 0, where a silent bin's magnitude sits (NaN under
+        # half-precision autocast, where a float32-sized floor would also round to 0)
+        synth_mag = torch.sqrt(harm.float().square() + noise.float().square() + MAGNITUDE_FLOOR**2)
+        eps = 1e-3
+        log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
+        u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
+        mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), magnitude, batch)
+        c["synth_magnitude"] = synth_mag
+        return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
+
+    def compute_harmonic_mask(self, batch: dict) -> dict:
+        """The suppression mask of the ``harmonic`` composition (see the module docstring) for a batch at the model
+        rate: ``mask (batch, mask_n_fft // 2 + 1, n_model_frames)`` in [0, 1], exactly 1 at initialisation, with
+        the same grid entries as :meth:`compute_mask` and ``controls``: the input controls plus ``band_gain``,
+        ``comb_depth``, ``comb_width_hz``, each ``(batch, n_model_frames, n_mask_bands)``."""
+        if self.composition != "harmonic":
+            raise ValueError(f"compute_harmonic_mask needs composition 'harmonic', not {self.composition!r}")
+        audio, _ = self.check_batch(batch)
+        spec = self.stft(audio)
+        magnitude = spec.abs()
+        h, c = self.frame_state(batch, magnitude)
+        gain_raw, depth_raw, width_raw = self.band_head(h).chunk(3, dim=-1)  # each (b, t, bands)
+        cut, depth = straight_through_unit(gain_raw), straight_through_unit(depth_raw)  # gain = 1 - cut
+        width = HARMONIC_WIDTH_HZ * torch.exp(width_raw.clamp(-3.0, 3.0))
+        to_bins = self.band_weights.to(h.dtype)  # (bins, bands)
+        cut_b, depth_b, width_b = (torch.einsum("fk,btk->bft", to_bins, x) for x in (cut, depth, width))
+        comb = harmonic_comb(c["f0_hz"], width_b, self.bin_hz.to(h.dtype))
+        # (1 - cut)(1 - ...) rather than interpolated gains: exactly 1 where cut and depth are exactly 0
+        mask = (1.0 - cut_b) * (1.0 - depth_b * c["voicing"].unsqueeze(1) * (1.0 - comb))
+        mask = self.gate_by_ambiguity(mask, magnitude, batch)
+        c.update(band_gain=1.0 - cut, comb_depth=depth, comb_width_hz=width)
+        return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
+
+    def compute_gate(self, batch: dict) -> dict:
+        """The per-frame gate of the ``gate`` composition: ``gate (batch, n_model_frames)`` in [0, 1] (1 = keep
+        the input vocal; exactly 1 at initialisation), frame ``i`` at ``i * mask_hop / sample_rate`` s, with
+        ``frame_rate`` (Hz) and ``controls``. Per-sample values at any rate: :func:`interpolate_gate`.
+
+        ``gate = 1 - clamp(r, 0, 1)`` for the zero-initialised head output ``r``, with a straight-through
+        gradient for the clamp so the gate can leave 1 (a smooth [0, 1] function that equals 1 at r = 0
+        would have zero gradient there).
+        """
+        if self.composition != "gate":
+            raise ValueError(f"compute_gate needs composition 'gate', this model uses {self.composition!r}")
+        c = self.controls(batch)
+        return dict(gate=1.0 - straight_through_unit(c["residual"]), frame_rate=self.model_frame_rate, controls=c)
+
+    def synthesize(
+        self,
+        controls: dict,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        *,
+        initial_phase: torch.Tensor | None = None,
+        white_noise: torch.Tensor | None = None,
+    ) -> dict:
+        """Harmonic + filtered noise (+ reverb) audio ``(batch, n_samples)`` from model-grid controls;
+        ``generator`` seeds the noise. ``initial_phase (batch,)`` and ``white_noise (batch, n_samples)`` continue
+        a longer synthesis (see :func:`~ddsp_demucs.dsp.harmonic_phase` and ``filtered_noise``)."""
+        # model frame i is centred on sample i * hop: the same convention as the dsp functions' hop_length
+        harm = harmonic_synth(
+            controls["f0_hz"],
+            controls["amplitudes"],
+            controls["harmonic_distribution"],
+            sample_rate=self.sample_rate,
+            n_samples=n_samples,
+            hop_length=self.hop,
+            initial_phase=initial_phase,
+        )
+        noise = filtered_noise(
+            controls["noise_magnitudes"],
+            n_samples=n_samples,
+            generator=generator,
+            hop_length=self.hop,
+            white_noise=white_noise,
+        )
+        audio = harm + noise
+        if self.reverb is not None:
+            audio = self.reverb(audio)
+        return dict(synth_audio=audio, harmonic_audio=harm, noise_audio=noise)
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """Refine ``batch["input_audio"] (batch, n_samples)``; returns ``audio (batch, n_samples)`` + controls.
+
+        ``generator`` seeds the filtered noise (``synth``/``gate``; the ``mask`` path is deterministic). The
+        composition's class (:mod:`ddsp_demucs.model.compositions`) does the work."""
+        return self.composer.forward(self, batch, generator)
+
+
+def model_from_config(model_config, data_config) -> ResidualDDSPDecoder:
+    """Build the model from the typed ``model`` and ``data`` config sections (``data.train_sr``,
+    ``data.frame_rate``)."""
+    import dataclasses
+
+    kwargs = dataclasses.asdict(model_config)
+    return ResidualDDSPDecoder(sample_rate=data_config.train_sr, frame_rate=data_config.frame_rate, **kwargs)
+
+
+__all__ = [
+    "ResidualDDSPDecoder",
+    "RnnFcDecoder",
+    "LogMelEncoder",
+    "model_from_config",
+    "harmonic_spectrum",
+    "harmonic_comb",
+    "band_interpolation",
+    "straight_through_unit",
+    "noise_spectrum",
+    "interpolate_mask",
+    "interpolate_gate",
+    "hz_to_midi",
+    "exp_sigmoid",
+    "COMPOSITIONS",
+]
