@@ -406,6 +406,54 @@ def test_cli_train_rejects_missing_data(tmp_path):
     )
 
 
+def test_cli_train_draws_the_windows_of_every_data_folder(tmp_path, monkeypatch):
+    """``--data`` given twice: one training set drawing both folders' windows, validation likewise, and a
+    folder without a validation split only warned about."""
+    import ddsp_demucs.data as data_module
+    import ddsp_demucs.training.trainer as trainer_module
+    from ddsp_demucs.cli import main
+
+    class Windows(ListDataset):
+        sample_rate, frame_rate, n_samples = 16000, 250, 4096
+
+        def __init__(self, items, separator):
+            super().__init__(items)
+            self.manifest = {"separator": separator}
+
+    folders = {name: tmp_path / name for name in ("fallback", "oracle-bands16", "no-validation")}
+    for folder in folders.values():
+        folder.mkdir()
+    splits = {
+        (folders["fallback"], "train"): Windows([make_example(s, n_samples=4096) for s in range(3)], "fallback"),
+        (folders["fallback"], "validation"): Windows([make_example(9, n_samples=4096)], "fallback"),
+        (folders["oracle-bands16"], "train"): Windows([make_example(s, n_samples=4096) for s in range(2)], "oracle"),
+        (folders["oracle-bands16"], "validation"): Windows([make_example(8, n_samples=4096)], "oracle"),
+        (folders["no-validation"], "train"): Windows([make_example(7, n_samples=4096)], "fallback"),
+    }
+
+    def load_dataset(folder, split):
+        if (Path(folder), split) not in splits:
+            raise FileNotFoundError(f"{folder}: no {split} split")
+        return splits[Path(folder), split]
+
+    seen = {}
+
+    def train_from_config(config, train, val, out, resume=True):
+        seen.update(train=train, val=val)
+        return {"best_checkpoint": "best.ckpt", "last_checkpoint": "last.ckpt", "global_step": 0, "metrics": {}}
+
+    monkeypatch.setattr(data_module, "load_dataset", load_dataset)
+    monkeypatch.setattr(trainer_module, "train_from_config", train_from_config)
+    config = str(REPO / "configs" / "base.yaml")
+    args = ["train", "--config", config, "--out", str(tmp_path / "out")]
+    assert main([*args, "--data", str(folders["fallback"]), "--data", str(folders["oracle-bands16"])]) == 0
+    assert len(seen["train"]) == 5 and len(seen["val"]) == 2
+    assert seen["train"].manifest["separators"] == ["fallback", "oracle"]
+    assert main([*args, "--data", str(folders["no-validation"]), "--data", str(folders["fallback"])]) == 0
+    assert len(seen["train"]) == 4 and len(seen["val"]) == 1
+    assert main([*args, "--data", str(folders["fallback"]), "--data", str(tmp_path / "missing")]) == 2
+
+
 DDP_SCRIPT = """
 import json, sys, torch
 from helpers import ListDataset, make_example, tiny_config
