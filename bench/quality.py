@@ -12,7 +12,7 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``mask_sep_2k`` (:data:`RECOMMENDED`): the demo config's ``mask`` model, on F0 tracked by ``crepe-separated``
+- ``mask_sep_2k`` (:data:`RECOMMENDED`): the ``mask`` model of :data:`CONFIG`, on F0 tracked by ``crepe-separated``
   (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and datasets, and refine
   tracks with it), trained for 2000 steps on the
   songs separated by every separator of :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band
@@ -82,7 +82,8 @@ RESULT = ROOT / "bench" / "results" / "quality.json"
 PLOT = ROOT / "bench" / "results" / "quality.png"
 DEFAULT = False  # not part of a plain `make bench`: it trains four models
 COMMAND = "make bench-quality"
-CONFIG = "configs/demo.yaml"
+CONFIG = "configs/mask_small.yaml"  # the base of every model trained here
+DEMO_CONFIG = "configs/demo.yaml"  # what `make demo` trains
 CORPUS = {"min_test_singers": 6, "max_test_vocals_per_singer": 2}
 TRAIN_SEPARATORS = ("fallback", "oracle-bands4", "oracle-bands16", "oracle-bands64", "oracle")
 # more members of the oracle family (bleed floor, random mask error, under-suppression), never temporal smoothing
@@ -439,14 +440,13 @@ def run(
         sys.exit(1)
     setup_training_environment(seed=0)
     OUT.mkdir(parents=True, exist_ok=True)
-    config = load_config(ROOT / CONFIG)
     corpus = OUT / "corpus"
     log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}")
     write_real_corpus(corpus, SHARED, progress=True, **CORPUS)
     manifest = json.loads((corpus / "manifest.json").read_text())
 
     log("demo model (synthetic voices only), as `make demo` trains it")
-    checkpoints = {"demo": run_demo(config, OUT / "demo", progress=True).checkpoint}
+    checkpoints = {"demo": run_demo(load_config(ROOT / DEMO_CONFIG), OUT / "demo", progress=True).checkpoint}
     needed = dict.fromkeys(
         (name, feature_overrides(system.overrides)) for system in systems.values() for name in system.separators
     )
@@ -492,6 +492,7 @@ def run(
                 "all": command,
                 "corpus": "ddsp-demucs corpus --kind remix --min-test-singers 6 --max-test-takes 2 "
                 "--out runs/quality/corpus",
+                "demo_config": DEMO_CONFIG,
             }
             | {f"{name}_config": " ".join([CONFIG, *with_base(system.overrides)]) for name, system in systems.items()},
             "protocol": "whole test songs separated at each level and refined at their own rate and channels; "

@@ -8,7 +8,7 @@ config with the MR-STFT loss written as plain autograd operations (``|torch.stft
 the form before its STFT and magnitude terms got closed-form gradients) as the loss's reference in the same run;
 ``small_speedup_over_autograd_mrstft`` is the ratio of the two steps. ``small_harmonic`` is the small config
 with the ``harmonic`` composition (an ablation of ``bench/quality.py``) and ``recommended`` the recipe of the model
-``make bench-quality`` recommends (``configs/demo.yaml``, the small model, with :data:`bench.quality.GATED_WIDE`:
+``make bench-quality`` recommends (``configs/mask_small.yaml``, the small model, with :data:`bench.quality.GATED_WIDE`:
 the do-no-harm term, inputs blended toward the target, the ambiguity gate, which acts only when refining);
 ``small_harmonic_step_ratio`` and ``recommended_step_ratio`` are their step times over the small config's, in the
 same run. Every step is a training step's work: the input blend where configured, the model, every loss term
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 RUNS = {  # name -> (config file, overrides, MR-STFT loss by plain autograd)
     "small": ("ddsp_residual_small.yaml", [], False),
     "small_harmonic": ("ddsp_residual_small.yaml", ["model.composition=harmonic"], False),
-    "recommended": ("demo.yaml", list(GATED_WIDE), False),
+    "recommended": ("mask_small.yaml", list(GATED_WIDE), False),
     "small_autograd_mrstft_reference": ("ddsp_residual_small.yaml", [], True),
     "base": ("base.yaml", [], False),
     "base_synth_reference": ("base.yaml", ["model.composition=synth"], False),

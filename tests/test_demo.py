@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 
-from helpers import TINY_OVERRIDES
+from helpers import REPO, TINY_OVERRIDES
 
 from ddsp_demucs.cli import main as cli_main
+from ddsp_demucs.core.utils import load_config
 
 TINY_DEMO = TINY_OVERRIDES + [
     "training.batch_size=2",
@@ -61,9 +62,19 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, capsys, caplog)
     assert "fallback" in report and "<audio" in report
 
     from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.provenance import read_provenance
 
     model = load_model(out / "model.ckpt")
     assert model.composition == "mask"
+    # each training song separated once more, by the training separators in turn, and their windows trained on
+    extra = load_config(REPO / "configs" / "demo.yaml").corpus.training_separators[:3]
+    assert extra, "configs/demo.yaml names no training separators"
+    for k, name in enumerate(extra):
+        folder = json.loads((out / f"dataset-{name}" / "manifest.json").read_text())
+        assert folder["separator"] == name and folder["splits"]["train" if k < 2 else "validation"]["tracks"] == [
+            f"synth_000{k}"
+        ]
+    assert read_provenance(out / "model.ckpt")["separator"] == "+".join(["fallback", *extra[:2]])
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.suffix in (".wav", ".npz", ".npy")}
     steps = json.loads((out / "summary.json").read_text())["n_examples"]
     caplog.clear()
@@ -73,3 +84,22 @@ def test_demo_end_to_end_then_rerun_reuses_every_stage(tmp_path, capsys, caplog)
     assert "0 separated, 4 already done" in caplog.text
     assert json.loads((out / "summary.json").read_text())["n_examples"] == steps
     assert not list(out.rglob(".*.tmp*"))
+
+
+def test_training_separations_take_the_songs_in_turn():
+    from types import SimpleNamespace
+
+    from ddsp_demucs.demo import training_separations
+
+    songs = [SimpleNamespace(name=f"song_{i}") for i in (3, 0, 4, 1, 2)]
+    shares = training_separations(songs, ["a", "b", "c", "d", "e", "f"])
+    assert {k: [s.name for s in v] for k, v in shares.items()} == {
+        "a": ["song_0"],
+        "b": ["song_1"],
+        "c": ["song_2"],
+        "d": ["song_3"],
+        "e": ["song_4"],
+    }
+    shares = training_separations(songs, ["a", "b"])
+    assert [s.name for s in shares["a"]] == ["song_0", "song_2", "song_4"] and len(shares["b"]) == 2
+    assert training_separations(songs, []) == {}

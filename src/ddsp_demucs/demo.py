@@ -3,15 +3,19 @@
 Stages (each reuses its finished work on a re-run, so an interrupted demo resumes where it stopped):
 
 1. ``corpus``    the synthetic multitrack songs (``config.corpus``) in the MUSDB18-HQ layout;
-2. ``separate``  vocals by the chosen separator (``auto``: htdemucs when its weights load, else the fallback);
-3. ``features``  F0, confidence, loudness and the segment gate;
-4. ``dataset``   the window shards (train / validation / test by song);
-5. ``train``     the residual DDSP model (resumes from its last checkpoint);
+2. ``separate``  vocals by the chosen separator (``auto``: htdemucs when its weights load, else the fallback), and
+   each training song once more by one of ``config.corpus.training_separators`` in turn (separations of other
+   qualities, e.g. the oracle family, which reads the corpus' true stems: :func:`training_separations`);
+3. ``features``  F0, confidence, loudness and the segment gate, per separator;
+4. ``dataset``   the window shards (train / validation / test by song), per separator;
+5. ``train``     the residual DDSP model on the windows of every separator drawn together (resumes from its last
+   checkpoint);
 6. ``evaluate``  baseline (separated) vs refined on the held-out test songs: ``summary.json``, plots,
    ``report.html``.
 
-Layout of ``out_dir``: ``corpus/``, ``stems/<separator>/``, ``features/<separator>/``, ``dataset/``, ``train/``,
-``evaluation/``, and at the top ``report.html``, ``summary.json`` and ``model.ckpt`` (the checkpoint evaluated).
+Layout of ``out_dir``: ``corpus/``, ``stems/<separator>/``, ``features/<separator>/``, ``dataset/`` (the chosen
+separator's), ``dataset-<separator>/`` (each training separator's), ``train/``, ``evaluation/``, and at the top
+``report.html``, ``summary.json`` and ``model.ckpt`` (the checkpoint evaluated).
 """
 
 from __future__ import annotations
@@ -62,6 +66,13 @@ class _Stages:
         return result
 
 
+def training_separations(tracks, separators: list[str]) -> dict[str, list]:
+    """Which training songs each of ``separators`` separates: song ``i`` (in name order) by ``separators[i % n]``,
+    so that every song is heard at two qualities and every separator on its share of the songs."""
+    ordered = sorted(tracks, key=lambda track: track.name)
+    return {name: ordered[k :: len(separators)] for k, name in enumerate(separators) if ordered[k :: len(separators)]}
+
+
 def run_demo(
     config: Config,
     out_dir: str | os.PathLike = "runs/demo",
@@ -78,7 +89,7 @@ def run_demo(
     """
     from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.corpus.synthetic import write_corpus
-    from ddsp_demucs.data import build_dataset_from_segments, load_dataset, musdb_tracks
+    from ddsp_demucs.data import SeparatorMixDataset, build_dataset_from_segments, load_dataset, musdb_tracks
     from ddsp_demucs.evaluation import evaluate_model, plot_evaluation_results, summarize, write_report
     from ddsp_demucs.features import run_features
     from ddsp_demucs.separation.cache import separate_tracks
@@ -113,51 +124,64 @@ def run_demo(
             "refinement are judged against this much weaker separator (pass --demucs-repo DIR for htdemucs)"
         )
     stems_dir = out / "stems"
-    failures = stages.run(
-        "separate",
-        f"vocals by {sep.name!r}",
-        separate_tracks,
-        musdb_tracks(corpus_dir),
-        sep,
-        stems_dir,
-        progress=progress,
-    )
+    extra = training_separations(musdb_tracks(corpus_dir, subsets=("train",)), list(cc.training_separators))
+    extra_separators = {name: get_separator(name) for name in extra}
+    if sep.name in {s.name for s in extra_separators.values()}:
+        raise DDSPDemucsError(f"corpus.training_separators: {sep.name!r} is already the demo's separator")
+
+    def separate() -> list:
+        failures = separate_tracks(musdb_tracks(corpus_dir), sep, stems_dir, progress=progress)
+        for name, tracks in extra.items():
+            failures += separate_tracks(tracks, extra_separators[name], stems_dir, progress=progress)
+        return failures
+
+    also = f", and each training song by one of {', '.join(extra)} in turn" if extra else ""
+    failures = stages.run("separate", f"vocals by {sep.name!r}{also}", separate)
     if failures:
         raise DDSPDemucsError("separation failed for: " + "; ".join(str(f) for f in failures))
 
     features_dir = out / "features"
-    report = stages.run(
-        "features",
-        "F0, confidence, loudness and the segment gate",
-        run_features,
-        stems_dir,
-        sep.name,
-        features_dir,
-        config,
-        progress=progress,
-    )
-    if report.skipped or not report.n_accepted:
-        raise DDSPDemucsError(
-            f"features: {len(report.skipped)} track(s) skipped, {report.n_accepted} window(s) "
-            "accepted by the gate; see the log above"
-        )
+    names = [sep.name, *(extra_separators[name].name for name in extra)]
 
-    dataset_dir = out / "dataset"
-    stages.run(
-        "dataset",
-        f"{dc.win_s:g} s windows at {dc.train_sr} Hz",
-        build_dataset_from_segments,
-        report.segments_csv,
-        stems_dir / sep.name,
-        corpus_dir,
-        dataset_dir,
-        train_sr=dc.train_sr,
-        win_s=dc.win_s,
-        hop_s=dc.hop_s,
-        config=config,
-        progress=progress,
+    def features() -> list:
+        return [run_features(stems_dir, name, features_dir, config, progress=progress) for name in names]
+
+    reports = stages.run("features", "F0, confidence, loudness and the segment gate", features)
+    for name, report in zip(names, reports):
+        if report.skipped or not report.n_accepted:
+            raise DDSPDemucsError(
+                f"features of {name}: {len(report.skipped)} track(s) skipped, {report.n_accepted} window(s) "
+                "accepted by the gate; see the log above"
+            )
+
+    dataset_dirs = [out / "dataset", *(out / f"dataset-{name}" for name in names[1:])]
+
+    def datasets() -> None:
+        for name, report, folder in zip(names, reports, dataset_dirs):
+            build_dataset_from_segments(
+                report.segments_csv,
+                stems_dir / name,
+                corpus_dir,
+                folder,
+                train_sr=dc.train_sr,
+                win_s=dc.win_s,
+                hop_s=dc.hop_s,
+                config=config,
+                progress=progress,
+            )
+
+    stages.run("dataset", f"{dc.win_s:g} s windows at {dc.train_sr} Hz", datasets)
+
+    def drawn_together(split: str):
+        main, *others = (load_dataset(folder, split) for folder in dataset_dirs)
+        others = [d for d in others if len(d)]
+        return SeparatorMixDataset([main, *others]) if others else main
+
+    train_ds, val_ds, test_ds = (
+        drawn_together("train"),
+        drawn_together("validation"),
+        load_dataset(dataset_dirs[0], "test"),
     )
-    train_ds, val_ds, test_ds = (load_dataset(dataset_dir, split) for split in ("train", "validation", "test"))
 
     result = stages.run(
         "train",

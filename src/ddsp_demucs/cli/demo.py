@@ -2,9 +2,11 @@
 
 Builds the synthetic songs, separates their vocals (--separator auto: htdemucs when its weights can be loaded
 from --demucs-repo, the caches or a download; otherwise the weight-free fallback, said plainly here and in the
-report), extracts F0/loudness and gates windows, builds the dataset, trains the demo config, evaluates on the
-held-out songs and writes OUT/report.html, OUT/summary.json and OUT/model.ckpt. Re-running reuses every
-finished stage, so an interrupted demo resumes.
+report), separates each training song once more by one of the config's corpus.training_separators in turn
+(oracle separators of other qualities, made from the songs' stems), extracts F0/loudness and gates windows, builds
+the datasets, trains the demo config on every separator's windows together, evaluates on the held-out songs
+and writes OUT/report.html, OUT/summary.json and OUT/model.ckpt. Re-running reuses every finished stage, so an
+interrupted demo resumes.
 
 examples:
   ddsp-demucs demo                                  # configs/demo.yaml into runs/demo

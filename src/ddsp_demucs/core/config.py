@@ -250,6 +250,9 @@ class CorpusConfig(_Section):
     n_test: int = 4  # held-out songs the demo evaluates on
     duration_s: float = 20.0  # seconds per song
     seed: int = 0
+    # more separators of the training songs, one per song in turn (e.g. the oracle family, which reads these songs'
+    # stems): the demo trains on their windows and the demo separator's together, so it sees every quality
+    training_separators: list[str] = field(default_factory=list)
 
 
 @dataclass
