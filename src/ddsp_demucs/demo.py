@@ -70,7 +70,8 @@ def training_separations(tracks, separators: list[str]) -> dict[str, list]:
     """Which training songs each of ``separators`` separates: song ``i`` (in name order) by ``separators[i % n]``,
     so that every song is heard at two qualities and every separator on its share of the songs."""
     ordered = sorted(tracks, key=lambda track: track.name)
-    return {name: ordered[k :: len(separators)] for k, name in enumerate(separators) if ordered[k :: len(separators)]}
+    shares = {name: ordered[k :: len(separators)] for k, name in enumerate(separators)}
+    return {name: songs for name, songs in shares.items() if songs}
 
 
 def run_demo(
