@@ -147,6 +147,10 @@ class WindowDataset(torch.utils.data.Dataset):
         self.manifest = {"separator": separator, **manifest}
         self.tracks = sorted({item["track"] for item in items})
 
+    @property
+    def n_samples(self) -> int:
+        return len(self.items[0]["input_audio"])
+
     def __len__(self):
         return len(self.items)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, ListDataset, NaNDataset, make_example, tiny_config
+from helpers import REPO, ListDataset, NaNDataset, WindowDataset, make_example, tiny_config, window
 from lightning.pytorch.callbacks import Callback
 
 from ddsp_demucs import DDSPDemucsError
@@ -413,22 +413,16 @@ def test_cli_train_draws_the_windows_of_every_data_folder(tmp_path, monkeypatch)
     import ddsp_demucs.training.trainer as trainer_module
     from ddsp_demucs.cli import main
 
-    class Windows(ListDataset):
-        sample_rate, frame_rate, n_samples = 16000, 250, 4096
-
-        def __init__(self, items, separator):
-            super().__init__(items)
-            self.manifest = {"separator": separator}
-
     folders = {name: tmp_path / name for name in ("fallback", "oracle-bands16", "no-validation")}
     for folder in folders.values():
         folder.mkdir()
+    songs = [window(s, f"song_{s}", 0.0) for s in range(10)]
     splits = {
-        (folders["fallback"], "train"): Windows([make_example(s, n_samples=4096) for s in range(3)], "fallback"),
-        (folders["fallback"], "validation"): Windows([make_example(9, n_samples=4096)], "fallback"),
-        (folders["oracle-bands16"], "train"): Windows([make_example(s, n_samples=4096) for s in range(2)], "oracle"),
-        (folders["oracle-bands16"], "validation"): Windows([make_example(8, n_samples=4096)], "oracle"),
-        (folders["no-validation"], "train"): Windows([make_example(7, n_samples=4096)], "fallback"),
+        (folders["fallback"], "train"): WindowDataset(songs[:3], "fallback"),
+        (folders["fallback"], "validation"): WindowDataset(songs[9:], "fallback"),
+        (folders["oracle-bands16"], "train"): WindowDataset(songs[:2], "oracle"),
+        (folders["oracle-bands16"], "validation"): WindowDataset(songs[8:9], "oracle"),
+        (folders["no-validation"], "train"): WindowDataset(songs[7:8], "fallback"),
     }
 
     def load_dataset(folder, split):

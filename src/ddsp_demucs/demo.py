@@ -125,24 +125,24 @@ def run_demo(
             "refinement are judged against this much weaker separator (pass --demucs-repo DIR for htdemucs)"
         )
     stems_dir = out / "stems"
-    extra = training_separations(musdb_tracks(corpus_dir, subsets=("train",)), list(cc.training_separators))
-    extra_separators = {name: get_separator(name) for name in extra}
-    if sep.name in {s.name for s in extra_separators.values()}:
+    shares = training_separations(musdb_tracks(corpus_dir, subsets=("train",)), list(cc.training_separators))
+    extra = [(get_separator(name), tracks) for name, tracks in shares.items()]  # (separator, its training songs)
+    names = [sep.name, *(extra_sep.name for extra_sep, _ in extra)]
+    if sep.name in names[1:]:
         raise DDSPDemucsError(f"corpus.training_separators: {sep.name!r} is already the demo's separator")
 
     def separate() -> list:
         failures = separate_tracks(musdb_tracks(corpus_dir), sep, stems_dir, progress=progress)
-        for name, tracks in extra.items():
-            failures += separate_tracks(tracks, extra_separators[name], stems_dir, progress=progress)
+        for extra_sep, tracks in extra:
+            failures += separate_tracks(tracks, extra_sep, stems_dir, progress=progress)
         return failures
 
-    also = f", and each training song by one of {', '.join(extra)} in turn" if extra else ""
+    also = f", and each training song by one of {', '.join(names[1:])} in turn" if extra else ""
     failures = stages.run("separate", f"vocals by {sep.name!r}{also}", separate)
     if failures:
         raise DDSPDemucsError("separation failed for: " + "; ".join(str(f) for f in failures))
 
     features_dir = out / "features"
-    names = [sep.name, *(extra_separators[name].name for name in extra)]
 
     def features() -> list:
         return [run_features(stems_dir, name, features_dir, config, progress=progress) for name in names]
@@ -173,10 +173,10 @@ def run_demo(
 
     stages.run("dataset", f"{dc.win_s:g} s windows at {dc.train_sr} Hz", datasets)
 
-    def drawn_together(split: str):
+    def drawn_together(split: str) -> SeparatorMixDataset:
+        """The split's windows of every separator (a training separator whose songs hold none left out)."""
         main, *others = (load_dataset(folder, split) for folder in dataset_dirs)
-        others = [d for d in others if len(d)]
-        return SeparatorMixDataset([main, *others]) if others else main
+        return SeparatorMixDataset([main, *(d for d in others if len(d))])
 
     train_ds, val_ds, test_ds = (
         drawn_together("train"),

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.data import SeparatorMixDataset, load_dataset  # the dataset pipeline; imported only when training
     from ddsp_demucs.training.trainer import train_from_config
 
-    train_sets, val_sets = [], []
+    train_sets, val_sets, missing = [], [], []
     for folder in args.data:
         train_sets.append(load_dataset(folder, "train"))
         if len(train_sets[-1]) == 0:
@@ -61,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             val_sets.append(load_dataset(folder, "validation"))
         except (FileNotFoundError, InputError) as exc:
-            log.warning("no validation split in %s (%s): training without its validation windows", folder, exc)
-    train_ds = train_sets[0] if len(train_sets) == 1 else SeparatorMixDataset(train_sets)
-    val_ds = None if not val_sets else val_sets[0] if len(val_sets) == 1 else SeparatorMixDataset(val_sets)
-    if val_ds is None:
-        log.warning("no validation split: training without validation")
+            missing.append(f"{folder} ({exc})")
+    if missing:
+        then = "validating on the other folders' windows" if val_sets else "training without validation"
+        log.warning("no validation split in %s: %s", "; ".join(missing), then)
+    train_ds = SeparatorMixDataset(train_sets)  # one dataset: its own windows and separator
+    val_ds = SeparatorMixDataset(val_sets) if val_sets else None
     result = train_from_config(config, train_ds, val_ds, args.out, resume=not args.no_resume)
     write_json_atomic(args.out / "train_summary.json", result)
     log.info("done: %d steps; best checkpoint %s", result["global_step"], result["best_checkpoint"])
