@@ -12,19 +12,23 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``mask_sep_2k`` (:data:`RECOMMENDED`): the ``mask`` model of :data:`CONFIG`, on F0 tracked by ``crepe-separated``
-  (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and datasets, and refine
-  tracks with it), trained for 2000 steps on the
-  songs separated by every separator of :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band
-  pooling, bleed floor, random mask error, under-suppression; windows of all of them drawn together), with the
+- ``mask_sep_uvcap_2k`` (:data:`RECOMMENDED`): the ``mask`` model of :data:`CONFIG`, on F0 tracked by
+  ``crepe-separated`` (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and
+  datasets, and refine tracks with it), trained for 2000 steps on the songs separated by every separator of
+  :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band pooling, bleed floor, random mask error,
+  under-suppression; windows of all of them drawn together), with the
   do-no-harm term and 30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``); when
   it refines, its mask acts only where the separator was unsure (``model.ambiguity_gate=inference``: the mask is
   moved toward 1 by the separation ambiguity ``4 m (1 - m)`` of the separator's own mask ``m = |separated| /
-  |mixture|``, so a bin the separator gave wholly to one source is left alone);
+  |mixture|``, so a bin the separator gave wholly to one source is left alone), and in frames the tracker calls
+  unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
 
 and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``), each one change away
-from ``mask_wide_gated_2k``, the same recipe on CREPE-tiny's F0 (recommended until ``mask_sep_2k`` made fewer
-songs worse at 6 of 9 levels, exp004):
+from ``mask_wide_gated_2k``, the same recipe on CREPE-tiny's F0 without the unvoiced cap (recommended until
+``mask_sep_2k`` made fewer songs worse at 6 of 9 levels, exp004):
+
+- ``mask_sep_2k``: the recommended recipe without the unvoiced cap (recommended until the cap made fewer songs
+  worse, exp004);
 
 - ``mask_wide_gated`` and ``mask_wide_gated_4k``: the same at 1000 and 4000 steps; ``mask_wide``: 1000 steps
   without the gate;
@@ -148,12 +152,12 @@ BREATH = ("training.breath_noise_fraction=0.5", "training.breath_noise_max_share
 F0_ERRORS = ("training.f0_error_fraction=0.3",)
 # bench.network_separator's second network (trained here on half the training singers; never a test level)
 TRAINING_NETWORK = "htdemucs_half_here"
+SEPARATED_F0 = ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE)
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_sep_2k": Trained(
-        ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE), WIDE_SEPARATORS
-    ),
+    "mask_sep_uvcap_2k": Trained((*SEPARATED_F0, "model.unvoiced_cap=inference"), WIDE_SEPARATORS),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
+    "mask_sep_2k": Trained(SEPARATED_F0, WIDE_SEPARATORS),
     "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_wide_gated": Trained(GATED_WIDE, WIDE_SEPARATORS),
     "mask_wide_gated_4k": Trained(("training.max_steps=4000", *GATED_WIDE), WIDE_SEPARATORS),
@@ -174,7 +178,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     ),
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
 }
-RECOMMENDED = "mask_sep_2k"
+RECOMMENDED = "mask_sep_uvcap_2k"
 BOOTSTRAP = 2000
 
 

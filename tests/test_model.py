@@ -296,3 +296,30 @@ def test_ambiguity_gate_moves_the_mask_toward_one_where_the_separator_was_sure(c
         ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate=True, **TINY)
     with pytest.raises(ValueError, match="ambiguity_gate weighs a mask"):
         ResidualDDSPDecoder(SR, FR, composition="synth", ambiguity_gate="always", **TINY)
+
+
+def test_unvoiced_cap_keeps_the_mask_from_raising_unvoiced_frames():
+    torch.manual_seed(0)
+    capped = ResidualDDSPDecoder(SR, FR, composition="mask", unvoiced_cap="always", **TINY)
+    with torch.no_grad():  # away from the identity, so the mask boosts some bins
+        for p in capped.parameters():
+            p.normal_(0.0, 0.3)
+    plain = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
+    plain.load_state_dict(capped.state_dict())
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])  # each with an unvoiced gap
+    free, mask = plain.compute_mask(batch), capped.compute_mask(batch)
+    unvoiced = (free["controls"]["voicing"] < 0.5).unsqueeze(1).expand_as(free["mask"])
+    assert unvoiced.any() and (~unvoiced).any()
+    assert (free["mask"][unvoiced] > 1.01).any() and (free["mask"][~unvoiced] > 1.01).any()  # boosts in both
+    torch.testing.assert_close(mask["mask"][unvoiced], free["mask"][unvoiced].clamp(max=1.0))
+    torch.testing.assert_close(mask["mask"][~unvoiced], free["mask"][~unvoiced])  # voiced frames untouched
+    capped(batch)["audio"].sub(batch["target_audio"]).square().mean().backward()
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in capped.parameters())
+    inference = ResidualDDSPDecoder(SR, FR, composition="mask", unvoiced_cap="inference", **TINY)
+    inference.load_state_dict(capped.state_dict())
+    torch.testing.assert_close(inference.eval().compute_mask(batch)["mask"], mask["mask"])  # refining: capped
+    torch.testing.assert_close(inference.train().compute_mask(batch)["mask"], free["mask"])  # learning: free
+    with pytest.raises(ValueError, match="unvoiced_cap must be one of"):
+        ResidualDDSPDecoder(SR, FR, composition="mask", unvoiced_cap=True, **TINY)
+    with pytest.raises(ValueError, match="unvoiced_cap caps a mask"):
+        ResidualDDSPDecoder(SR, FR, composition="harmonic", unvoiced_cap="inference", **TINY)

@@ -126,6 +126,7 @@ class ModelConfig(_Section):
     use_audio_encoder: bool = True  # encode the separated vocal's log-mel frames
     use_accompaniment_encoder: bool = False  # also encode mixture - separated vocal (the accompaniment estimate)
     ambiguity_gate: Literal["off", "inference", "always"] = "off"  # mask/harmonic: act where the separator was unsure
+    unvoiced_cap: Literal["off", "inference", "always"] = "off"  # mask: never raise frames the tracker calls unvoiced
     n_mels: int = 64
     encoder_units: int = 128
     reverb: bool = True

@@ -57,6 +57,7 @@ from ddsp_demucs.model.compositions import COMPOSITION_CLASSES
 COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic")
 MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
 AMBIGUITY_GATES = ("off", "inference", "always")  # when the ambiguity gate applies (see ResidualDDSPDecoder)
+UNVOICED_CAPS = AMBIGUITY_GATES  # when the mask may not raise unvoiced frames (see ResidualDDSPDecoder)
 HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
 LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
 
@@ -239,6 +240,10 @@ class ResidualDDSPDecoder(nn.Module):
             encoder). A bin the separator gave wholly to the vocal, or wholly to the accompaniment, is left exactly
             as it is. ``"inference"``: in eval mode only (refine, evaluation, validation), so the network learns
             unrestricted; ``"always"``: also while training; ``"off"``: never.
+        unvoiced_cap: (``mask``) ``"inference"`` or ``"always"``: in frames the F0 tracker calls unvoiced
+            (``voicing`` below 0.5) the mask is capped at 1, so it may lower the vocal there but never raise it
+            (breaths and consonants the separator kept are not boosted toward what the network guesses); when it
+            applies, as for ``ambiguity_gate``.
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -269,6 +274,7 @@ class ResidualDDSPDecoder(nn.Module):
         use_audio_encoder: bool = True,
         use_accompaniment_encoder: bool = False,
         ambiguity_gate: Literal["off", "inference", "always"] = "off",
+        unvoiced_cap: Literal["off", "inference", "always"] = "off",
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -310,6 +316,11 @@ class ResidualDDSPDecoder(nn.Module):
         if ambiguity_gate != "off" and composition not in ("mask", "harmonic"):
             raise ValueError(f"ambiguity_gate weighs a mask: composition 'mask' or 'harmonic', not {composition!r}")
         self.ambiguity_gate = ambiguity_gate
+        if unvoiced_cap not in UNVOICED_CAPS:
+            raise ValueError(f"unvoiced_cap must be one of {', '.join(UNVOICED_CAPS)}, got {unvoiced_cap!r}")
+        if unvoiced_cap != "off" and composition != "mask":
+            raise ValueError(f"unvoiced_cap caps a mask that can exceed 1: composition 'mask', not {composition!r}")
+        self.unvoiced_cap = unvoiced_cap
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
         self.voicing_threshold = voicing_threshold
@@ -369,10 +380,14 @@ class ResidualDDSPDecoder(nn.Module):
         """Whether the batch must hold ``mixture_audio`` (and ``refine`` the song's mixture)."""
         return self.accompaniment_encoder is not None or self.ambiguity_gate != "off"
 
+    def applies_now(self, setting: str) -> bool:
+        """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
+        return setting == "always" or (setting == "inference" and not self.training)
+
     def gate_by_ambiguity(self, mask: torch.Tensor, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
         """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity_gate``;
         the mask itself otherwise); ``magnitude``: the input's STFT magnitude on the same grid."""
-        if self.ambiguity_gate == "off" or (self.ambiguity_gate == "inference" and self.training):
+        if not self.applies_now(self.ambiguity_gate):
             return mask
         mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
         return 1.0 + separation_ambiguity(magnitude, mixture) * (mask - 1.0)
@@ -480,6 +495,9 @@ class ResidualDDSPDecoder(nn.Module):
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
         u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
         mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), magnitude, batch)
+        if self.applies_now(self.unvoiced_cap):  # no boost in unvoiced frames (``unvoiced_cap``)
+            unvoiced = (c["voicing"] < 0.5).unsqueeze(1)  # (batch, 1, n_model_frames)
+            mask = torch.where(unvoiced, mask.clamp(max=1.0), mask)
         c["synth_magnitude"] = synth_mag
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 
