@@ -28,7 +28,8 @@ from ``mask_wide_gated_2k``, the same recipe on CREPE-tiny's F0 without the unvo
 ``mask_sep_2k`` made fewer songs worse at 6 of 9 levels, exp004):
 
 - ``mask_sep_2k``: the recommended recipe without the unvoiced cap (recommended until the cap made fewer songs
-  worse, exp004);
+  worse, exp004); ``mask_sep_uvcap_2k_seed1``: the recommended recipe again with another seed (how far one
+  training run's figures move);
 
 - ``mask_wide_gated`` and ``mask_wide_gated_4k``: the same at 1000 and 4000 steps; ``mask_wide``: 1000 steps
   without the gate;
@@ -158,6 +159,9 @@ SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
     "mask_sep_2k": Trained(SEPARATED_F0, WIDE_SEPARATORS),
+    "mask_sep_uvcap_2k_seed1": Trained(
+        (*SEPARATED_F0, "model.unvoiced_cap=inference", "training.seed=1"), WIDE_SEPARATORS
+    ),
     "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_wide_gated": Trained(GATED_WIDE, WIDE_SEPARATORS),
     "mask_wide_gated_4k": Trained(("training.max_steps=4000", *GATED_WIDE), WIDE_SEPARATORS),
