@@ -23,13 +23,11 @@ and the systems trained here on the training singers' songs, :data:`SYSTEMS` in 
   |mixture|``, so a bin the separator gave wholly to one source is left alone), and in frames the tracker calls
   unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
 
-and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``), each one change away
-from ``mask_wide_gated_2k``, the same recipe on CREPE-tiny's F0 without the unvoiced cap (recommended until
-``mask_sep_2k`` made fewer songs worse at 6 of 9 levels, exp004):
-
-- ``mask_sep_2k``: the recommended recipe without the unvoiced cap (recommended until the cap made fewer songs
-  worse, exp004); ``mask_sep_uvcap_2k_seed1``: the recommended recipe again with another seed (how far one
-  training run's figures move);
+and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``): ``mask_sep_2k``, the
+recommended recipe without the unvoiced cap (recommended until the cap made fewer songs worse, exp004);
+``mask_sep_uvcap_2k_seed1``, the recommended recipe with another seed (how far one training run's figures move);
+and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k`` recipe on CREPE-tiny's F0
+(recommended until ``mask_sep_2k`` made fewer songs worse at 6 of 9 levels, exp004):
 
 - ``mask_wide_gated`` and ``mask_wide_gated_4k``: the same at 1000 and 4000 steps; ``mask_wide``: 1000 steps
   without the gate;
@@ -154,14 +152,13 @@ F0_ERRORS = ("training.f0_error_fraction=0.3",)
 # bench.network_separator's second network (trained here on half the training singers; never a test level)
 TRAINING_NETWORK = "htdemucs_half_here"
 SEPARATED_F0 = ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE)
+UNVOICED_CAP = (*SEPARATED_F0, "model.unvoiced_cap=inference")  # the recommended recipe
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_sep_uvcap_2k": Trained((*SEPARATED_F0, "model.unvoiced_cap=inference"), WIDE_SEPARATORS),
+    "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
     "mask_sep_2k": Trained(SEPARATED_F0, WIDE_SEPARATORS),
-    "mask_sep_uvcap_2k_seed1": Trained(
-        (*SEPARATED_F0, "model.unvoiced_cap=inference", "training.seed=1"), WIDE_SEPARATORS
-    ),
+    "mask_sep_uvcap_2k_seed1": Trained((*UNVOICED_CAP, "training.seed=1"), WIDE_SEPARATORS),
     "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
     "mask_wide_gated": Trained(GATED_WIDE, WIDE_SEPARATORS),
     "mask_wide_gated_4k": Trained(("training.max_steps=4000", *GATED_WIDE), WIDE_SEPARATORS),
