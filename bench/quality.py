@@ -50,7 +50,10 @@ and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k``
   the other cause the diagnosis found being F0 tracked poorly after separation; ``mask_breath_f0err_2k``:
   ``mask_breath_2k`` with a tracker's F0 errors (octave and twelfth errors, a wrong pitch, a missed voicing) on one
   span of 30 % of its training windows (:data:`F0_ERRORS`, :mod:`ddsp_demucs.data.f0_errors`), audio untouched, so
-  that it learns to leave the input alone where the F0 contradicts what it hears.
+  that it learns to leave the input alone where the F0 contradicts what it hears;
+- ``restore_sep_uvcap_2k``: the recommended recipe with the ``restore`` composition: its mask, plus a learned share
+  per band of the accompaniment estimate on the tracked F0's harmonics (a separator leaves vocal there: the
+  ``bound_restore`` rows), gated by the separation ambiguity as the mask is.
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -178,6 +181,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
         ("training.max_steps=2000", "features.f0_method=crepe-separated", *BREATH, *GATED_WIDE), WIDE_SEPARATORS
     ),
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
+    "restore_sep_uvcap_2k": Trained((*UNVOICED_CAP, "model.composition=restore"), WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_sep_uvcap_2k"
 BOOTSTRAP = 2000

@@ -323,3 +323,46 @@ def test_unvoiced_cap_keeps_the_mask_from_raising_unvoiced_frames():
         ResidualDDSPDecoder(SR, FR, composition="mask", unvoiced_cap=True, **TINY)
     with pytest.raises(ValueError, match="unvoiced_cap caps a mask"):
         ResidualDDSPDecoder(SR, FR, composition="harmonic", unvoiced_cap="inference", **TINY)
+
+
+def restore_batch() -> dict:
+    """Half of each example's voice separated, the mixture holding the whole voice and the bleed: the other half
+    of the voice is in the accompaniment estimate, on the harmonics of F0."""
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
+    batch["mixture_audio"] = batch["input_audio"]  # voice + bleed
+    batch["input_audio"] = 0.5 * batch["target_audio"]
+    return batch
+
+
+def test_restore_gives_back_the_accompaniment_estimate_on_the_harmonics():
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(SR, FR, composition="restore", **TINY)
+    batch = restore_batch()
+    assert model.reads_mixture
+    with torch.no_grad():
+        out = model(batch)
+    assert (out["restore"] == 0).all() and (out["mask"] == 1).all()
+    torch.testing.assert_close(out["audio"], batch["input_audio"], atol=1e-6, rtol=0)  # the identity at init
+    # the whole share everywhere (mask still 1): the estimate's harmonics come back, its bleed mostly not
+    torch.nn.init.constant_(model.restore_head.bias, 1.0)
+    with torch.no_grad():
+        out = model(batch)
+    target, separated, mixture = batch["target_audio"], batch["input_audio"], batch["mixture_audio"]
+    error = (out["audio"] - target).norm(dim=-1)
+    assert (error < 0.5 * (separated - target).norm(dim=-1)).all()  # most of the missing half restored
+    assert (error < 0.5 * (mixture - target).norm(dim=-1)).all()  # far less bleed than the whole estimate
+    voicing = out["voicing"].unsqueeze(1)
+    assert torch.all(out["restore"] <= voicing + 1e-6)  # nothing given back where the tracker hears no voice
+    # the ambiguity gate takes nothing from a bin the separator was sure of
+    gated = ResidualDDSPDecoder(SR, FR, composition="restore", ambiguity_gate="always", **TINY)
+    gated.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        r = gated.compute_restore(batch)
+    ambiguity = separation_ambiguity(r["spec"].abs(), model.stft(mixture).abs())
+    torch.testing.assert_close(r["restore"], out["restore"] * ambiguity)
+    # the zero-initialised share learns
+    fresh = ResidualDDSPDecoder(SR, FR, composition="restore", **TINY)
+    (fresh(batch)["audio"] - target).square().mean().backward()
+    assert fresh.restore_head.bias.grad.abs().max() > 0
+    with pytest.raises(ValueError, match="reads the mixture"):
+        fresh({k: v for k, v in batch.items() if k != "mixture_audio"})

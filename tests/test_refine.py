@@ -446,3 +446,22 @@ def test_an_ambiguity_gated_model_leaves_a_vocal_the_separator_kept_whole_alone(
     np.testing.assert_array_equal(refine_vocals(model, x, sr, mixture=x), x)  # every bin the vocal's: no change
     mixture = x + 0.3 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
     assert np.abs(refine_vocals(model, x, sr, mixture=mixture) - x).max() > 1e-3
+
+
+def test_a_restore_model_gives_back_what_the_separator_left_in_the_accompaniment():
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(composition="restore", **TINY).eval()
+    sr, x = 44100, vocal(4.0, 44100, 2)
+    separated = 0.5 * x  # the other half of the voice is in the accompaniment estimate, with some noise
+    mixture = x + 0.02 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    with pytest.raises(InputError, match="this model reads the mixture"):
+        refine_vocals(model, separated, sr)
+    np.testing.assert_allclose(refine_vocals(model, separated, sr, mixture=mixture), separated, atol=1e-5)  # init
+    with torch.no_grad():
+        model.restore_head.bias.fill_(1.0)  # the whole share on the harmonics
+    whole = refine_vocals(model, separated, sr, window_s=None, mixture=mixture)
+    assert np.linalg.norm(whole - x) < 0.5 * np.linalg.norm(separated - x)
+    windowed = refine_vocals(model, separated, sr, window_s=2.0, overlap_s=0.5, mixture=mixture)
+    assert sisdr_db(windowed, whole).min() > 30.0
+    mono_mixture = refine_vocals(model, separated, sr, window_s=None, mixture=mixture.mean(1, keepdims=True))
+    assert np.linalg.norm(mono_mixture - x) < 0.5 * np.linalg.norm(separated - x)  # a mono song on both channels

@@ -117,7 +117,7 @@ class ModelConfig(_Section):
         "mask_max": POSITIVE,
     }
 
-    composition: Literal["synth", "gate", "mask", "harmonic"] = "mask"
+    composition: Literal["synth", "gate", "mask", "harmonic", "restore"] = "mask"
     n_harmonics: int = 64
     n_noise_bands: int = 65
     hidden_size: int = 256  # width of the fully connected stacks

@@ -42,12 +42,13 @@ def interpolate_mask(
     dst_n_fft: int,
     dst_hop: int,
     dst_n_frames: int,
+    above_nyquist: float = 1.0,
 ) -> torch.Tensor:
     """Transfer a TF mask to another STFT grid by frequency in Hz and time in seconds (bilinear).
 
     ``mask (batch, src_n_fft // 2 + 1, src_n_frames)`` on centred frames ``i * src_hop / src_sample_rate``
-    -> ``(batch, dst_n_fft // 2 + 1, dst_n_frames)``. Frequencies above the source Nyquist take 1 (kept
-    unchanged: the model never saw them); times beyond the source frames take the edge frame.
+    -> ``(batch, dst_n_fft // 2 + 1, dst_n_frames)``. Frequencies above the source Nyquist take ``above_nyquist``
+    (1: a mask leaves them unchanged; the model never saw them); times beyond the source frames take the edge frame.
     """
     src_bins = src_n_fft // 2 + 1
     dst_freqs = torch.arange(dst_n_fft // 2 + 1, dtype=mask.dtype, device=mask.device) * (dst_sample_rate / dst_n_fft)
@@ -57,7 +58,7 @@ def interpolate_mask(
     fpos = dst_freqs * (src_n_fft / src_sample_rate)
     inside = fpos <= src_bins - 1
     over_f = frames_to_grid(over_t.transpose(1, 2), 1.0, fpos).transpose(1, 2)  # (b, dst_bins, dst_frames)
-    return torch.where(inside[:, None], over_f, torch.ones_like(over_f))
+    return torch.where(inside[:, None], over_f, torch.full_like(over_f, above_nyquist))
 
 
 def interpolate_gate(gate: torch.Tensor, *, frame_rate: float, sample_rate: int, n_samples: int) -> torch.Tensor:

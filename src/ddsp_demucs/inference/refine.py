@@ -376,10 +376,21 @@ def refine_window(
         white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None].to(device),
         initial_phase=initial_phase,
         next_offset=None if next_start is None else (next_start - window.start) * msr // sample_rate,  # exact
+        mixture=None
+        if mixture is None
+        else window_channels(mixture[window.start : window.stop], audio.shape[1], device),
     )
     with torch.inference_mode():
         y, phase = model.composer.refine_window(model, batch, song_window)
     return np.ascontiguousarray(y.T.cpu().numpy(), dtype=np.float32), phase
+
+
+def window_channels(mixture: np.ndarray, n_channels: int, device: torch.device) -> torch.Tensor:
+    """``mixture (n, any channels)`` as ``(n_channels, n)`` float32 on ``device``: its own channels where they
+    match, else its mono downmix on every channel."""
+    if mixture.shape[1] != n_channels:
+        mixture = np.repeat(mixture.mean(axis=1, keepdims=True), n_channels, axis=1)
+    return torch.from_numpy(np.ascontiguousarray(mixture.T, dtype=np.float32)).to(device)
 
 
 # ------------------------------------------------------------------------------------------------- songs

@@ -7,7 +7,9 @@ rate and channels (:mod:`ddsp_demucs.inference.refine`):
 
 - :class:`SynthComposition` (``synth``): the resynthesis is the output, on every channel;
 - :class:`GateComposition` (``gate``): a per-frame blend of each channel with the resynthesis;
-- :class:`MaskComposition` (``mask``): a time-frequency mask moved onto each channel's STFT, keeping its phase.
+- :class:`MaskComposition` (``mask``): a time-frequency mask moved onto each channel's STFT, keeping its phase;
+- :class:`RestoreComposition` (``restore``): the same mask, plus a learned share of the separator's accompaniment
+  estimate (the mixture minus the separated vocal) on the F0's harmonics: vocal the separator left behind.
 
 In a song, ``synth`` and ``gate`` continue one synthesis across windows: the oscillators start where the previous
 window left them and the noise is cut from one song-long stream (:class:`SongWindow`), so that overlapping windows
@@ -37,6 +39,7 @@ class Decoder(Protocol):
     def check_batch(self, batch: dict) -> tuple[torch.Tensor, int]: ...
     def controls(self, batch: dict, magnitude: torch.Tensor | None = None) -> dict: ...
     def compute_mask(self, batch: dict) -> dict: ...
+    def compute_restore(self, batch: dict) -> dict: ...
     def compute_harmonic_mask(self, batch: dict) -> dict: ...
     def compute_gate(self, batch: dict) -> dict: ...
     def synthesize(self, controls: dict, n_samples: int, generator: torch.Generator | None = None) -> dict: ...
@@ -48,9 +51,11 @@ class SongWindow:
     """One window of a song as :mod:`ddsp_demucs.inference.refine` hands it to a composition.
 
     ``audio (n_channels, n)``: the separated vocal at ``sample_rate``, on the model's device; the model-rate mono
-    batch covers the same time in ``n_model`` samples. ``white_noise (1, n_model)``: the window's part of the song's
-    noise stream; ``initial_phase``: the oscillator phase (radians) the previous window reached at this window's
-    start; ``next_offset``: model samples from this window's start to the next one's (None for the last window).
+    batch covers the same time in ``n_model`` samples; ``mixture (n_channels, n)``: the same span of the song it
+    was separated from, where the model reads it (``restore``). ``white_noise (1, n_model)``: the window's part
+    of the song's noise stream; ``initial_phase``: the oscillator phase (radians) the previous window reached at
+    this window's start; ``next_offset``: model samples from this window's start to the next one's (None for the
+    last window).
     """
 
     audio: torch.Tensor
@@ -59,6 +64,7 @@ class SongWindow:
     white_noise: torch.Tensor
     initial_phase: float = 0.0
     next_offset: int | None = None
+    mixture: torch.Tensor | None = None
 
 
 class Composition(ABC):
@@ -149,16 +155,40 @@ class HarmonicMaskComposition(MaskComposition):
         return decoder.compute_harmonic_mask(batch)
 
 
-def apply_mask(m: dict, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
+class RestoreComposition(MaskComposition):
+    """The ``mask`` composition's mask on the input's STFT plus a learned share of the accompaniment estimate's
+    STFT on the F0's harmonics (:meth:`~ddsp_demucs.model.ResidualDDSPDecoder.compute_restore`; nothing at
+    initialisation)."""
+
+    name = "restore"
+
+    def compute(self, decoder, batch):
+        return decoder.compute_restore(batch)
+
+    def forward(self, decoder, batch, generator=None):
+        audio, n_samples = decoder.check_batch(batch)
+        m = self.compute(decoder, batch)
+        change = (m["mask"] - 1.0) * m["spec"] + m["restore"] * m["accompaniment_spec"]
+        out = audio + decoder.istft(change, n_samples)
+        return dict(audio=out, mask=m["mask"], restore=m["restore"], **m["controls"])
+
+    def refine_window(self, decoder, batch, window):
+        if window.mixture is None:
+            raise ValueError("the restore composition needs the window's mixture (SongWindow.mixture)")
+        return apply_mask(self.compute(decoder, batch), window.audio, window.sample_rate, window.mixture), 0.0
+
+
+def apply_mask(m: dict, x: torch.Tensor, sample_rate: int, mixture: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a model-rate mask (:meth:`~ddsp_demucs.model.ResidualDDSPDecoder.compute_mask`) to every channel of
     ``x (ch, n)`` on an STFT of the same duration at ``sample_rate`` (window and hop scaled by the rate ratio),
-    keeping each channel's phase; frequencies above the model's Nyquist are kept."""
+    keeping each channel's phase; frequencies above the model's Nyquist are kept. Where ``m`` holds a ``restore``
+    share (:meth:`~ddsp_demucs.model.ResidualDDSPDecoder.compute_restore`), that share of the accompaniment
+    estimate ``mixture - x`` (``mixture (ch, n)``, the same span of the song) is added; none above that Nyquist."""
     ratio = sample_rate / m["sample_rate"]
     n_fft, hop = max(2, round(m["n_fft"] * ratio)), max(1, round(m["hop"] * ratio))
     window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
     spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)  # (ch, bins, frames)
-    mask = interpolate_mask(
-        m["mask"],
+    grids = dict(
         src_sample_rate=m["sample_rate"],
         src_n_fft=m["n_fft"],
         src_hop=m["hop"],
@@ -168,7 +198,11 @@ def apply_mask(m: dict, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
         dst_n_frames=spec.shape[-1],
     )
     # x + istft((mask - 1) X): exactly x where the mask is 1 (as the model's own forward)
-    return x + torch.istft((mask - 1.0) * spec, n_fft, hop, window=window, center=True, length=x.shape[-1])
+    change = (interpolate_mask(m["mask"], **grids) - 1.0) * spec
+    if "restore" in m:
+        accompaniment = torch.stft(mixture - x, n_fft, hop, window=window, center=True, return_complex=True)
+        change = change + interpolate_mask(m["restore"], **grids, above_nyquist=0.0) * accompaniment
+    return x + torch.istft(change, n_fft, hop, window=window, center=True, length=x.shape[-1])
 
 
 def continue_synthesis(decoder: Decoder, controls: dict, window: SongWindow) -> tuple[torch.Tensor, float]:
@@ -194,7 +228,7 @@ def continue_synthesis(decoder: Decoder, controls: dict, window: SongWindow) -> 
 
 
 COMPOSITION_CLASSES: dict[str, type[Composition]] = {
-    c.name: c for c in (SynthComposition, GateComposition, MaskComposition, HarmonicMaskComposition)
+    c.name: c for c in (SynthComposition, GateComposition, MaskComposition, HarmonicMaskComposition, RestoreComposition)
 }
 
 __all__ = [
@@ -203,6 +237,7 @@ __all__ = [
     "GateComposition",
     "MaskComposition",
     "HarmonicMaskComposition",
+    "RestoreComposition",
     "SongWindow",
     "COMPOSITION_CLASSES",
     "apply_mask",

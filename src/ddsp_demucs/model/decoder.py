@@ -54,7 +54,8 @@ from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth, separation_a
 from ddsp_demucs.dsp.grids import f0_to_grid, frames_to_grid, interpolate_gate, interpolate_mask
 from ddsp_demucs.model.compositions import COMPOSITION_CLASSES
 
-COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic")
+COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic", "restore")
+MASKS = ("mask", "restore")  # the compositions whose mask comes from the synthesised spectra (compute_mask)
 MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
 AMBIGUITY_GATES = ("off", "inference", "always")  # when the ambiguity gate applies (see ResidualDDSPDecoder)
 UNVOICED_CAPS = AMBIGUITY_GATES  # when the mask may not raise unvoiced frames (see ResidualDDSPDecoder)
@@ -266,7 +267,7 @@ class ResidualDDSPDecoder(nn.Module):
         frame_rate: int = 250,
         n_harmonics: int = 64,
         n_noise_bands: int = 65,
-        composition: Literal["synth", "gate", "mask", "harmonic"] = "mask",
+        composition: Literal["synth", "gate", "mask", "harmonic", "restore"] = "mask",
         *,
         hidden_size: int = 256,
         gru_units: int = 256,
@@ -313,13 +314,17 @@ class ResidualDDSPDecoder(nn.Module):
         self.composition = composition
         if ambiguity_gate not in AMBIGUITY_GATES:
             raise ValueError(f"ambiguity_gate must be one of {', '.join(AMBIGUITY_GATES)}, got {ambiguity_gate!r}")
-        if ambiguity_gate != "off" and composition not in ("mask", "harmonic"):
-            raise ValueError(f"ambiguity_gate weighs a mask: composition 'mask' or 'harmonic', not {composition!r}")
+        if ambiguity_gate != "off" and composition not in (*MASKS, "harmonic"):
+            raise ValueError(
+                f"ambiguity_gate weighs a mask: composition 'mask', 'restore' or 'harmonic', not {composition!r}"
+            )
         self.ambiguity_gate = ambiguity_gate
         if unvoiced_cap not in UNVOICED_CAPS:
             raise ValueError(f"unvoiced_cap must be one of {', '.join(UNVOICED_CAPS)}, got {unvoiced_cap!r}")
-        if unvoiced_cap != "off" and composition != "mask":
-            raise ValueError(f"unvoiced_cap caps a mask that can exceed 1: composition 'mask', not {composition!r}")
+        if unvoiced_cap != "off" and composition not in MASKS:
+            raise ValueError(
+                f"unvoiced_cap caps a mask that can exceed 1: composition 'mask' or 'restore', not {composition!r}"
+            )
         self.unvoiced_cap = unvoiced_cap
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
@@ -339,16 +344,18 @@ class ResidualDDSPDecoder(nn.Module):
         self.noise_head = nn.Linear(hidden_size, n_noise_bands) if synthesises else None
         self.reverb = Reverb(reverb_length) if (reverb and composition in ("synth", "gate")) else None
         # The residual heads start at exactly zero, so gate == 1 / mask == 1: the identity.
-        self.residual_head = nn.Linear(hidden_size, 1) if composition in ("gate", "mask") else None
+        self.residual_head = nn.Linear(hidden_size, 1) if composition in ("gate", *MASKS) else None
         # harmonic: gain, comb depth and log comb width per band, zero at init (gain 1, depth 0: the identity)
         self.band_head = nn.Linear(hidden_size, 3 * n_mask_bands) if composition == "harmonic" else None
-        for head in (self.residual_head, self.band_head):
+        # restore: the share of the accompaniment estimate given back per band, zero at init (nothing given back)
+        self.restore_head = nn.Linear(hidden_size, n_mask_bands) if composition == "restore" else None
+        for head in (self.residual_head, self.band_head, self.restore_head):
             if head is not None:
                 nn.init.zeros_(head.weight)
                 nn.init.zeros_(head.bias)
         self.n_mask_bands = n_mask_bands
         n_bins = mask_n_fft // 2 + 1
-        harmonic = composition == "harmonic"  # the band and bin grids only its mask uses
+        harmonic = composition in ("harmonic", "restore")  # the band and bin grids only their combs use
         band_weights = band_interpolation(n_bins, sample_rate, n_mask_bands) if harmonic else None
         bin_hz = torch.arange(n_bins) * (sample_rate / mask_n_fft) if harmonic else None
         self.register_buffer("band_weights", band_weights, persistent=False)
@@ -378,7 +385,7 @@ class ResidualDDSPDecoder(nn.Module):
     @property
     def reads_mixture(self) -> bool:
         """Whether the batch must hold ``mixture_audio`` (and ``refine`` the song's mixture)."""
-        return self.accompaniment_encoder is not None or self.ambiguity_gate != "off"
+        return self.accompaniment_encoder is not None or self.ambiguity_gate != "off" or self.composition == "restore"
 
     def applies_now(self, setting: str) -> bool:
         """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
@@ -465,6 +472,8 @@ class ResidualDDSPDecoder(nn.Module):
         )
         if self.residual_head is not None:
             out["residual"] = self.residual_head(h).squeeze(-1)
+        if self.restore_head is not None:
+            out["restore_share"] = straight_through_unit(self.restore_head(h))  # (batch, n_model_frames, bands)
         return out
 
     def compute_mask(self, batch: dict) -> dict:
@@ -475,8 +484,8 @@ class ResidualDDSPDecoder(nn.Module):
         frame ``i`` at ``i * hop / sample_rate`` s, bin ``f`` at ``f * sample_rate / n_fft`` Hz), the input STFT
         ``spec`` and the ``controls``. Apply to another rate's STFT with :func:`interpolate_mask`.
         """
-        if self.composition != "mask":
-            raise ValueError(f"compute_mask needs composition 'mask', this model uses {self.composition!r}")
+        if self.composition not in MASKS:
+            raise ValueError(f"compute_mask needs composition 'mask' or 'restore', not {self.composition!r}")
         audio, _ = self.check_batch(batch)
         spec = self.stft(audio)
         magnitude = spec.abs()
@@ -500,6 +509,26 @@ class ResidualDDSPDecoder(nn.Module):
             mask = torch.where(unvoiced, mask.clamp(max=1.0), mask)
         c["synth_magnitude"] = synth_mag
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
+
+    def compute_restore(self, batch: dict) -> dict:
+        """The mask of :meth:`compute_mask` and what the ``restore`` composition gives back of the accompaniment
+        estimate (the mixture minus the input vocal): ``restore (batch, mask_n_fft // 2 + 1, n_model_frames)`` in
+        [0, 1], exactly 0 at initialisation: a learned share per band (``controls["restore_share"]``) on a Gaussian
+        comb of :data:`HARMONIC_WIDTH_HZ` around the F0's harmonics, scaled by the voicing and, where the
+        ambiguity gate applies, by the separation ambiguity (nothing is taken from a bin the separator was sure
+        of); ``accompaniment_spec``, that estimate's STFT on the mask's grid."""
+        if self.composition != "restore":
+            raise ValueError(f"compute_restore needs composition 'restore', not {self.composition!r}")
+        m = self.compute_mask(batch)
+        c, spec = m["controls"], m["spec"]
+        dtype = spec.real.dtype
+        mixture_spec = self.stft(batch["mixture_audio"].to(dtype))
+        share = torch.einsum("fk,btk->bft", self.band_weights.to(dtype), c["restore_share"])
+        comb = harmonic_comb(c["f0_hz"], torch.tensor(HARMONIC_WIDTH_HZ, dtype=dtype), self.bin_hz.to(dtype))
+        restore = share * comb * c["voicing"].unsqueeze(1)
+        if self.applies_now(self.ambiguity_gate):
+            restore = restore * separation_ambiguity(spec.abs(), mixture_spec.abs())
+        return dict(m, restore=restore, accompaniment_spec=mixture_spec - spec)
 
     def compute_harmonic_mask(self, batch: dict) -> dict:
         """The suppression mask of the ``harmonic`` composition (see the module docstring) for a batch at the model
