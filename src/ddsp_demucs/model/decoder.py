@@ -3,7 +3,7 @@
 The network reads per-frame controls (F0 as normalised MIDI, voicing confidence, normalised loudness) and,
 optionally, a learned encoding of the separated vocal's log-mel frames. An RnnFc decoder (as in DDSP: an FC
 stack per input, a GRU, an FC stack) turns them into harmonic-plus-noise controls, which are composed with
-the separated vocal in one of three ways:
+the separated vocal in one of these ways:
 
 ``synth``
     pure resynthesis: harmonic synthesiser + filtered noise (+ optional learned reverb); the original
@@ -25,8 +25,13 @@ the separated vocal in one of three ways:
     never add, so a wrong decision costs at most what it removes. A learned version of the comb filter of
     :mod:`ddsp_demucs.inference.comb` that can also leave a good separation alone.
 
-``gate``, ``mask`` and ``harmonic`` are the identity before training (output == input vocal, bit-exact up to float
-rounding in ``input + istft((mask - 1) * X)``), so a trained model is judged only by what it adds.
+``restore``
+    the ``mask`` composition's mask, plus a learned share per band of the separator's accompaniment estimate (the
+    mixture minus the separated vocal) on a comb around the F0 harmonics: vocal the separator left behind is given
+    back (nothing at initialisation; :meth:`ResidualDDSPDecoder.compute_restore`).
+
+``gate``, ``mask``, ``harmonic`` and ``restore`` are the identity before training (output == input vocal, bit-exact
+up to float rounding in ``input + istft((mask - 1) * X)``), so a trained model is judged only by what it adds.
 
 All network controls live on the model's frame grid: the centred STFT frames of ``mask_n_fft`` /
 ``mask_hop`` at ``sample_rate``, i.e. frame ``i`` is centred at ``i * hop / sample_rate`` seconds and
@@ -227,7 +232,7 @@ class ResidualDDSPDecoder(nn.Module):
         frame_rate: rate of the dataset's frame controls in Hz (``f0_hz``, ``f0_confidence``, ``loudness_db``).
         n_harmonics: harmonics of the additive synthesiser.
         n_noise_bands: filtered-noise bands, linear from 0 Hz to Nyquist.
-        composition: ``"synth"``, ``"gate"``, ``"mask"`` or ``"harmonic"`` (see the module docstring).
+        composition: ``"synth"``, ``"gate"``, ``"mask"``, ``"harmonic"`` or ``"restore"`` (see the module docstring).
         hidden_size, gru_units, n_fc_layers: decoder sizes.
         use_audio_encoder: feed a GRU encoding of the input vocal's log-mel frames (``n_mels``,
             ``encoder_units``) to the decoder.
