@@ -396,13 +396,19 @@ class ResidualDDSPDecoder(nn.Module):
         """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
         return setting == "always" or (setting == "inference" and not self.training)
 
-    def gate_by_ambiguity(self, mask: torch.Tensor, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
-        """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity_gate``;
-        the mask itself otherwise); ``magnitude``: the input's STFT magnitude on the same grid."""
+    def ambiguity_now(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor | None:
+        """The separation ambiguity ``(batch, n_bins, n_model_frames)`` of the input's STFT ``magnitude`` against
+        the batch's mixture where the ambiguity gate acts in the current mode (``ambiguity_gate``), else None."""
         if not self.applies_now(self.ambiguity_gate):
-            return mask
+            return None
         mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
-        return 1.0 + separation_ambiguity(magnitude, mixture) * (mask - 1.0)
+        return separation_ambiguity(magnitude, mixture)
+
+    @staticmethod
+    def gate_by_ambiguity(mask: torch.Tensor, ambiguity: torch.Tensor | None) -> torch.Tensor:
+        """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity`` from
+        :meth:`ambiguity_now`; the mask itself where that is None)."""
+        return mask if ambiguity is None else 1.0 + ambiguity * (mask - 1.0)
 
     def check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
         missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
@@ -487,7 +493,8 @@ class ResidualDDSPDecoder(nn.Module):
         Returns ``mask (batch, mask_n_fft // 2 + 1, n_model_frames)`` (linear gain, in ``[mask_min, mask_max]``,
         exactly 1 at initialisation), its grid ``sample_rate``, ``n_fft``, ``hop`` (centred Hann STFT;
         frame ``i`` at ``i * hop / sample_rate`` s, bin ``f`` at ``f * sample_rate / n_fft`` Hz), the input STFT
-        ``spec`` and the ``controls``. Apply to another rate's STFT with :func:`interpolate_mask`.
+        ``spec``, the ``controls`` and the separation ``ambiguity`` the mask was gated by (None where the
+        ambiguity gate does not act). Apply to another rate's STFT with :func:`interpolate_mask`.
         """
         if self.composition not in MASKS:
             raise ValueError(f"compute_mask needs composition 'mask' or 'restore', not {self.composition!r}")
@@ -508,20 +515,29 @@ class ResidualDDSPDecoder(nn.Module):
         eps = 1e-3
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
         u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
-        mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), magnitude, batch)
+        ambiguity = self.ambiguity_now(magnitude, batch)
+        mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), ambiguity)
         if self.applies_now(self.unvoiced_cap):  # no boost in unvoiced frames (``unvoiced_cap``)
             unvoiced = (c["voicing"] < 0.5).unsqueeze(1)  # (batch, 1, n_model_frames)
             mask = torch.where(unvoiced, mask.clamp(max=1.0), mask)
         c["synth_magnitude"] = synth_mag
-        return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
+        return dict(
+            mask=mask,
+            ambiguity=ambiguity,
+            spec=spec,
+            controls=c,
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            hop=self.hop,
+        )
 
     def compute_restore(self, batch: dict) -> dict:
         """The mask of :meth:`compute_mask` and what the ``restore`` composition gives back of the accompaniment
         estimate (the mixture minus the input vocal): ``restore (batch, mask_n_fft // 2 + 1, n_model_frames)`` in
         [0, 1], exactly 0 at initialisation: a learned share per band (``controls["restore_share"]``) on a Gaussian
         comb of :data:`HARMONIC_WIDTH_HZ` around the F0's harmonics, scaled by the voicing and, where the
-        ambiguity gate applies, by the separation ambiguity (nothing is taken from a bin the separator was sure
-        of); ``accompaniment_spec``, that estimate's STFT on the mask's grid."""
+        ambiguity gate acts, by the separation ambiguity the mask was gated by (nothing is taken from a bin the
+        separator was sure of); ``accompaniment_spec``, that estimate's STFT on the mask's grid."""
         if self.composition != "restore":
             raise ValueError(f"compute_restore needs composition 'restore', not {self.composition!r}")
         m = self.compute_mask(batch)
@@ -531,8 +547,8 @@ class ResidualDDSPDecoder(nn.Module):
         share = torch.einsum("fk,btk->bft", self.band_weights.to(dtype), c["restore_share"])
         comb = harmonic_comb(c["f0_hz"], torch.tensor(HARMONIC_WIDTH_HZ, dtype=dtype), self.bin_hz.to(dtype))
         restore = share * comb * c["voicing"].unsqueeze(1)
-        if self.applies_now(self.ambiguity_gate):
-            restore = restore * separation_ambiguity(spec.abs(), mixture_spec.abs())
+        if m["ambiguity"] is not None:  # the mask's own gate
+            restore = restore * m["ambiguity"]
         return dict(m, restore=restore, accompaniment_spec=mixture_spec - spec)
 
     def compute_harmonic_mask(self, batch: dict) -> dict:
@@ -554,7 +570,7 @@ class ResidualDDSPDecoder(nn.Module):
         comb = harmonic_comb(c["f0_hz"], width_b, self.bin_hz.to(h.dtype))
         # (1 - cut)(1 - ...) rather than interpolated gains: exactly 1 where cut and depth are exactly 0
         mask = (1.0 - cut_b) * (1.0 - depth_b * c["voicing"].unsqueeze(1) * (1.0 - comb))
-        mask = self.gate_by_ambiguity(mask, magnitude, batch)
+        mask = self.gate_by_ambiguity(mask, self.ambiguity_now(magnitude, batch))
         c.update(band_gain=1.0 - cut, comb_depth=depth, comb_width_hz=width)
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 
