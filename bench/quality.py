@@ -141,6 +141,7 @@ class Trained:
 
     overrides: tuple[str, ...]
     separators: tuple[str, ...] = TRAIN_SEPARATORS
+    starts_from: str | None = None  # a system trained before it in the same run, whose weights it trains onward
 
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
@@ -156,8 +157,20 @@ F0_ERRORS = ("training.f0_error_fraction=0.3",)
 TRAINING_NETWORK = "htdemucs_half_here"
 SEPARATED_F0 = ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE)
 UNVOICED_CAP = (*SEPARATED_F0, "model.unvoiced_cap=inference")  # the recommended recipe
+# a share of the accompaniment estimate given back beside the recommended mask, which stays as it was (only the
+# share's head learns), the share reading how unsure the separator was; gate and cap as at inference while it learns
+RESTORE_QUALITY = (
+    *UNVOICED_CAP,
+    "model.composition=restore",
+    "model.restore_reads_quality=true",
+    "model.ambiguity_gate=always",
+    "model.unvoiced_cap=always",
+    "training.trainable=[restore_head]",
+    "training.max_steps=1000",
+)
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
     "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
+    "restore_quality_1k": Trained(RESTORE_QUALITY, WIDE_SEPARATORS, starts_from="mask_sep_uvcap_2k"),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
     "mask_sep_2k": Trained(SEPARATED_F0, WIDE_SEPARATORS),
@@ -252,8 +265,9 @@ def with_base(overrides: tuple[str, ...]) -> list[str]:
     return [o for o in BASE_OVERRIDES if o.split("=", 1)[0] not in keys] + list(overrides)
 
 
-def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) -> Path:
-    """Train system ``name`` on the windows of every dataset in ``datasets``; its checkpoint."""
+def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path], init: Path | None = None) -> Path:
+    """Train system ``name`` on the windows of every dataset in ``datasets``, from the weights of checkpoint
+    ``init`` where given (``training.init_checkpoint``); its checkpoint."""
     from ddsp_demucs.core.utils import atomic_path, load_config
     from ddsp_demucs.data import SeparatorMixDataset, load_dataset
     from ddsp_demucs.training.trainer import train_from_config
@@ -261,7 +275,7 @@ def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path]) ->
     checkpoint = OUT / name / "model.ckpt"
     if checkpoint.is_file():
         return checkpoint
-    config = load_config(ROOT / CONFIG, with_base(overrides))
+    config = load_config(ROOT / CONFIG, with_base(overrides) + ([f"training.init_checkpoint={init}"] if init else []))
     train = SeparatorMixDataset([load_dataset(d, "train") for d in datasets])
     valid = SeparatorMixDataset([load_dataset(d, "validation") for d in datasets])
     log(f"training {name}: {len(train)} windows of {len(datasets)} separators, {config.training.max_steps} steps")
@@ -462,7 +476,10 @@ def run(
     datasets = {(name, fo): separator_dataset(training_separator(name), corpus, fo) for name, fo in needed}
     for name, system in systems.items():
         fo = feature_overrides(system.overrides)
-        checkpoints[name] = train_system(name, system.overrides, [datasets[s, fo] for s in system.separators])
+        if system.starts_from is not None and system.starts_from not in checkpoints:
+            raise ValueError(f"{name} starts from {system.starts_from}, which is not trained before it")
+        init = checkpoints[system.starts_from] if system.starts_from else None
+        checkpoints[name] = train_system(name, system.overrides, [datasets[s, fo] for s in system.separators], init)
 
     refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
     keys = {"identity": "identity", "comb": "comb"}

@@ -12,8 +12,10 @@ from helpers import FR, SR, TINY, batch_of, make_example
 from ddsp_demucs.dsp import separation_ambiguity
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import (
+    QUALITY_SMOOTHING_S,
     ResidualDDSPDecoder,
     band_interpolation,
+    frame_ambiguity,
     harmonic_comb,
     harmonic_spectrum,
     interpolate_gate,
@@ -366,3 +368,55 @@ def test_restore_gives_back_the_accompaniment_estimate_on_the_harmonics():
     assert fresh.restore_head.bias.grad.abs().max() > 0
     with pytest.raises(ValueError, match="reads the mixture"):
         fresh({k: v for k, v in batch.items() if k != "mixture_audio"})
+
+
+def test_frame_ambiguity_is_the_energy_weighted_mean_and_its_moving_mean():
+    gen = torch.Generator().manual_seed(0)
+    magnitude = torch.rand(2, 5, 40, generator=gen, dtype=torch.float64)
+    magnitude[:, :, 7] = 0.0  # a silent frame
+    ambiguity = torch.rand(2, 5, 40, generator=gen, dtype=torch.float64)
+    frame_rate = 10.0  # QUALITY_SMOOTHING_S = 2 s -> 21 frames
+    q = frame_ambiguity(magnitude, ambiguity, frame_rate)
+    assert q.shape == (2, 40, 2)
+    energy = magnitude.numpy() ** 2
+    with np.errstate(invalid="ignore"):
+        per_frame = np.nan_to_num((ambiguity.numpy() * energy).sum(1) / energy.sum(1))
+    np.testing.assert_allclose(q[..., 0].numpy(), per_frame, atol=1e-12)
+    assert (q[:, 7, 0] == 0).all()
+    half = int(round(QUALITY_SMOOTHING_S * frame_rate / 2))
+    for t in (0, 5, 20, 39):  # frames beyond the ends are not counted
+        lo, hi = max(0, t - half), min(40, t + half + 1)
+        np.testing.assert_allclose(q[:, t, 1].numpy(), per_frame[:, lo:hi].mean(1), atol=1e-12)
+
+
+def test_a_restore_share_that_reads_the_quality_follows_how_unsure_the_separator_was():
+    torch.manual_seed(0)
+    model = ResidualDDSPDecoder(SR, FR, composition="restore", restore_reads_quality=True, **TINY)
+    batch = restore_batch()
+    with torch.no_grad():
+        out = model(batch)
+    torch.testing.assert_close(out["audio"], batch["input_audio"], atol=1e-6, rtol=0)  # the identity at init
+    # a head that reads only the frame's ambiguity: a share where the separator kept about half of each bin ...
+    with torch.no_grad():
+        model.restore_head.weight.zero_()
+        model.restore_head.weight[:, -2] = 10.0
+        unsure = model.compute_restore(batch)
+    quality = frame_ambiguity(
+        unsure["spec"].abs(),
+        separation_ambiguity(unsure["spec"].abs(), model.stft(batch["mixture_audio"]).abs()),
+        model.model_frame_rate,
+    )
+    torch.testing.assert_close(
+        unsure["controls"]["restore_share"], (10.0 * quality[..., :1]).clamp(0, 1).expand(-1, -1, 16)
+    )
+    assert unsure["restore"].max() > 0.5
+    # ... and none where it kept every bin whole (the mixture is the separated vocal: ambiguity 0)
+    with torch.no_grad():
+        sure = model.compute_restore(dict(batch, mixture_audio=batch["input_audio"]))
+    assert (sure["controls"]["restore_share"] == 0).all() and (sure["restore"] == 0).all()
+    # the share learns from the quality input
+    fresh = ResidualDDSPDecoder(SR, FR, composition="restore", restore_reads_quality=True, **TINY)
+    (fresh(batch)["audio"] - batch["target_audio"]).square().mean().backward()
+    assert fresh.restore_head.weight.grad[:, -2:].abs().max() > 0
+    with pytest.raises(ValueError, match="restore_reads_quality feeds the restore share"):
+        ResidualDDSPDecoder(SR, FR, composition="mask", restore_reads_quality=True, **TINY)

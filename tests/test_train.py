@@ -288,6 +288,41 @@ def test_lightning_is_used_through_its_public_api_only():
     assert not bad, bad
 
 
+def test_training_onward_from_a_checkpoint_learns_only_the_named_parameters(tmp_path, datasets):
+    """``training.init_checkpoint`` + ``training.trainable``: a restore share learned beside a mask model's frozen
+    weights; mismatched or frozen-but-missing weights are refused, naming the file."""
+    train, _ = datasets
+    base_run = train_from_config(
+        tiny_config("model.composition=mask", "training.max_steps=2"), train, None, tmp_path / "mask"
+    )
+    base_ckpt = base_run["last_checkpoint"]
+    base = load_model(base_ckpt)
+    with_mixture = ListDataset(
+        [dict(ex, mixture_audio=ex["input_audio"] + 0.5 * ex["target_audio"]) for ex in train.items]
+    )
+    onward = (
+        "model.composition=restore",
+        "model.restore_reads_quality=true",
+        f"training.init_checkpoint={base_ckpt}",
+        "training.trainable=[restore_head]",
+    )
+    result = train_from_config(tiny_config("training.max_steps=3", *onward), with_mixture, None, tmp_path / "onward")
+    model = load_model(result["last_checkpoint"])
+    weights = model.state_dict()
+    for name, value in base.state_dict().items():
+        assert torch.equal(weights[name], value), name  # the mask model's weights as they were
+    assert model.restore_head.weight.abs().max() > 0  # the zero-initialised share learned
+    with pytest.raises(DDSPDemucsError, match="have no place") as err:  # a restore checkpoint into a mask model
+        DDSPLightningModule(
+            config=tiny_config("model.composition=mask", f"training.init_checkpoint={result['last_checkpoint']}")
+        )
+    assert str(result["last_checkpoint"]) in str(err.value)
+    with pytest.raises(DDSPDemucsError, match="would freeze"):  # the share would stay at zero
+        DDSPLightningModule(config=tiny_config(*onward[:-1], "training.trainable=[decoder]"))
+    with pytest.raises(ValueError, match="no parameter of the model is named with head_of_nothing"):
+        DDSPLightningModule(config=tiny_config("training.trainable=[head_of_nothing]"))
+
+
 def test_resume_refuses_a_run_trained_with_other_settings(tmp_path, datasets):
     """A changed setting (here the loss, or the F0 features the dataset was built with) is not resumed silently:
     the old run would be reported as the new one. Running longer (max_steps) still resumes."""

@@ -127,6 +127,7 @@ class ModelConfig(_Section):
     use_accompaniment_encoder: bool = False  # also encode mixture - separated vocal (the accompaniment estimate)
     ambiguity_gate: Literal["off", "inference", "always"] = "off"  # mask/harmonic: act where the separator was unsure
     unvoiced_cap: Literal["off", "inference", "always"] = "off"  # mask: never raise frames the tracker calls unvoiced
+    restore_reads_quality: bool = False  # restore: the share's head also reads each frame's separation ambiguity
     n_mels: int = 64
     encoder_units: int = 128
     reverb: bool = True
@@ -215,6 +216,8 @@ class TrainingConfig(_Section):
     breath_noise_fraction: float = 0.0  # training windows given a breathier voice (ddsp_demucs.data.breath_noise)
     breath_noise_max_share: float = 0.1  # the added noise's power, up to this share of the true vocal's
     f0_error_fraction: float = 0.0  # training windows given a tracker's F0 error (ddsp_demucs.data.f0_errors)
+    init_checkpoint: Optional[str] = None  # start from this checkpoint's weights (parameters it lacks keep their init)
+    trainable: list[str] = field(default_factory=list)  # train only parameters named with these prefixes (all: [])
 
     # The original code read the model's rates from this section (``config["training"]["sample_rate"]``); they
     # are set in ``data`` and readable here, read-only, once the section belongs to a :class:`Config`.

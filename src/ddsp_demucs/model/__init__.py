@@ -14,11 +14,13 @@ from ddsp_demucs.model.compositions import (
 )
 from ddsp_demucs.model.decoder import (
     COMPOSITIONS,
+    QUALITY_SMOOTHING_S,
     LogMelEncoder,
     ResidualDDSPDecoder,
     RnnFcDecoder,
     band_interpolation,
     exp_sigmoid,
+    frame_ambiguity,
     harmonic_comb,
     harmonic_spectrum,
     hz_to_midi,
@@ -44,6 +46,8 @@ __all__ = [
     "hz_to_midi",
     "exp_sigmoid",
     "COMPOSITIONS",
+    "QUALITY_SMOOTHING_S",
+    "frame_ambiguity",
     "Composition",
     "SynthComposition",
     "GateComposition",

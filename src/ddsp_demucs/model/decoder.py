@@ -66,6 +66,7 @@ AMBIGUITY_GATES = ("off", "inference", "always")  # when the ambiguity gate appl
 UNVOICED_CAPS = AMBIGUITY_GATES  # when the mask may not raise unvoiced frames (see ResidualDDSPDecoder)
 HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
 LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
+QUALITY_SMOOTHING_S = 2.0  # span of the moving mean in frame_ambiguity (the restore share's quality input)
 
 
 # ------------------------------------------------------------------------------------------- pure helpers
@@ -171,6 +172,18 @@ def harmonic_comb(f0_hz: torch.Tensor, width_hz: torch.Tensor, bin_hz: torch.Ten
     return torch.exp(-0.5 * (distance / width_hz).square())
 
 
+def frame_ambiguity(magnitude: torch.Tensor, ambiguity: torch.Tensor, frame_rate: float) -> torch.Tensor:
+    """How unsure the separator was in each frame: ``(batch, n_frames, 2)``, the separation ``ambiguity (batch,
+    n_bins, n_frames)`` averaged over the bins weighted by the input's energy ``magnitude ** 2`` (same shape; 0 in
+    a silent frame), and that value's mean over the :data:`QUALITY_SMOOTHING_S` around each frame (frames beyond
+    the ends not counted). Both in [0, 1]."""
+    energy = magnitude.square()
+    per_frame = (ambiguity * energy).sum(1) / energy.sum(1).clamp_min(torch.finfo(energy.dtype).tiny)
+    span = 2 * int(round(QUALITY_SMOOTHING_S * frame_rate / 2)) + 1  # odd: centred
+    smooth = F.avg_pool1d(per_frame.unsqueeze(1), span, stride=1, padding=span // 2, count_include_pad=False)
+    return torch.stack([per_frame, smooth.squeeze(1)], dim=-1)
+
+
 def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Smooth clamp to ``(low, high)`` with ``low < 0 < high``: ``high*tanh(x/high)`` above 0,
     ``low*tanh(x/low)`` below; identity with slope 1 at 0 (so 0 maps to exactly 0)."""
@@ -250,6 +263,11 @@ class ResidualDDSPDecoder(nn.Module):
             (``voicing`` below 0.5) the mask is capped at 1, so it may lower the vocal there but never raise it
             (breaths and consonants the separator kept are not boosted toward what the network guesses); when it
             applies, as for ``ambiguity_gate``.
+        restore_reads_quality: (``restore``) the head of the share given back also reads how unsure the
+            separator was: each frame's separation ambiguity, weighted by the input's energy, and its mean over
+            :data:`QUALITY_SMOOTHING_S` around the frame (:func:`frame_ambiguity`; needs ``mixture_audio``), so the
+            share can follow the separation's quality (poor separations leave more of the vocal in the
+            accompaniment estimate).
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -281,6 +299,7 @@ class ResidualDDSPDecoder(nn.Module):
         use_accompaniment_encoder: bool = False,
         ambiguity_gate: Literal["off", "inference", "always"] = "off",
         unvoiced_cap: Literal["off", "inference", "always"] = "off",
+        restore_reads_quality: bool = False,
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -331,6 +350,11 @@ class ResidualDDSPDecoder(nn.Module):
                 f"unvoiced_cap caps a mask that can exceed 1: composition 'mask' or 'restore', not {composition!r}"
             )
         self.unvoiced_cap = unvoiced_cap
+        if restore_reads_quality and composition != "restore":
+            raise ValueError(
+                f"restore_reads_quality feeds the restore share: composition 'restore', not {composition!r}"
+            )
+        self.restore_reads_quality = restore_reads_quality
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
         self.voicing_threshold = voicing_threshold
@@ -353,7 +377,8 @@ class ResidualDDSPDecoder(nn.Module):
         # harmonic: gain, comb depth and log comb width per band, zero at init (gain 1, depth 0: the identity)
         self.band_head = nn.Linear(hidden_size, 3 * n_mask_bands) if composition == "harmonic" else None
         # restore: the share of the accompaniment estimate given back per band, zero at init (nothing given back)
-        self.restore_head = nn.Linear(hidden_size, n_mask_bands) if composition == "restore" else None
+        restore_inputs = hidden_size + (2 if restore_reads_quality else 0)
+        self.restore_head = nn.Linear(restore_inputs, n_mask_bands) if composition == "restore" else None
         for head in (self.residual_head, self.band_head, self.restore_head):
             if head is not None:
                 nn.init.zeros_(head.weight)
@@ -396,13 +421,15 @@ class ResidualDDSPDecoder(nn.Module):
         """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
         return setting == "always" or (setting == "inference" and not self.training)
 
-    def ambiguity_now(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor | None:
+    def ambiguity(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
         """The separation ambiguity ``(batch, n_bins, n_model_frames)`` of the input's STFT ``magnitude`` against
-        the batch's mixture where the ambiguity gate acts in the current mode (``ambiguity_gate``), else None."""
-        if not self.applies_now(self.ambiguity_gate):
-            return None
+        the batch's mixture."""
         mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
         return separation_ambiguity(magnitude, mixture)
+
+    def ambiguity_now(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor | None:
+        """:meth:`ambiguity` where the ambiguity gate acts in the current mode (``ambiguity_gate``), else None."""
+        return self.ambiguity(magnitude, batch) if self.applies_now(self.ambiguity_gate) else None
 
     @staticmethod
     def gate_by_ambiguity(mask: torch.Tensor, ambiguity: torch.Tensor | None) -> torch.Tensor:
@@ -459,9 +486,10 @@ class ResidualDDSPDecoder(nn.Module):
         voicing = torch.sigmoid((conf - self.voicing_threshold) * 12.0) * voiced
         return self.decoder(inputs), dict(f0_hz=f0, f0_confidence=conf, loudness_db=loud, voicing=voicing)
 
-    def controls(self, batch: dict, magnitude: torch.Tensor | None = None) -> dict:
+    def controls(self, batch: dict, magnitude: torch.Tensor | None = None, quality: torch.Tensor | None = None) -> dict:
         """Network controls on the model frame grid (see the class docstring) of a synthesising composition;
-        ``magnitude`` as in :meth:`frame_state`."""
+        ``magnitude`` as in :meth:`frame_state`; ``quality (batch, n_model_frames, 2)`` from
+        :func:`frame_ambiguity`, which the restore share reads where ``restore_reads_quality``."""
         if self.amp_head is None:
             raise ValueError(f"the {self.composition!r} composition has no synthesiser controls")
         h, state = self.frame_state(batch, magnitude)
@@ -484,7 +512,10 @@ class ResidualDDSPDecoder(nn.Module):
         if self.residual_head is not None:
             out["residual"] = self.residual_head(h).squeeze(-1)
         if self.restore_head is not None:
-            out["restore_share"] = straight_through_unit(self.restore_head(h))  # (batch, n_model_frames, bands)
+            head_input = h if quality is None else torch.cat([h, quality.to(h.dtype)], dim=-1)
+            if head_input.shape[-1] != self.restore_head.in_features:
+                raise ValueError("restore_reads_quality: the restore share needs the separation quality")
+            out["restore_share"] = straight_through_unit(self.restore_head(head_input))  # (batch, frames, bands)
         return out
 
     def compute_mask(self, batch: dict) -> dict:
@@ -501,7 +532,11 @@ class ResidualDDSPDecoder(nn.Module):
         audio, _ = self.check_batch(batch)
         spec = self.stft(audio)
         magnitude = spec.abs()
-        c = self.controls(batch, magnitude)
+        gate_acts = self.applies_now(self.ambiguity_gate)
+        ambiguity = self.ambiguity(magnitude, batch) if gate_acts or self.restore_reads_quality else None
+        quality = frame_ambiguity(magnitude, ambiguity, self.model_frame_rate) if self.restore_reads_quality else None
+        c = self.controls(batch, magnitude, quality)
+        ambiguity = ambiguity if gate_acts else None  # what the mask is gated by
         harm = harmonic_spectrum(
             c["f0_hz"],
             c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
@@ -515,7 +550,6 @@ class ResidualDDSPDecoder(nn.Module):
         eps = 1e-3
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
         u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
-        ambiguity = self.ambiguity_now(magnitude, batch)
         mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), ambiguity)
         if self.applies_now(self.unvoiced_cap):  # no boost in unvoiced frames (``unvoiced_cap``)
             unvoiced = (c["voicing"] < 0.5).unsqueeze(1)  # (batch, 1, n_model_frames)
@@ -655,4 +689,6 @@ __all__ = [
     "hz_to_midi",
     "exp_sigmoid",
     "COMPOSITIONS",
+    "QUALITY_SMOOTHING_S",
+    "frame_ambiguity",
 ]

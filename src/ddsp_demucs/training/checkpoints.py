@@ -70,4 +70,46 @@ def load_model(checkpoint_path: str | os.PathLike, map_location: str | torch.dev
     return model.eval()
 
 
-__all__ = ["AtomicCheckpointIO", "MODEL_CLASSES", "model_class_name", "load_model"]
+def start_from_checkpoint(model: torch.nn.Module, checkpoint_path: str | os.PathLike, trainable: list[str]) -> None:
+    """Train ``model`` onward from the weights of another checkpoint (``training.init_checkpoint``), with only the
+    parameters named with a prefix in ``trainable`` left to learn (``training.trainable``; every one if empty).
+
+    Copies every weight the checkpoint holds into ``model``; the parameters it lacks (a head the stored model did
+    not have) keep their initialisation and must be trainable. Raises :class:`InputError` naming the file where a
+    stored weight has no place or another shape in ``model``, or where a missing parameter would stay frozen.
+    """
+    path = os.fspath(checkpoint_path)
+    source = load_model(path).state_dict()
+    own = model.state_dict()
+    unexpected = [name for name, value in source.items() if name not in own or own[name].shape != value.shape]
+    missing = [name for name in own if name not in source]
+    if unexpected:
+        raise InputError(f"{path}: its weights {', '.join(unexpected[:3])} have no place of that shape in this model")
+    frozen_missing = [name for name in missing if trainable and not name.startswith(tuple(trainable))]
+    if frozen_missing:
+        raise InputError(f"{path}: lacks {', '.join(frozen_missing[:3])}, which training.trainable would freeze")
+    model.load_state_dict(source, strict=False)
+    freeze_all_but(model, trainable)
+
+
+def freeze_all_but(model: torch.nn.Module, trainable: list[str]) -> None:
+    """Leave only the parameters named with a prefix in ``trainable`` to learn (every one if it is empty); raises
+    ValueError if a prefix names no parameter."""
+    if not trainable:
+        return
+    names = [name for name, _ in model.named_parameters()]
+    unused = [prefix for prefix in trainable if not any(name.startswith(prefix) for name in names)]
+    if unused:
+        raise ValueError(f"training.trainable: no parameter of the model is named with {', '.join(unused)}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(tuple(trainable)))
+
+
+__all__ = [
+    "AtomicCheckpointIO",
+    "MODEL_CLASSES",
+    "model_class_name",
+    "load_model",
+    "start_from_checkpoint",
+    "freeze_all_but",
+]

@@ -24,7 +24,7 @@ from ddsp_demucs.data.input_blend import blend_toward_target
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import model_from_config
 from ddsp_demucs.training.batches import AUDIO_KEYS, ResumableSampler, collate
-from ddsp_demucs.training.checkpoints import model_class_name
+from ddsp_demucs.training.checkpoints import freeze_all_but, model_class_name, start_from_checkpoint
 from ddsp_demucs.training.environment import TrainingDiverged
 from ddsp_demucs.training.losses import LossTerms
 from ddsp_demucs.training.provenance import CHECKPOINT_KEY, training_provenance
@@ -63,6 +63,11 @@ class DDSPLightningModule(L.LightningModule):
         self.model = model if model is not None else model_from_config(self.config.model, self.config.data)
         if not hasattr(self.model, "init_args"):
             raise ValueError("model must expose init_args (its constructor arguments) to be checkpointed")
+        tc = self.config.training
+        if tc.init_checkpoint:
+            start_from_checkpoint(self.model, tc.init_checkpoint, tc.trainable)
+        else:
+            freeze_all_but(self.model, tc.trainable)
         sample_rate = getattr(self.model, "sample_rate", self.config.data.train_sr)
         self.losses = LossTerms(self.config.loss, sample_rate)
         self.automatic_optimization = False
@@ -84,7 +89,8 @@ class DDSPLightningModule(L.LightningModule):
     def configure_optimizers(self):
         spec, tc = self.optimizer_spec, self.tcfg
         if spec is None:
-            opt = torch.optim.AdamW(self.model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
+            learned = [p for p in self.model.parameters() if p.requires_grad]  # training.trainable
+            opt = torch.optim.AdamW(learned, lr=tc.learning_rate, weight_decay=tc.weight_decay)
         elif isinstance(spec, torch.optim.Optimizer):
             opt = spec
         elif callable(spec):
