@@ -15,6 +15,7 @@ from ddsp_demucs.dsp import (
     MultiResolutionSTFTLoss,
     log_spectral_distance,
     separation_ambiguity,
+    separator_mask,
     spectral_convergence,
     stft,
     stft_magnitude,
@@ -169,6 +170,7 @@ def test_separation_ambiguity_closed_form_and_float64_reference():
     separated = torch.tensor([0.0, 0.5, 1.0, 2.0, 3.0, 0.0, 1.0])  # m = 0, 1/4, 1/2, 1, >1, silent, silent
     expected = torch.tensor([0.0, 0.75, 1.0, 0.0, 0.0, 0.0, 0.0])
     assert torch.equal(separation_ambiguity(separated, mixture), expected)
+    assert torch.equal(separator_mask(separated, mixture), torch.tensor([0.0, 0.25, 0.5, 1.0, 1.0, 0.0, 0.0]))
     rng = np.random.default_rng(0)
     s, m = rng.uniform(0, 2, (3, 33, 20)), rng.uniform(0.01, 2, (3, 33, 20))
     ratio = np.clip(s / m, 0, 1)

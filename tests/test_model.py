@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import FR, SR, TINY, batch_of, make_example
 
-from ddsp_demucs.dsp import separation_ambiguity
+from ddsp_demucs.dsp import separation_ambiguity, separator_mask
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import (
     QUALITY_SMOOTHING_S,
@@ -298,6 +298,32 @@ def test_ambiguity_gate_moves_the_mask_toward_one_where_the_separator_was_sure(c
         ResidualDDSPDecoder(SR, FR, composition=composition, ambiguity_gate=True, **TINY)
     with pytest.raises(ValueError, match="ambiguity_gate weighs a mask"):
         ResidualDDSPDecoder(SR, FR, composition="synth", ambiguity_gate="always", **TINY)
+
+
+@pytest.mark.parametrize("composition", ["mask", "harmonic"])
+def test_the_suppress_bleed_gate_lowers_in_full_where_the_separator_kept_less_than_half(composition):
+    torch.manual_seed(0)
+    bleed = ResidualDDSPDecoder(
+        SR, FR, composition=composition, ambiguity_gate="always", gate_shape="suppress_bleed", **TINY
+    )
+    with torch.no_grad():
+        for p in bleed.parameters():
+            p.normal_(0.0, 0.3)
+    plain = ResidualDDSPDecoder(SR, FR, composition=composition, **TINY)
+    plain.load_state_dict(bleed.state_dict())
+    batch = batch_of([make_example(5, n_samples=6000), make_example(6, n_samples=6000)])
+    batch["mixture_audio"] = batch["input_audio"] + 0.3 * torch.randn_like(batch["input_audio"])
+    compute = "compute_mask" if composition == "mask" else "compute_harmonic_mask"
+    got, free = getattr(bleed, compute)(batch)["mask"], getattr(plain, compute)(batch)["mask"]
+    kept = separator_mask(plain.stft(batch["input_audio"]).abs(), plain.stft(batch["mixture_audio"]).abs())
+    full = (free < 1) & (kept < 0.5)  # lowered where the separator kept less than half: in full
+    expected = torch.where(full, free, 1.0 + 4 * kept * (1 - kept) * (free - 1.0))
+    assert full.any() and (~full & (kept > 0) & (kept < 1)).any()
+    torch.testing.assert_close(got, expected)
+    assert torch.all(got[(kept == 1)] == 1)  # a bin the separator kept whole is left alone, raised or lowered
+    assert torch.all(got[(free > 1) & (kept == 0)] == 1)  # nothing raised where it kept none
+    with pytest.raises(ValueError, match="gate_shape must be one of"):
+        ResidualDDSPDecoder(SR, FR, composition=composition, gate_shape="open", **TINY)
 
 
 def test_unvoiced_cap_keeps_the_mask_from_raising_unvoiced_frames():

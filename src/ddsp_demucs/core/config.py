@@ -126,6 +126,7 @@ class ModelConfig(_Section):
     use_audio_encoder: bool = True  # encode the separated vocal's log-mel frames
     use_accompaniment_encoder: bool = False  # also encode mixture - separated vocal (the accompaniment estimate)
     ambiguity_gate: Literal["off", "inference", "always"] = "off"  # mask/harmonic: act where the separator was unsure
+    gate_shape: Literal["symmetric", "suppress_bleed"] = "symmetric"  # how that gate weighs the mask
     unvoiced_cap: Literal["off", "inference", "always"] = "off"  # mask: never raise frames the tracker calls unvoiced
     restore_reads_quality: bool = False  # restore: the share's head also reads each frame's separation ambiguity
     n_mels: int = 64

@@ -11,7 +11,9 @@ from ddsp_demucs.dsp.loudness import LOUDNESS_FLOOR_DB, a_weighted_loudness, a_w
 from ddsp_demucs.dsp.spectral import (
     MultiResolutionSTFTLoss,
     log_spectral_distance,
+    mask_ambiguity,
     separation_ambiguity,
+    separator_mask,
     spectral_convergence,
     stft,
     stft_magnitude,
@@ -38,4 +40,6 @@ __all__ = [
     "stft",
     "stft_magnitude",
     "separation_ambiguity",
+    "separator_mask",
+    "mask_ambiguity",
 ]

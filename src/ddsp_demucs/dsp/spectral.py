@@ -19,6 +19,8 @@ __all__ = [
     "log_spectral_distance",
     "MultiResolutionSTFTLoss",
     "separation_ambiguity",
+    "separator_mask",
+    "mask_ambiguity",
 ]
 
 
@@ -237,15 +239,11 @@ class _MagnitudeL1(torch.autograd.Function):
         return grads[0], grads[1], None, None, None
 
 
-def separation_ambiguity(separated_magnitude: torch.Tensor, mixture_magnitude: torch.Tensor) -> torch.Tensor:
-    """How unsure a separator was in each time-frequency bin: ``4 m (1 - m)`` of its effective mask
-    ``m = clip(|S| / |M|, 0, 1)``, the separated vocal's magnitude over the mixture's.
-
-    0 where the separator kept the whole bin (``m >= 1``) or none of it (``m = 0``, or a silent mixture bin), 1
-    where it kept half; a mask separator that gives every bin wholly to one source (the ideal mask of sources that
-    do not overlap) reads 0 everywhere. Both magnitudes ``(..., n_bins, n_frames)`` on the same STFT grid;
-    returns the same shape, in ``[0, 1]``. No gradient flows through it (it weighs a refinement, not a target).
-    """
+def separator_mask(separated_magnitude: torch.Tensor, mixture_magnitude: torch.Tensor) -> torch.Tensor:
+    """A separator's effective mask in each time-frequency bin: ``m = clip(|S| / |M|, 0, 1)``, the separated
+    vocal's magnitude over the mixture's (0 in a silent mixture bin). Both magnitudes ``(..., n_bins, n_frames)``
+    on the same STFT grid; returns the same shape, in ``[0, 1]``. No gradient flows through it (it weighs a
+    refinement, not a target)."""
     if separated_magnitude.shape != mixture_magnitude.shape:
         raise ValueError(
             f"separated and mixture magnitudes must have one shape, got {tuple(separated_magnitude.shape)} and "
@@ -253,8 +251,24 @@ def separation_ambiguity(separated_magnitude: torch.Tensor, mixture_magnitude: t
         )
     with torch.no_grad():
         ratio = separated_magnitude / mixture_magnitude.clamp_min(torch.finfo(mixture_magnitude.dtype).tiny)
-        m = torch.where(mixture_magnitude > 0, ratio, torch.zeros_like(ratio)).clamp(0.0, 1.0)
-        return 4.0 * m * (1.0 - m)
+        return torch.where(mixture_magnitude > 0, ratio, torch.zeros_like(ratio)).clamp(0.0, 1.0)
+
+
+def mask_ambiguity(mask: torch.Tensor) -> torch.Tensor:
+    """``4 m (1 - m)`` of an effective mask ``m`` in [0, 1] (:func:`separator_mask`): 0 where the separator kept
+    the whole bin or none of it, 1 where it kept half."""
+    return 4.0 * mask * (1.0 - mask)
+
+
+def separation_ambiguity(separated_magnitude: torch.Tensor, mixture_magnitude: torch.Tensor) -> torch.Tensor:
+    """How unsure a separator was in each time-frequency bin: :func:`mask_ambiguity` of its
+    :func:`separator_mask` ``m = clip(|S| / |M|, 0, 1)``.
+
+    0 where the separator kept the whole bin (``m >= 1``) or none of it (``m = 0``, or a silent mixture bin), 1
+    where it kept half; a mask separator that gives every bin wholly to one source (the ideal mask of sources that
+    do not overlap) reads 0 everywhere. Shapes as :func:`separator_mask`; in ``[0, 1]``, no gradient.
+    """
+    return mask_ambiguity(separator_mask(separated_magnitude, mixture_magnitude))
 
 
 def _magnitude(spec: torch.Tensor) -> torch.Tensor:

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth, separation_ambiguity
+from ddsp_demucs.dsp import Reverb, filtered_noise, harmonic_synth, mask_ambiguity, separator_mask
 from ddsp_demucs.dsp.grids import f0_to_grid, frames_to_grid, interpolate_gate, interpolate_mask
 from ddsp_demucs.model.compositions import COMPOSITION_CLASSES
 
@@ -63,6 +63,7 @@ COMPOSITIONS = tuple(COMPOSITION_CLASSES)  # ("synth", "gate", "mask", "harmonic
 MASKS = ("mask", "restore")  # the compositions whose mask comes from the synthesised spectra (compute_mask)
 MAGNITUDE_FLOOR = 1e-6  # added (in quadrature) to the synthetic magnitude of the mask composition
 AMBIGUITY_GATES = ("off", "inference", "always")  # when the ambiguity gate applies (see ResidualDDSPDecoder)
+GATE_SHAPES = ("symmetric", "suppress_bleed")  # how the ambiguity gate weighs the mask (see ResidualDDSPDecoder)
 UNVOICED_CAPS = AMBIGUITY_GATES  # when the mask may not raise unvoiced frames (see ResidualDDSPDecoder)
 HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
 LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
@@ -259,6 +260,10 @@ class ResidualDDSPDecoder(nn.Module):
             encoder). A bin the separator gave wholly to the vocal, or wholly to the accompaniment, is left exactly
             as it is. ``"inference"``: in eval mode only (refine, evaluation, validation), so the network learns
             unrestricted; ``"always"``: also while training; ``"off"``: never.
+        gate_shape: how the ambiguity gate weighs the mask where it acts: ``"symmetric"``, by ``4 m (1 - m)``
+            in every bin; ``"suppress_bleed"``, the same, except that a lowering of a bin the separator gave mostly
+            to the accompaniment (``m < 0.5``) acts in full: by the separator's own account what is left there is
+            bleed (a separator that leaves a floor of accompaniment everywhere is unsure of none of it).
         unvoiced_cap: (``mask``) ``"inference"`` or ``"always"``: in frames the F0 tracker calls unvoiced
             (``voicing`` below 0.5) the mask is capped at 1, so it may lower the vocal there but never raise it
             (breaths and consonants the separator kept are not boosted toward what the network guesses); when it
@@ -298,6 +303,7 @@ class ResidualDDSPDecoder(nn.Module):
         use_audio_encoder: bool = True,
         use_accompaniment_encoder: bool = False,
         ambiguity_gate: Literal["off", "inference", "always"] = "off",
+        gate_shape: Literal["symmetric", "suppress_bleed"] = "symmetric",
         unvoiced_cap: Literal["off", "inference", "always"] = "off",
         restore_reads_quality: bool = False,
         n_mels: int = 64,
@@ -343,6 +349,9 @@ class ResidualDDSPDecoder(nn.Module):
                 f"ambiguity_gate weighs a mask: composition 'mask', 'restore' or 'harmonic', not {composition!r}"
             )
         self.ambiguity_gate = ambiguity_gate
+        if gate_shape not in GATE_SHAPES:
+            raise ValueError(f"gate_shape must be one of {', '.join(GATE_SHAPES)}, got {gate_shape!r}")
+        self.gate_shape = gate_shape
         if unvoiced_cap not in UNVOICED_CAPS:
             raise ValueError(f"unvoiced_cap must be one of {', '.join(UNVOICED_CAPS)}, got {unvoiced_cap!r}")
         if unvoiced_cap != "off" and composition not in MASKS:
@@ -421,21 +430,21 @@ class ResidualDDSPDecoder(nn.Module):
         """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
         return setting == "always" or (setting == "inference" and not self.training)
 
-    def ambiguity(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
-        """The separation ambiguity ``(batch, n_bins, n_model_frames)`` of the input's STFT ``magnitude`` against
-        the batch's mixture."""
+    def separator_mask(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The separator's effective mask ``(batch, n_bins, n_model_frames)``
+        (:func:`~ddsp_demucs.dsp.separator_mask`) of the input's STFT ``magnitude`` against the batch's mixture."""
         mixture = self.stft(batch["mixture_audio"].to(magnitude.dtype)).abs()
-        return separation_ambiguity(magnitude, mixture)
+        return separator_mask(magnitude, mixture)
 
-    def ambiguity_now(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor | None:
-        """:meth:`ambiguity` where the ambiguity gate acts in the current mode (``ambiguity_gate``), else None."""
-        return self.ambiguity(magnitude, batch) if self.applies_now(self.ambiguity_gate) else None
-
-    @staticmethod
-    def gate_by_ambiguity(mask: torch.Tensor, ambiguity: torch.Tensor | None) -> torch.Tensor:
-        """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure (``ambiguity`` from
-        :meth:`ambiguity_now`; the mask itself where that is None)."""
-        return mask if ambiguity is None else 1.0 + ambiguity * (mask - 1.0)
+    def gate(self, mask: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+        """``mask (batch, n_bins, n_model_frames)`` moved toward 1 where the separator was sure, as ``gate_shape``
+        says, given its effective mask ``kept`` (:meth:`separator_mask`; the mask itself where that is None)."""
+        if kept is None:
+            return mask
+        weight = mask_ambiguity(kept)
+        if self.gate_shape == "suppress_bleed":
+            weight = torch.where((mask < 1.0) & (kept < 0.5), torch.ones_like(weight), weight)
+        return 1.0 + weight * (mask - 1.0)
 
     def check_batch(self, batch: dict) -> tuple[torch.Tensor, int]:
         missing = [k for k in ("input_audio", "f0_hz", "f0_confidence", "loudness_db") if k not in batch]
@@ -533,10 +542,11 @@ class ResidualDDSPDecoder(nn.Module):
         spec = self.stft(audio)
         magnitude = spec.abs()
         gate_acts = self.applies_now(self.ambiguity_gate)
-        ambiguity = self.ambiguity(magnitude, batch) if gate_acts or self.restore_reads_quality else None
+        kept = self.separator_mask(magnitude, batch) if gate_acts or self.restore_reads_quality else None
+        ambiguity = None if kept is None else mask_ambiguity(kept)
         quality = frame_ambiguity(magnitude, ambiguity, self.model_frame_rate) if self.restore_reads_quality else None
         c = self.controls(batch, magnitude, quality)
-        ambiguity = ambiguity if gate_acts else None  # what the mask is gated by
+        kept, ambiguity = (kept, ambiguity) if gate_acts else (None, None)  # what the mask is gated by
         harm = harmonic_spectrum(
             c["f0_hz"],
             c["amplitudes"].unsqueeze(-1) * c["harmonic_distribution"],
@@ -550,7 +560,7 @@ class ResidualDDSPDecoder(nn.Module):
         eps = 1e-3
         log_ratio = torch.log(synth_mag.transpose(1, 2) + eps) - torch.log(magnitude + eps)
         u = c["residual"].unsqueeze(1) * log_ratio  # (b, bins, frames); exactly 0 at init
-        mask = self.gate_by_ambiguity(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), ambiguity)
+        mask = self.gate(torch.exp(soft_clamp(u, self.log_mask_min, self.log_mask_max)), kept)
         if self.applies_now(self.unvoiced_cap):  # no boost in unvoiced frames (``unvoiced_cap``)
             unvoiced = (c["voicing"] < 0.5).unsqueeze(1)  # (batch, 1, n_model_frames)
             mask = torch.where(unvoiced, mask.clamp(max=1.0), mask)
@@ -604,7 +614,7 @@ class ResidualDDSPDecoder(nn.Module):
         comb = harmonic_comb(c["f0_hz"], width_b, self.bin_hz.to(h.dtype))
         # (1 - cut)(1 - ...) rather than interpolated gains: exactly 1 where cut and depth are exactly 0
         mask = (1.0 - cut_b) * (1.0 - depth_b * c["voicing"].unsqueeze(1) * (1.0 - comb))
-        mask = self.gate_by_ambiguity(mask, self.ambiguity_now(magnitude, batch))
+        mask = self.gate(mask, self.separator_mask(magnitude, batch) if self.applies_now(self.ambiguity_gate) else None)
         c.update(band_gain=1.0 - cut, comb_depth=depth, comb_width_hz=width)
         return dict(mask=mask, spec=spec, controls=c, sample_rate=self.sample_rate, n_fft=self.n_fft, hop=self.hop)
 
