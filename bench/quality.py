@@ -156,23 +156,32 @@ F0_ERRORS = ("training.f0_error_fraction=0.3",)
 # bench.network_separator's second network (trained here on half the training singers; never a test level)
 TRAINING_NETWORK = "htdemucs_half_here"
 SEPARATED_F0 = ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE)
-UNVOICED_CAP = (*SEPARATED_F0, "model.unvoiced_cap=inference")  # the recommended recipe
-# a share of the accompaniment estimate given back beside the recommended mask, which stays as it was (only the
-# share's head learns), the share reading how unsure the separator was; gate and cap as at inference while it learns
-RESTORE_QUALITY = (
-    *UNVOICED_CAP,
-    "model.composition=restore",
-    "model.restore_reads_quality=true",
-    "model.ambiguity_gate=always",
-    "model.unvoiced_cap=always",
-    "training.trainable=[restore_head]",
-    "training.max_steps=1000",
-)
+UNVOICED_CAP = (*SEPARATED_F0, "model.unvoiced_cap=inference")
+BLEED_GATE = (*UNVOICED_CAP, "model.gate_shape=suppress_bleed")  # trains as UNVOICED_CAP; refines with another gate
+
+
+def restore_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
+    """A share of the accompaniment estimate given back beside the mask of ``mask_recipe``'s model, whose weights
+    stay as they were (only the share's head learns, for 1000 steps); the share reads how unsure the separator was
+    (``model.restore_reads_quality``); gate and cap act while it learns as they will when it refines."""
+    return (
+        *mask_recipe,
+        "model.composition=restore",
+        "model.restore_reads_quality=true",
+        "model.ambiguity_gate=always",
+        "model.unvoiced_cap=always",
+        "training.trainable=[restore_head]",
+        "training.max_steps=1000",
+    )
+
+
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
-    "restore_quality_1k": Trained(RESTORE_QUALITY, WIDE_SEPARATORS, starts_from="mask_sep_uvcap_2k"),
+    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),
+    "restore_bleed_1k": Trained(restore_beside(BLEED_GATE), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
+    "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
+    "restore_quality_1k": Trained(restore_beside(UNVOICED_CAP), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_2k"),
     "mask_sep_2k": Trained(SEPARATED_F0, WIDE_SEPARATORS),
     "mask_sep_uvcap_2k_seed1": Trained((*UNVOICED_CAP, "training.seed=1"), WIDE_SEPARATORS),
     "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
@@ -196,7 +205,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
     "restore_sep_uvcap_2k": Trained((*UNVOICED_CAP, "model.composition=restore"), WIDE_SEPARATORS),
 }
-RECOMMENDED = "mask_sep_uvcap_2k"
+RECOMMENDED = "restore_bleed_1k"
 BOOTSTRAP = 2000
 
 
