@@ -12,20 +12,28 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``mask_sep_uvcap_2k`` (:data:`RECOMMENDED`): the ``mask`` model of :data:`CONFIG`, on F0 tracked by
-  ``crepe-separated`` (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and
-  datasets, and refine tracks with it), trained for 2000 steps on the songs separated by every separator of
-  :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band pooling, bleed floor, random mask error,
-  under-suppression; windows of all of them drawn together), with the
-  do-no-harm term and 30 % of the windows moved toward the clean vocal (``training.input_blend_fraction``); when
-  it refines, its mask acts only where the separator was unsure (``model.ambiguity_gate=inference``: the mask is
-  moved toward 1 by the separation ambiguity ``4 m (1 - m)`` of the separator's own mask ``m = |separated| /
-  |mixture|``, so a bin the separator gave wholly to one source is left alone), and in frames the tracker calls
-  unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
+- ``mask_sep_uvcap_bleed_2k``: the ``mask`` model of :data:`CONFIG`, on F0 tracked by ``crepe-separated``
+  (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and datasets, and refine
+  tracks with it), trained for 2000 steps on the songs separated by every separator of :data:`WIDE_SEPARATORS` (the
+  fallback and eight oracle separators: band pooling, bleed floor, random mask error, under-suppression; windows of
+  all of them drawn together), with the do-no-harm term and 30 % of the windows moved toward the clean vocal
+  (``training.input_blend_fraction``); when it refines, its mask acts only where the separator was unsure
+  (``model.ambiguity_gate=inference``: the mask is moved toward 1 by the separation ambiguity ``4 m (1 - m)`` of
+  the separator's own mask ``m = |separated| / |mixture|``, so a bin the separator gave wholly to the vocal is left
+  alone), except that it lowers in full a bin the separator gave mostly to the accompaniment (``m < 0.5``:
+  ``model.gate_shape=suppress_bleed``; by the separator's own account what is left there is bleed), and in frames
+  the tracker calls unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
+- ``restore_bleed_1k`` (:data:`RECOMMENDED`): that model's weights as they are, plus a share of the accompaniment
+  estimate given back on the F0's harmonics (``model.composition=restore``) whose head alone learns, for 1000 steps
+  (``training.init_checkpoint``, ``training.trainable``), reading how unsure the separator was in each frame and over
+  2 s (``model.restore_reads_quality``): poor separations leave vocal in the accompaniment estimate, good ones do not;
 
-and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``): ``mask_sep_2k``, the
-recommended recipe without the unvoiced cap (recommended until the cap made fewer songs worse, exp004);
-``mask_sep_uvcap_2k_seed1``, the recommended recipe with another seed (how far one training run's figures move);
+and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``): ``mask_sep_uvcap_2k``,
+``mask_sep_uvcap_bleed_2k`` with the symmetric gate (recommended until the bleed gate, exp004), and
+``restore_quality_1k``, the restore share beside it; ``mask_sep_uvcap_bleed_2k_seed1`` and
+``restore_bleed_1k_seed1``, the recommended recipe with another seed (how far one training run's figures move);
+``mask_sep_2k``, ``mask_sep_uvcap_2k`` without the unvoiced cap (recommended until the cap made fewer songs worse);
+``mask_sep_uvcap_2k_seed1``, ``mask_sep_uvcap_2k`` with another seed;
 and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k`` recipe on CREPE-tiny's F0
 (recommended until ``mask_sep_2k`` made fewer songs worse at 6 of 9 levels, exp004):
 
@@ -182,6 +190,10 @@ SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
     "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
     "restore_quality_1k": Trained(restore_beside(UNVOICED_CAP), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_2k"),
+    "mask_sep_uvcap_bleed_2k_seed1": Trained((*BLEED_GATE, "training.seed=1"), WIDE_SEPARATORS),
+    "restore_bleed_1k_seed1": Trained(
+        (*restore_beside(BLEED_GATE), "training.seed=1"), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k_seed1"
+    ),
     "mask_sep_2k": Trained(SEPARATED_F0, WIDE_SEPARATORS),
     "mask_sep_uvcap_2k_seed1": Trained((*UNVOICED_CAP, "training.seed=1"), WIDE_SEPARATORS),
     "mask_wide_gated_2k": Trained(("training.max_steps=2000", *GATED_WIDE), WIDE_SEPARATORS),
