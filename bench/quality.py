@@ -150,6 +150,7 @@ class Trained:
     overrides: tuple[str, ...]
     separators: tuple[str, ...] = TRAIN_SEPARATORS
     starts_from: str | None = None  # a system trained before it in the same run, whose weights it trains onward
+    scored: bool = True  # False: trained only as another's start (its scores come from the ablations)
 
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
@@ -184,10 +185,11 @@ def restore_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
 
 
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),
+    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS, scored=False),  # scored by the ablations
     "restore_bleed_1k": Trained(restore_beside(BLEED_GATE), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
+    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),  # the recommended model without its restore share
     "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
     "restore_quality_1k": Trained(restore_beside(UNVOICED_CAP), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_2k"),
     "mask_sep_uvcap_bleed_2k_seed1": Trained((*BLEED_GATE, "training.seed=1"), WIDE_SEPARATORS),
@@ -286,9 +288,16 @@ def with_base(overrides: tuple[str, ...]) -> list[str]:
     return [o for o in BASE_OVERRIDES if o.split("=", 1)[0] not in keys] + list(overrides)
 
 
-def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path], init: Path | None = None) -> Path:
-    """Train system ``name`` on the windows of every dataset in ``datasets``, from the weights of checkpoint
-    ``init`` where given (``training.init_checkpoint``); its checkpoint."""
+def recipe(system: Trained, runs: Path = OUT) -> list[str]:
+    """A system's whole recipe: :func:`with_base` of its overrides, and the checkpoint it starts from (in ``runs``)
+    where it starts from another system's."""
+    start = [f"training.init_checkpoint={runs / system.starts_from / 'model.ckpt'}"] if system.starts_from else []
+    return with_base(system.overrides) + start
+
+
+def train_system(name: str, system: Trained, datasets: list[Path]) -> Path:
+    """Train system ``name`` as :func:`recipe` says on the windows of every dataset in ``datasets``; its
+    checkpoint."""
     from ddsp_demucs.core.utils import atomic_path, load_config
     from ddsp_demucs.data import SeparatorMixDataset, load_dataset
     from ddsp_demucs.training.trainer import train_from_config
@@ -296,7 +305,7 @@ def train_system(name: str, overrides: tuple[str, ...], datasets: list[Path], in
     checkpoint = OUT / name / "model.ckpt"
     if checkpoint.is_file():
         return checkpoint
-    config = load_config(ROOT / CONFIG, with_base(overrides) + ([f"training.init_checkpoint={init}"] if init else []))
+    config = load_config(ROOT / CONFIG, recipe(system))
     train = SeparatorMixDataset([load_dataset(d, "train") for d in datasets])
     valid = SeparatorMixDataset([load_dataset(d, "validation") for d in datasets])
     log(f"training {name}: {len(train)} windows of {len(datasets)} separators, {config.training.max_steps} steps")
@@ -499,14 +508,15 @@ def run(
         fo = feature_overrides(system.overrides)
         if system.starts_from is not None and system.starts_from not in checkpoints:
             raise ValueError(f"{name} starts from {system.starts_from}, which is not trained before it")
-        init = checkpoints[system.starts_from] if system.starts_from else None
-        checkpoints[name] = train_system(name, system.overrides, [datasets[s, fo] for s in system.separators], init)
+        checkpoints[name] = train_system(name, system, [datasets[s, fo] for s in system.separators])
 
     refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
     keys = {"identity": "identity", "comb": "comb"}
     for name, kind in (bounds or {}).items():
         refiners[name], keys[name] = oracle_refiner(kind), f"oracle-bound-{kind}-v1"
     for name, ckpt in checkpoints.items():
+        if name in systems and not systems[name].scored:
+            continue
         refiners[name] = model_refiner(load_model(ckpt))
         keys[name] = file_sha256(ckpt)[:16]
     songs = [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
@@ -541,7 +551,10 @@ def run(
                 "--out runs/quality/corpus",
                 "demo_config": DEMO_CONFIG,
             }
-            | {f"{name}_config": " ".join([CONFIG, *with_base(system.overrides)]) for name, system in systems.items()},
+            | {
+                f"{name}_config": " ".join([CONFIG, *recipe(system, OUT.relative_to(ROOT))])
+                for name, system in systems.items()
+            },
             "protocol": "whole test songs separated at each level and refined at their own rate and channels; "
             "SI-SDR of the mono downmix; region errors against the true vocal's F0 (CREPE)",
             "plot": str(plot_path.relative_to(ROOT)),
