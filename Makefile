@@ -64,17 +64,18 @@ bench-strength: install
 	$(PY) -m bench strength
 
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
-# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended mask
-# model (trained across qualities, gated by the separator's ambiguity); about 65-75 minutes from nothing on 2 cores;
-# bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
+# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended model
+# (a mask trained across qualities, gated by the separator's ambiguity, and a share of the accompaniment estimate
+# given back where the separation is poor, learned beside it); bench/results/quality.json and quality.png,
+# runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
 
-# Its ablations (fewer steps, no gate, the band family only, trained through the gate, the harmonic model with and
-# without the mixture, the mask model trained on the fallback only, the recommended recipe that also learns from a
-# second small HTDemucs' separations, trained first where it has not been, a suppression-only mask, voices made
-# breathier, on CREPE-tiny's or crepe-separated's controls), reusing bench-quality's stages;
-# bench/results/quality_ablations.json. Resumes.
+# Its ablations (the recipes recommended before, seed repeats, fewer steps, no gate, the band family only, trained
+# through the gate, the harmonic model with and without the mixture, the mask model trained on the fallback only, a
+# recipe that also learns from a second small HTDemucs' separations, trained first where it has not been, a
+# suppression-only mask, voices made breathier, on CREPE-tiny's or crepe-separated's controls), reusing
+# bench-quality's stages; bench/results/quality_ablations.json. Resumes.
 bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
 

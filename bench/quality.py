@@ -12,7 +12,7 @@ every system refines each song whole, as ``ddsp-demucs refine`` does. The baseli
 
 and the systems trained here on the training singers' songs, :data:`SYSTEMS` in the default run:
 
-- ``mask_sep_uvcap_bleed_2k``: the ``mask`` model of :data:`CONFIG`, on F0 tracked by ``crepe-separated``
+- ``mask_sep_uvcap_bleed_2k`` (:data:`RECOMMENDED`): the ``mask`` model of :data:`CONFIG`, on F0 tracked by ``crepe-separated``
   (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and datasets, and refine
   tracks with it), trained for 2000 steps on the songs separated by every separator of :data:`WIDE_SEPARATORS` (the
   fallback and eight oracle separators: band pooling, bleed floor, random mask error, under-suppression; windows of
@@ -23,15 +23,16 @@ and the systems trained here on the training singers' songs, :data:`SYSTEMS` in 
   alone), except that it lowers in full a bin the separator gave mostly to the accompaniment (``m < 0.5``:
   ``model.gate_shape=suppress_bleed``; by the separator's own account what is left there is bleed), and in frames
   the tracker calls unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
-- ``restore_bleed_1k`` (:data:`RECOMMENDED`): that model's weights as they are, plus a share of the accompaniment
-  estimate given back on the F0's harmonics (``model.composition=restore``) whose head alone learns, for 1000 steps
-  (``training.init_checkpoint``, ``training.trainable``), reading how unsure the separator was in each frame and over
-  2 s (``model.restore_reads_quality``): poor separations leave vocal in the accompaniment estimate, good ones do not;
 
-and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``): ``mask_sep_uvcap_2k``,
-``mask_sep_uvcap_bleed_2k`` with the symmetric gate (recommended until the bleed gate, exp004), and
-``restore_quality_1k``, the restore share beside it; ``mask_sep_uvcap_bleed_2k_seed1`` and
-``restore_bleed_1k_seed1``, the recommended recipe with another seed (how far one training run's figures move);
+and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``): the recommended model
+itself (read back) and ``restore_bleed_1k``: its weights as they are, plus a share of the accompaniment estimate
+given back on the F0's harmonics (``model.composition=restore``) whose head alone learns, for 1000 steps
+(``training.init_checkpoint``, ``training.trainable``), reading how unsure the separator was in each frame and over
+2 s (``model.restore_reads_quality``: poor separations leave vocal in the accompaniment estimate, good ones do not);
+``mask_sep_uvcap_2k``, ``mask_sep_uvcap_bleed_2k`` with the symmetric gate (recommended until the bleed gate,
+exp004; the same weights, since the gate acts only when refining), and ``restore_quality_1k``, the restore share
+beside it; ``mask_sep_uvcap_bleed_2k_seed1`` and ``restore_bleed_1k_seed1``, the recommended recipe and its restore
+share with another seed (how far one training run's figures move);
 ``mask_sep_2k``, ``mask_sep_uvcap_2k`` without the unvoiced cap (recommended until the cap made fewer songs worse);
 ``mask_sep_uvcap_2k_seed1``, ``mask_sep_uvcap_2k`` with another seed;
 and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k`` recipe on CREPE-tiny's F0
@@ -150,7 +151,6 @@ class Trained:
     overrides: tuple[str, ...]
     separators: tuple[str, ...] = TRAIN_SEPARATORS
     starts_from: str | None = None  # a system trained before it in the same run, whose weights it trains onward
-    scored: bool = True  # False: trained only as another's start (its scores come from the ablations)
 
 
 BASELINES = ("identity", "comb", "demo")  # every run scores these (the demo checkpoint is trained by run_demo)
@@ -185,11 +185,11 @@ def restore_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
 
 
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
-    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS, scored=False),  # scored by the ablations
-    "restore_bleed_1k": Trained(restore_beside(BLEED_GATE), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"),
+    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),
 }
 ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stages
-    "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),  # the recommended model without its restore share
+    **SYSTEMS,  # the recommended model (read back), which restore_bleed_1k starts from
+    "restore_bleed_1k": Trained(restore_beside(BLEED_GATE), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"),
     "mask_sep_uvcap_2k": Trained(UNVOICED_CAP, WIDE_SEPARATORS),
     "restore_quality_1k": Trained(restore_beside(UNVOICED_CAP), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_2k"),
     "mask_sep_uvcap_bleed_2k_seed1": Trained((*BLEED_GATE, "training.seed=1"), WIDE_SEPARATORS),
@@ -219,7 +219,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
     "restore_sep_uvcap_2k": Trained((*UNVOICED_CAP, "model.composition=restore"), WIDE_SEPARATORS),
 }
-RECOMMENDED = "restore_bleed_1k"
+RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 BOOTSTRAP = 2000
 
 
@@ -515,8 +515,6 @@ def run(
     for name, kind in (bounds or {}).items():
         refiners[name], keys[name] = oracle_refiner(kind), f"oracle-bound-{kind}-v1"
     for name, ckpt in checkpoints.items():
-        if name in systems and not systems[name].scored:
-            continue
         refiners[name] = model_refiner(load_model(ckpt))
         keys[name] = file_sha256(ckpt)[:16]
     songs = [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
