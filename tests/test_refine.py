@@ -448,9 +448,10 @@ def test_an_ambiguity_gated_model_leaves_a_vocal_the_separator_kept_whole_alone(
     assert np.abs(refine_vocals(model, x, sr, mixture=mixture) - x).max() > 1e-3
 
 
-def test_a_restore_model_gives_back_what_the_separator_left_in_the_accompaniment():
+@pytest.mark.parametrize("reads_quality", [False, True])
+def test_a_restore_model_gives_back_what_the_separator_left_in_the_accompaniment(reads_quality):
     torch.manual_seed(0)
-    model = ResidualDDSPDecoder(composition="restore", **TINY).eval()
+    model = ResidualDDSPDecoder(composition="restore", restore_reads_quality=reads_quality, **TINY).eval()
     sr, x = 44100, vocal(4.0, 44100, 2)
     separated = 0.5 * x  # the other half of the voice is in the accompaniment estimate, with some noise
     mixture = x + 0.02 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
@@ -459,6 +460,9 @@ def test_a_restore_model_gives_back_what_the_separator_left_in_the_accompaniment
     np.testing.assert_allclose(refine_vocals(model, separated, sr, mixture=mixture), separated, atol=1e-5)  # init
     with torch.no_grad():
         model.restore_head.bias.fill_(1.0)  # the whole share on the harmonics
+        if reads_quality:  # ... as the separator was unsure of about half of each bin: ambiguity near 1
+            model.restore_head.bias.fill_(0.2)
+            model.restore_head.weight[:, -2:] = 0.5
     whole = refine_vocals(model, separated, sr, window_s=None, mixture=mixture)
     assert np.linalg.norm(whole - x) < 0.5 * np.linalg.norm(separated - x)
     windowed = refine_vocals(model, separated, sr, window_s=2.0, overlap_s=0.5, mixture=mixture)
