@@ -16,13 +16,13 @@ and the systems trained here on the training singers' songs, :data:`SYSTEMS` in 
   ``crepe-separated`` (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and
   datasets, and refine tracks with it), trained for 2000 steps on the songs separated by every separator of
   :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band pooling, bleed floor, random mask error,
-  under-suppression; windows of all of them drawn together), with the do-no-harm term and 30 % of the windows moved toward the clean vocal
-  (``training.input_blend_fraction``); when it refines, its mask acts only where the separator was unsure
-  (``model.ambiguity_gate=inference``: the mask is moved toward 1 by the separation ambiguity ``4 m (1 - m)`` of
-  the separator's own mask ``m = |separated| / |mixture|``, so a bin the separator gave wholly to the vocal is left
-  alone), except that it lowers in full a bin the separator gave mostly to the accompaniment (``m < 0.5``:
-  ``model.gate_shape=suppress_bleed``; by the separator's own account what is left there is bleed), and in frames
-  the tracker calls unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
+  under-suppression; windows of all of them drawn together), with the do-no-harm term and 30 % of the windows moved
+  toward the clean vocal (``training.input_blend_fraction``); when it refines, its mask acts only where the
+  separator was unsure (``model.ambiguity_gate=inference``: the mask is moved toward 1 by the separation ambiguity
+  ``4 m (1 - m)`` of the separator's own mask ``m = |separated| / |mixture|``, so a bin the separator gave wholly to
+  the vocal is left alone), except that it lowers in full a bin the separator gave mostly to the accompaniment
+  (``m < 0.5``: ``model.gate_shape=suppress_bleed``; by the separator's own account what is left there is bleed),
+  and in frames the tracker calls unvoiced it may lower the vocal but never raise it (``model.unvoiced_cap=inference``);
 
 and :data:`ABLATIONS` in ``make bench-quality-ablations`` (``bench/quality_ablations.py``): the recommended model
 itself (read back) and ``restore_bleed_1k``: its weights as they are, plus a share of the accompaniment estimate
