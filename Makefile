@@ -64,9 +64,9 @@ bench-strength: install
 	$(PY) -m bench strength
 
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
-# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended model
-# (a mask trained across qualities, gated by the separator's ambiguity, and a share of the accompaniment estimate
-# given back where the separation is poor, learned beside it); bench/results/quality.json and quality.png,
+# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended mask
+# model (trained across qualities, gated by the separator's ambiguity); about 65-75 minutes from nothing on 2 cores
+# (estimated from its stages' times, exp004); bench/results/quality.json and quality.png,
 # runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
