@@ -376,9 +376,9 @@ def refine_window(
         white_noise=noise_stream(seed, window.start * msr // sample_rate, n_model)[None].to(device),
         initial_phase=initial_phase,
         next_offset=None if next_start is None else (next_start - window.start) * msr // sample_rate,  # exact
-        mixture=None
-        if mixture is None
-        else window_channels(mixture[window.start : window.stop], audio.shape[1], device),
+        mixture=window_channels(mixture[window.start : window.stop], audio.shape[1], device)
+        if mixture is not None and model.composer.reads_song_mixture
+        else None,
     )
     with torch.inference_mode():
         y, phase = model.composer.refine_window(model, batch, song_window)

@@ -71,6 +71,7 @@ class Composition(ABC):
     """How a decoder's output becomes the refined vocal (see the module docstring)."""
 
     name: ClassVar[str]
+    reads_song_mixture: ClassVar[bool] = False  # whether refine_window reads SongWindow.mixture
 
     @abstractmethod
     def forward(self, decoder: Decoder, batch: dict, generator: torch.Generator | None = None) -> dict:
@@ -161,6 +162,7 @@ class RestoreComposition(MaskComposition):
     initialisation)."""
 
     name = "restore"
+    reads_song_mixture = True
 
     def compute(self, decoder, batch):
         return decoder.compute_restore(batch)
