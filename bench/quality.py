@@ -468,24 +468,10 @@ def plot(entries: dict, path: Path, levels: tuple[Level, ...] = LEVELS) -> None:
     os.replace(tmp, path)
 
 
-def run(
-    systems: dict[str, Trained],
-    result: Path,
-    plot_path: Path,
-    command: str,
-    recommend: bool,
-    bounds: dict[str, str] | None = None,
-) -> None:
-    """Score :data:`BASELINES`, ``systems`` and the oracle ``bounds`` (name -> kind, as :data:`BOUNDS`) at every
-    level; write ``result`` (JSON) and ``plot_path``; with ``recommend``, check the targets and copy
-    :data:`RECOMMENDED`'s checkpoint to ``runs/quality/recommended/``."""
-    from ddsp_demucs.core.utils import load_config, write_json_atomic
+def real_corpus() -> tuple[Path, dict]:
+    """The real-singing corpus of :data:`CORPUS` in ``OUT/corpus`` (written once) and its manifest; exits with a
+    message where ``../shared/data`` is absent. Sets up the training environment (seed 0) first."""
     from ddsp_demucs.corpus.real_corpus import write_real_corpus
-    from ddsp_demucs.data import musdb_tracks
-    from ddsp_demucs.demo import run_demo
-    from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner, oracle_refiner
-    from ddsp_demucs.features.pipeline import file_sha256
-    from ddsp_demucs.training.checkpoints import load_model
     from ddsp_demucs.training.environment import setup_training_environment
 
     if not (SHARED / "index.csv").is_file():
@@ -496,30 +482,35 @@ def run(
     corpus = OUT / "corpus"
     log(f"corpus from {SHARED} in {corpus.relative_to(ROOT)}")
     write_real_corpus(corpus, SHARED, progress=True, **CORPUS)
-    manifest = json.loads((corpus / "manifest.json").read_text())
+    return corpus, json.loads((corpus / "manifest.json").read_text())
 
-    log("demo model (synthetic voices only), as `make demo` trains it")
-    checkpoints = {"demo": run_demo(load_config(ROOT / DEMO_CONFIG), OUT / "demo", progress=True).checkpoint}
+
+def train_systems(systems: dict[str, Trained], corpus: Path) -> dict[str, Path]:
+    """The checkpoint of every system of ``systems``, in order, each trained (:func:`train_system`) on the datasets
+    of its separators where it has not been."""
     needed = dict.fromkeys(
         (name, feature_overrides(system.overrides)) for system in systems.values() for name in system.separators
     )
     datasets = {(name, fo): separator_dataset(training_separator(name), corpus, fo) for name, fo in needed}
+    checkpoints: dict[str, Path] = {}
     for name, system in systems.items():
         fo = feature_overrides(system.overrides)
         if system.starts_from is not None and system.starts_from not in checkpoints:
             raise ValueError(f"{name} starts from {system.starts_from}, which is not trained before it")
         checkpoints[name] = train_system(name, system, [datasets[s, fo] for s in system.separators])
+    return checkpoints
 
-    refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
-    keys = {"identity": "identity", "comb": "comb"}
-    for name, kind in (bounds or {}).items():
-        refiners[name], keys[name] = oracle_refiner(kind), f"oracle-bound-{kind}-v1"
-    for name, ckpt in checkpoints.items():
-        refiners[name] = model_refiner(load_model(ckpt))
-        keys[name] = file_sha256(ckpt)[:16]
-    songs = [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
+
+def held_out_songs(corpus: Path, manifest: dict) -> list[tuple]:
+    """The corpus' test songs, each with its singer: ``[(track, singer), ...]``."""
+    from ddsp_demucs.data import musdb_tracks
+
+    return [(t, manifest["tracks"][t.name]["singer"]) for t in musdb_tracks(corpus, subsets=("test",))]
+
+
+def score_levels(levels: tuple[Level, ...], songs: list, refiners: dict, keys: dict) -> dict[str, dict]:
+    """``{system: {level: figures}}`` (:func:`summarise`) of every refiner at every level, each logged."""
     entries: dict[str, dict] = {system: {} for system in refiners}
-    levels = levels_here()
     for level in levels:
         for system, rows in score_level(level, songs, refiners, keys).items():
             entries[system][level.name] = summarise(rows, level)
@@ -532,6 +523,39 @@ def run(
                     f"{level.name:>11} {system:>16}: input {e['input_si_sdr_median']:5.1f} dB, change "
                     f"{e['si_sdr_change_median']:+.2f} dB, {e['n_worse']} of {e['n_songs']} worse"
                 )
+    return entries
+
+
+def run(
+    systems: dict[str, Trained],
+    result: Path,
+    plot_path: Path,
+    command: str,
+    recommend: bool,
+    bounds: dict[str, str] | None = None,
+) -> None:
+    """Score :data:`BASELINES`, ``systems`` and the oracle ``bounds`` (name -> kind, as :data:`BOUNDS`) at every
+    level; write ``result`` (JSON) and ``plot_path``; with ``recommend``, check the targets and copy
+    :data:`RECOMMENDED`'s checkpoint to ``runs/quality/recommended/``."""
+    from ddsp_demucs.core.utils import load_config, write_json_atomic
+    from ddsp_demucs.demo import run_demo
+    from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner, oracle_refiner
+    from ddsp_demucs.features.pipeline import file_sha256
+    from ddsp_demucs.training.checkpoints import load_model
+
+    corpus, manifest = real_corpus()
+    log("demo model (synthetic voices only), as `make demo` trains it")
+    checkpoints = {"demo": run_demo(load_config(ROOT / DEMO_CONFIG), OUT / "demo", progress=True).checkpoint}
+    checkpoints |= train_systems(systems, corpus)
+    refiners = {"identity": lambda separated, sr, target, mixture: separated, "comb": comb_refiner()}
+    keys = {"identity": "identity", "comb": "comb"}
+    for name, kind in (bounds or {}).items():
+        refiners[name], keys[name] = oracle_refiner(kind), f"oracle-bound-{kind}-v1"
+    for name, ckpt in checkpoints.items():
+        refiners[name] = model_refiner(load_model(ckpt))
+        keys[name] = file_sha256(ckpt)[:16]
+    levels = levels_here()
+    entries = score_levels(levels, held_out_songs(corpus, manifest), refiners, keys)
     plot({s: e for s, e in entries.items() if s not in (bounds or {})}, plot_path, levels)
     write_json_atomic(
         result,

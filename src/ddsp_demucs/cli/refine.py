@@ -1,4 +1,6 @@
-"""Separate and refine the vocals of whole songs with a trained checkpoint.
+"""Separate and refine the vocals of whole songs with a trained checkpoint, or without --checkpoint with the
+default refiner shipped in the package (trained on real singers' songs separated at many qualities; its weights
+carry the licence of the data it learned from, CC BY-NC-SA 4.0: README, Your own songs).
 
 For each SONG (a file, or every audio file under a folder) writes OUT/<song file stem>/separated_vocals.wav
 (the separator's vocal), refined_vocals.wav (the model's refinement of it) and refine.json (settings,
@@ -16,6 +18,7 @@ or "auto" (htdemucs if its weights load, else fallback, with a warning). --demuc
 weights for offline machines (<name>.yaml + <sig>.th).
 
 examples:
+  ddsp-demucs refine song.wav --out refined
   ddsp-demucs refine song.wav --checkpoint runs/demo/model.ckpt --separator htdemucs --out refined
   ddsp-demucs refine album/ other.flac --checkpoint best.ckpt --separator auto --out refined --demucs-repo weights/
   ddsp-demucs refine long_set.wav --checkpoint best.ckpt --separator fallback --out refined --window-s 20
@@ -38,10 +41,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("songs", nargs="+", metavar="SONG", help="song files and/or folders of songs")
     p.add_argument(
         "--checkpoint",
-        required=True,
         metavar="CKPT",
-        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`), or hf://owner/repo/file.ckpt "
-        "(hf://owner/repo@revision/file.ckpt) on the Hugging Face Hub, downloaded once into its cache",
+        help="model checkpoint (from `ddsp-demucs train` or `ddsp-demucs demo`; an exported .safetensors with its "
+        ".json card), or hf://owner/repo/file.ckpt (hf://owner/repo@revision/file.ckpt) on the Hugging Face Hub, "
+        "downloaded once into its cache (default: the refiner shipped in the package)",
     )
     p.add_argument(
         "--separator", default="auto", metavar="NAME", help="a Demucs model name, 'fallback', or 'auto' (default: auto)"
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from ddsp_demucs.model import ResidualDDSPDecoder
     from ddsp_demucs.separation.demucs import get_separator
     from ddsp_demucs.separation.oracle import is_oracle_name
-    from ddsp_demucs.training.checkpoints import load_model
+    from ddsp_demucs.training.checkpoints import DEFAULT_REFINER, load_model
     from ddsp_demucs.training.provenance import provenance_warnings
 
     if is_oracle_name(args.separator):
@@ -129,7 +132,12 @@ def run(args: argparse.Namespace) -> int:
         )
     check_window_args(args.window_s, args.overlap_s)
     check_strength(args.strength)
-    model = load_model(args.checkpoint)
+    if args.checkpoint is None:
+        args.checkpoint = str(DEFAULT_REFINER)
+        model = load_model(args.checkpoint)
+        log.info("no --checkpoint: refining with the package's default refiner (%s)", model.card.get("summary", "?"))
+    else:
+        model = load_model(args.checkpoint)
     if not isinstance(model, ResidualDDSPDecoder):
         raise DDSPDemucsError(f"{args.checkpoint}: holds a {type(model).__name__}, not a ResidualDDSPDecoder")
     check_output_folder(args.out)
