@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-quality-diagnosis bench-network-separator bench-f0-separated gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-quality-diagnosis bench-network-separator bench-f0-separated model gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -65,9 +65,9 @@ bench-strength: install
 
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
 # fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended mask
-# model (trained across qualities, gated by the separator's ambiguity); about 65-75 minutes from nothing on 2 cores
-# (estimated from its stages' times, exp004); bench/results/quality.json and quality.png,
-# runs/quality/recommended/model.ckpt. Resumes.
+# model (trained across qualities, gated by the separator's ambiguity); 49 minutes from nothing on 2 cores, install
+# included (exp004, eleventh run; the network level needs bench-network-separator, 30 minutes more);
+# bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
 
@@ -100,6 +100,12 @@ bench-network-separator: install
 # `python -m bench.f0_separated --install` copies the trained weights into the package (the crepe-separated tracker).
 bench-f0-separated: install
 	$(PY) -m bench f0_separated
+
+# The default refiner shipped in the package (needs ../shared/data): rebuilds it with bench-quality's stages (shared
+# with it, under runs/quality) and prints how the rebuilt and the shipped weights score on the held-out songs;
+# bench/results/model.json. Resumes. `python -m bench.model --install` exports the rebuilt model into the package.
+model: install
+	$(PY) -m bench model
 
 # On a CUDA machine: training steps in fp32 / bf16-mixed / 16-mixed, 2-GPU DDP where two GPUs exist, GPU refine
 # against CPU refine; bench/results/gpu.json. Without CUDA it says so in one line.

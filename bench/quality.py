@@ -15,7 +15,7 @@ and the systems trained here on the training singers' songs, :data:`SYSTEMS` in 
 - ``mask_sep_uvcap_bleed_2k`` (:data:`RECOMMENDED`): the ``mask`` model of :data:`CONFIG`, on F0 tracked by
   ``crepe-separated`` (:mod:`ddsp_demucs.features.crepe`, fine-tuned on separated vocals; its own features and
   datasets, and refine tracks with it), trained for 2000 steps on the songs separated by every separator of
-  :data:`WIDE_SEPARATORS` (the fallback and eight oracle separators: band pooling, bleed floor, random mask error,
+  :data:`WIDE_SEPARATORS` (the fallback and seven oracle separators: band pooling, bleed floor, random mask error,
   under-suppression; windows of all of them drawn together), with the do-no-harm term and 30 % of the windows moved
   toward the clean vocal (``training.input_blend_fraction``); when it refines, its mask acts only where the
   separator was unsure (``model.ambiguity_gate=inference``: the mask is moved toward 1 by the separation ambiguity

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import tiny_model
 
 import bench.quality as quality
+from bench.model import card, harmful_levels, same_weights
 from bench.quality import LEVELS, RECOMMENDED, TRUE_LEVEL, Level, singer_bootstrap_median_ci, summarise, targets
 from ddsp_demucs.evaluation.summary import bootstrap_median_ci
 
@@ -91,3 +93,25 @@ def test_feature_overrides_give_systems_their_own_datasets(tmp_path, monkeypatch
         (built[0][0], "features", "oracle-bands4"),
         ("crepe-separated", "features_f0_method-crepe-separated", "oracle-bands4_f0_method-crepe-separated"),
     ]
+
+
+def test_make_model_ships_only_a_harmless_model_and_says_where_it_was_measured():
+    levels = [Level("fallback", "fallback", "fallback"), Level("smooth_low", "x", "smooth"), *LEVELS[2:4]]
+    figures = {
+        lv.name: summarise(rows([1.0, 2.0, 0.5], ["a", "b", "c"], base=b), lv) for lv, b in zip(levels, (0, 9, 6, 12))
+    }
+    figures[TRUE_LEVEL] = summarise(rows([0.0], ["a"], base=40.0), Level(TRUE_LEVEL, None, "true"))
+    assert harmful_levels(figures) == []
+    manifest = {"singers": {"train": ["p", "q"], "validation": ["r"], "test": ["a", "b", "c"]}}
+    extra = card(figures, manifest, {"code_version": {"package": "1"}})
+    assert "+1.00 dB at the fallback, +1.00 dB at 9.0 dB input" in extra["summary"]  # smooth_low
+    assert (
+        "CC BY-NC-SA 4.0" in extra["licence"]
+        and extra["figures"] is figures
+        and extra["training_singers"] == ["p", "q"]
+    )
+    figures["bands16"] = summarise(rows([1.0, -0.5, 0.5], ["a", "b", "c"]), LEVELS[3])  # one song of three worse
+    assert harmful_levels(figures) == ["bands16: 1 of 3 songs worse, median +0.50 dB"]
+    assert same_weights(tiny_model(seed=0), tiny_model(seed=0)) and not same_weights(
+        tiny_model(seed=0), tiny_model(seed=1)
+    )
