@@ -30,9 +30,11 @@ from bench.quality import (
     ROOT,
     TRUE_LEVEL,
     WIDE_SEPARATORS,
+    does_no_harm,
     held_out_songs,
     levels_here,
     log,
+    nearest_9_db,
     real_corpus,
     recipe,
     score_levels,
@@ -45,7 +47,6 @@ COMMAND = "make model"
 # the levels the rebuilt and the shipped model are compared at (network_small where bench-network-separator has run)
 COMPARED = ("fallback", "network_small", "bands16", "smooth_low", TRUE_LEVEL)
 SHIPPED = "packaged"  # the shipped weights' name among the scored systems (scores cached in runs/quality/scores/)
-MAX_WORSE = 0.10  # the do-no-harm target an installed model must meet at every level (bench.quality.targets)
 LICENCE = (
     "weights learned from recordings licensed CC BY-NC-SA 4.0 (and CC BY 4.0, CC BY 3.0, CC BY-NC 3.0, public "
     "domain) listed in ../shared/data/SOURCES.md: the weights carry CC BY-NC-SA 4.0 (non-commercial, share alike; "
@@ -60,22 +61,19 @@ def same_weights(first: torch.nn.Module, second: torch.nn.Module) -> bool:
 
 
 def harmful_levels(figures: dict) -> list[str]:
-    """The graded levels of ``figures`` (``{level: summarise(...)}``) where the do-no-harm target is missed (median
-    change < 0 or more than :data:`MAX_WORSE` of the songs worse), each as ``"level: n of N songs worse, median
-    change"``."""
+    """The graded levels of ``figures`` (``{level: summarise(...)}``) where the do-no-harm target
+    (:func:`bench.quality.does_no_harm`, at most :data:`bench.quality.NO_HARM_MAX_WORSE` of the songs worse) is
+    missed, each as ``"level: n of N songs worse, median change"``."""
     return [
         f"{name}: {f['n_worse']} of {f['n_songs']} songs worse, median {f['si_sdr_change_median']:+.2f} dB"
         for name, f in figures.items()
-        if "si_sdr_change_median" in f and (f["si_sdr_change_median"] < 0 or f["fraction_worse"] > MAX_WORSE)
+        if "si_sdr_change_median" in f and not does_no_harm(f)
     ]
 
 
 def card(figures: dict, manifest: dict, provenance: dict) -> dict:
     """What the exported card adds to the checkpoint's own entries (module doc)."""
-    near_9 = min(
-        (name for name, f in figures.items() if "si_sdr_change_median" in f and name != "fallback"),
-        key=lambda name: abs(figures[name]["input_si_sdr_median"] - 9.0),
-    )
+    near_9 = nearest_9_db(figures)
     at = {name: f"{figures[name]['si_sdr_change_median']:+.2f} dB" for name in ("fallback", near_9)}
     singers = manifest["singers"]
     return {

@@ -70,8 +70,9 @@ def test_an_exported_model_that_does_not_match_its_card_is_refused_in_one_line(t
     refused("refiner.json: not a readable model card")
     card_file.unlink()
     refused("refiner.json: not found")
-    with pytest.raises(ValueError, match="local .safetensors file"):
-        export_model(checkpoint, tmp_path / "refiner.ckpt", {})
+    for elsewhere in (tmp_path / "refiner.ckpt", "hf://owner/repo/refiner.safetensors"):
+        with pytest.raises(ValueError, match="local .safetensors file"):
+            export_model(checkpoint, elsewhere, {})
 
 
 @pytest.fixture

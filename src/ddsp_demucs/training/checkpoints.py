@@ -138,9 +138,9 @@ def export_model(checkpoint_path: str | os.PathLike, weights_path: str | os.Path
     last. Returns the card's path."""
     from safetensors.torch import save
 
+    if is_hub_reference(os.fspath(weights_path)) or not os.fspath(weights_path).endswith(EXPORTED_SUFFIX):
+        raise ValueError(f"{os.fspath(weights_path)}: exported weights are a local {EXPORTED_SUFFIX} file")
     weights_path = Path(weights_path)
-    if is_hub_reference(os.fspath(weights_path)) or weights_path.suffix != EXPORTED_SUFFIX:
-        raise ValueError(f"{weights_path}: exported weights are a local {EXPORTED_SUFFIX} file")
     meta, weights = read_trained(checkpoint_path)
     model = build_model(os.fspath(checkpoint_path), meta, weights)  # a model that loads, or a one-line error
     data = save({name: value.contiguous() for name, value in model.state_dict().items()})
