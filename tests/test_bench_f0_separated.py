@@ -1,0 +1,39 @@
+"""bench/f0_separated.py's training songs: one version per separator asked for, the true vocal first."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import bench.f0_separated as f0_separated
+from ddsp_demucs.core.audio_io import save_audio
+from ddsp_demucs.data import SAMPLE_RATE
+
+
+def song(tmp_path, separators: tuple[str, ...]):
+    rng = np.random.default_rng(0)
+    vocals = (0.1 * rng.standard_normal((SAMPLE_RATE, 2))).astype(np.float32)
+    for k, separator in enumerate(separators):
+        save_audio(tmp_path / "stems" / separator / "song" / "vocals.wav", vocals * (k + 2), SAMPLE_RATE)
+    labels = {"song": {"pitch_hz": np.full(101, 220.0), "f0_hz": np.r_[np.zeros(50), np.full(51, 220.0)]}}
+    return SimpleNamespace(name="song", vocals=lambda: vocals), labels
+
+
+def test_training_songs_hold_the_true_vocal_and_each_separators_version(tmp_path, monkeypatch):
+    monkeypatch.setattr(f0_separated, "QUALITY", tmp_path)
+    separators = ("fallback", "htdemucs_half_here")
+    track, labels = song(tmp_path, separators)
+    (out,) = f0_separated.tracker_songs([track], labels, separators)
+    assert out.versions.shape[0] == 3  # the true vocal, then one per separator, in order
+    ratios = np.abs(out.versions[1:]).max(axis=1) / np.abs(out.versions[0]).max()
+    np.testing.assert_allclose(ratios, [2.0, 3.0], rtol=1e-3)
+    assert out.voiced.sum() == 51 and np.allclose(out.cents, 1200 * np.log2(22.0))
+
+
+def test_a_missing_separators_stem_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(f0_separated, "QUALITY", tmp_path)
+    track, labels = song(tmp_path, ("fallback",))
+    with pytest.raises(SystemExit, match="htdemucs_half_here/song/vocals.wav not found"):
+        f0_separated.tracker_songs([track], labels, ("fallback", "htdemucs_half_here"))
