@@ -62,7 +62,9 @@ and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k``
   that it learns to leave the input alone where the F0 contradicts what it hears;
 - ``restore_sep_uvcap_2k``: the recommended recipe with the ``restore`` composition: its mask, plus a learned share
   per band of the accompaniment estimate on the tracked F0's harmonics (a separator leaves vocal there: the
-  ``bound_restore`` rows), gated by the separation ambiguity as the mask is.
+  ``bound_restore`` rows), gated by the separation ambiguity as the mask is;
+- ``mask_noharm30_2k``: the recommended recipe with three times the do-no-harm term (``loss.no_harm_weight=30``):
+  a model pushed harder back from windows it makes worse (the network level's remaining losses, exp004).
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -218,6 +220,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     ),
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
     "restore_sep_uvcap_2k": Trained((*UNVOICED_CAP, "model.composition=restore"), WIDE_SEPARATORS),
+    "mask_noharm30_2k": Trained((*BLEED_GATE, "loss.no_harm_weight=30.0"), WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 NO_HARM_MAX_WORSE = 0.10  # do no harm: at most this share of the songs worse at any level (and a median >= 0)
