@@ -301,17 +301,16 @@ def main(argv: list[str] | None = None) -> None:
     labels = all_labels(test + train)
 
     config = TrackerTrainingConfig(steps=args.steps)
-    network_flag = " --network" if args.network else ""
-    command = f"python -m bench.f0_separated{network_flag}" if args.network else COMMAND
+    flag, file_suffix = (" --network", "_net") if args.network else ("", "")
+    command = f"python -m bench.f0_separated{flag}" if args.network else COMMAND
     result_path = NETWORK_RESULT if args.network else RESULT
     separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
-    network = "_net" if args.network else ""
-    weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{network}.safetensors"  # more steps resume
+    weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{file_suffix}.safetensors"  # more steps resume
     if not weights.is_file():
         if args.network:
             separate_with_network(train)
         log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + {separators})")
-        net = train_tracker(tracker_songs(train, labels, separators), config, OUT / f"training_state{network}.pt")
+        net = train_tracker(tracker_songs(train, labels, separators), config, OUT / f"training_state{file_suffix}.pt")
         with atomic_path(weights) as tmp:
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     provenance = {
@@ -320,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         "training_singers": manifest["singers"]["train"],
         "separators": ["true vocal", *separators],
         "training": vars(config),
-        "command": f"{command} (python -m bench.f0_separated{network_flag} --install)",
+        "command": f"{command} (python -m bench.f0_separated{flag} --install)",
         "licence": "weights learned from recordings licensed CC BY-NC-SA 4.0 (and CC BY 4.0) listed in "
         "../shared/data/SOURCES.md: the weights carry CC BY-NC-SA 4.0 (non-commercial, share alike); the code is MIT",
     }
