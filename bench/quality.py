@@ -64,7 +64,11 @@ and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k``
   per band of the accompaniment estimate on the tracked F0's harmonics (a separator leaves vocal there: the
   ``bound_restore`` rows), gated by the separation ambiguity as the mask is;
 - ``mask_noharm30_2k``: the recommended recipe with three times the do-no-harm term (``loss.no_harm_weight=30``):
-  a model pushed harder back from windows it makes worse (the network level's remaining losses, exp004).
+  a model pushed harder back from windows it makes worse (the network level's remaining losses, exp004);
+- ``confidence_1k``: the recommended model's weights as they are, plus a learned confidence per window that scales
+  its mask's change (``model.learned_confidence``, :func:`confidence_beside`: only that head learns, for 1000 steps,
+  with a tracker's F0 errors in 30 % of the windows, :data:`F0_ERRORS`), so that the training windows' own "did the
+  mask help" teaches it where to back off: a learned ``refine --strength``.
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -186,6 +190,22 @@ def restore_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
+def confidence_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
+    """A learned confidence per window that scales the change of ``mask_recipe``'s mask (``1 + c (mask - 1)``,
+    ``model.learned_confidence``), whose weights stay as they were (only the confidence's head learns, for 1000
+    steps, reading the decoder's state, how unsure the separator was and how harmonic the input is at the tracked
+    F0); gate and cap act while it learns as they will when it refines, so it learns where the gated mask does
+    harm."""
+    return (
+        *mask_recipe,
+        "model.learned_confidence=true",
+        "model.ambiguity_gate=always",
+        "model.unvoiced_cap=always",
+        "training.trainable=[confidence_head]",
+        "training.max_steps=1000",
+    )
+
+
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
     "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),
 }
@@ -221,6 +241,9 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
     "restore_sep_uvcap_2k": Trained((*UNVOICED_CAP, "model.composition=restore"), WIDE_SEPARATORS),
     "mask_noharm30_2k": Trained((*BLEED_GATE, "loss.no_harm_weight=30.0"), WIDE_SEPARATORS),
+    "confidence_1k": Trained(
+        (*confidence_beside(BLEED_GATE), *F0_ERRORS), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"
+    ),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 NO_HARM_MAX_WORSE = 0.10  # do no harm: at most this share of the songs worse at any level (and a median >= 0)

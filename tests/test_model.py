@@ -12,11 +12,14 @@ from helpers import FR, SR, TINY, batch_of, make_example
 from ddsp_demucs.dsp import separation_ambiguity, separator_mask
 from ddsp_demucs.metrics import si_sdr
 from ddsp_demucs.model import (
+    CONFIDENCE_AT_INIT,
+    HARMONICITY_WIDTH,
     QUALITY_SMOOTHING_S,
     ResidualDDSPDecoder,
     band_interpolation,
     frame_ambiguity,
     harmonic_comb,
+    harmonic_energy_share,
     harmonic_spectrum,
     interpolate_gate,
     interpolate_mask,
@@ -446,3 +449,53 @@ def test_a_restore_share_that_reads_the_quality_follows_how_unsure_the_separator
     assert fresh.restore_head.weight.grad[:, -2:].abs().max() > 0
     with pytest.raises(ValueError, match="restore_reads_quality feeds the restore share"):
         ResidualDDSPDecoder(SR, FR, composition="mask", restore_reads_quality=True, **TINY)
+
+
+def test_a_learned_confidence_scales_the_masks_change_per_window():
+    torch.manual_seed(0)
+    batch = restore_batch()
+    plain = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
+    with torch.no_grad():
+        plain.residual_head.bias.fill_(0.5)  # a trained mask that changes the vocal
+    confident = ResidualDDSPDecoder(SR, FR, composition="mask", learned_confidence=True, **TINY)
+    missing, unexpected = confident.load_state_dict(plain.state_dict(), strict=False)
+    assert all(name.startswith("confidence_head.") for name in missing) and missing and not unexpected
+    with torch.no_grad():
+        mask = plain.compute_mask(batch)["mask"]
+        start = confident.compute_mask(batch)
+    assert (mask - 1).abs().max() > 0.1
+    torch.testing.assert_close(start["controls"]["confidence"], torch.full((2, 1), CONFIDENCE_AT_INIT))
+    torch.testing.assert_close(start["mask"], 1 + CONFIDENCE_AT_INIT * (mask - 1))  # nearly the mask at init
+    with torch.no_grad():
+        confident.confidence_head[-1].bias.fill_(-math.log(CONFIDENCE_AT_INIT / (1 - CONFIDENCE_AT_INIT)) - math.log(3))
+        quarter = confident.compute_mask(batch)["mask"]
+        confident.confidence_head[-1].bias.fill_(-100.0)  # no confidence: the vocal left as it is
+        out = confident(batch)
+    torch.testing.assert_close(quarter, 1 + 0.25 * (mask - 1))
+    torch.testing.assert_close(out["audio"], batch["input_audio"], atol=1e-6, rtol=0)
+    fresh = ResidualDDSPDecoder(SR, FR, composition="mask", learned_confidence=True, **TINY)
+    fresh.load_state_dict(plain.state_dict(), strict=False)
+    (fresh(batch)["audio"] - batch["target_audio"]).square().mean().backward()
+    assert fresh.confidence_head[-1].weight.grad.abs().max() > 0  # it learns
+    with torch.no_grad():  # and it reads how unsure the separator was (none where the mixture is the vocal)
+        fresh.confidence_head[-1].weight.normal_()
+        unsure = fresh.compute_mask(batch)["controls"]["confidence"]
+        sure = fresh.compute_mask(dict(batch, mixture_audio=batch["input_audio"]))["controls"]["confidence"]
+    assert (unsure - sure).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="learned_confidence scales the mask composition's mask"):
+        ResidualDDSPDecoder(SR, FR, composition="restore", learned_confidence=True, **TINY)
+
+
+def test_the_harmonic_energy_share_is_the_energy_on_the_f0_combs_teeth():
+    bin_hz = torch.arange(257, dtype=torch.float64) * 10.0  # 10 Hz bins
+    f0 = torch.tensor([[200.0, 200.0, 0.0, 200.0]], dtype=torch.float64)
+    magnitude = torch.zeros(1, 257, 4, dtype=torch.float64)
+    magnitude[0, 20::20, 0] = 1.0  # on the harmonics of 200 Hz
+    magnitude[0, 30::20, 1] = 1.0  # half-way between them
+    magnitude[0, 20::20, 2] = 1.0  # unvoiced: 0 whatever the spectrum
+    magnitude[0, 20::20, 3], magnitude[0, 30::20, 3] = 1.0, 1.0  # both: the harmonics hold half the energy
+    share = harmonic_energy_share(magnitude, f0, bin_hz)
+    between = math.exp(-0.5 * (100.0 / (HARMONICITY_WIDTH * 200.0)) ** 2)  # a Gaussian tooth 100 Hz away
+    torch.testing.assert_close(share, torch.tensor([[1.0, between, 0.0, (1.0 + between) / 2]], dtype=torch.float64))
+    silent = harmonic_energy_share(torch.zeros(1, 257, 1, dtype=torch.float64), f0[:, :1], bin_hz)
+    assert silent.item() == 0.0

@@ -14,6 +14,8 @@ from ddsp_demucs.model.compositions import (
 )
 from ddsp_demucs.model.decoder import (
     COMPOSITIONS,
+    CONFIDENCE_AT_INIT,
+    HARMONICITY_WIDTH,
     QUALITY_SMOOTHING_S,
     LogMelEncoder,
     ResidualDDSPDecoder,
@@ -22,6 +24,7 @@ from ddsp_demucs.model.decoder import (
     exp_sigmoid,
     frame_ambiguity,
     harmonic_comb,
+    harmonic_energy_share,
     harmonic_spectrum,
     hz_to_midi,
     interpolate_gate,
@@ -38,6 +41,7 @@ __all__ = [
     "model_from_config",
     "harmonic_spectrum",
     "harmonic_comb",
+    "harmonic_energy_share",
     "band_interpolation",
     "straight_through_unit",
     "noise_spectrum",
@@ -46,6 +50,8 @@ __all__ = [
     "hz_to_midi",
     "exp_sigmoid",
     "COMPOSITIONS",
+    "CONFIDENCE_AT_INIT",
+    "HARMONICITY_WIDTH",
     "QUALITY_SMOOTHING_S",
     "frame_ambiguity",
     "Composition",

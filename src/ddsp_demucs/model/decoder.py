@@ -68,6 +68,9 @@ UNVOICED_CAPS = AMBIGUITY_GATES  # when the mask may not raise unvoiced frames (
 HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian standard deviation) at initialisation
 LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
 QUALITY_SMOOTHING_S = 2.0  # span of the moving mean in frame_ambiguity (the restore share's quality input)
+CONFIDENCE_AT_INIT = 0.98  # learned_confidence's share of the mask's change before it learns (a sigmoid's value)
+CONFIDENCE_UNITS = 64  # width of learned_confidence's FC stack
+HARMONICITY_WIDTH = 0.125  # harmonic_energy_share's comb width (standard deviation) as a fraction of F0
 
 
 # ------------------------------------------------------------------------------------------- pure helpers
@@ -173,6 +176,17 @@ def harmonic_comb(f0_hz: torch.Tensor, width_hz: torch.Tensor, bin_hz: torch.Ten
     return torch.exp(-0.5 * (distance / width_hz).square())
 
 
+def harmonic_energy_share(magnitude: torch.Tensor, f0_hz: torch.Tensor, bin_hz: torch.Tensor) -> torch.Tensor:
+    """How much of each frame's energy lies on the harmonics of the tracked F0: ``(batch, n_frames)`` in [0, 1],
+    the share of ``magnitude ** 2 (batch, n_bins, n_frames)`` under a Gaussian comb of standard deviation
+    :data:`HARMONICITY_WIDTH` times F0 (:func:`harmonic_comb`; ``bin_hz (n_bins,)``); 0 where ``f0_hz (batch,
+    n_frames)`` is 0 or the frame silent. A wrong F0 (or a breathy voice) puts less of a voice's energy there."""
+    comb = harmonic_comb(f0_hz, HARMONICITY_WIDTH * f0_hz.clamp_min(1.0).unsqueeze(1), bin_hz)
+    energy = magnitude.square()
+    share = (comb * energy).sum(1) / energy.sum(1).clamp_min(torch.finfo(energy.dtype).tiny)
+    return torch.where(f0_hz > 0, share, torch.zeros_like(share))
+
+
 def frame_ambiguity(magnitude: torch.Tensor, ambiguity: torch.Tensor, frame_rate: float) -> torch.Tensor:
     """How unsure the separator was in each frame: ``(batch, n_frames, 2)``, the separation ``ambiguity (batch,
     n_bins, n_frames)`` averaged over the bins weighted by the input's energy ``magnitude ** 2`` (same shape; 0 in
@@ -273,6 +287,13 @@ class ResidualDDSPDecoder(nn.Module):
             :data:`QUALITY_SMOOTHING_S` around the frame (:func:`frame_ambiguity`; needs ``mixture_audio``), so the
             share can follow the separation's quality (poor separations leave more of the vocal in the
             accompaniment estimate).
+        learned_confidence: (``mask``) one confidence ``c`` in (0, 1) per window (per example of the batch), and the
+            mask applied (after gate and cap) is ``1 + c (mask - 1)``: a learned ``refine --strength``. A head reads,
+            in each frame, the decoder's state, the same two quality inputs and how much of the input's energy lies
+            on the tracked F0's harmonics (:func:`harmonic_energy_share`); ``c`` is the sigmoid of its mean over the
+            window's frames (:data:`CONFIDENCE_AT_INIT` at initialisation). Meant to be trained alone beside a
+            trained mask (``training.trainable=[confidence_head]``), so that the windows' own "did the mask help"
+            teaches it where to back off (``controls["confidence"] (batch, 1)``; needs ``mixture_audio``).
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -306,6 +327,7 @@ class ResidualDDSPDecoder(nn.Module):
         gate_shape: Literal["symmetric", "suppress_bleed"] = "symmetric",
         unvoiced_cap: Literal["off", "inference", "always"] = "off",
         restore_reads_quality: bool = False,
+        learned_confidence: bool = False,
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -364,6 +386,8 @@ class ResidualDDSPDecoder(nn.Module):
                 f"restore_reads_quality feeds the restore share: composition 'restore', not {composition!r}"
             )
         self.restore_reads_quality = restore_reads_quality
+        if learned_confidence and composition != "mask":
+            raise ValueError(f"learned_confidence scales the mask composition's mask, not {composition!r}'s")
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
         self.voicing_threshold = voicing_threshold
@@ -388,7 +412,15 @@ class ResidualDDSPDecoder(nn.Module):
         # restore: the share of the accompaniment estimate given back per band, zero at init (nothing given back)
         restore_inputs = hidden_size + (2 if restore_reads_quality else 0)
         self.restore_head = nn.Linear(restore_inputs, n_mask_bands) if composition == "restore" else None
-        for head in (self.residual_head, self.band_head, self.restore_head):
+        # learned_confidence: the share of the mask's change applied, CONFIDENCE_AT_INIT at init (an FC stack, so
+        # that it can weigh the decoder's state against the separation's quality, and a zero-initialised output)
+        self.confidence_head = (
+            nn.Sequential(fc_stack(hidden_size + 3, CONFIDENCE_UNITS, 2), nn.Linear(CONFIDENCE_UNITS, 1))
+            if learned_confidence
+            else None
+        )
+        confidence_out = None if self.confidence_head is None else self.confidence_head[-1]
+        for head in (self.residual_head, self.band_head, self.restore_head, confidence_out):
             if head is not None:
                 nn.init.zeros_(head.weight)
                 nn.init.zeros_(head.bias)
@@ -396,7 +428,8 @@ class ResidualDDSPDecoder(nn.Module):
         n_bins = mask_n_fft // 2 + 1
         harmonic = composition in ("harmonic", "restore")  # the band and bin grids only their combs use
         band_weights = band_interpolation(n_bins, sample_rate, n_mask_bands) if harmonic else None
-        bin_hz = torch.arange(n_bins) * (sample_rate / mask_n_fft) if harmonic else None
+        combs = harmonic or learned_confidence
+        bin_hz = torch.arange(n_bins) * (sample_rate / mask_n_fft) if combs else None
         self.register_buffer("band_weights", band_weights, persistent=False)
         self.register_buffer("bin_hz", bin_hz, persistent=False)
 
@@ -424,7 +457,17 @@ class ResidualDDSPDecoder(nn.Module):
     @property
     def reads_mixture(self) -> bool:
         """Whether the batch must hold ``mixture_audio`` (and ``refine`` the song's mixture)."""
-        return self.accompaniment_encoder is not None or self.ambiguity_gate != "off" or self.composition == "restore"
+        return (
+            self.accompaniment_encoder is not None
+            or self.ambiguity_gate != "off"
+            or self.composition == "restore"
+            or self.confidence_head is not None
+        )
+
+    @property
+    def reads_quality(self) -> bool:
+        """Whether a head reads the separation's quality per frame (:func:`frame_ambiguity`)."""
+        return self.restore_reads_quality or self.confidence_head is not None
 
     def applies_now(self, setting: str) -> bool:
         """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
@@ -498,7 +541,8 @@ class ResidualDDSPDecoder(nn.Module):
     def controls(self, batch: dict, magnitude: torch.Tensor | None = None, quality: torch.Tensor | None = None) -> dict:
         """Network controls on the model frame grid (see the class docstring) of a synthesising composition;
         ``magnitude`` as in :meth:`frame_state`; ``quality (batch, n_model_frames, 2)`` from
-        :func:`frame_ambiguity`, which the restore share reads where ``restore_reads_quality``."""
+        :func:`frame_ambiguity`, which the restore share (where ``restore_reads_quality``) and the confidence
+        (where ``learned_confidence``) read."""
         if self.amp_head is None:
             raise ValueError(f"the {self.composition!r} composition has no synthesiser controls")
         h, state = self.frame_state(batch, magnitude)
@@ -525,6 +569,14 @@ class ResidualDDSPDecoder(nn.Module):
             if head_input.shape[-1] != self.restore_head.in_features:
                 raise ValueError("restore_reads_quality: the restore share needs the separation quality")
             out["restore_share"] = straight_through_unit(self.restore_head(head_input))  # (batch, frames, bands)
+        if self.confidence_head is not None:
+            if quality is None or magnitude is None:
+                raise ValueError("learned_confidence: the confidence needs the separation quality and the magnitude")
+            share = harmonic_energy_share(magnitude, f0, self.bin_hz.to(magnitude.dtype))
+            head_input = torch.cat([h, quality.to(h.dtype), share.unsqueeze(-1).to(h.dtype)], dim=-1)
+            at_init = math.log(CONFIDENCE_AT_INIT / (1 - CONFIDENCE_AT_INIT))  # the sigmoid's logit before training
+            logits = self.confidence_head(head_input).squeeze(-1)  # (batch, n_model_frames)
+            out["confidence"] = torch.sigmoid(logits.mean(-1, keepdim=True) + at_init)  # (batch, 1): one per window
         return out
 
     def compute_mask(self, batch: dict) -> dict:
@@ -542,9 +594,9 @@ class ResidualDDSPDecoder(nn.Module):
         spec = self.stft(audio)
         magnitude = spec.abs()
         gate_acts = self.applies_now(self.ambiguity_gate)
-        kept = self.separator_mask(magnitude, batch) if gate_acts or self.restore_reads_quality else None
+        kept = self.separator_mask(magnitude, batch) if gate_acts or self.reads_quality else None
         ambiguity = None if kept is None else mask_ambiguity(kept)
-        quality = frame_ambiguity(magnitude, ambiguity, self.model_frame_rate) if self.restore_reads_quality else None
+        quality = frame_ambiguity(magnitude, ambiguity, self.model_frame_rate) if self.reads_quality else None
         c = self.controls(batch, magnitude, quality)
         kept, ambiguity = (kept, ambiguity) if gate_acts else (None, None)  # what the mask is gated by
         harm = harmonic_spectrum(
@@ -564,6 +616,8 @@ class ResidualDDSPDecoder(nn.Module):
         if self.applies_now(self.unvoiced_cap):  # no boost in unvoiced frames (``unvoiced_cap``)
             unvoiced = (c["voicing"] < 0.5).unsqueeze(1)  # (batch, 1, n_model_frames)
             mask = torch.where(unvoiced, mask.clamp(max=1.0), mask)
+        if "confidence" in c:  # the learned share of the change in this window (``learned_confidence``)
+            mask = 1.0 + c["confidence"].unsqueeze(1) * (mask - 1.0)
         c["synth_magnitude"] = synth_mag
         return dict(
             mask=mask,
@@ -700,5 +754,7 @@ __all__ = [
     "exp_sigmoid",
     "COMPOSITIONS",
     "QUALITY_SMOOTHING_S",
+    "CONFIDENCE_AT_INIT",
     "frame_ambiguity",
+    "harmonic_energy_share",
 ]
