@@ -11,7 +11,8 @@ never the held-out test singers' ``test`` folder), one per entry of :data:`NETWO
   refiners on its separations of the test songs as level ``network_small``; no refiner ever trains on it;
 - ``half`` (``htdemucs_half_here``, another width and seed, 20 minutes, every other training singer): refiners
   learn from its separations of the training songs (``bench.quality.TRAINING_NETWORK``); half of them are songs of
-  singers it never heard, as a user's songs are to a separator.
+  singers it never heard, as a user's songs are to a separator; ``bench/quality.py`` also scores refiners on its
+  separations of the test songs (singers it never heard) as a second network level, ``network_half``.
 
 Each: Adam, L1 on the waveforms of both sources, random crops of :data:`SEGMENT_S` seconds, each source's gain
 drawn in [0.25, 1.25], half of the examples remixed (the vocals over another crop's accompaniment), left and right

@@ -68,7 +68,10 @@ and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k``
 - ``confidence_1k``: the recommended model's weights as they are, plus a learned confidence per window that scales
   its mask's change (``model.learned_confidence``, :func:`confidence_beside`: only that head learns, for 1000 steps,
   with a tracker's F0 errors in 30 % of the windows, :data:`F0_ERRORS`), so that the training windows' own "did the
-  mask help" teaches it where to back off: a learned ``refine --strength``.
+  mask help" teaches it where to back off: a learned ``refine --strength``; ``confidence_noharm30_1k`` and
+  ``confidence_noharm100_1k``, the same head pushed harder back from windows the mask makes worse
+  (``loss.no_harm_weight`` 30 and 100 while it learns); ``confidence_noharm100_1k_seed1``, the latter's head
+  learnt with another seed (the mask's weights are the same).
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -244,6 +247,21 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "confidence_1k": Trained(
         (*confidence_beside(BLEED_GATE), *F0_ERRORS), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"
     ),
+    "confidence_noharm30_1k": Trained(
+        (*confidence_beside(BLEED_GATE), *F0_ERRORS, "loss.no_harm_weight=30.0"),
+        WIDE_SEPARATORS,
+        starts_from="mask_sep_uvcap_bleed_2k",
+    ),
+    "confidence_noharm100_1k": Trained(
+        (*confidence_beside(BLEED_GATE), *F0_ERRORS, "loss.no_harm_weight=100.0"),
+        WIDE_SEPARATORS,
+        starts_from="mask_sep_uvcap_bleed_2k",
+    ),
+    "confidence_noharm100_1k_seed1": Trained(
+        (*confidence_beside(BLEED_GATE), *F0_ERRORS, "loss.no_harm_weight=100.0", "training.seed=1"),
+        WIDE_SEPARATORS,
+        starts_from="mask_sep_uvcap_bleed_2k",
+    ),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 NO_HARM_MAX_WORSE = 0.10  # do no harm: at most this share of the songs worse at any level (and a median >= 0)
@@ -251,18 +269,20 @@ BOOTSTRAP = 2000
 
 
 def levels_here() -> tuple[Level, ...]:
-    """:data:`LEVELS`, with levels of their own (family ``network``) after the fallback: the small HTDemucs trained
-    here where ``make bench-network-separator`` has finished (:mod:`bench.network_separator`), and htdemucs where
-    its weights load."""
+    """:data:`LEVELS`, with levels of their own (family ``network``) after the fallback: the two small HTDemucs
+    trained here where ``make bench-network-separator`` has finished (:mod:`bench.network_separator`; ``half``
+    never heard the test singers either, though some ablations learn from its separations of the training songs),
+    and htdemucs where its weights load."""
     from bench.network_separator import NETWORKS, trained_separator_available
     from ddsp_demucs.separation.demucs import DEFAULT_MODEL, WeightsUnavailableError, get_separator
 
-    small = NETWORKS["small"]
     networks = []
-    if trained_separator_available(small.folder, small.signature):
-        networks.append(Level("network_small", small.signature, "network", repo=str(small.folder)))
-    else:
-        log("no network_small level: run make bench-network-separator")
+    for name in ("small", "half"):
+        network = NETWORKS[name]
+        if trained_separator_available(network.folder, network.signature):
+            networks.append(Level(f"network_{name}", network.signature, "network", repo=str(network.folder)))
+        else:
+            log(f"no network_{name} level: run make bench-network-separator")
     try:
         get_separator(DEFAULT_MODEL)
         networks.append(Level(DEFAULT_MODEL, DEFAULT_MODEL, "network"))

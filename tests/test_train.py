@@ -323,6 +323,31 @@ def test_training_onward_from_a_checkpoint_learns_only_the_named_parameters(tmp_
         DDSPLightningModule(config=tiny_config("training.trainable=[head_of_nothing]"))
 
 
+def test_a_confidence_learned_beside_a_frozen_mask_changes_only_its_head(tmp_path, datasets):
+    """``model.learned_confidence`` with ``training.trainable=[confidence_head]`` (bench.quality's
+    ``confidence_beside``): the mask model's weights stay as they were and only the confidence's head learns."""
+    train, _ = datasets
+    base_run = train_from_config(
+        tiny_config("model.composition=mask", "training.max_steps=2"), train, None, tmp_path / "mask"
+    )
+    base = load_model(base_run["last_checkpoint"])
+    with_mixture = ListDataset(
+        [dict(ex, mixture_audio=ex["input_audio"] + 0.5 * ex["target_audio"]) for ex in train.items]
+    )
+    onward = (
+        "model.learned_confidence=true",
+        f"training.init_checkpoint={base_run['last_checkpoint']}",
+        "training.trainable=[confidence_head]",
+        "training.max_steps=3",
+    )
+    result = train_from_config(tiny_config(*onward), with_mixture, None, tmp_path / "onward")
+    model = load_model(result["last_checkpoint"])
+    weights = model.state_dict()
+    for name, value in base.state_dict().items():
+        assert torch.equal(weights[name], value), name
+    assert model.confidence_head[-1].weight.abs().max() > 0  # the zero-initialised output learned
+
+
 def test_resume_refuses_a_run_trained_with_other_settings(tmp_path, datasets):
     """A changed setting (here the loss, or the F0 features the dataset was built with) is not resumed silently:
     the old run would be reported as the new one. Running longer (max_steps) still resumes."""
