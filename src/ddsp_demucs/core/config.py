@@ -129,7 +129,7 @@ class ModelConfig(_Section):
     gate_shape: Literal["symmetric", "suppress_bleed"] = "symmetric"  # how that gate weighs the mask
     unvoiced_cap: Literal["off", "inference", "always"] = "off"  # mask: never raise frames the tracker calls unvoiced
     restore_reads_quality: bool = False  # restore: the share's head also reads each frame's separation ambiguity
-    learned_confidence: bool = False  # mask: a head scales the mask's change per frame (1 at init; see the model)
+    learned_confidence: bool = False  # mask: a head scales the mask's change per window (0.98 at init; see the model)
     n_mels: int = 64
     encoder_units: int = 128
     reverb: bool = True
