@@ -209,6 +209,14 @@ def confidence_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
+def confidence_on_recommended(*overrides: str) -> Trained:
+    """The confidence of :func:`confidence_beside` learned beside the recommended model's frozen weights, with a
+    tracker's F0 errors in its windows (:data:`F0_ERRORS`) and ``overrides`` last."""
+    return Trained(
+        (*confidence_beside(BLEED_GATE), *F0_ERRORS, *overrides), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"
+    )
+
+
 SYSTEMS = {  # the default run (`make bench-quality`): name -> how it is trained
     "mask_sep_uvcap_bleed_2k": Trained(BLEED_GATE, WIDE_SEPARATORS),
 }
@@ -244,24 +252,10 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "mask_breath_f0err_2k": Trained(("training.max_steps=2000", *BREATH, *F0_ERRORS, *GATED_WIDE), WIDE_SEPARATORS),
     "restore_sep_uvcap_2k": Trained((*UNVOICED_CAP, "model.composition=restore"), WIDE_SEPARATORS),
     "mask_noharm30_2k": Trained((*BLEED_GATE, "loss.no_harm_weight=30.0"), WIDE_SEPARATORS),
-    "confidence_1k": Trained(
-        (*confidence_beside(BLEED_GATE), *F0_ERRORS), WIDE_SEPARATORS, starts_from="mask_sep_uvcap_bleed_2k"
-    ),
-    "confidence_noharm30_1k": Trained(
-        (*confidence_beside(BLEED_GATE), *F0_ERRORS, "loss.no_harm_weight=30.0"),
-        WIDE_SEPARATORS,
-        starts_from="mask_sep_uvcap_bleed_2k",
-    ),
-    "confidence_noharm100_1k": Trained(
-        (*confidence_beside(BLEED_GATE), *F0_ERRORS, "loss.no_harm_weight=100.0"),
-        WIDE_SEPARATORS,
-        starts_from="mask_sep_uvcap_bleed_2k",
-    ),
-    "confidence_noharm100_1k_seed1": Trained(
-        (*confidence_beside(BLEED_GATE), *F0_ERRORS, "loss.no_harm_weight=100.0", "training.seed=1"),
-        WIDE_SEPARATORS,
-        starts_from="mask_sep_uvcap_bleed_2k",
-    ),
+    "confidence_1k": confidence_on_recommended(),
+    "confidence_noharm30_1k": confidence_on_recommended("loss.no_harm_weight=30.0"),
+    "confidence_noharm100_1k": confidence_on_recommended("loss.no_harm_weight=100.0"),
+    "confidence_noharm100_1k_seed1": confidence_on_recommended("loss.no_harm_weight=100.0", "training.seed=1"),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 NO_HARM_MAX_WORSE = 0.10  # do no harm: at most this share of the songs worse at any level (and a median >= 0)
