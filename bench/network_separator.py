@@ -12,7 +12,10 @@ never the held-out test singers' ``test`` folder), one per entry of :data:`NETWO
 - ``half`` (``htdemucs_half_here``, another width and seed, 20 minutes, every other training singer): refiners
   learn from its separations of the training songs (``bench.quality.TRAINING_NETWORK``); half of them are songs of
   singers it never heard, as a user's songs are to a separator; ``bench/quality.py`` also scores refiners on its
-  separations of the test songs (singers it never heard) as a second network level, ``network_half``.
+  separations of the test songs (singers it never heard) as a second network level, ``network_half``;
+- ``other`` (``htdemucs_other_here``, a third width and seed, 20 minutes, the other half of the training singers):
+  held out of everything, no refiner learns from it and no setting is chosen on it; ``bench/quality.py`` scores
+  refiners on its separations of the test songs as a third network level, ``network_other``.
 
 Each: Adam, L1 on the waveforms of both sources, random crops of :data:`SEGMENT_S` seconds, each source's gain
 drawn in [0.25, 1.25], half of the examples remixed (the vocals over another crop's accompaniment), left and right
@@ -50,7 +53,7 @@ CORPUS = ROOT / "runs" / "quality" / "corpus"
 OUT_DIR = ROOT / "runs" / "quality" / "network_separator"
 SIGNATURE = "htdemucs_small_here"
 SOURCES = ("vocals", "accompaniment")
-DEFAULT = False  # not part of a plain `make bench`: it trains two networks for 50 minutes
+DEFAULT = False  # not part of a plain `make bench`: it trains three networks for 70 minutes
 COMMAND = "make bench-network-separator"
 SAMPLE_RATE = 44100
 SEGMENT_S = 2.0
@@ -91,6 +94,16 @@ NETWORKS = {
         seed=1,
         minutes=20.0,
         singer_half=0,
+    ),
+    # a third network, held out of everything (no refiner learns from it, no setting is chosen on it): a test of
+    # whether what was tuned on the other two holds on a network's errors nobody looked at
+    "other": Network(
+        "htdemucs_other_here",
+        ROOT / "runs" / "quality" / "network_other",
+        {"channels": 20, "depth": 4, "t_layers": 1},
+        seed=2,
+        minutes=20.0,
+        singer_half=1,
     ),
 }
 

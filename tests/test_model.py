@@ -486,6 +486,37 @@ def test_a_learned_confidence_scales_the_masks_change_per_window():
         ResidualDDSPDecoder(SR, FR, composition="restore", learned_confidence=True, **TINY)
 
 
+def test_abstain_below_leaves_windows_of_low_confidence_exactly_alone_when_refining():
+    torch.manual_seed(0)
+    batch = restore_batch()
+    plain = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
+    with torch.no_grad():
+        plain.residual_head.bias.fill_(0.5)  # a trained mask that changes the vocal
+        mask = plain.compute_mask(batch)["mask"]
+    half_logit = -math.log(CONFIDENCE_AT_INIT / (1 - CONFIDENCE_AT_INIT))  # the head's bias giving a confidence of 0.5
+    masks = {}
+    for threshold in (0.4, 0.6):
+        model = ResidualDDSPDecoder(
+            SR, FR, composition="mask", learned_confidence=True, abstain_below=threshold, **TINY
+        )
+        model.load_state_dict(plain.state_dict(), strict=False)
+        with torch.no_grad():
+            model.confidence_head[-1].bias.fill_(half_logit)
+            masks[threshold, "train"] = model.train().compute_mask(batch)["mask"]
+            masks[threshold, "eval"] = model.eval().compute_mask(batch)["mask"]
+            refined = model(batch)["audio"]
+        assert model.compute_mask(batch)["controls"]["confidence"].allclose(torch.full((2, 1), 0.5))
+    half = 1 + 0.5 * (mask - 1)
+    for key in ((0.4, "train"), (0.4, "eval"), (0.6, "train")):  # training always learns through the confidence
+        torch.testing.assert_close(masks[key], half)
+    assert (masks[0.6, "eval"] == 1).all()  # 0.5 < 0.6: when refining, the window is left as it is
+    torch.testing.assert_close(refined, batch["input_audio"], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="abstain_below must be in"):
+        ResidualDDSPDecoder(SR, FR, composition="mask", learned_confidence=True, abstain_below=1.0, **TINY)
+    with pytest.raises(ValueError, match="alone: needs learned_confidence"):
+        ResidualDDSPDecoder(SR, FR, composition="mask", abstain_below=0.5, **TINY)
+
+
 def test_the_harmonic_energy_share_is_the_energy_on_the_f0_combs_teeth():
     bin_hz = torch.arange(257, dtype=torch.float64) * 10.0  # 10 Hz bins
     f0 = torch.tensor([[200.0, 200.0, 0.0, 200.0]], dtype=torch.float64)

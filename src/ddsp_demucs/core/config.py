@@ -112,6 +112,7 @@ class ModelConfig(_Section):
         "reverb_length": Range(2),  # dsp.Reverb's own minimum
         "mask_n_fft": Range(2),
         "voicing_threshold": FRACTION,
+        "abstain_below": FRACTION,
         "loudness_std_db": POSITIVE,
         "mask_min": POSITIVE,
         "mask_max": POSITIVE,
@@ -130,6 +131,7 @@ class ModelConfig(_Section):
     unvoiced_cap: Literal["off", "inference", "always"] = "off"  # mask: never raise frames the tracker calls unvoiced
     restore_reads_quality: bool = False  # restore: the share's head also reads each frame's separation ambiguity
     learned_confidence: bool = False  # mask: a head scales the mask's change per window (0.98 at init; see the model)
+    abstain_below: float = 0.0  # with learned_confidence: refine leaves windows of lower confidence as they are
     n_mels: int = 64
     encoder_units: int = 128
     reverb: bool = True

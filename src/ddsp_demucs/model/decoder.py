@@ -294,6 +294,9 @@ class ResidualDDSPDecoder(nn.Module):
             window's frames (:data:`CONFIDENCE_AT_INIT` at initialisation). Meant to be trained alone beside a
             trained mask (``training.trainable=[confidence_head]``), so that the windows' own "did the mask help"
             teaches it where to back off (``controls["confidence"] (batch, 1)``; needs ``mixture_audio``).
+        abstain_below: (with ``learned_confidence``) in eval mode (refine, evaluation, validation), a window whose
+            confidence is below this is left exactly as it is (the confidence applied is 0) rather than changed a
+            little: a window the head doubts gains little and may lose; 0 (default): never. Training is unchanged.
         reverb, reverb_length: learned reverb (samples) on the synthesised audio (``synth``/``gate`` only;
             a reverb tail is not a per-frame spectrum, so ``mask`` does not use it).
         mask_n_fft, mask_hop: the STFT that defines the model frame grid, the audio encoder and the mask.
@@ -328,6 +331,7 @@ class ResidualDDSPDecoder(nn.Module):
         unvoiced_cap: Literal["off", "inference", "always"] = "off",
         restore_reads_quality: bool = False,
         learned_confidence: bool = False,
+        abstain_below: float = 0.0,
         n_mels: int = 64,
         encoder_units: int = 128,
         reverb: bool = True,
@@ -388,6 +392,11 @@ class ResidualDDSPDecoder(nn.Module):
         self.restore_reads_quality = restore_reads_quality
         if learned_confidence and composition != "mask":
             raise ValueError(f"learned_confidence scales the mask composition's mask, not {composition!r}'s")
+        if not 0.0 <= abstain_below < 1.0:
+            raise ValueError(f"abstain_below must be in [0, 1), got {abstain_below!r}")
+        if abstain_below > 0 and not learned_confidence:
+            raise ValueError("abstain_below leaves windows of low learned confidence alone: needs learned_confidence")
+        self.abstain_below = float(abstain_below)
         self.composer = COMPOSITION_CLASSES[composition]()  # forward and song windows of this composition
         self.n_fft, self.hop = mask_n_fft, mask_hop
         self.voicing_threshold = voicing_threshold
@@ -472,6 +481,13 @@ class ResidualDDSPDecoder(nn.Module):
     def applies_now(self, setting: str) -> bool:
         """Whether a ``"off"`` / ``"inference"`` / ``"always"`` setting acts in the current mode."""
         return setting == "always" or (setting == "inference" and not self.training)
+
+    def applied_confidence(self, confidence: torch.Tensor) -> torch.Tensor:
+        """The share of the mask's change applied per window, ``(batch, 1)``: the learned ``confidence``, or 0 where
+        it is below ``abstain_below`` in eval mode."""
+        if self.training or self.abstain_below <= 0:
+            return confidence
+        return torch.where(confidence < self.abstain_below, torch.zeros_like(confidence), confidence)
 
     def separator_mask(self, magnitude: torch.Tensor, batch: dict) -> torch.Tensor:
         """The separator's effective mask ``(batch, n_bins, n_model_frames)``
@@ -617,7 +633,7 @@ class ResidualDDSPDecoder(nn.Module):
             unvoiced = (c["voicing"] < 0.5).unsqueeze(1)  # (batch, 1, n_model_frames)
             mask = torch.where(unvoiced, mask.clamp(max=1.0), mask)
         if "confidence" in c:  # the learned share of the change in this window (``learned_confidence``)
-            mask = 1.0 + c["confidence"].unsqueeze(1) * (mask - 1.0)
+            mask = 1.0 + self.applied_confidence(c["confidence"]).unsqueeze(1) * (mask - 1.0)
         c["synth_magnitude"] = synth_mag
         return dict(
             mask=mask,
