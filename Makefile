@@ -88,8 +88,9 @@ bench-quality-diagnosis: install
 # Separators with a network's own errors for bench-quality (after it has written runs/quality/corpus): small
 # HTDemucs models (sources vocals and accompaniment) trained on the training singers' songs, saved in Demucs'
 # format: `small` (30 minutes, runs/quality/network_separator/), which bench-quality scores as level network_small,
-# and `half` (20 minutes, half the training singers, runs/quality/network_half/), whose separations of the training
-# songs some ablations learn from and which bench-quality scores as a second network level, network_half.
+# `half` (20 minutes, half the training singers, runs/quality/network_half/), whose separations of the training
+# songs some ablations learn from and which bench-quality scores as a second network level, network_half, and `other`
+# (20 minutes, the other half, runs/quality/network_other/), held out of everything: level network_other.
 # `python -m bench.network_separator --network small --minutes N` for one of them and another budget. Resumes.
 bench-network-separator: install
 	$(PY) -m bench network_separator
