@@ -66,7 +66,7 @@ bench-strength: install
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
 # fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended mask
 # model (trained across qualities, gated by the separator's ambiguity); 49 minutes from nothing on 2 cores, install
-# included (exp004, eleventh run; the network level needs bench-network-separator, 30 minutes more);
+# included (exp004, eleventh run; the three network levels need bench-network-separator, 70 minutes more);
 # bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality

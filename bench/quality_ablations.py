@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bench.quality import ABLATIONS, BOUNDS, ROOT, run
 
-DEFAULT = False  # trains twenty-two more models (6-22 minutes each on 2 cores) and a separator network (20 minutes)
+DEFAULT = False  # trains thirty more models (5-22 minutes each on 2 cores) and a separator network (20 minutes)
 RESULT = ROOT / "bench" / "results" / "quality_ablations.json"
 PLOT = ROOT / "bench" / "results" / "quality_ablations.png"
 
