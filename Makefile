@@ -80,8 +80,9 @@ bench-quality-ablations: install
 	$(PY) -m bench quality_ablations
 
 # Why the recommended model makes songs worse (after bench-quality, a few minutes): each singer's share of power
-# between the harmonics of the true vocal (training against test singers), and per test song at the network level the
-# tracked F0's accuracy and where the refinement added error; bench/results/quality_diagnosis.json.
+# between the harmonics of the true vocal (training against test singers), and per test song at each network level
+# the tracked F0's accuracy and where the refinement added error (by kind of frame; on or between the harmonics);
+# bench/results/quality_diagnosis.json.
 bench-quality-diagnosis: install
 	$(PY) -m bench quality_diagnosis
 

@@ -6,10 +6,12 @@ recommended checkpoint it reads; a few minutes).
    :func:`reference_f0`, the pitch teacher's labels), median per singer, for the
    training, validation and test singers: how much of a voice's power lies between its harmonics (breath,
    roughness, room), and which test singers lie beyond the training singers' range.
-2. **At the network level** (``network_small``, the separator with a network's own errors), per test song: the
-   recommended model's SI-SDR change (its stored score), the raw pitch accuracy and voicing false alarm of the F0
-   the model was given (tracked on the separated vocal) against :func:`reference_f0`, and where the refinement added
-   or removed error (:func:`error_change_by_frames`).
+2. **At every network level** (``network_small``, ``network_half``, ``network_other``, where trained: separators
+   with a network's own errors), per test song: the recommended model's SI-SDR change (its stored score), the raw
+   pitch accuracy and voicing false alarm of the F0 the model was given (tracked on the separated vocal) against
+   :func:`reference_f0`, and where the refinement added or removed error: by kind of frame
+   (:func:`error_change_by_frames`), and on or between the true vocal's harmonics
+   (:func:`ddsp_demucs.metrics.error_change_by_harmonicity`).
 
 Writes ``bench/results/quality_diagnosis.json``.
 """
@@ -26,7 +28,7 @@ from bench.quality import OUT, RECOMMENDED, ROOT, SHARED, levels_here, log
 DEFAULT = False  # needs make bench-quality's stages
 RESULT = ROOT / "bench" / "results" / "quality_diagnosis.json"
 COMMAND = "make bench-quality-diagnosis"
-LEVEL = "network_small"
+HARMONICITY = ("on_harmonics", "between_harmonics", "elsewhere")  # error_change_by_harmonicity's parts
 FRAME_KINDS = ("voiced_tracked", "voiced_wrong_f0", "voiced_missed", "false_alarm", "unvoiced")
 
 
@@ -103,23 +105,20 @@ def singer_shares(tracks, manifest: dict) -> dict[str, float]:
 
 def main() -> None:
     from ddsp_demucs.core.utils import write_json_atomic
-    from ddsp_demucs.data import SAMPLE_RATE, musdb_tracks
-    from ddsp_demucs.evaluation.songs import REGION_F0_RATE, SongCache, model_refiner
-    from ddsp_demucs.inference.refine import f0_tracker
-    from ddsp_demucs.metrics import raw_pitch_accuracy, voicing_false_alarm
-    from ddsp_demucs.separation.demucs import get_separator
+    from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.training.checkpoints import load_model
 
     checkpoint = OUT / "recommended" / "model.ckpt"
-    scores = OUT / "scores" / RECOMMENDED / f"{LEVEL}.json"
-    levels = {lv.name: lv for lv in levels_here()}
-    if not (SHARED / "index.csv").is_file() or not checkpoint.is_file() or not scores.is_file() or LEVEL not in levels:
-        print(f"quality_diagnosis: needs ../shared/data and make bench-quality's {checkpoint} and {scores}")
+    levels = [lv for lv in levels_here() if lv.family == "network"]
+    scores = {lv.name: OUT / "scores" / RECOMMENDED / f"{lv.name}.json" for lv in levels}
+    if not (SHARED / "index.csv").is_file() or not checkpoint.is_file() or not levels:
+        print(f"quality_diagnosis: needs ../shared/data, make bench-quality's {checkpoint} and a network level")
+        sys.exit(1)
+    missing = [str(path) for path in scores.values() if not path.is_file()]
+    if missing:
+        print(f"quality_diagnosis: needs make bench-quality's scores {', '.join(missing)}")
         sys.exit(1)
     manifest = json.loads((OUT / "corpus" / "manifest.json").read_text())
-    level = levels[LEVEL]
-    separator = get_separator(level.separator, repo=level.repo)
-    cache = SongCache(OUT / "song_cache", separator, None, 0.5)
     train, test = (musdb_tracks(OUT / "corpus", subsets=(s,)) for s in ("train", "test"))
     log("voice character of the training and test singers' true vocals")
     shares = singer_shares([*train, *test], manifest)  # the corpus' train folder holds validation songs
@@ -128,13 +127,44 @@ def main() -> None:
         for split in ("train", "validation", "test")
     }
     train_range = [min(character["train"].values()), max(character["train"].values())]
-
     model = load_model(checkpoint)
+    by_level = {
+        lv.name: diagnose_level(lv, scores[lv.name], test, manifest, model, character["test"], train_range[1])
+        for lv in levels
+    }
+    write_json_atomic(
+        RESULT,
+        {
+            "command": COMMAND,
+            "recommended": RECOMMENDED,
+            "interharmonic_share": character | {"train_range": train_range},
+            "levels": by_level,
+            "protocol": "interharmonic share: ddsp_demucs.metrics.interharmonic_share of the true vocal, F0 by "
+            "CREPE-full with Viterbi on the true vocal (bench.f0_separated.teacher_labels, 100 frames/s), median "
+            "over a singer's takes; F0 accuracy: the tracker of the checkpoint on the separated vocal against that "
+            "reference (50 cents); error change: share of the separated vocal's SI-SDR error energy added (+) or "
+            "removed (-) in each kind of frame, and on or between the true vocal's harmonics in its voiced frames "
+            "(ddsp_demucs.metrics.error_change_by_harmonicity, 60-5000 Hz, 25 Hz either side of a harmonic)",
+        },
+    )
+    log(f"wrote {RESULT}")
+
+
+def diagnose_level(level, scores, test, manifest: dict, model, test_character: dict, train_max: float) -> dict:
+    """Per test song at ``level`` (stored ``scores`` of the recommended ``model``): its change, the tracked F0's
+    accuracy and where the refinement added or removed error (module doc); and a summary, logged."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.evaluation.songs import REGION_F0_RATE, SongCache, model_refiner
+    from ddsp_demucs.inference.refine import f0_tracker
+    from ddsp_demucs.metrics import error_change_by_harmonicity, raw_pitch_accuracy, voicing_false_alarm
+    from ddsp_demucs.separation.demucs import get_separator
+
+    cache = SongCache(OUT / "song_cache", get_separator(level.separator, repo=level.repo), None, 0.5)
     refine = model_refiner(model)
     tracker = f0_tracker(model, None, None)  # the checkpoint's own, as refine runs it
     stored = {row["song"]: row for row in json.loads(scores.read_text())["rows"]}
     songs = []
-    log(f"{LEVEL}: tracked F0 and the refinement's error by kind of frame, {len(test)} songs")
+    log(f"{level.name}: tracked F0 and the refinement's error by kind of frame and bin, {len(test)} songs")
     for track in test:
         mixture, target = track.mixture(), track.vocals()
         separated = cache.separated(track.name, mixture, SAMPLE_RATE, target)
@@ -142,7 +172,7 @@ def main() -> None:
         tracked = tracker.track(separated, SAMPLE_RATE, REGION_F0_RATE)[0]
         n = min(reference.size, tracked.size)
         refined = refine(separated, SAMPLE_RATE, target, mixture)
-        kinds = frame_kinds(reference, tracked)
+        mono = [x.mean(axis=1) for x in (separated, refined, target)]
         row = stored[track.name]
         songs.append(
             {
@@ -152,47 +182,38 @@ def main() -> None:
                 "si_sdr_change": row["refined"]["si_sdr"] - row["baseline"]["si_sdr"],
                 "raw_pitch_accuracy": float(raw_pitch_accuracy(reference[:n], tracked[:n])),
                 "voicing_false_alarm": float(voicing_false_alarm(reference[:n], tracked[:n])),
-                "frame_share": {k: float(m.mean()) for k, m in kinds.items()},
+                "frame_share": {k: float(m.mean()) for k, m in frame_kinds(reference, tracked).items()},
                 "error_change": error_change_by_frames(
-                    separated.mean(axis=1),
-                    refined.mean(axis=1),
-                    target.mean(axis=1),
-                    kinds,
-                    SAMPLE_RATE // REGION_F0_RATE,
+                    *mono, frame_kinds(reference, tracked), SAMPLE_RATE // REGION_F0_RATE
+                ),
+                "error_change_by_harmonicity": error_change_by_harmonicity(
+                    *mono, SAMPLE_RATE, reference, REGION_F0_RATE
                 ),
             }
         )
     worse = [s for s in songs if s["si_sdr_change"] < 0]
-    outside = [s for s in worse if character["test"][s["singer"]] > train_range[1]]
+    better = [s for s in songs if s["si_sdr_change"] >= 0]
+
+    def median(rows: list[dict], key) -> float | None:
+        return float(np.median([key(r) for r in rows])) if rows else None
+
     summary = {
         "songs": len(songs),
         "songs_worse": len(worse),
-        "songs_worse_of_singers_beyond_the_training_range": len(outside),
-        "test_singers_beyond_the_training_range": sorted(s for s, v in character["test"].items() if v > train_range[1]),
+        "songs_worse_of_singers_beyond_the_training_range": sum(test_character[s["singer"]] > train_max for s in worse),
+        "test_singers_beyond_the_training_range": sorted(s for s, v in test_character.items() if v > train_max),
         "raw_pitch_accuracy_median": {
-            "worse": float(np.median([s["raw_pitch_accuracy"] for s in worse])) if worse else None,
-            "better": float(np.median([s["raw_pitch_accuracy"] for s in songs if s["si_sdr_change"] >= 0])),
+            "worse": median(worse, lambda r: r["raw_pitch_accuracy"]),
+            "better": median(better, lambda r: r["raw_pitch_accuracy"]),
+        },
+        "error_change_by_harmonicity_median": {
+            group: {part: median(rows, lambda r, p=part: r["error_change_by_harmonicity"][p]) for part in HARMONICITY}
+            for group, rows in (("worse", worse), ("better", better))
         },
     }
     for key, value in summary.items():
-        log(f"{key}: {value}")
-    write_json_atomic(
-        RESULT,
-        {
-            "command": COMMAND,
-            "recommended": RECOMMENDED,
-            "level": LEVEL,
-            "interharmonic_share": character | {"train_range": train_range},
-            "summary": summary,
-            LEVEL: songs,
-            "protocol": "interharmonic share: ddsp_demucs.metrics.interharmonic_share of the true vocal, F0 by "
-            "CREPE-full with Viterbi on the true vocal (bench.f0_separated.teacher_labels, 100 frames/s), median "
-            "over a singer's takes; F0 accuracy: the tracker of the checkpoint on the separated vocal against that "
-            "reference (50 cents); error change: "
-            "share of the separated vocal's SI-SDR error energy added (+) or removed (-) in each kind of frame",
-        },
-    )
-    log(f"wrote {RESULT}")
+        log(f"{level.name} {key}: {value}")
+    return {"summary": summary, "songs": songs}
 
 
 if __name__ == "__main__":

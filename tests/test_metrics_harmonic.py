@@ -1,4 +1,5 @@
-"""``interharmonic_share`` against closed forms: a periodic tone, white noise, unvoiced frames left out."""
+"""``interharmonic_share`` and ``error_change_by_harmonicity`` against closed forms: a periodic tone, white noise,
+unvoiced frames left out, errors placed on or between the harmonics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ddsp_demucs.metrics import interharmonic_share
+from ddsp_demucs.metrics import error_change_by_harmonicity, interharmonic_share
 
 SR, FRAME_RATE, N_FFT = 44100, 100, 4096
 
@@ -60,3 +61,28 @@ def test_bad_input_is_named():
         interharmonic_share(np.ones(SR), SR, np.array([-1.0, 100.0]), FRAME_RATE)
     with pytest.raises(ValueError, match="band_hz"):
         interharmonic_share(np.ones(SR), SR, np.ones(10), FRAME_RATE, band_hz=(5000.0, 60.0))
+
+
+def test_error_change_is_split_on_and_between_the_harmonics():
+    t = np.arange(2 * SR) / SR
+    target = harmonic_tone(220.0, 2.0)
+    between = 0.1 * np.sin(2 * np.pi * 330.0 * t)  # half-way between harmonics 1 and 2
+    on = 0.1 * np.sin(2 * np.pi * 660.0 * t + 0.3)  # on harmonic 3
+    separated, refined = target + between + on, target + on  # the refinement removed the error between
+    voiced = np.full(2 * FRAME_RATE, 220.0)
+    change = error_change_by_harmonicity(separated, refined, target, SR, voiced, FRAME_RATE)
+    assert change["between_harmonics"] == pytest.approx(-0.5, abs=0.02)
+    assert change["on_harmonics"] == pytest.approx(0.0, abs=0.02)
+    assert change["elsewhere"] == pytest.approx(0.0, abs=0.02)
+
+    def error_energy(x):
+        e = x - (target @ x) / (target @ target) * target
+        return e @ e
+
+    whole = error_energy(refined) / error_energy(separated) - 1.0
+    assert sum(change.values()) == pytest.approx(whole, abs=0.01)  # the parts add up to the whole change
+    unvoiced = error_change_by_harmonicity(separated, refined, target, SR, np.zeros(2 * FRAME_RATE), FRAME_RATE)
+    assert unvoiced["elsewhere"] == pytest.approx(-0.5, abs=0.02)
+    assert unvoiced["on_harmonics"] == unvoiced["between_harmonics"] == 0.0
+    with pytest.raises(ValueError, match="refined and target must be equal"):
+        error_change_by_harmonicity(separated, refined[:-1], target, SR, voiced, FRAME_RATE)

@@ -16,6 +16,7 @@ from ddsp_demucs.metrics.bands import (
     BANDS_HZ,
     REGION_NAMES,
     band_error_db,
+    error_change_by_harmonicity,
     interharmonic_share,
     region_error_db,
 )
@@ -51,5 +52,6 @@ __all__ = [
     "REGION_NAMES",
     "band_error_db",
     "region_error_db",
+    "error_change_by_harmonicity",
     "interharmonic_share",
 ]

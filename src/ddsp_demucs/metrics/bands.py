@@ -199,15 +199,69 @@ def interharmonic_share(
         )
     if not 0 <= band_hz[0] < band_hz[1]:
         raise ValueError(f"band_hz must be (low, high) with 0 <= low < high, got {band_hz}")
-    hop = n_fft // 4
-    power = _power_spectrogram(x, n_fft, hop).sum(axis=0)  # (n_stft_frames, n_bins)
-    centres_s = np.arange(power.shape[0]) * hop / sample_rate
-    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)]
-    bin_hz = np.arange(power.shape[1]) * sample_rate / n_fft
-    in_band = (bin_hz >= band_hz[0]) & (bin_hz <= band_hz[1])
-    voiced = frame_f0 > 0
-    p, f = power[voiced][:, in_band], frame_f0[voiced][:, None]
-    nearest = np.maximum(np.round(bin_hz[in_band][None, :] / f), 1.0)  # the nearest harmonic, k >= 1
-    harmonic = np.abs(bin_hz[in_band][None, :] - nearest * f) <= half_width_hz
-    total = float(p.sum())
-    return float(p[~harmonic].sum() / total) if total > 0 else math.nan
+    power = _power_spectrogram(x, n_fft, n_fft // 4).sum(axis=0)  # (n_stft_frames, n_bins)
+    harmonic, between = _harmonic_bins(power.shape, sample_rate, n_fft, f0, frame_rate, band_hz, half_width_hz)
+    total = float(power[harmonic | between].sum())
+    return float(power[between].sum() / total) if total > 0 else math.nan
+
+
+def _harmonic_bins(
+    shape: tuple[int, int],
+    sample_rate: int,
+    n_fft: int,
+    f0: np.ndarray,
+    frame_rate: float,
+    band_hz: tuple[float, float],
+    half_width_hz: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean ``(n_stft_frames, n_bins)`` masks of :func:`interharmonic_share`'s STFT (hop ``n_fft // 4``): the
+    bins inside ``band_hz`` of the voiced frames within ``half_width_hz`` of a harmonic of the frame's F0, and the
+    other bins inside ``band_hz`` of the voiced frames."""
+    centres_s = np.arange(shape[0]) * (n_fft // 4) / sample_rate
+    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)][:, None]
+    bin_hz = (np.arange(shape[1]) * sample_rate / n_fft)[None, :]
+    in_voiced_band = (frame_f0 > 0) & (bin_hz >= band_hz[0]) & (bin_hz <= band_hz[1])
+    nearest = np.maximum(np.round(bin_hz / np.maximum(frame_f0, 1e-9)), 1.0)  # the nearest harmonic, k >= 1
+    on_harmonic = np.abs(bin_hz - nearest * frame_f0) <= half_width_hz
+    return in_voiced_band & on_harmonic, in_voiced_band & ~on_harmonic
+
+
+def error_change_by_harmonicity(
+    separated: ArrayLike,
+    refined: ArrayLike,
+    target: ArrayLike,
+    sample_rate: int,
+    f0_hz: ArrayLike,
+    frame_rate: float,
+    *,
+    n_fft: int = 4096,
+    band_hz: tuple[float, float] = (60.0, 5000.0),
+    half_width_hz: float = 25.0,
+) -> dict[str, float]:
+    """Where a refinement added (positive) or removed (negative) error: on the harmonics of the true vocal's F0
+    (``on_harmonics``), between them (``between_harmonics``; both in its voiced frames, inside ``band_hz``, bins as
+    :func:`interharmonic_share` classes them) and everywhere else (``elsewhere``: unvoiced frames, other bins).
+
+    Mono ``(n_samples,)`` signals; the error of each is the signal minus its projection on ``target`` over the
+    whole signal (as SI-SDR defines it); ``f0_hz (n_frames,)`` of the true vocal at ``frame_rate`` (0 = unvoiced).
+    Each value is the change of the error's STFT power there as a share of the separated vocal's whole error
+    power, so the three add up to the relative change of the whole error (up to the STFT's edge frames)."""
+    t = as_float64_numpy(target, "target")
+    f0 = as_float64_numpy(f0_hz, "f0_hz")
+
+    def error_power(x: ArrayLike, what: str) -> np.ndarray:
+        x = as_float64_numpy(x, what)
+        if x.shape != t.shape or x.ndim != 1:
+            raise ValueError(f"{what} and target must be equal (n_samples,) shapes, got {x.shape} and {t.shape}")
+        error = x - (t @ x) / (t @ t) * t
+        return _power_spectrogram(error[:, None], n_fft, n_fft // 4)[0]
+
+    before, after = error_power(separated, "separated"), error_power(refined, "refined")
+    harmonic, between = _harmonic_bins(before.shape, sample_rate, n_fft, f0, frame_rate, band_hz, half_width_hz)
+    total = float(before.sum())
+    change = after - before
+    return {
+        "on_harmonics": float(change[harmonic].sum() / total),
+        "between_harmonics": float(change[between].sum() / total),
+        "elsewhere": float(change[~(harmonic | between)].sum() / total),
+    }
