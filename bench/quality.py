@@ -281,8 +281,7 @@ def levels_here() -> tuple[Level, ...]:
     from ddsp_demucs.separation.demucs import DEFAULT_MODEL, WeightsUnavailableError, get_separator
 
     networks = []
-    for name in NETWORKS:
-        network = NETWORKS[name]
+    for name, network in NETWORKS.items():
         if trained_separator_available(network.folder, network.signature):
             networks.append(Level(f"network_{name}", network.signature, "network", repo=str(network.folder)))
         else:

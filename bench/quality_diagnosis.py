@@ -173,6 +173,7 @@ def diagnose_level(level, scores, test, manifest: dict, model, test_character: d
         n = min(reference.size, tracked.size)
         refined = refine(separated, SAMPLE_RATE, target, mixture)
         mono = [x.mean(axis=1) for x in (separated, refined, target)]
+        kinds = frame_kinds(reference, tracked)
         row = stored[track.name]
         songs.append(
             {
@@ -182,10 +183,8 @@ def diagnose_level(level, scores, test, manifest: dict, model, test_character: d
                 "si_sdr_change": row["refined"]["si_sdr"] - row["baseline"]["si_sdr"],
                 "raw_pitch_accuracy": float(raw_pitch_accuracy(reference[:n], tracked[:n])),
                 "voicing_false_alarm": float(voicing_false_alarm(reference[:n], tracked[:n])),
-                "frame_share": {k: float(m.mean()) for k, m in frame_kinds(reference, tracked).items()},
-                "error_change": error_change_by_frames(
-                    *mono, frame_kinds(reference, tracked), SAMPLE_RATE // REGION_F0_RATE
-                ),
+                "frame_share": {k: float(m.mean()) for k, m in kinds.items()},
+                "error_change": error_change_by_frames(*mono, kinds, SAMPLE_RATE // REGION_F0_RATE),
                 "error_change_by_harmonicity": error_change_by_harmonicity(
                     *mono, SAMPLE_RATE, reference, REGION_F0_RATE
                 ),

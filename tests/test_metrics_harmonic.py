@@ -84,5 +84,7 @@ def test_error_change_is_split_on_and_between_the_harmonics():
     unvoiced = error_change_by_harmonicity(separated, refined, target, SR, np.zeros(2 * FRAME_RATE), FRAME_RATE)
     assert unvoiced["elsewhere"] == pytest.approx(-0.5, abs=0.02)
     assert unvoiced["on_harmonics"] == unvoiced["between_harmonics"] == 0.0
+    no_error = error_change_by_harmonicity(target, refined, target, SR, voiced, FRAME_RATE)
+    assert all(math.isnan(v) for v in no_error.values())  # nothing to share out
     with pytest.raises(ValueError, match="refined and target must be equal"):
         error_change_by_harmonicity(separated, refined[:-1], target, SR, voiced, FRAME_RATE)

@@ -245,7 +245,8 @@ def error_change_by_harmonicity(
     Mono ``(n_samples,)`` signals; the error of each is the signal minus its projection on ``target`` over the
     whole signal (as SI-SDR defines it); ``f0_hz (n_frames,)`` of the true vocal at ``frame_rate`` (0 = unvoiced).
     Each value is the change of the error's STFT power there as a share of the separated vocal's whole error
-    power, so the three add up to the relative change of the whole error (up to the STFT's edge frames)."""
+    power, so the three add up to the relative change of the whole error (up to the STFT's edge frames); NaN
+    where the separated vocal has no error."""
     t = as_float64_numpy(target, "target")
     f0 = as_float64_numpy(f0_hz, "f0_hz")
 
@@ -259,6 +260,8 @@ def error_change_by_harmonicity(
     before, after = error_power(separated, "separated"), error_power(refined, "refined")
     harmonic, between = _harmonic_bins(before.shape, sample_rate, n_fft, f0, frame_rate, band_hz, half_width_hz)
     total = float(before.sum())
+    if total <= 0:  # the separated vocal is the target: no error to share out
+        return {part: math.nan for part in ("on_harmonics", "between_harmonics", "elsewhere")}
     change = after - before
     return {
         "on_harmonics": float(change[harmonic].sum() / total),
