@@ -88,3 +88,5 @@ def test_error_change_is_split_on_and_between_the_harmonics():
     assert all(math.isnan(v) for v in no_error.values())  # nothing to share out
     with pytest.raises(ValueError, match="refined and target must be equal"):
         error_change_by_harmonicity(separated, refined[:-1], target, SR, voiced, FRAME_RATE)
+    with pytest.raises(ValueError, match="band_hz"):  # the same checks as interharmonic_share
+        error_change_by_harmonicity(separated, refined, target, SR, voiced, FRAME_RATE, band_hz=(5000.0, 60.0))

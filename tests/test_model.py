@@ -451,12 +451,18 @@ def test_a_restore_share_that_reads_the_quality_follows_how_unsure_the_separator
         ResidualDDSPDecoder(SR, FR, composition="mask", restore_reads_quality=True, **TINY)
 
 
+def changing_mask_model() -> ResidualDDSPDecoder:
+    """A ``mask`` model whose mask changes the vocal, as a trained one does (its residual head's bias set)."""
+    plain = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
+    with torch.no_grad():
+        plain.residual_head.bias.fill_(0.5)
+    return plain
+
+
 def test_a_learned_confidence_scales_the_masks_change_per_window():
     torch.manual_seed(0)
     batch = restore_batch()
-    plain = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
-    with torch.no_grad():
-        plain.residual_head.bias.fill_(0.5)  # a trained mask that changes the vocal
+    plain = changing_mask_model()
     confident = ResidualDDSPDecoder(SR, FR, composition="mask", learned_confidence=True, **TINY)
     missing, unexpected = confident.load_state_dict(plain.state_dict(), strict=False)
     assert all(name.startswith("confidence_head.") for name in missing) and missing and not unexpected
@@ -489,9 +495,8 @@ def test_a_learned_confidence_scales_the_masks_change_per_window():
 def test_abstain_below_leaves_windows_of_low_confidence_exactly_alone_when_refining():
     torch.manual_seed(0)
     batch = restore_batch()
-    plain = ResidualDDSPDecoder(SR, FR, composition="mask", **TINY)
+    plain = changing_mask_model()
     with torch.no_grad():
-        plain.residual_head.bias.fill_(0.5)  # a trained mask that changes the vocal
         mask = plain.compute_mask(batch)["mask"]
     half_logit = -math.log(CONFIDENCE_AT_INIT / (1 - CONFIDENCE_AT_INIT))  # the head's bias giving a confidence of 0.5
     masks = {}

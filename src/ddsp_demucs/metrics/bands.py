@@ -187,9 +187,26 @@ def interharmonic_share(
     """
     x = as_float64_numpy(audio, "audio")
     x = x[:, None] if x.ndim == 1 else x
-    f0 = as_float64_numpy(f0_hz, "f0_hz")
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"audio must be (n_samples,) or (n_samples, n_channels), got shape {x.shape}")
+    f0 = _checked_harmonic_args(f0_hz, sample_rate, frame_rate, n_fft, band_hz, half_width_hz)
+    power = _power_spectrogram(x, n_fft, n_fft // 4).sum(axis=0)  # (n_stft_frames, n_bins)
+    harmonic, between = _harmonic_bins(power.shape, sample_rate, n_fft, f0, frame_rate, band_hz, half_width_hz)
+    total = float(power[harmonic | between].sum())
+    return float(power[between].sum() / total) if total > 0 else math.nan
+
+
+def _checked_harmonic_args(
+    f0_hz: ArrayLike,
+    sample_rate: int,
+    frame_rate: float,
+    n_fft: int,
+    band_hz: tuple[float, float],
+    half_width_hz: float,
+) -> np.ndarray:
+    """``f0_hz`` as float64 after checking it and the STFT and band settings of :func:`_harmonic_bins`; raises
+    ``ValueError`` naming what is wrong."""
+    f0 = as_float64_numpy(f0_hz, "f0_hz")
     if f0.ndim != 1 or f0.size == 0 or np.any(f0 < 0):
         raise ValueError(f"f0_hz must be a non-empty (n_frames,) array >= 0 (0 = unvoiced), got shape {f0.shape}")
     if sample_rate <= 0 or not frame_rate or frame_rate <= 0 or n_fft < 4 or half_width_hz <= 0:
@@ -199,10 +216,7 @@ def interharmonic_share(
         )
     if not 0 <= band_hz[0] < band_hz[1]:
         raise ValueError(f"band_hz must be (low, high) with 0 <= low < high, got {band_hz}")
-    power = _power_spectrogram(x, n_fft, n_fft // 4).sum(axis=0)  # (n_stft_frames, n_bins)
-    harmonic, between = _harmonic_bins(power.shape, sample_rate, n_fft, f0, frame_rate, band_hz, half_width_hz)
-    total = float(power[harmonic | between].sum())
-    return float(power[between].sum() / total) if total > 0 else math.nan
+    return f0
 
 
 def _harmonic_bins(
@@ -248,7 +262,7 @@ def error_change_by_harmonicity(
     power, so the three add up to the relative change of the whole error (up to the STFT's edge frames); NaN
     where the separated vocal has no error."""
     t = as_float64_numpy(target, "target")
-    f0 = as_float64_numpy(f0_hz, "f0_hz")
+    f0 = _checked_harmonic_args(f0_hz, sample_rate, frame_rate, n_fft, band_hz, half_width_hz)
 
     def error_power(x: ArrayLike, what: str) -> np.ndarray:
         x = as_float64_numpy(x, what)

@@ -69,6 +69,7 @@ HARMONIC_WIDTH_HZ = 30.0  # the harmonic composition's comb width (Gaussian stan
 LOWEST_BAND_HZ = 60.0  # centre of the harmonic composition's lowest band
 QUALITY_SMOOTHING_S = 2.0  # span of the moving mean in frame_ambiguity (the restore share's quality input)
 CONFIDENCE_AT_INIT = 0.98  # learned_confidence's share of the mask's change before it learns (a sigmoid's value)
+CONFIDENCE_LOGIT_AT_INIT = math.log(CONFIDENCE_AT_INIT / (1 - CONFIDENCE_AT_INIT))  # added to the head's output
 CONFIDENCE_UNITS = 64  # width of learned_confidence's FC stack
 HARMONICITY_WIDTH = 0.125  # harmonic_energy_share's comb width (standard deviation) as a fraction of F0
 
@@ -590,9 +591,9 @@ class ResidualDDSPDecoder(nn.Module):
                 raise ValueError("learned_confidence: the confidence needs the separation quality and the magnitude")
             share = harmonic_energy_share(magnitude, f0, self.bin_hz.to(magnitude.dtype))
             head_input = torch.cat([h, quality.to(h.dtype), share.unsqueeze(-1).to(h.dtype)], dim=-1)
-            at_init = math.log(CONFIDENCE_AT_INIT / (1 - CONFIDENCE_AT_INIT))  # the sigmoid's logit before training
             logits = self.confidence_head(head_input).squeeze(-1)  # (batch, n_model_frames)
-            out["confidence"] = torch.sigmoid(logits.mean(-1, keepdim=True) + at_init)  # (batch, 1): one per window
+            # (batch, 1): one per window, CONFIDENCE_AT_INIT while the head's output is still zero
+            out["confidence"] = torch.sigmoid(logits.mean(-1, keepdim=True) + CONFIDENCE_LOGIT_AT_INIT)
         return out
 
     def compute_mask(self, batch: dict) -> dict:
