@@ -13,7 +13,10 @@ separations; run ``make bench-quality`` first):
    draw (every :data:`TRAIN_EVERY`-th training song); resumes (more steps continue a shorter run); the weights in
    ``runs/f0_separated/crepe_separated_tiny_<steps>_steps.safetensors``. ``--network`` (an ablation, not the
    shipped recipe) adds the songs as the small HTDemucs :data:`bench.quality.TRAINING_NETWORK` separates them (a
-   network's own errors; weights ``..._steps_net.safetensors``, figures in :data:`NETWORK_RESULT`);
+   network's own errors; weights ``..._steps_net.safetensors``, figures in :data:`NETWORK_RESULT`); ``--mix``
+   (another ablation) makes :data:`MIX_SHARE` of the draws a training song's true vocal plus another training
+   song's accompaniment at a random level (exact labels on every mixture the corpus can make; weights
+   ``..._steps_mix.safetensors``, figures in :data:`MIX_RESULT`);
 3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
@@ -47,6 +50,8 @@ QUALITY = ROOT / "runs" / "quality"
 OUT = ROOT / "runs" / "f0_separated"
 RESULT = ROOT / "bench" / "results" / "f0_separated.json"
 NETWORK_RESULT = ROOT / "bench" / "results" / "f0_separated_network.json"  # python -m bench.f0_separated --network
+MIX_RESULT = ROOT / "bench" / "results" / "f0_separated_mix.json"  # python -m bench.f0_separated --mix
+MIX_SHARE = 0.5  # --mix: share of the draws that are a true vocal plus another song's accompaniment
 DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
 COMMAND = "make bench-f0-separated"
 LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
@@ -108,9 +113,10 @@ def separate_with_network(tracks) -> None:
         raise SystemExit(f"f0_separated: separation failed: {failures}")
 
 
-def tracker_songs(tracks, labels: dict, separators: tuple[str, ...]) -> list:
+def tracker_songs(tracks, labels: dict, separators: tuple[str, ...], *, with_accompaniment: bool = False) -> list:
     """:class:`~ddsp_demucs.features.crepe_training.TrackerSong` of each track: its true vocal and its stems under
-    every separator of ``separators`` (``runs/quality/stems``), mono at 16 kHz."""
+    every separator of ``separators`` (``runs/quality/stems``), mono at 16 kHz; with ``with_accompaniment``, also
+    its mixture minus its vocal."""
     from tqdm.auto import tqdm
 
     from ddsp_demucs.core.audio_io import load_audio, resample
@@ -127,11 +133,16 @@ def tracker_songs(tracks, labels: dict, separators: tuple[str, ...]) -> list:
                 raise SystemExit(f"f0_separated: {stem} not found; run `make bench-quality` first")
             versions.append(load_audio(stem, allow_silent=True)[0])
         n = min(v.shape[0] for v in versions)
-        mono = np.stack([resample(v[:n].mean(axis=1), SAMPLE_RATE, crepe.SAMPLE_RATE) for v in versions])
+
+        def mono16(audio: np.ndarray) -> np.ndarray:
+            return resample(audio[:n].mean(axis=1), SAMPLE_RATE, crepe.SAMPLE_RATE).astype(np.float32)
+
+        mono = np.stack([mono16(v) for v in versions])
+        accompaniment = mono16(track.mixture() - versions[0]) if with_accompaniment else None
         lab = labels[track.name]
         n_frames = min(lab["pitch_hz"].shape[0], 1 + mono.shape[1] // 160)
         cents = 1200.0 * np.log2(np.maximum(lab["pitch_hz"][:n_frames], 1e-3) / 10.0)
-        songs.append(TrackerSong(mono.astype(np.float32), cents, lab["f0_hz"][:n_frames] > 0))
+        songs.append(TrackerSong(mono, cents, lab["f0_hz"][:n_frames] > 0, accompaniment))
     return songs
 
 
@@ -283,11 +294,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--install", action="store_true", help="copy the trained weights into the package (and measure nothing)"
     )
-    parser.add_argument(
+    ablation = parser.add_mutually_exclusive_group()
+    ablation.add_argument(
         "--network",
         action="store_true",
         help=f"an ablation: also train on the training songs as {TRAINING_NETWORK} separates them (trained first "
         f"where it has not been), figures in {NETWORK_RESULT.relative_to(ROOT)}",
+    )
+    ablation.add_argument(
+        "--mix",
+        action="store_true",
+        help=f"an ablation: {100 * MIX_SHARE:.0f} %% of the draws are a training song's true vocal plus another "
+        f"training song's accompaniment at a random level, figures in {MIX_RESULT.relative_to(ROOT)}",
     )
     args = parser.parse_args([] if argv is None else argv)
     corpus = QUALITY / "corpus"
@@ -300,17 +318,21 @@ def main(argv: list[str] | None = None) -> None:
     log(f"teacher labels (CREPE-full) of {len(train)} training and {len(test)} test songs")
     labels = all_labels(test + train)
 
-    config = TrackerTrainingConfig(steps=args.steps)
-    flag, file_suffix = (" --network", "_net") if args.network else ("", "")
-    command = f"python -m bench.f0_separated{flag}" if args.network else COMMAND
-    result_path = NETWORK_RESULT if args.network else RESULT
+    config = TrackerTrainingConfig(steps=args.steps, mix_share=MIX_SHARE if args.mix else 0.0)
+    flag, file_suffix, result_path = {
+        (False, False): ("", "", RESULT),
+        (True, False): (" --network", "_net", NETWORK_RESULT),
+        (False, True): (" --mix", "_mix", MIX_RESULT),
+    }[(args.network, args.mix)]
+    command = f"python -m bench.f0_separated{flag}" if flag else COMMAND
     separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
     weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{file_suffix}.safetensors"  # more steps resume
     if not weights.is_file():
         if args.network:
             separate_with_network(train)
         log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + {separators})")
-        net = train_tracker(tracker_songs(train, labels, separators), config, OUT / f"training_state{file_suffix}.pt")
+        songs = tracker_songs(train, labels, separators, with_accompaniment=args.mix)
+        net = train_tracker(songs, config, OUT / f"training_state{file_suffix}.pt")
         with atomic_path(weights) as tmp:
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     provenance = {

@@ -13,6 +13,7 @@ from ddsp_demucs.features.crepe_training import (
     TARGET_STD_CENTS,
     TrackerSong,
     TrackerTrainingConfig,
+    accompaniment_gain,
     draw_batch,
     frames_at,
     target_activations,
@@ -64,6 +65,46 @@ def test_draw_batch_skips_digitally_silent_frames_and_normalises():
     assert x.shape == (256, crepe.FRAME_SIZE) and cents.shape == (256,) and voiced.all()
     np.testing.assert_allclose(x.std(dim=-1, unbiased=False).numpy(), 1.0, rtol=1e-4)
     np.testing.assert_allclose(x.mean(dim=-1).numpy(), 0.0, atol=1e-5)
+
+
+def test_accompaniment_gain_puts_the_vocal_the_asked_ratio_above_it():
+    for vocal, accompaniment, ratio in ((1.0, 1.0, 0.0), (0.3, 0.05, 12.0), (0.02, 0.4, -5.0)):
+        gain = accompaniment_gain(vocal, accompaniment, ratio)
+        assert 20 * np.log10(vocal / (gain * accompaniment)) == pytest.approx(ratio, abs=1e-9)
+    assert accompaniment_gain(0.3, 0.0, 6.0) == 0.0
+
+
+def test_mixed_draws_add_another_songs_accompaniment_at_the_asked_ratio_and_keep_the_vocals_labels():
+    """A tone vocal (voiced nowhere, so the labels must be the vocal's) and a tone accompaniment of another pitch:
+    least squares on the two tones' sines and cosines recovers each frame's vocal-to-accompaniment ratio."""
+    f_vocal, f_acc, ratio = 220.0, 347.0, 6.0
+    vocal = tone(f_vocal, 2.0, amplitude=0.2)
+    n_frames = 1 + vocal.shape[0] // LABEL_HOP
+    t = np.arange(vocal.shape[0]) / SR
+    accompaniment = (0.7 * np.sin(2 * np.pi * f_acc * t)).astype(np.float32)
+    song = TrackerSong(
+        np.stack([vocal, np.zeros_like(vocal)]), np.full(n_frames, 3000.0), np.zeros(n_frames, bool), accompaniment
+    )
+    x, _, voiced = draw_batch([song], np.random.default_rng(0), 64, mix_share=1.0, mix_ratio_db=(ratio, ratio))
+    assert not voiced.any()  # every draw is the true vocal (the silent second version is never drawn) plus the mix
+    n = np.arange(crepe.FRAME_SIZE) / SR
+    vocal_basis = [np.sin(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
+    vocal_basis += [np.cos(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
+    basis = np.stack([*vocal_basis, np.sin(2 * np.pi * f_acc * n), np.cos(2 * np.pi * f_acc * n)], axis=1)
+    estimated = []
+    for frame in x.numpy().astype(np.float64):
+        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
+        if residual.size and residual[0] < 1e-3 * float(frame @ frame):  # away from the edges (float32 phase noise)
+            phase_shift = np.hypot(coef[:5], coef[5:10])  # the vocal's harmonics at 1/k, any phase
+            vocal_rms = float(np.mean(phase_shift)) * np.sqrt(np.sum(1.0 / np.arange(1, 6) ** 2) / 2)
+            estimated.append(20 * np.log10(vocal_rms / (np.hypot(coef[10], coef[11]) / np.sqrt(2))))
+    assert len(estimated) > 32
+    # frame ratio = song ratio here: both tones are stationary (the vocal's song RMS is its tone's RMS)
+    np.testing.assert_allclose(estimated, ratio, atol=0.05)
+    with pytest.raises(ValueError, match="accompaniment"):
+        draw_batch([tone_song(220.0)], np.random.default_rng(0), 4, mix_share=0.5)
+    with pytest.raises(ValueError, match="mix_share"):
+        TrackerTrainingConfig(mix_share=1.5)
 
 
 def test_training_lowers_the_loss_and_resumes_where_it_stopped(tmp_path):

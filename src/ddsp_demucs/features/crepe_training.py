@@ -6,13 +6,14 @@ whether the frame is voiced, on CREPE's 10 ms grid (frame ``j`` centred on sampl
 random frame of a random version of a random song; the target is CREPE's own: a Gaussian of
 :data:`TARGET_STD_CENTS` around the teacher's pitch over the 360 pitch bins where the teacher hears a voice, all
 zeros where it does not (so the activation also says whether a voice is there); the loss is binary cross-entropy,
-as CREPE was trained. Batch-norm statistics stay those of the published network (:class:`CrepeNet` always
-normalises with its running statistics).
+as CREPE was trained. Optionally (``mix_share``) a share of the draws is instead a song's true vocal with another
+song's accompaniment added at a random vocal-to-accompaniment ratio: mixtures whose labels are exact. Batch-norm
+statistics stay those of the published network (:class:`CrepeNet` always normalises with its running statistics).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,34 @@ SILENT_STD = 1e-7  # frames below this standard deviation carry no pitch (salien
 
 @dataclass
 class TrackerSong:
-    """One vocal for training: ``versions`` ``(n_versions, n_samples)`` float32 at 16 kHz, sample-aligned;
-    ``cents`` ``(n_frames,)`` the teacher's pitch (cents re 10 Hz) and ``voiced`` ``(n_frames,)`` bool, frame ``j``
-    centred on sample ``j * LABEL_HOP``."""
+    """One vocal for training: ``versions`` ``(n_versions, n_samples)`` float32 at 16 kHz, sample-aligned, the
+    true vocal first; ``cents`` ``(n_frames,)`` the teacher's pitch (cents re 10 Hz) and ``voiced`` ``(n_frames,)``
+    bool, frame ``j`` centred on sample ``j * LABEL_HOP``; ``accompaniment`` ``(n_samples,)`` (the song without its
+    vocal, for ``mix_share``) or None."""
 
     versions: np.ndarray
     cents: np.ndarray
     voiced: np.ndarray
+    accompaniment: np.ndarray | None = None
+    vocal_rms: float = field(init=False)
+    accompaniment_rms: float = field(init=False)
+
+    def __post_init__(self):
+        self.vocal_rms = rms(self.versions[0])
+        self.accompaniment_rms = 0.0 if self.accompaniment is None else rms(self.accompaniment)
+
+
+def rms(audio: np.ndarray) -> float:
+    """Root mean square of ``audio`` (any shape), float64."""
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+
+
+def accompaniment_gain(vocal_rms: float, accompaniment_rms: float, ratio_db: float) -> float:
+    """The gain on an accompaniment of ``accompaniment_rms`` that puts a vocal of ``vocal_rms`` ``ratio_db`` dB
+    above it: ``20 log10(vocal_rms / (gain * accompaniment_rms)) = ratio_db`` (0 for a silent accompaniment)."""
+    if accompaniment_rms <= 0.0:
+        return 0.0
+    return vocal_rms / accompaniment_rms * 10.0 ** (-ratio_db / 20.0)
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,14 @@ class TrackerTrainingConfig:
     learning_rate: float = 1e-4
     seed: int = 0
     checkpoint_every: int = 250  # steps between resumable states
+    mix_share: float = 0.0  # share of draws that are a true vocal plus another song's accompaniment
+    mix_ratio_db: tuple[float, float] = (-5.0, 20.0)  # range of their vocal-to-accompaniment ratio (uniform, dB)
+
+    def __post_init__(self):
+        if not 0.0 <= self.mix_share <= 1.0:
+            raise ValueError(f"mix_share must be in [0, 1], got {self.mix_share}")
+        if self.mix_ratio_db[0] > self.mix_ratio_db[1]:
+            raise ValueError(f"mix_ratio_db must be (low, high), got {self.mix_ratio_db}")
 
 
 def target_activations(cents: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
@@ -64,15 +94,33 @@ def frames_at(audio: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.where(inside, audio[np.clip(index, 0, audio.shape[0] - 1)], 0.0).astype(audio.dtype)
 
 
-def draw_batch(songs: list[TrackerSong], rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, ...]:
+def draw_batch(
+    songs: list[TrackerSong],
+    rng: np.random.Generator,
+    batch_size: int,
+    *,
+    mix_share: float = 0.0,
+    mix_ratio_db: tuple[float, float] = (-5.0, 20.0),
+) -> tuple[torch.Tensor, ...]:
     """A batch of random frames of random versions of random songs, digitally silent frames skipped:
-    ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``."""
+    ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``. With ``mix_share`` > 0, that share of
+    the draws is a frame of a song's true vocal plus a random frame of a random song's accompaniment, scaled so
+    that the two songs' levels stand ``U(mix_ratio_db)`` dB apart (:func:`accompaniment_gain`)."""
+    with_accompaniment = [s for s in songs if s.accompaniment is not None]
+    if mix_share > 0 and not with_accompaniment:
+        raise ValueError("mix_share > 0 needs songs with an accompaniment")
     frames, cents, voiced = [], [], []
     while len(frames) < batch_size:
         song = songs[rng.integers(len(songs))]
-        version = rng.integers(song.versions.shape[0])
+        mixed = mix_share > 0 and rng.random() < mix_share
+        version = 0 if mixed else rng.integers(song.versions.shape[0])
         j = int(rng.integers(song.cents.shape[0]))
         frame = frames_at(song.versions[version], np.array([j]))[0]
+        if mixed:
+            other = with_accompaniment[rng.integers(len(with_accompaniment))]
+            k = int(rng.integers(1 + other.accompaniment.shape[0] // LABEL_HOP))
+            gain = accompaniment_gain(song.vocal_rms, other.accompaniment_rms, float(rng.uniform(*mix_ratio_db)))
+            frame = frame + np.float32(gain) * frames_at(other.accompaniment, np.array([k]))[0]
         if frame.std() < SILENT_STD:
             continue
         frames.append(frame)
@@ -121,7 +169,9 @@ def train_tracker(
     net.train()
     bar = tqdm(total=config.steps, initial=step, desc="tracker", unit="step", disable=not progress)
     while step < config.steps:
-        x, cents, voiced = draw_batch(songs, rng, config.batch_size)
+        x, cents, voiced = draw_batch(
+            songs, rng, config.batch_size, mix_share=config.mix_share, mix_ratio_db=config.mix_ratio_db
+        )
         act = net(x).clamp(1e-7, 1 - 1e-7)
         loss = F.binary_cross_entropy(act, target_activations(cents, voiced))
         optimiser.zero_grad(set_to_none=True)
@@ -140,6 +190,7 @@ __all__ = [
     "TARGET_STD_CENTS",
     "TrackerSong",
     "TrackerTrainingConfig",
+    "accompaniment_gain",
     "draw_batch",
     "frames_at",
     "target_activations",
