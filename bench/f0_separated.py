@@ -57,7 +57,8 @@ COMMAND = "make bench-f0-separated"
 LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
 LABEL_CREPE_HOP = 320  # the teacher's network every 20 ms at 16 kHz (half the cost; interpolated to 10 ms)
 TRACKERS = ("crepe-tiny", "crepe-separated", "crepe-full", "pyin")
-LEVELS = ("fallback", "network_small", "bands4", "bands16", "ideal", "smooth_low", "true")  # where available
+NETWORK_LEVELS = ("network_small", "network_half", "network_other")  # bench.network_separator's, where trained
+LEVELS = ("fallback", *NETWORK_LEVELS, "bands4", "bands16", "ideal", "smooth_low", "true")  # where available
 TRAIN_EVERY = 2  # every 2nd training song (sorted: one remix of each take): labels of all would take 40 minutes
 
 
@@ -216,14 +217,17 @@ def annotated_accuracy(methods: tuple[str, ...]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ refinement
-REFINE_LEVELS = ("fallback", "network_small", "bands4", "smooth_low", "ideal")
+REFINE_LEVELS = ("fallback", *NETWORK_LEVELS, "bands4", "smooth_low", "ideal")
 REFINE_TRACKERS = ("crepe-tiny", "crepe-separated", "oracle")
 
 
-def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]], weights_key: str) -> dict:
+def refinement(
+    songs: list, vocals_by_level: dict[str, list[np.ndarray]], separation_keys: dict[str, str], weights_key: str
+) -> dict:
     """Median SI-SDR change (dB) and songs worse of the quality benchmark's recommended model and of the comb
     filter at each of :data:`REFINE_LEVELS`, F0 from each of :data:`REFINE_TRACKERS` (``oracle``: tracked by the
-    default tracker on the true vocal)."""
+    default tracker on the true vocal); stored keyed by the level's separation (``separation_keys``), the
+    checkpoint and the tracker."""
     from bench.quality import OUT as QUALITY_OUT
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner
@@ -261,7 +265,8 @@ def refinement(songs: list, vocals_by_level: dict[str, list[np.ndarray]], weight
     for level in (lv for lv in REFINE_LEVELS if lv in vocals_by_level):
         for name, refine in systems.items():
             path = OUT / "refinement" / name.replace("/", "_") / f"{level}.json"
-            r = out[name][level] = stored(path, keys[name], lambda: score(refine, level))
+            key = f"{separation_keys[level]}/{keys[name]}"
+            r = out[name][level] = stored(path, key, lambda: score(refine, level))
             log(f"{level:>13} {name:>26}: {r['si_sdr_change_median']:+.2f} dB, {r['n_worse']} worse")
     return out
 
@@ -359,18 +364,19 @@ def main(argv: list[str] | None = None) -> None:
 
     weights_key = file_sha256(weights)[:16]
     references = [labels[t.name]["f0_hz"] for t in test]
-    accuracy, vocals_by_level = {}, {}
+    accuracy, vocals_by_level, separation_keys = {}, {}, {}
     available = {lv.name: lv for lv in levels_here()}
     for level in LEVELS:
         if level not in available:
             log(f"no {level} level here (bench/quality.py)")
             continue
         vocals_by_level[level] = level_vocals(available[level], test)
+        separation_keys[level] = available[level].score_key or "true vocal"  # retrained separators: new key
         methods = TRACKERS if level in SLOW_TRACKERS_LEVELS else ("crepe-tiny", "crepe-separated")
         accuracy[level] = {
             m: stored(
                 OUT / "accuracy" / f"{level}_{m}.json",
-                weights_key if m == "crepe-separated" else m,
+                f"{separation_keys[level]}/{weights_key if m == 'crepe-separated' else m}",
                 lambda: tracker_accuracy(m, vocals_by_level[level], references),
             )
             for m in methods
@@ -387,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         "weights_bytes": weights.stat().st_size,
         "accuracy": accuracy,
         "annotated_clean": annotated,
-        "refinement": refinement(test, vocals_by_level, weights_key),
+        "refinement": refinement(test, vocals_by_level, separation_keys, weights_key),
         "test_singers": manifest["singers"]["test"],
         "provenance": provenance,
         "command": command,
