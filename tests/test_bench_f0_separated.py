@@ -37,3 +37,18 @@ def test_a_missing_separators_stem_names_the_file(tmp_path, monkeypatch):
     track, labels = song(tmp_path, ("fallback",))
     with pytest.raises(SystemExit, match="htdemucs_half_here/song/vocals.wav not found"):
         f0_separated.tracker_songs([track], labels, ("fallback", "htdemucs_half_here"))
+
+
+def test_training_songs_carry_their_accompaniment_for_the_mixture_ablation(tmp_path, monkeypatch):
+    monkeypatch.setattr(f0_separated, "QUALITY", tmp_path)
+    track, labels = song(tmp_path, ("fallback",))
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    accompaniment = np.repeat((0.2 * np.sin(2 * np.pi * 440.0 * t))[:, None], 2, axis=1).astype(np.float32)
+    track.mixture = lambda: track.vocals() + accompaniment
+    (plain,) = f0_separated.tracker_songs([track], labels, ("fallback",))
+    (out,) = f0_separated.tracker_songs([track], labels, ("fallback",), with_accompaniment=True)
+    assert plain.accompaniment is None and out.accompaniment.shape == out.versions[0].shape
+    # mixture minus vocal at 16 kHz: the 440 Hz tone (RMS 0.2 / sqrt 2), nothing of the vocal
+    middle = out.accompaniment[1000:-1000]
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.2 / np.sqrt(2), rel=1e-2)
+    assert abs(np.corrcoef(middle, out.versions[0][1000:-1000])[0, 1]) < 0.05
