@@ -25,6 +25,7 @@ from ddsp_demucs.features.crepe import FRAME_SIZE, N_BINS, CrepeNet, bin_to_cent
 
 TARGET_STD_CENTS = 25.0  # CREPE's target width
 LABEL_HOP = 160  # samples at 16 kHz between label frames (10 ms)
+MIX_RATIO_DB = (-5.0, 20.0)  # default range of a mixed draw's vocal-to-accompaniment ratio (uniform, dB)
 SILENT_STD = 1e-7  # frames below this standard deviation carry no pitch (salience gives them zero activation)
 
 
@@ -68,7 +69,7 @@ class TrackerTrainingConfig:
     seed: int = 0
     checkpoint_every: int = 250  # steps between resumable states
     mix_share: float = 0.0  # share of draws that are a true vocal plus another song's accompaniment
-    mix_ratio_db: tuple[float, float] = (-5.0, 20.0)  # range of their vocal-to-accompaniment ratio (uniform, dB)
+    mix_ratio_db: tuple[float, float] = MIX_RATIO_DB  # range of their vocal-to-accompaniment ratio
 
     def __post_init__(self):
         if not 0.0 <= self.mix_share <= 1.0:
@@ -100,7 +101,7 @@ def draw_batch(
     batch_size: int,
     *,
     mix_share: float = 0.0,
-    mix_ratio_db: tuple[float, float] = (-5.0, 20.0),
+    mix_ratio_db: tuple[float, float] = MIX_RATIO_DB,
 ) -> tuple[torch.Tensor, ...]:
     """A batch of random frames of random versions of random songs, digitally silent frames skipped:
     ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``. With ``mix_share`` > 0, that share of

@@ -12,6 +12,10 @@ from ddsp_demucs.metrics.arrays import ArrayLike, as_float64_numpy
 BANDS_HZ = ((0.0, 300.0), (300.0, 1000.0), (1000.0, 3000.0), (3000.0, 8000.0), (8000.0, None))
 BAND_NAMES = ("lt300", "300_1k", "1k_3k", "3k_8k", "gt8k")
 REGION_NAMES = ("voiced", "unvoiced", "silent")
+# how interharmonic_share and error_change_by_harmonicity class bins by default (the same for both)
+HARMONIC_N_FFT = 4096
+HARMONIC_BAND_HZ = (60.0, 5000.0)
+HARMONIC_HALF_WIDTH_HZ = 25.0  # covers the Hann main lobe at 44.1 kHz and 4096 points
 
 
 def _error_pair(estimate: ArrayLike, reference: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -166,9 +170,9 @@ def interharmonic_share(
     f0_hz: ArrayLike,
     frame_rate: float,
     *,
-    n_fft: int = 4096,
-    band_hz: tuple[float, float] = (60.0, 5000.0),
-    half_width_hz: float = 25.0,
+    n_fft: int = HARMONIC_N_FFT,
+    band_hz: tuple[float, float] = HARMONIC_BAND_HZ,
+    half_width_hz: float = HARMONIC_HALF_WIDTH_HZ,
 ) -> float:
     """Share of a voice's power, in its voiced frames, that lies away from the harmonics of its F0.
 
@@ -248,9 +252,9 @@ def error_change_by_harmonicity(
     f0_hz: ArrayLike,
     frame_rate: float,
     *,
-    n_fft: int = 4096,
-    band_hz: tuple[float, float] = (60.0, 5000.0),
-    half_width_hz: float = 25.0,
+    n_fft: int = HARMONIC_N_FFT,
+    band_hz: tuple[float, float] = HARMONIC_BAND_HZ,
+    half_width_hz: float = HARMONIC_HALF_WIDTH_HZ,
 ) -> dict[str, float]:
     """Where a refinement added (positive) or removed (negative) error: on the harmonics of the true vocal's F0
     (``on_harmonics``), between them (``between_harmonics``; both in its voiced frames, inside ``band_hz``, bins as
