@@ -16,7 +16,11 @@ separations; run ``make bench-quality`` first):
    network's own errors; weights ``..._steps_net.safetensors``, figures in :data:`NETWORK_RESULT`); ``--mix``
    (another ablation) makes :data:`MIX_SHARE` of the draws a training song's true vocal plus another training
    song's accompaniment at a random level (exact labels on every mixture the corpus can make; weights
-   ``..._steps_mix.safetensors``, figures in :data:`MIX_RESULT`);
+   ``..._steps_mix.safetensors``, figures in :data:`MIX_RESULT`); ``--breath`` (another) adds, in
+   :data:`BREATH_SHARE` of the draws, noise shaped like the song's true vocal
+   (:func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise`) at up to its power: breathier voices, like the test
+   singers the recommended refiner loses on (weights ``..._steps_breath.safetensors``, figures in
+   :data:`BREATH_RESULT`);
 3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
@@ -52,6 +56,8 @@ RESULT = ROOT / "bench" / "results" / "f0_separated.json"
 NETWORK_RESULT = ROOT / "bench" / "results" / "f0_separated_network.json"  # python -m bench.f0_separated --network
 MIX_RESULT = ROOT / "bench" / "results" / "f0_separated_mix.json"  # python -m bench.f0_separated --mix
 MIX_SHARE = 0.5  # --mix: share of the draws that are a true vocal plus another song's accompaniment
+BREATH_RESULT = ROOT / "bench" / "results" / "f0_separated_breath.json"  # python -m bench.f0_separated --breath
+BREATH_SHARE = 0.5  # --breath: share of the draws with the song's breath noise added
 DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
 COMMAND = "make bench-f0-separated"
 LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
@@ -114,19 +120,25 @@ def separate_with_network(tracks) -> None:
         raise SystemExit(f"f0_separated: separation failed: {failures}")
 
 
-def tracker_songs(tracks, labels: dict, separators: tuple[str, ...], *, with_accompaniment: bool = False) -> list:
+def tracker_songs(
+    tracks, labels: dict, separators: tuple[str, ...], *, with_accompaniment: bool = False, with_breath: bool = False
+) -> list:
     """:class:`~ddsp_demucs.features.crepe_training.TrackerSong` of each track: its true vocal and its stems under
     every separator of ``separators`` (``runs/quality/stems``), mono at 16 kHz; with ``with_accompaniment``, also
-    its mixture minus its vocal."""
+    its mixture minus its vocal; with ``with_breath``, noise shaped like its true vocal
+    (:func:`~ddsp_demucs.data.breath_noise.vocal_shaped_noise`, seeded by the track's place in ``tracks``) scaled
+    to the vocal's power over the song (the shaping alone leaves a harmonic voice's noise weaker)."""
+    import torch
     from tqdm.auto import tqdm
 
     from ddsp_demucs.core.audio_io import load_audio, resample
     from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.data.breath_noise import vocal_shaped_noise
     from ddsp_demucs.features import crepe
-    from ddsp_demucs.features.crepe_training import TrackerSong
+    from ddsp_demucs.features.crepe_training import TrackerSong, rms
 
     songs = []
-    for track in tqdm(tracks, desc="training audio", unit="song"):
+    for index, track in enumerate(tqdm(tracks, desc="training audio", unit="song")):
         versions = [track.vocals()]
         for separator in separators:
             stem = QUALITY / "stems" / separator / track.name / "vocals.wav"
@@ -140,10 +152,15 @@ def tracker_songs(tracks, labels: dict, separators: tuple[str, ...], *, with_acc
 
         mono = np.stack([mono16(v) for v in versions])
         accompaniment = mono16(track.mixture() - versions[0]) if with_accompaniment else None
+        breath = None
+        if with_breath:
+            generator = torch.Generator().manual_seed(index)
+            noise = vocal_shaped_noise(torch.from_numpy(mono[:1]), generator)[0].numpy()
+            breath = (noise * (rms(mono[0]) / max(rms(noise), 1e-12))).astype(np.float32)  # the vocal's power
         lab = labels[track.name]
         n_frames = min(lab["pitch_hz"].shape[0], 1 + mono.shape[1] // 160)
         cents = 1200.0 * np.log2(np.maximum(lab["pitch_hz"][:n_frames], 1e-3) / 10.0)
-        songs.append(TrackerSong(mono, cents, lab["f0_hz"][:n_frames] > 0, accompaniment))
+        songs.append(TrackerSong(mono, cents, lab["f0_hz"][:n_frames] > 0, accompaniment, breath))
     return songs
 
 
@@ -312,6 +329,12 @@ def main(argv: list[str] | None = None) -> None:
         help=f"an ablation: {100 * MIX_SHARE:.0f} %% of the draws are a training song's true vocal plus another "
         f"training song's accompaniment at a random level, figures in {MIX_RESULT.relative_to(ROOT)}",
     )
+    ablation.add_argument(
+        "--breath",
+        action="store_true",
+        help=f"an ablation: {100 * BREATH_SHARE:.0f} %% of the draws have noise shaped like the song's true vocal "
+        f"added (a breathier voice), figures in {BREATH_RESULT.relative_to(ROOT)}",
+    )
     args = parser.parse_args([] if argv is None else argv)
     corpus = QUALITY / "corpus"
     if not (corpus / "manifest.json").is_file():
@@ -323,12 +346,15 @@ def main(argv: list[str] | None = None) -> None:
     log(f"teacher labels (CREPE-full) of {len(train)} training and {len(test)} test songs")
     labels = all_labels(test + train)
 
-    config = TrackerTrainingConfig(steps=args.steps, mix_share=MIX_SHARE if args.mix else 0.0)
+    config = TrackerTrainingConfig(
+        steps=args.steps, mix_share=MIX_SHARE if args.mix else 0.0, breath_share=BREATH_SHARE if args.breath else 0.0
+    )
     flag, file_suffix, result_path = {
-        (False, False): ("", "", RESULT),
-        (True, False): (" --network", "_net", NETWORK_RESULT),
-        (False, True): (" --mix", "_mix", MIX_RESULT),
-    }[(args.network, args.mix)]
+        (False, False, False): ("", "", RESULT),
+        (True, False, False): (" --network", "_net", NETWORK_RESULT),
+        (False, True, False): (" --mix", "_mix", MIX_RESULT),
+        (False, False, True): (" --breath", "_breath", BREATH_RESULT),
+    }[(args.network, args.mix, args.breath)]
     command = f"python -m bench.f0_separated{flag}" if flag else COMMAND
     separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
     weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{file_suffix}.safetensors"  # more steps resume
@@ -336,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.network:
             separate_with_network(train)
         log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + {separators})")
-        songs = tracker_songs(train, labels, separators, with_accompaniment=args.mix)
+        songs = tracker_songs(train, labels, separators, with_accompaniment=args.mix, with_breath=args.breath)
         net = train_tracker(songs, config, OUT / f"training_state{file_suffix}.pt")
         with atomic_path(weights) as tmp:
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))

@@ -52,3 +52,26 @@ def test_training_songs_carry_their_accompaniment_for_the_mixture_ablation(tmp_p
     middle = out.accompaniment[1000:-1000]
     assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.2 / np.sqrt(2), rel=1e-2)
     assert abs(np.corrcoef(middle, out.versions[0][1000:-1000])[0, 1]) < 0.05
+
+
+def test_training_songs_carry_breath_noise_with_the_vocals_envelope_not_its_harmonics(tmp_path, monkeypatch):
+    monkeypatch.setattr(f0_separated, "QUALITY", tmp_path)
+    track, labels = song(tmp_path, ("fallback",))
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    level = np.where(t < 0.5, 0.3, 0.03)  # loud, then 20 dB quieter: the noise must follow
+    vocal = level * sum(np.sin(2 * np.pi * k * 220.0 * t) / k for k in range(1, 8))
+    track.vocals = lambda: np.repeat(vocal[:, None], 2, axis=1).astype(np.float32)
+    (plain,) = f0_separated.tracker_songs([track], labels, ("fallback",))
+    (out,) = f0_separated.tracker_songs([track], labels, ("fallback",), with_breath=True)
+    (again,) = f0_separated.tracker_songs([track], labels, ("fallback",), with_breath=True)
+    assert plain.breath is None and out.breath.shape == out.versions[0].shape
+    np.testing.assert_array_equal(out.breath, again.breath)  # seeded
+    half = out.breath.shape[0] // 2
+    for part in (slice(1000, half - 1000), slice(half + 1000, -1000)):  # about the vocal's power, in each half
+        ratio = np.mean(out.breath[part] ** 2) / np.mean(out.versions[0][part] ** 2)
+        assert 0.3 < ratio < 3.0
+    spectrum = np.abs(np.fft.rfft(out.breath)) ** 2
+    vocal_spectrum = np.abs(np.fft.rfft(out.versions[0])) ** 2
+    harmonics = (220 * np.arange(1, 8)).astype(int)  # 1 s of audio: bin k is k Hz
+    peakiness = spectrum[harmonics].sum() / spectrum[:1600].sum()
+    assert peakiness < 0.05 < vocal_spectrum[harmonics].sum() / vocal_spectrum[:1600].sum()

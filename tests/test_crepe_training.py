@@ -67,6 +67,51 @@ def test_draw_batch_skips_digitally_silent_frames_and_normalises():
     np.testing.assert_allclose(x.mean(dim=-1).numpy(), 0.0, atol=1e-5)
 
 
+def test_breathy_draws_add_the_songs_breath_at_a_power_up_to_the_asked_share_and_keep_the_labels():
+    """A tone vocal and, as its "breath", a tone of another pitch with the vocal's power: least squares on the two
+    tones recovers each draw's breath-to-vocal power, which must spread over [0, breath_max_power]."""
+    f_vocal, f_breath, max_power = 220.0, 347.0, 0.25
+    vocal = tone(f_vocal, 2.0, amplitude=0.2)
+    t = np.arange(vocal.shape[0]) / SR
+    breath = np.sqrt(2.0) * np.sqrt(np.mean(np.square(vocal, dtype=np.float64))) * np.sin(2 * np.pi * f_breath * t)
+    n_frames = 1 + vocal.shape[0] // LABEL_HOP
+    song = TrackerSong(
+        np.stack([vocal, vocal]),
+        np.full(n_frames, 3000.0),
+        np.ones(n_frames, bool),
+        breath=breath.astype(np.float32),
+    )
+    x, cents, voiced = draw_batch([song], np.random.default_rng(0), 128, breath_share=1.0, breath_max_power=max_power)
+    assert voiced.all() and torch.all(cents == 3000.0)
+    n = np.arange(crepe.FRAME_SIZE) / SR
+    basis = [np.sin(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
+    basis += [np.cos(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
+    basis = np.stack([*basis, np.sin(2 * np.pi * f_breath * n), np.cos(2 * np.pi * f_breath * n)], axis=1)
+    powers = []
+    for frame in x.numpy().astype(np.float64):
+        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
+        if residual.size and residual[0] < 1e-3 * float(frame @ frame):  # away from the edges
+            vocal_rms = float(np.mean(np.hypot(coef[:5], coef[5:10]))) * np.sqrt(np.sum(1.0 / np.arange(1, 6) ** 2) / 2)
+            powers.append((np.hypot(coef[10], coef[11]) / np.sqrt(2) / vocal_rms) ** 2)
+    assert len(powers) > 64
+    assert min(powers) >= -1e-4 and max(powers) <= max_power + 1e-3
+    assert max(powers) > 0.8 * max_power and min(powers) < 0.2 * max_power  # uniform over the range
+    plain, *_ = draw_batch([song], np.random.default_rng(0), 32, breath_share=0.0)
+    fitted = 0
+    for frame in plain.numpy().astype(np.float64):  # no breath: the vocal tone alone
+        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
+        if residual.size and residual[0] < 1e-3 * float(frame @ frame):
+            fitted += 1
+            assert np.hypot(coef[10], coef[11]) < 1e-3 * np.abs(coef[:10]).max()
+    assert fitted > 16
+    with pytest.raises(ValueError, match="breath"):
+        draw_batch([tone_song(220.0)], np.random.default_rng(0), 4, breath_share=0.5)
+    with pytest.raises(ValueError, match="breath_share"):
+        TrackerTrainingConfig(breath_share=-0.1)
+    with pytest.raises(ValueError, match="breath_max_power"):
+        TrackerTrainingConfig(breath_max_power=-1.0)
+
+
 def test_accompaniment_gain_puts_the_vocal_the_asked_ratio_above_it():
     for vocal, accompaniment, ratio in ((1.0, 1.0, 0.0), (0.3, 0.05, 12.0), (0.02, 0.4, -5.0)):
         gain = accompaniment_gain(vocal, accompaniment, ratio)

@@ -7,7 +7,9 @@ random frame of a random version of a random song; the target is CREPE's own: a 
 :data:`TARGET_STD_CENTS` around the teacher's pitch over the 360 pitch bins where the teacher hears a voice, all
 zeros where it does not (so the activation also says whether a voice is there); the loss is binary cross-entropy,
 as CREPE was trained. Optionally (``mix_share``) a share of the draws is instead a song's true vocal with another
-song's accompaniment added at a random vocal-to-accompaniment ratio: mixtures whose labels are exact. Batch-norm
+song's accompaniment added at a random vocal-to-accompaniment ratio: mixtures whose labels are exact; and
+(``breath_share``) a share of the draws has noise shaped like the song's true vocal (its spectral envelope without
+the harmonics, ``TrackerSong.breath``) added at a random power: a breathier voice, same labels. Batch-norm
 statistics stay those of the published network (:class:`CrepeNet` always normalises with its running statistics).
 """
 
@@ -26,6 +28,7 @@ from ddsp_demucs.features.crepe import FRAME_SIZE, N_BINS, CrepeNet, bin_to_cent
 TARGET_STD_CENTS = 25.0  # CREPE's target width
 LABEL_HOP = 160  # samples at 16 kHz between label frames (10 ms)
 MIX_RATIO_DB = (-5.0, 20.0)  # default range of a mixed draw's vocal-to-accompaniment ratio (uniform, dB)
+BREATH_MAX_POWER = 1.0  # default largest power of a breathy draw's noise, as a share of the vocal's (uniform)
 SILENT_STD = 1e-7  # frames below this standard deviation carry no pitch (salience gives them zero activation)
 
 
@@ -34,12 +37,14 @@ class TrackerSong:
     """One vocal for training: ``versions`` ``(n_versions, n_samples)`` float32 at 16 kHz, sample-aligned, the
     true vocal first; ``cents`` ``(n_frames,)`` the teacher's pitch (cents re 10 Hz) and ``voiced`` ``(n_frames,)``
     bool, frame ``j`` centred on sample ``j * LABEL_HOP``; ``accompaniment`` ``(n_samples,)`` (the song without its
-    vocal, for ``mix_share``) or None."""
+    vocal, for ``mix_share``) or None; ``breath`` ``(n_samples,)`` (noise with the true vocal's spectral envelope
+    and power, for ``breath_share``: :func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise` scaled) or None."""
 
     versions: np.ndarray
     cents: np.ndarray
     voiced: np.ndarray
     accompaniment: np.ndarray | None = None
+    breath: np.ndarray | None = None
     vocal_rms: float = field(init=False)
     accompaniment_rms: float = field(init=False)
 
@@ -70,10 +75,15 @@ class TrackerTrainingConfig:
     checkpoint_every: int = 250  # steps between resumable states
     mix_share: float = 0.0  # share of draws that are a true vocal plus another song's accompaniment
     mix_ratio_db: tuple[float, float] = MIX_RATIO_DB  # range of their vocal-to-accompaniment ratio
+    breath_share: float = 0.0  # share of draws with the song's breath noise added
+    breath_max_power: float = BREATH_MAX_POWER  # its power: uniform up to this share of the vocal's
 
     def __post_init__(self):
-        if not 0.0 <= self.mix_share <= 1.0:
-            raise ValueError(f"mix_share must be in [0, 1], got {self.mix_share}")
+        for name in ("mix_share", "breath_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.breath_max_power < 0.0:
+            raise ValueError(f"breath_max_power must be >= 0, got {self.breath_max_power}")
         if self.mix_ratio_db[0] > self.mix_ratio_db[1]:
             raise ValueError(f"mix_ratio_db must be (low, high), got {self.mix_ratio_db}")
 
@@ -102,14 +112,20 @@ def draw_batch(
     *,
     mix_share: float = 0.0,
     mix_ratio_db: tuple[float, float] = MIX_RATIO_DB,
+    breath_share: float = 0.0,
+    breath_max_power: float = BREATH_MAX_POWER,
 ) -> tuple[torch.Tensor, ...]:
     """A batch of random frames of random versions of random songs, digitally silent frames skipped:
     ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``. With ``mix_share`` > 0, that share of
     the draws is a frame of a song's true vocal plus a random frame of a random song's accompaniment, scaled so
-    that the two songs' levels stand ``U(mix_ratio_db)`` dB apart (:func:`accompaniment_gain`)."""
+    that the two songs' levels stand ``U(mix_ratio_db)`` dB apart (:func:`accompaniment_gain`). With
+    ``breath_share`` > 0, that share of the draws (mixed or not) has the song's ``breath`` at the same frame added
+    at a power ``U(0, breath_max_power)`` times the vocal's."""
     with_accompaniment = [s for s in songs if s.accompaniment is not None]
     if mix_share > 0 and not with_accompaniment:
         raise ValueError("mix_share > 0 needs songs with an accompaniment")
+    if breath_share > 0 and any(s.breath is None for s in songs):
+        raise ValueError("breath_share > 0 needs every song's breath noise")
     frames, cents, voiced = [], [], []
     while len(frames) < batch_size:
         song = songs[rng.integers(len(songs))]
@@ -122,6 +138,9 @@ def draw_batch(
             k = int(rng.integers(1 + other.accompaniment.shape[0] // LABEL_HOP))
             gain = accompaniment_gain(song.vocal_rms, other.accompaniment_rms, float(rng.uniform(*mix_ratio_db)))
             frame = frame + np.float32(gain) * frames_at(other.accompaniment, np.array([k]))[0]
+        if breath_share > 0 and rng.random() < breath_share:
+            power = float(rng.uniform(0.0, breath_max_power))
+            frame = frame + np.float32(np.sqrt(power)) * frames_at(song.breath, np.array([j]))[0]
         if frame.std() < SILENT_STD:
             continue
         frames.append(frame)
@@ -171,7 +190,13 @@ def train_tracker(
     bar = tqdm(total=config.steps, initial=step, desc="tracker", unit="step", disable=not progress)
     while step < config.steps:
         x, cents, voiced = draw_batch(
-            songs, rng, config.batch_size, mix_share=config.mix_share, mix_ratio_db=config.mix_ratio_db
+            songs,
+            rng,
+            config.batch_size,
+            mix_share=config.mix_share,
+            mix_ratio_db=config.mix_ratio_db,
+            breath_share=config.breath_share,
+            breath_max_power=config.breath_max_power,
         )
         act = net(x).clamp(1e-7, 1 - 1e-7)
         loss = F.binary_cross_entropy(act, target_activations(cents, voiced))
