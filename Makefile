@@ -100,7 +100,8 @@ bench-network-separator: install
 # vocals against CREPE-full on their true vocals, then its accuracy, speed and effect on refinement against the other
 # trackers on the test singers' songs at each separation level: bench/results/f0_separated.json. Resumes.
 # `python -m bench.f0_separated --install` copies the trained weights into the package (the crepe-separated tracker).
-# Ablations (not the shipped recipe): `--network` (a network's separations), `--mix` (mixtures of the stems).
+# Ablations (not the shipped recipe): `--network` (a network's separations), `--mix` (mixtures of the stems),
+# `--breath` (breathier voices).
 bench-f0-separated: install
 	$(PY) -m bench f0_separated
 
