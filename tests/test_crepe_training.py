@@ -38,6 +38,29 @@ def tone_song(f0: float, noise: float = 0.05, seconds: float = 1.0, seed: int = 
     return TrackerSong(np.stack([clean, noisy]), cents, np.ones(n_frames, dtype=bool))
 
 
+def fitted_tones(frames: torch.Tensor, f_vocal: float, f_other: float) -> list[np.ndarray]:
+    """Least-squares coefficients of each frame on :func:`tone`'s five harmonics of ``f_vocal`` (sines, then
+    cosines) and a sine and cosine at ``f_other``: 12 per frame, only for frames the basis explains (away from the
+    edges, where float32 phase noise or zero padding leaves a residual)."""
+    n = np.arange(crepe.FRAME_SIZE) / SR
+    columns = [np.sin(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
+    columns += [np.cos(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
+    basis = np.stack([*columns, np.sin(2 * np.pi * f_other * n), np.cos(2 * np.pi * f_other * n)], axis=1)
+    fits = []
+    for frame in frames.numpy().astype(np.float64):
+        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
+        if residual.size and residual[0] < 1e-3 * float(frame @ frame):
+            fits.append(coef)
+    return fits
+
+
+def tone_levels(coef: np.ndarray) -> tuple[float, float]:
+    """RMS of the vocal tone (its harmonics at 1/k, any phase) and of the other tone in :func:`fitted_tones`'
+    coefficients."""
+    vocal_rms = float(np.mean(np.hypot(coef[:5], coef[5:10]))) * np.sqrt(np.sum(1.0 / np.arange(1, 6) ** 2) / 2)
+    return vocal_rms, float(np.hypot(coef[10], coef[11]) / np.sqrt(2))
+
+
 def test_target_is_crepes_gaussian_over_the_pitch_bins_and_zero_when_unvoiced():
     bins = crepe.bin_to_cents(np.arange(crepe.N_BINS))
     cents = torch.tensor([bins[100], bins[200] + 10.0, 3000.0], dtype=torch.float32)
@@ -83,27 +106,15 @@ def test_breathy_draws_add_the_songs_breath_at_a_power_up_to_the_asked_share_and
     )
     x, cents, voiced = draw_batch([song], np.random.default_rng(0), 128, breath_share=1.0, breath_max_power=max_power)
     assert voiced.all() and torch.all(cents == 3000.0)
-    n = np.arange(crepe.FRAME_SIZE) / SR
-    basis = [np.sin(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
-    basis += [np.cos(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
-    basis = np.stack([*basis, np.sin(2 * np.pi * f_breath * n), np.cos(2 * np.pi * f_breath * n)], axis=1)
-    powers = []
-    for frame in x.numpy().astype(np.float64):
-        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
-        if residual.size and residual[0] < 1e-3 * float(frame @ frame):  # away from the edges
-            vocal_rms = float(np.mean(np.hypot(coef[:5], coef[5:10]))) * np.sqrt(np.sum(1.0 / np.arange(1, 6) ** 2) / 2)
-            powers.append((np.hypot(coef[10], coef[11]) / np.sqrt(2) / vocal_rms) ** 2)
+    powers = [(other / vocal) ** 2 for vocal, other in map(tone_levels, fitted_tones(x, f_vocal, f_breath))]
     assert len(powers) > 64
     assert min(powers) >= -1e-4 and max(powers) <= max_power + 1e-3
     assert max(powers) > 0.8 * max_power and min(powers) < 0.2 * max_power  # uniform over the range
     plain, *_ = draw_batch([song], np.random.default_rng(0), 32, breath_share=0.0)
-    fitted = 0
-    for frame in plain.numpy().astype(np.float64):  # no breath: the vocal tone alone
-        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
-        if residual.size and residual[0] < 1e-3 * float(frame @ frame):
-            fitted += 1
-            assert np.hypot(coef[10], coef[11]) < 1e-3 * np.abs(coef[:10]).max()
-    assert fitted > 16
+    fits = fitted_tones(plain, f_vocal, f_breath)
+    assert len(fits) > 16
+    for coef in fits:  # no breath: the vocal tone alone
+        assert np.hypot(coef[10], coef[11]) < 1e-3 * np.abs(coef[:10]).max()
     with pytest.raises(ValueError, match="breath"):
         draw_batch([tone_song(220.0)], np.random.default_rng(0), 4, breath_share=0.5)
     with pytest.raises(ValueError, match="breath_share"):
@@ -132,17 +143,7 @@ def test_mixed_draws_add_another_songs_accompaniment_at_the_asked_ratio_and_keep
     )
     x, _, voiced = draw_batch([song], np.random.default_rng(0), 64, mix_share=1.0, mix_ratio_db=(ratio, ratio))
     assert not voiced.any()  # every draw is the true vocal (the silent second version is never drawn) plus the mix
-    n = np.arange(crepe.FRAME_SIZE) / SR
-    vocal_basis = [np.sin(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
-    vocal_basis += [np.cos(2 * np.pi * k * f_vocal * n) / k for k in range(1, 6)]
-    basis = np.stack([*vocal_basis, np.sin(2 * np.pi * f_acc * n), np.cos(2 * np.pi * f_acc * n)], axis=1)
-    estimated = []
-    for frame in x.numpy().astype(np.float64):
-        coef, residual, *_ = np.linalg.lstsq(basis, frame, rcond=None)
-        if residual.size and residual[0] < 1e-3 * float(frame @ frame):  # away from the edges (float32 phase noise)
-            phase_shift = np.hypot(coef[:5], coef[5:10])  # the vocal's harmonics at 1/k, any phase
-            vocal_rms = float(np.mean(phase_shift)) * np.sqrt(np.sum(1.0 / np.arange(1, 6) ** 2) / 2)
-            estimated.append(20 * np.log10(vocal_rms / (np.hypot(coef[10], coef[11]) / np.sqrt(2))))
+    estimated = [20 * np.log10(vocal / other) for vocal, other in map(tone_levels, fitted_tones(x, f_vocal, f_acc))]
     assert len(estimated) > 32
     # frame ratio = song ratio here: both tones are stationary (the vocal's song RMS is its tone's RMS)
     np.testing.assert_allclose(estimated, ratio, atol=0.05)
