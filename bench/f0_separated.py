@@ -349,12 +349,13 @@ def main(argv: list[str] | None = None) -> None:
     config = TrackerTrainingConfig(
         steps=args.steps, mix_share=MIX_SHARE if args.mix else 0.0, breath_share=BREATH_SHARE if args.breath else 0.0
     )
+    chosen = next((name for name in ("network", "mix", "breath") if getattr(args, name)), None)  # at most one
     flag, file_suffix, result_path = {
-        (False, False, False): ("", "", RESULT),
-        (True, False, False): (" --network", "_net", NETWORK_RESULT),
-        (False, True, False): (" --mix", "_mix", MIX_RESULT),
-        (False, False, True): (" --breath", "_breath", BREATH_RESULT),
-    }[(args.network, args.mix, args.breath)]
+        None: ("", "", RESULT),
+        "network": (" --network", "_net", NETWORK_RESULT),
+        "mix": (" --mix", "_mix", MIX_RESULT),
+        "breath": (" --breath", "_breath", BREATH_RESULT),
+    }[chosen]
     command = f"python -m bench.f0_separated{flag}" if flag else COMMAND
     separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
     weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{file_suffix}.safetensors"  # more steps resume
