@@ -1,0 +1,173 @@
+"""A check of a tracked F0 against the spectrum, for a tracker that reads the octave, fifth or fourth above.
+
+After a separator, a tracker sometimes reports 2, 3/2 or 4/3 times the sung pitch (exp005): every harmonic of
+the reported pitch is a harmonic of the true one, so its spectrum fits, but the true pitch also has harmonics
+the reported one lacks. For each voiced frame and each lower candidate ``c = r * f0`` with ``r`` in
+:data:`CANDIDATE_RATIOS` (1/2, 2/3, 3/4), the check measures, on the frame's log power spectrum:
+
+- ``extra``: the mean peak level (dB) at the candidate's harmonics ``k c`` that are not harmonics of ``f0``;
+- ``between``: the mean level at the midpoints ``(k + 1/2) c`` between the candidate's harmonics;
+- ``own``: the mean peak level at the harmonics of ``f0`` itself,
+
+over harmonics up to :attr:`HarmonicCheck.max_hz`, a peak being the maximum within ``+-peak_width`` of the
+frequency (relative). The candidate holds where ``extra - between > min_contrast_db`` (its extra harmonics stand
+out of the floor between its harmonics) and ``extra - own > -max_drop_db`` (they are not far weaker than the
+tracked pitch's own); the candidate with the largest contrast replaces ``f0``.
+
+A separator that is unsure leaves the accompaniment's partials in the vocal, which can pass the test by chance
+(on the fallback separator's vocals the ungated check moved right frames too). Given the song the vocal was
+separated from, the check acts only in frames where the separator was sure: the frame's energy-weighted
+``4 m (1 - m)`` of the separator's own mask ``m = min(1, |vocal| / |mixture|)`` (0 where every bin went wholly to
+one side, 1 where every bin was split in half) at most :attr:`HarmonicCheck.max_uncertainty`.
+
+Frames: frame ``j`` is centred at sample ``j * sample_rate / frame_rate`` (the grid of
+:mod:`ddsp_demucs.features.pitch`), analysed with a Hann window of :func:`window_length` samples (about 128 ms
+or more: 2048 at 16 kHz, 4096 at 22.05-32 kHz), the signal zero-padded by half a window at both ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Lower candidates as fractions ``(p, q)`` of the tracked F0: the octave, fifth and fourth below.
+CANDIDATE_RATIOS = ((1, 2), (2, 3), (3, 4))
+CHUNK_FRAMES = 512  # frames analysed at once (memory: CHUNK_FRAMES x window_length floats)
+POWER_FLOOR = 1e-12  # added to every power so silence has a finite level
+
+
+@dataclass(frozen=True)
+class HarmonicCheck:
+    """The thresholds of the check (see the module docstring); the defaults were chosen on the training singers'
+    separated songs (``python -m bench.harmonic_check``, ``bench/results/harmonic_check.json``)."""
+
+    min_contrast_db: float = 6.0  # extra harmonics above the between-harmonic floor by more than this
+    max_drop_db: float = 6.0  # and no more than this below the tracked F0's own harmonics
+    max_uncertainty: float = 0.4  # with the song: only frames whose separator uncertainty is at most this
+    max_hz: float = 4000.0  # harmonics up to this frequency
+    peak_width: float = 0.02  # a peak is the maximum within +- this fraction of its frequency
+    min_f0_hz: float = 40.0  # no candidate below this
+
+    def __post_init__(self) -> None:
+        if not (self.max_hz > 0 and 0 < self.peak_width < 0.5 and self.min_f0_hz > 0):
+            raise ValueError(f"invalid harmonic check {self}")
+
+
+def window_length(sample_rate: int) -> int:
+    """Samples of the analysis window at ``sample_rate``: the smallest power of two of at least 125 ms."""
+    return 1 << int(np.ceil(np.log2(0.125 * sample_rate)))
+
+
+def frame_power(mono: np.ndarray, sample_rate: int, frame_rate: int, frames: np.ndarray) -> np.ndarray:
+    """Power spectra of the frames ``frames`` (indices on the ``frame_rate`` grid) of ``mono`` ``(n,)``:
+    float64 ``(len(frames), window_length // 2 + 1)``, Hann-windowed, plus :data:`POWER_FLOOR`."""
+    n_fft = window_length(sample_rate)
+    padded = np.pad(np.asarray(mono, dtype=np.float64), (n_fft // 2, n_fft // 2))
+    starts = (np.asarray(frames) * sample_rate // frame_rate).astype(np.int64)
+    segments = padded[starts[:, None] + np.arange(n_fft)[None, :]]
+    return np.abs(np.fft.rfft(segments * np.hanning(n_fft), axis=1)) ** 2 + POWER_FLOOR
+
+
+def separator_uncertainty(vocal_power: np.ndarray, mixture_power: np.ndarray) -> np.ndarray:
+    """Energy-weighted ``4 m (1 - m)`` per frame, ``m = min(1, sqrt(vocal / mixture))`` per bin: ``(n_frames,)``
+    in [0, 1] from power spectra ``(n_frames, n_bins)``."""
+    mask = np.minimum(1.0, np.sqrt(vocal_power / mixture_power))
+    return (4.0 * mask * (1.0 - mask) * vocal_power).sum(axis=1) / vocal_power.sum(axis=1)
+
+
+def local_peaks(level: np.ndarray, width: float) -> np.ndarray:
+    """``level`` ``(n_frames, n_bins)`` with each bin ``b`` replaced by the maximum over bins ``b - w .. b + w``,
+    ``w = max(1, round(width * b))`` (clipped to the spectrum), by a sparse table of running maxima."""
+    n_bins = level.shape[1]
+    bins = np.arange(n_bins)
+    half = np.maximum(1, np.rint(width * bins).astype(np.int64))
+    lo, hi = np.maximum(bins - half, 0), np.minimum(bins + half, n_bins - 1)
+    order = np.floor(np.log2(hi - lo + 1)).astype(np.int64)
+    table = [level]  # table[j][:, i] = max(level[:, i : i + 2 ** j])
+    for j in range(1, int(order.max()) + 1):
+        step = 1 << (j - 1)
+        table.append(np.maximum(table[-1][:, :-step], table[-1][:, step:]))
+    out = np.empty_like(level)
+    for j in np.unique(order):
+        cols = order == j
+        out[:, cols] = np.maximum(table[j][:, lo[cols]], table[j][:, hi[cols] - (1 << j) + 1])
+    return out
+
+
+def mean_level(peaks: np.ndarray, freqs: np.ndarray, valid: np.ndarray, bin_hz: float) -> np.ndarray:
+    """Mean of ``peaks`` ``(n_frames, n_bins)`` at ``freqs`` ``(n_frames, n_k)`` Hz (nearest bin) over the entries
+    where ``valid``: ``(n_frames,)``, NaN where none is valid."""
+    index = np.clip(np.rint(freqs / bin_hz).astype(np.int64), 0, peaks.shape[1] - 1)
+    values = np.take_along_axis(peaks, index, axis=1)
+    count = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (values * valid).sum(axis=1) / count, np.nan)
+
+
+def lower_candidate(f0_hz: np.ndarray, peaks: np.ndarray, bin_hz: float, check: HarmonicCheck) -> np.ndarray:
+    """For voiced frames ``f0_hz`` ``(n,)`` (> 0) with their peak levels ``peaks`` ``(n, n_bins)`` (dB,
+    :func:`local_peaks`): the F0 the check keeps, ``(n,)`` Hz: the best lower candidate that holds, else ``f0_hz``."""
+    f0 = np.asarray(f0_hz, dtype=np.float64)
+    n_own = np.floor(check.max_hz / f0)
+    own = mean_level(peaks, f0[:, None] * np.arange(1, int(n_own.max()) + 1), np.arange(1, int(n_own.max()) + 1)
+                     <= n_own[:, None], bin_hz)
+    best, best_contrast = f0.copy(), np.full(f0.shape, check.min_contrast_db)
+    for p, q in CANDIDATE_RATIOS:
+        cand = f0 * p / q
+        n_harm = np.floor(check.max_hz / cand)
+        k = np.arange(1, int(n_harm.max()) + 1)
+        extra = mean_level(peaks, cand[:, None] * k, (k <= n_harm[:, None]) & (k % q != 0), bin_hz)
+        between = mean_level(peaks, cand[:, None] * (k + 0.5), k < n_harm[:, None], bin_hz)
+        contrast = extra - between
+        with np.errstate(invalid="ignore"):
+            holds = (contrast > best_contrast) & (extra - own > -check.max_drop_db) & (cand >= check.min_f0_hz)
+        best = np.where(holds, cand, best)
+        best_contrast = np.where(holds, contrast, best_contrast)
+    return best
+
+
+def check_lower_pitch(
+    f0_hz: np.ndarray,
+    mono: np.ndarray,
+    sample_rate: int,
+    frame_rate: int,
+    *,
+    mixture: np.ndarray | None = None,
+    check: HarmonicCheck = HarmonicCheck(),
+) -> np.ndarray:
+    """``f0_hz`` ``(n_frames,)`` (Hz, 0 unvoiced, on the ``frame_rate`` grid of ``mono`` ``(n,)`` at
+    ``sample_rate``) with every voiced frame the check moves set to its lower candidate: float32 ``(n_frames,)``.
+    ``mixture`` (same shape as ``mono``): the song the vocal was separated from; only frames the separator was
+    sure of are checked (:attr:`HarmonicCheck.max_uncertainty`)."""
+    f0 = np.asarray(f0_hz, dtype=np.float32)
+    mono = np.asarray(mono, dtype=np.float64)
+    if mixture is not None and np.shape(mixture) != mono.shape:
+        raise ValueError(f"mixture must have the vocal's shape {mono.shape}, got {np.shape(mixture)}")
+    out = f0.copy()
+    bin_hz = sample_rate / window_length(sample_rate)
+    voiced = np.flatnonzero(f0 > 0)
+    for start in range(0, voiced.size, CHUNK_FRAMES):
+        frames = voiced[start : start + CHUNK_FRAMES]
+        power = frame_power(mono, sample_rate, frame_rate, frames)
+        if mixture is not None:
+            sure = separator_uncertainty(power, frame_power(mixture, sample_rate, frame_rate, frames))
+            keep = sure <= check.max_uncertainty
+            frames, power = frames[keep], power[keep]
+            if frames.size == 0:
+                continue
+        peaks = local_peaks(10.0 * np.log10(power), check.peak_width)
+        out[frames] = lower_candidate(f0[frames], peaks, bin_hz, check)
+    return out
+
+
+__all__ = [
+    "CANDIDATE_RATIOS",
+    "HarmonicCheck",
+    "check_lower_pitch",
+    "frame_power",
+    "local_peaks",
+    "lower_candidate",
+    "separator_uncertainty",
+    "window_length",
+]
