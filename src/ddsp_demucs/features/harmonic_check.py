@@ -110,8 +110,8 @@ def lower_candidate(f0_hz: np.ndarray, peaks: np.ndarray, bin_hz: float, check: 
     :func:`local_peaks`): the F0 the check keeps, ``(n,)`` Hz: the best lower candidate that holds, else ``f0_hz``."""
     f0 = np.asarray(f0_hz, dtype=np.float64)
     n_own = np.floor(check.max_hz / f0)
-    own = mean_level(peaks, f0[:, None] * np.arange(1, int(n_own.max()) + 1), np.arange(1, int(n_own.max()) + 1)
-                     <= n_own[:, None], bin_hz)
+    k_own = np.arange(1, int(n_own.max()) + 1)
+    own = mean_level(peaks, f0[:, None] * k_own, k_own <= n_own[:, None], bin_hz)
     best, best_contrast = f0.copy(), np.full(f0.shape, check.min_contrast_db)
     for p, q in CANDIDATE_RATIOS:
         cand = f0 * p / q
