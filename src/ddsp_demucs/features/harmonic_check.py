@@ -105,26 +105,93 @@ def mean_level(peaks: np.ndarray, freqs: np.ndarray, valid: np.ndarray, bin_hz: 
         return np.where(count > 0, (values * valid).sum(axis=1) / count, np.nan)
 
 
-def lower_candidate(f0_hz: np.ndarray, peaks: np.ndarray, bin_hz: float, check: HarmonicCheck) -> np.ndarray:
-    """For voiced frames ``f0_hz`` ``(n,)`` (> 0) with their peak levels ``peaks`` ``(n, n_bins)`` (dB,
-    :func:`local_peaks`): the F0 the check keeps, ``(n,)`` Hz: the best lower candidate that holds, else ``f0_hz``."""
+@dataclass(frozen=True)
+class FrameEvidence:
+    """What the check measured in voiced frames: ``frames`` ``(n,)`` (indices on the frame grid), their tracked
+    ``f0_hz`` ``(n,)``, per candidate of :data:`CANDIDATE_RATIOS` the ``contrast`` ``(n, 3)`` (dB, ``extra -
+    between``) and ``strength`` ``(n, 3)`` (dB, ``extra - own``; NaN where a candidate has no such harmonic below
+    ``max_hz``), and the separator's ``uncertainty`` ``(n,)`` (NaN without the song)."""
+
+    frames: np.ndarray
+    f0_hz: np.ndarray
+    contrast: np.ndarray
+    strength: np.ndarray
+    uncertainty: np.ndarray
+
+    def candidates(self) -> np.ndarray:
+        """The lower candidates' F0, Hz ``(n, 3)``."""
+        return self.f0_hz[:, None] * np.array([p / q for p, q in CANDIDATE_RATIOS])[None, :]
+
+
+def candidate_levels(
+    f0_hz: np.ndarray, peaks: np.ndarray, bin_hz: float, check: HarmonicCheck
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(contrast, strength)``, each ``(n, 3)`` dB, of the lower candidates of voiced frames ``f0_hz`` ``(n,)``
+    (> 0) with peak levels ``peaks`` ``(n, n_bins)`` (dB, :func:`local_peaks`) on bins ``bin_hz`` apart."""
     f0 = np.asarray(f0_hz, dtype=np.float64)
     n_own = np.floor(check.max_hz / f0)
     k_own = np.arange(1, int(n_own.max()) + 1)
     own = mean_level(peaks, f0[:, None] * k_own, k_own <= n_own[:, None], bin_hz)
-    best, best_contrast = f0.copy(), np.full(f0.shape, check.min_contrast_db)
+    contrast, strength = [], []
     for p, q in CANDIDATE_RATIOS:
         cand = f0 * p / q
         n_harm = np.floor(check.max_hz / cand)
         k = np.arange(1, int(n_harm.max()) + 1)
         extra = mean_level(peaks, cand[:, None] * k, (k <= n_harm[:, None]) & (k % q != 0), bin_hz)
         between = mean_level(peaks, cand[:, None] * (k + 0.5), k < n_harm[:, None], bin_hz)
-        contrast = extra - between
-        with np.errstate(invalid="ignore"):
-            holds = (contrast > best_contrast) & (extra - own > -check.max_drop_db) & (cand >= check.min_f0_hz)
-        best = np.where(holds, cand, best)
-        best_contrast = np.where(holds, contrast, best_contrast)
-    return best
+        contrast.append(extra - between)
+        strength.append(extra - own)
+    return np.stack(contrast, axis=1), np.stack(strength, axis=1)
+
+
+def frame_evidence(
+    f0_hz: np.ndarray,
+    mono: np.ndarray,
+    sample_rate: int,
+    frame_rate: int,
+    *,
+    mixture: np.ndarray | None = None,
+    check: HarmonicCheck = HarmonicCheck(),
+) -> FrameEvidence:
+    """The check's measurements (:class:`FrameEvidence`) in the voiced frames of ``f0_hz`` ``(n_frames,)`` (Hz, 0
+    unvoiced, on the ``frame_rate`` grid of ``mono`` ``(n,)`` at ``sample_rate``); ``mixture`` (same shape as
+    ``mono``): the song the vocal was separated from, for the separator's uncertainty."""
+    f0 = np.asarray(f0_hz, dtype=np.float32)
+    mono = np.asarray(mono, dtype=np.float64)
+    if mixture is not None and np.shape(mixture) != mono.shape:
+        raise ValueError(f"mixture must have the vocal's shape {mono.shape}, got {np.shape(mixture)}")
+    bin_hz = sample_rate / window_length(sample_rate)
+    voiced = np.flatnonzero(f0 > 0)
+    contrast, strength = np.zeros((voiced.size, 3)), np.zeros((voiced.size, 3))
+    uncertainty = np.full(voiced.size, np.nan)
+    for start in range(0, voiced.size, CHUNK_FRAMES):
+        chunk = slice(start, start + CHUNK_FRAMES)
+        power = frame_power(mono, sample_rate, frame_rate, voiced[chunk])
+        if mixture is not None:
+            uncertainty[chunk] = separator_uncertainty(
+                power, frame_power(mixture, sample_rate, frame_rate, voiced[chunk])
+            )
+        peaks = local_peaks(10.0 * np.log10(power), check.peak_width)
+        contrast[chunk], strength[chunk] = candidate_levels(f0[voiced[chunk]], peaks, bin_hz, check)
+    return FrameEvidence(voiced, f0[voiced].astype(np.float64), contrast, strength, uncertainty)
+
+
+def chosen_f0(evidence: FrameEvidence, check: HarmonicCheck = HarmonicCheck()) -> np.ndarray:
+    """The F0 the check keeps in each of ``evidence``'s frames, Hz ``(n,)``: the candidate with the largest contrast
+    among those that hold (contrast above ``min_contrast_db``, strength above ``-max_drop_db``, at least
+    ``min_f0_hz``), in frames the separator was sure of (uncertainty at most ``max_uncertainty``, or no song); else
+    the tracked F0."""
+    with np.errstate(invalid="ignore"):
+        holds = (
+            (evidence.contrast > check.min_contrast_db)
+            & (evidence.strength > -check.max_drop_db)
+            & (evidence.candidates() >= check.min_f0_hz)
+        )
+        sure = np.isnan(evidence.uncertainty) | (evidence.uncertainty <= check.max_uncertainty)
+    score = np.where(holds, evidence.contrast, -np.inf)
+    best = score.argmax(axis=1)
+    moved = holds.any(axis=1) & sure
+    return np.where(moved, evidence.candidates()[np.arange(best.size), best], evidence.f0_hz)
 
 
 def check_lower_pitch(
@@ -140,34 +207,22 @@ def check_lower_pitch(
     ``sample_rate``) with every voiced frame the check moves set to its lower candidate: float32 ``(n_frames,)``.
     ``mixture`` (same shape as ``mono``): the song the vocal was separated from; only frames the separator was
     sure of are checked (:attr:`HarmonicCheck.max_uncertainty`)."""
-    f0 = np.asarray(f0_hz, dtype=np.float32)
-    mono = np.asarray(mono, dtype=np.float64)
-    if mixture is not None and np.shape(mixture) != mono.shape:
-        raise ValueError(f"mixture must have the vocal's shape {mono.shape}, got {np.shape(mixture)}")
-    out = f0.copy()
-    bin_hz = sample_rate / window_length(sample_rate)
-    voiced = np.flatnonzero(f0 > 0)
-    for start in range(0, voiced.size, CHUNK_FRAMES):
-        frames = voiced[start : start + CHUNK_FRAMES]
-        power = frame_power(mono, sample_rate, frame_rate, frames)
-        if mixture is not None:
-            sure = separator_uncertainty(power, frame_power(mixture, sample_rate, frame_rate, frames))
-            keep = sure <= check.max_uncertainty
-            frames, power = frames[keep], power[keep]
-            if frames.size == 0:
-                continue
-        peaks = local_peaks(10.0 * np.log10(power), check.peak_width)
-        out[frames] = lower_candidate(f0[frames], peaks, bin_hz, check)
+    evidence = frame_evidence(f0_hz, mono, sample_rate, frame_rate, mixture=mixture, check=check)
+    out = np.array(f0_hz, dtype=np.float32)
+    out[evidence.frames] = chosen_f0(evidence, check)
     return out
 
 
 __all__ = [
     "CANDIDATE_RATIOS",
     "HarmonicCheck",
+    "FrameEvidence",
+    "candidate_levels",
     "check_lower_pitch",
+    "chosen_f0",
+    "frame_evidence",
     "frame_power",
     "local_peaks",
-    "lower_candidate",
     "separator_uncertainty",
     "window_length",
 ]
