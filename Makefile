@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-quality-diagnosis bench-network-separator bench-f0-separated model gpu-check clean
+.PHONY: install sysdeps lint test test-slow demo bench bench-real bench-strength bench-quality bench-quality-ablations bench-quality-diagnosis bench-network-separator bench-f0-separated bench-harmonic-check model gpu-check clean
 
 install: $(STAMP) sysdeps
 
@@ -104,6 +104,12 @@ bench-network-separator: install
 # `--breath` (breathier voices).
 bench-f0-separated: install
 	$(PY) -m bench f0_separated
+
+# The thresholds of the harmonic check after the tracker (features.harmonic_check), chosen on the training singers'
+# songs as the training separators left them (after bench-quality and `python -m bench.f0_separated --network`):
+# bench/results/harmonic_check.json. Resumes.
+bench-harmonic-check: install
+	$(PY) -m bench harmonic_check
 
 # The default refiner shipped in the package (needs ../shared/data): rebuilds it with bench-quality's stages (shared
 # with it, under runs/quality) and prints how the rebuilt and the shipped weights score on the held-out songs;

@@ -104,3 +104,16 @@ def test_frame_power_frames_are_centred_on_the_grid():
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="invalid harmonic check"):
         HarmonicCheck(peak_width=0.0)
+
+
+def test_tracker_runs_the_check_after_the_pitch_and_records_it_only_where_on():
+    from ddsp_demucs.features.pitch import F0Tracker
+
+    x = harmonic_tone(110.0, first=2)
+    song = x + np.random.default_rng(4).normal(0, 0.02, x.shape).astype(np.float32)
+    f0, confidence = F0Tracker("crepe-tiny").track(x, SR, FR)
+    on = F0Tracker("crepe-tiny", harmonic_check=True)
+    checked, checked_confidence = on.track(x, SR, FR, mixture=song)
+    np.testing.assert_array_equal(checked, check_lower_pitch(f0, x, SR, FR, mixture=song))
+    np.testing.assert_array_equal(checked_confidence, confidence)
+    assert F0Tracker().settings().get("harmonic_check") is None and on.settings()["harmonic_check"] is True

@@ -413,6 +413,37 @@ def test_f0_tracker_follows_the_checkpoint_features_and_the_arguments():
     model.config = {"features": {"f0_method": "pyin", "voicing_threshold": 0.3, "crepe_hop": 320}}
     assert f0_tracker(model, None, None) == F0Tracker("pyin", 0.3, 320)
     assert f0_tracker(model, "crepe-tiny", 0.6) == F0Tracker("crepe-tiny", 0.6, 320)
+    assert f0_tracker(model, None, None, True) == F0Tracker("pyin", 0.3, 320, harmonic_check=True)
+    model.config["features"]["harmonic_check"] = True
+    assert f0_tracker(model, None, None).harmonic_check and not f0_tracker(model, None, None, False).harmonic_check
+
+
+def test_harmonic_check_reads_each_windows_span_of_the_song(monkeypatch):
+    """With the check on, refine runs it on every window's analysis span at the model's rate with the same span of
+    the song (also for a model that does not read the song itself), and not at all where it is off."""
+    import ddsp_demucs.features.harmonic_check as harmonic_check
+
+    calls = []
+    checked = harmonic_check.check_lower_pitch
+
+    def spy(f0_hz, mono, sample_rate, frame_rate, *, mixture=None, check=harmonic_check.HarmonicCheck()):
+        calls.append((mono.shape, None if mixture is None else mixture.shape, sample_rate, frame_rate))
+        return checked(f0_hz, mono, sample_rate, frame_rate, mixture=mixture, check=check)
+
+    monkeypatch.setattr(harmonic_check, "check_lower_pitch", spy)
+    model = tiny_model(perturb=0.5)
+    sr, x = 44100, vocal(8.0, 44100, 2)[:352_799]
+    mixture = x + 0.3 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    plain = refine_vocals(model, x, sr, window_s=6.0, mixture=mixture)
+    assert calls == []
+    refine_vocals(model, x, sr, window_s=6.0, mixture=mixture, harmonic_check=True)
+    assert len(calls) == 2 and all(m == s and tuple(r) == (model.sample_rate, model.frame_rate) for m, s, *r in calls)
+    calls.clear()
+    unchecked_song = refine_vocals(model, x, sr, window_s=6.0, harmonic_check=True)  # no song: every voiced frame
+    assert len(calls) == 2 and all(s is None for _, s, *_ in calls)
+    assert plain.shape == unchecked_song.shape
+    with pytest.raises(InputError, match="need the song"):
+        refine_vocals(model, x, sr, mixture=mixture[:-1], harmonic_check=True)
 
 
 def test_a_model_reading_the_mixture_gets_it_window_by_window():

@@ -71,6 +71,14 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         help="F0 tracker (default: the checkpoint's; crepe-separated: CREPE-tiny fine-tuned on separated vocals, "
         "README, Pitch)",
     )
+    p.add_argument(
+        "--harmonic-check",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check the tracked pitch for the octave, fifth or fourth above the sung one and move it down where the "
+        "spectrum holds the lower pitch's harmonics, in frames the separator was sure of (default: the "
+        "checkpoint's; README, Pitch)",
+    )
     p.add_argument("--force", action="store_true", help="redo songs whose outputs are up to date")
 
 
@@ -176,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=True,
                 strength=args.strength,
                 f0_method=args.f0_method,
+                harmonic_check=args.harmonic_check,
             )
         except (DDSPDemucsError, OSError) as exc:
             message = str(exc) if isinstance(exc, DDSPDemucsError) else f"{exc.filename or song}: {exc.strerror or exc}"

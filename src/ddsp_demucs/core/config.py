@@ -81,6 +81,7 @@ class FeaturesConfig(_Section):
     f0_method: Optional[str] = None  # one of F0_METHODS; None = the default tracker ("crepe-tiny")
     voicing_threshold: float = 0.5  # frames with F0 confidence >= this are voiced, the others get f0 0
     crepe_hop: int = 160  # samples at 16 kHz between CREPE network frames (160: 10 ms; 320 halves the F0 cost)
+    harmonic_check: bool = False  # move F0 read an octave, fifth or fourth too high (features.harmonic_check)
 
 
 @dataclass

@@ -224,12 +224,13 @@ def model_refiner(
     oracle_f0: bool = False,
     strength: float = 1.0,
     f0_method: str | None = None,
+    harmonic_check: bool | None = None,
 ) -> Refiner:
     """The system of a trained model: :func:`~ddsp_demucs.inference.refine.refine_vocals` with the checkpoint's
     settings and
     ``strength``, exactly as ``ddsp-demucs refine`` runs it (``f0_method``: another tracker than the checkpoint's,
-    as ``refine --f0-method``); ``oracle_f0``: F0 tracked on the true vocal instead (a diagnosis, not something a
-    user can run)."""
+    as ``refine --f0-method``; ``harmonic_check``: as ``refine --harmonic-check``); ``oracle_f0``: F0 tracked on
+    the true vocal instead (a diagnosis, not something a user can run)."""
 
     def refine(separated: np.ndarray, sample_rate: int, reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         return refine_vocals(
@@ -243,6 +244,7 @@ def model_refiner(
             strength=strength,
             mixture=mixture,
             f0_method=f0_method,
+            harmonic_check=harmonic_check,
         )
 
     return refine

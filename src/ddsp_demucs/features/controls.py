@@ -60,10 +60,13 @@ def mono_at(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     return np.ascontiguousarray(resample(mono, sample_rate, rate), dtype=np.float32)
 
 
-def track_f0(audio: np.ndarray, sample_rate: int, frame_rate: int, tracker: F0Tracker) -> dict[str, np.ndarray]:
+def track_f0(
+    audio: np.ndarray, sample_rate: int, frame_rate: int, tracker: F0Tracker, *, mixture: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """``f0_hz`` and ``f0_confidence`` of ``audio`` (mono or ``(n, channels)``, channels averaged) at
-    ``sample_rate`` Hz by ``tracker`` (:meth:`~ddsp_demucs.features.pitch.F0Tracker.track`)."""
-    f0_hz, confidence = tracker.track(audio, sample_rate, int(frame_rate))
+    ``sample_rate`` Hz by ``tracker`` (:meth:`~ddsp_demucs.features.pitch.F0Tracker.track`; ``mixture``: the song
+    it was separated from, read by the harmonic check)."""
+    f0_hz, confidence = tracker.track(audio, sample_rate, int(frame_rate), mixture=mixture)
     return {"f0_hz": f0_hz, "f0_confidence": confidence}
 
 
@@ -84,13 +87,16 @@ def frame_controls(
     *,
     tracker: F0Tracker,
     f0_audio: np.ndarray | None = None,
+    mixture: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The frame controls (:data:`CONTROL_KEYS`) of a mono signal ``(n,)`` at ``sample_rate`` Hz.
 
     The rate is the caller's choice and changes F0 (see the module docstring): the features stage passes the
     stem's rate, refine the model's. ``f0_audio`` (same shape and rate): track F0 and confidence on it instead of
-    ``mono`` (the oracle-F0 diagnosis); loudness is always ``mono``'s."""
-    controls = track_f0(mono if f0_audio is None else f0_audio, sample_rate, frame_rate, tracker)
+    ``mono`` (the oracle-F0 diagnosis); loudness is always ``mono``'s. ``mixture`` (same shape and rate): the song
+    ``mono`` was separated from, which the tracker's harmonic check reads where it is on (refine has it; the
+    features stage does not, so there the check acts on every voiced frame)."""
+    controls = track_f0(mono if f0_audio is None else f0_audio, sample_rate, frame_rate, tracker, mixture=mixture)
     controls["loudness_db"] = loudness_db(mono, sample_rate, frame_rate)
     return controls
 

@@ -30,19 +30,35 @@ CREPE_HOP = 160  # samples at 16 kHz: 10 ms between CREPE frames
 @dataclass(frozen=True)
 class F0Tracker:
     """The F0 settings of a model or a feature set: ``method`` (None: :data:`DEFAULT_METHOD`), the
-    ``voicing_threshold`` and the CREPE network's ``crepe_hop``; :meth:`track` is :func:`extract_f0` with them."""
+    ``voicing_threshold``, the CREPE network's ``crepe_hop`` and whether the harmonic check
+    (:mod:`ddsp_demucs.features.harmonic_check`) follows; :meth:`track` is :func:`extract_f0` with them."""
 
     method: str | None = None
     voicing_threshold: float = DEFAULT_VOICING_THRESHOLD
     crepe_hop: int = CREPE_HOP
+    harmonic_check: bool = False
 
     @classmethod
     def from_config(cls, features: FeaturesConfig) -> F0Tracker:
         """The tracker of a config's ``features`` section."""
-        return cls(features.f0_method, float(features.voicing_threshold), int(features.crepe_hop))
+        return cls(
+            features.f0_method, float(features.voicing_threshold), int(features.crepe_hop), features.harmonic_check
+        )
 
-    def track(self, audio: np.ndarray, sample_rate: int, frame_rate: int, *, return_pitch: bool = False):
-        return extract_f0(
+    def track(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        frame_rate: int,
+        *,
+        mixture: np.ndarray | None = None,
+        return_pitch: bool = False,
+    ):
+        """:func:`extract_f0` of ``audio`` with these settings; with the harmonic check, the voiced frames' F0 is
+        then checked (:func:`~ddsp_demucs.features.harmonic_check.check_lower_pitch`; ``mixture``, the song
+        ``audio`` was separated from, same length, restricts it to frames the separator was sure of). The pitch
+        of ``return_pitch`` is the tracker's, unchecked."""
+        out = extract_f0(
             audio,
             sample_rate,
             frame_rate=frame_rate,
@@ -51,14 +67,22 @@ class F0Tracker:
             return_pitch=return_pitch,
             crepe_hop=self.crepe_hop,
         )
+        if not self.harmonic_check:
+            return out
+        from ddsp_demucs.features.harmonic_check import check_lower_pitch
+
+        song = None if mixture is None else as_mono(mixture)
+        checked = check_lower_pitch(out[0], as_mono(audio), sample_rate, frame_rate, mixture=song)
+        return (checked, *out[1:])
 
     def settings(self) -> dict:
-        """The settings as JSON-ready values (``method`` resolved)."""
+        """The settings as JSON-ready values (``method`` resolved; ``harmonic_check`` only where on, so feature
+        files and records written before it existed keep matching)."""
         return {
             "f0_method": self.method or DEFAULT_METHOD,
             "voicing_threshold": float(self.voicing_threshold),
             "crepe_hop": int(self.crepe_hop),
-        }
+        } | ({"harmonic_check": True} if self.harmonic_check else {})
 
 
 def n_frames_for(n_samples: int, sample_rate: int, frame_rate: int) -> int:

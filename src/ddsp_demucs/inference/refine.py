@@ -186,18 +186,26 @@ def _fade(n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- controls
-def f0_tracker(model: ResidualDDSPDecoder, f0_method: str | None, voicing_threshold: float | None) -> F0Tracker:
-    """The model's F0 tracker: method and voicing threshold from the arguments, else (with the CREPE hop) from the
-    checkpoint's ``features`` config, else the defaults."""
+def f0_tracker(
+    model: ResidualDDSPDecoder,
+    f0_method: str | None,
+    voicing_threshold: float | None,
+    harmonic_check: bool | None = None,
+) -> F0Tracker:
+    """The model's F0 tracker: method, voicing threshold and harmonic check from the arguments, else (with the CREPE
+    hop) from the checkpoint's ``features`` config, else the defaults (checkpoints from before the check: off)."""
 
     feats = dict((getattr(model, "config", None) or {}).get("features") or {})
-    method = f0_method if f0_method is not None else feats.get("f0_method", FeaturesConfig.f0_method)
-    threshold = (
-        voicing_threshold
-        if voicing_threshold is not None
-        else feats.get("voicing_threshold", FeaturesConfig.voicing_threshold)
+
+    def setting(given, key: str):
+        return given if given is not None else feats.get(key, getattr(FeaturesConfig, key))
+
+    return F0Tracker(
+        setting(f0_method, "f0_method"),
+        float(setting(voicing_threshold, "voicing_threshold")),
+        int(feats.get("crepe_hop", FeaturesConfig.crepe_hop)),
+        bool(setting(harmonic_check, "harmonic_check")),
     )
-    return F0Tracker(method, float(threshold), int(feats.get("crepe_hop", FeaturesConfig.crepe_hop)))
 
 
 def frame_controls(
@@ -206,14 +214,18 @@ def frame_controls(
     *,
     tracker: F0Tracker,
     f0_mono: np.ndarray | None = None,
+    mixture_mono: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
     ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s:
     :func:`ddsp_demucs.features.controls.frame_controls` at the model's rates. ``f0_mono`` (same shape): track F0
-    and confidence on it instead (the oracle-F0 diagnosis). Loudness is the dataset's; the dataset's F0 is tracked
-    at the stem's rate, this one at the model's (see :mod:`ddsp_demucs.features.controls`)."""
+    and confidence on it instead (the oracle-F0 diagnosis); ``mixture_mono`` (same shape): the song, for the
+    tracker's harmonic check. Loudness is the dataset's; the dataset's F0 is tracked at the stem's rate, this one
+    at the model's (see :mod:`ddsp_demucs.features.controls`)."""
 
-    return controls_of(mono, model.sample_rate, int(model.frame_rate), tracker=tracker, f0_audio=f0_mono)
+    return controls_of(
+        mono, model.sample_rate, int(model.frame_rate), tracker=tracker, f0_audio=f0_mono, mixture=mixture_mono
+    )
 
 
 # --------------------------------------------------------------------------------------------- synthesis
@@ -267,6 +279,7 @@ def refine_vocals(
     f0_reference: np.ndarray | None = None,
     strength: float = 1.0,
     mixture: np.ndarray | None = None,
+    harmonic_check: bool | None = None,
 ) -> np.ndarray:
     """Refine a separated vocal with ``model`` (see the module docstring for the method).
 
@@ -285,8 +298,10 @@ def refine_vocals(
             (refined - vocals)`` (1: the model's output, 0: the input). For a ``mask`` model this is the mask moved
             toward 1: ``1 + strength * (mask - 1)``.
         mixture: the song ``(n_samples, any channels)`` at ``sample_rate`` the vocal was separated from; needed by
-            models that read it (``use_accompaniment_encoder``, ``ambiguity_gate``: ``model.reads_mixture``),
-            ignored by the others.
+            models that read it (``use_accompaniment_encoder``, ``ambiguity_gate``: ``model.reads_mixture``);
+            the harmonic check reads it where given (it then checks only frames the separator was sure of).
+        harmonic_check: override the checkpoint's ``features.harmonic_check``: move F0 read an octave, fifth or
+            fourth too high (:mod:`ddsp_demucs.features.harmonic_check`).
 
     Returns:
         float32 ``(n_samples, n_channels)`` at ``sample_rate``: same length and channels as ``vocals``.
@@ -300,12 +315,14 @@ def refine_vocals(
                 f"f0_reference must be (n_samples, n_channels) with {audio.shape[0]} samples, "
                 f"got shape {f0_reference.shape}"
             )
-    if not model.reads_mixture:
+    tracker = f0_tracker(model, f0_method, voicing_threshold, harmonic_check)
+    if not (model.reads_mixture or tracker.harmonic_check):
         mixture = None
-    elif mixture is None or np.shape(mixture)[0] != audio.shape[0] or np.ndim(mixture) != 2:
+    elif (mixture is None and model.reads_mixture) or (
+        mixture is not None and (np.shape(mixture)[0] != audio.shape[0] or np.ndim(mixture) != 2)
+    ):
         got = "none" if mixture is None else f"shape {np.shape(mixture)}"
         raise InputError(f"this model reads the mixture: need the song ({audio.shape[0]} samples, channels), got {got}")
-    tracker = f0_tracker(model, f0_method, voicing_threshold)
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     from tqdm.auto import tqdm
 
@@ -347,7 +364,7 @@ def refine_window(
     """Refine ``audio[window.start:window.stop]`` (``(n, n_channels)`` at ``sample_rate``) -> the same shape,
     float32, with controls from the window's analysis span and the model run on the window alone
     (F0 from the same span of ``f0_reference`` where given; the same span of ``mixture``, downmixed and resampled,
-    as the batch's ``mixture_audio`` where given).
+    as the batch's ``mixture_audio`` where given and the model reads it, and for the tracker's harmonic check).
 
     ``gate`` / ``synth`` models start their oscillators at ``initial_phase`` (radians) and cut their noise from
     :func:`noise_stream` ``(seed)`` at the window's position. Returns the refined window and the oscillator phase
@@ -357,15 +374,15 @@ def refine_window(
     span = slice(window.context_start, window.context_stop)
     mono = mono_at(audio[span], sample_rate, msr)
     f0_mono = None if f0_reference is None else mono_at(f0_reference[span], sample_rate, msr)
-    controls = frame_controls(mono, model, tracker=tracker, f0_mono=f0_mono)
+    mix = None if mixture is None else mono_at(mixture[span], sample_rate, msr)
+    controls = frame_controls(mono, model, tracker=tracker, f0_mono=f0_mono, mixture_mono=mix)
     # window boundaries are on the time quantum, so these offsets are exact integers
     m0 = (window.start - window.context_start) * msr // sample_rate
     n_model = math.ceil((window.stop - window.start) * msr / sample_rate)
     f_off, n_frames = m0 * fr // msr, n_model * fr // msr
     device = next(model.parameters()).device
     batch = {"input_audio": torch.from_numpy(np.ascontiguousarray(mono[m0 : m0 + n_model]))[None]}
-    if mixture is not None:
-        mix = mono_at(mixture[span], sample_rate, msr)
+    if mix is not None and model.reads_mixture:
         batch["mixture_audio"] = torch.from_numpy(np.ascontiguousarray(mix[m0 : m0 + n_model]))[None]
     batch.update({k: torch.from_numpy(v[f_off : f_off + n_frames].copy())[None] for k, v in controls.items()})
     batch = {k: v.to(device) for k, v in batch.items()}
@@ -377,7 +394,7 @@ def refine_window(
         initial_phase=initial_phase,
         next_offset=None if next_start is None else (next_start - window.start) * msr // sample_rate,  # exact
         mixture=window_channels(mixture[window.start : window.stop], audio.shape[1], device)
-        if mixture is not None and model.composer.reads_song_mixture
+        if mixture is not None and model.reads_mixture and model.composer.reads_song_mixture
         else None,
     )
     with torch.inference_mode():
@@ -400,7 +417,15 @@ def song_output_dir(song_path: str | os.PathLike, out_dir: str | os.PathLike) ->
 
 
 def _settings(
-    model: ResidualDDSPDecoder, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength, f0_method
+    model: ResidualDDSPDecoder,
+    separator,
+    checkpoint,
+    checkpoint_file,
+    window_s,
+    overlap_s,
+    strength,
+    f0_method,
+    harmonic_check,
 ) -> dict:
     hub = bool(checkpoint) and is_hub_reference(checkpoint)
     return {
@@ -413,6 +438,7 @@ def _settings(
         "overlap_s": overlap_s,
         "strength": strength,
         "f0_method": f0_method,
+        "harmonic_check": harmonic_check,
     }
 
 
@@ -444,8 +470,10 @@ def refine_song(
     progress: bool = False,
     strength: float = 1.0,
     f0_method: str | None = None,
+    harmonic_check: bool | None = None,
 ) -> dict:
-    """Separate and refine one song file (``strength``, ``f0_method``: as in :func:`refine_vocals`).
+    """Separate and refine one song file (``strength``, ``f0_method``, ``harmonic_check``: as in
+    :func:`refine_vocals`).
 
     Writes ``out_dir/<song stem>/separated_vocals.wav`` and ``refined_vocals.wav`` (float WAV at the song's
     rate, channels and exact length) and ``refine.json`` (settings, checkpoint, separator, timings), each
@@ -463,7 +491,9 @@ def refine_song(
     song_path = Path(song_path)
     song_dir = song_output_dir(song_path, out_dir)
     checkpoint_file = resolve_checkpoint(checkpoint) if checkpoint else None
-    settings = _settings(model, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength, f0_method)
+    settings = _settings(
+        model, separator, checkpoint, checkpoint_file, window_s, overlap_s, strength, f0_method, harmonic_check
+    )
     if not force and song_path.is_file() and _is_up_to_date(song_path, song_dir, settings, checkpoint_file):
         log.info("%s: up to date in %s, skipped", song_path.name, song_dir)
         return {**json.loads((song_dir / RECORD_NAME).read_text()), "skipped": True}
@@ -495,6 +525,7 @@ def refine_song(
             strength=strength,
             mixture=mixture,
             f0_method=f0_method,
+            harmonic_check=harmonic_check,
         )
     except InputError as exc:
         raise InputError(f"{song_path}: {exc}") from None
