@@ -1,24 +1,30 @@
-"""Thresholds of the harmonic check, chosen on the training singers: ``make bench-harmonic-check``
+"""Thresholds of the harmonic check, chosen on singers no model learned: ``make bench-harmonic-check``
 (= ``python -m bench.harmonic_check``).
 
 The check (:mod:`ddsp_demucs.features.harmonic_check`) moves a tracked F0 to the octave, fifth or fourth below
-where the spectrum holds the lower pitch's own harmonics. Its thresholds are chosen here, never on the test singers:
+where the spectrum holds the lower pitch's own harmonics. Its thresholds are never chosen on the test singers:
 
-1. the songs the separated-vocal tracker learned from (:mod:`bench.f0_separated`: every
-   :data:`~bench.f0_separated.TRAIN_EVERY`-th training song, with the teacher's labels, cached there) as each
-   separator of :data:`CHOICE_SEPARATORS` left them (``runs/quality/stems``; ``make bench-quality`` and
-   ``python -m bench.f0_separated --network`` make them);
+1. two sets of songs with the teacher's labels (:mod:`bench.f0_separated`, cached there): the **validation**
+   songs (singers neither the separated-vocal tracker nor any refiner learned from: the choice is made on them)
+   and the **training** songs the tracker learned from (every :data:`~bench.f0_separated.TRAIN_EVERY`-th: what
+   the check does where the tracker already knows the voices), each as every separator of
+   :data:`CHOICE_SEPARATORS` left it (training separators only: the test levels' networks and the held-out family
+   stay unseen); stems from ``runs/quality/stems`` where ``make bench-quality`` made them, else separated here
+   into ``runs/harmonic_check/stems``;
 2. per song, the recommended refiner's tracker (``crepe-separated``) on the separated vocal downmixed and
    resampled to the refiner's rate (:data:`MODEL_RATE`, as refine tracks it) on the labels' 10 ms grid, and the
    check's measurements (:func:`~ddsp_demucs.features.harmonic_check.frame_evidence`) with the song's mixture for
-   the separator's uncertainty, cached in ``runs/harmonic_check/<separator>/<song>.npz``;
+   the separator's uncertainty, cached in ``runs/harmonic_check/<set>/<separator>/<song>.npz``;
 3. every setting of :data:`GRID`: frames the check moves from wrong to right and from right to wrong (50 cents
-   against the teacher, frames voiced in both), per separator;
-4. the chosen setting: the most frames corrected, net, over all separators, among the settings that leave no
-   separator with a net loss.
+   against the teacher, frames voiced in both), per set and separator;
+4. the choice: the most frames corrected, net, over the validation songs' separators, among the settings that
+   leave none of them (and none of the training songs' separators) with a net loss; none if no setting qualifies;
+5. reported beside it, never chosen on: the test singers' songs at :data:`TEST_LEVELS` (their cached separations,
+   :func:`bench.f0_separated.level_vocals`), and every set at :data:`PROBE`, the setting a scratch probe once chose
+   on the test singers.
 
 Writes ``bench/results/harmonic_check.json`` (the grid, the choice, the share of frames pitched right before and
-after per separator). :class:`~ddsp_demucs.features.harmonic_check.HarmonicCheck`'s defaults are the choice.
+after per set and separator, at the choice and at the probe's setting).
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ CHOICE_SEPARATORS = ("fallback", TRAINING_NETWORK, "oracle-bands4", "oracle-band
 MODEL_RATE = 22050  # the recommended refiner's sample rate: refine tracks F0 and runs the check at this rate
 TRACKER = "crepe-separated"
 CENTS_RIGHT = 50.0
+# the test singers' levels, reported and never chosen on
+TEST_LEVELS = ("fallback", "network_small", "network_half", "network_other", "bands4", "smooth_low")
+# the setting a scratch probe chose on the test singers (exp005, fifth run's Next): what that choice looks like on
+# the other sets
+PROBE = {"min_contrast_db": 6.0, "max_drop_db": 6.0, "max_uncertainty": 0.4}
 GRID = {
     "min_contrast_db": (3.0, 4.0, 6.0, 8.0, 10.0),
     "max_drop_db": (3.0, 6.0, 10.0, 100.0),
@@ -53,23 +64,36 @@ def log(message: str) -> None:
     print(f"[harmonic_check {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def song_evidence(track, separator: str, key: str) -> dict[str, np.ndarray]:
-    """The tracked F0 ``f0_hz`` (on the labels' grid) of ``track`` as ``separator`` left it and the check's
-    measurements of its voiced frames (``frames``, ``contrast``, ``strength``, ``uncertainty``), cached under
-    ``key`` (the tracker's weights and the check's measuring settings)."""
-    from ddsp_demucs.core.audio_io import load_audio
+def stems_folder(tracks, separator: str) -> Path:
+    """The stems folder holding every track of ``tracks`` as ``separator`` left it: ``make bench-quality``'s where
+    it has them all, else ``runs/harmonic_check/stems`` (separated there where missing)."""
+    from bench.quality import training_separator
+    from ddsp_demucs.separation.cache import separate_tracks
+
+    if all((QUALITY / "stems" / separator / t.name / "vocals.wav").is_file() for t in tracks):
+        return QUALITY / "stems"
+    failures = separate_tracks(tracks, training_separator(separator), OUT / "stems", progress=True)
+    if failures:
+        raise SystemExit(f"harmonic_check: separation failed: {failures}")
+    return OUT / "stems"
+
+
+def song_evidence(track, separated, path: Path, key: str) -> dict[str, np.ndarray]:
+    """The tracked F0 ``f0_hz`` (on the labels' grid) of ``track`` as a separator left it (``separated()``: the
+    vocal ``(n, channels)`` at the corpus' rate) and the check's measurements of its voiced frames (``frames``,
+    ``contrast``, ``strength``, ``uncertainty``), cached in ``path`` under ``key`` (the tracker's weights and the
+    check's measuring settings)."""
     from ddsp_demucs.core.utils import atomic_path
+    from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.features.controls import mono_at
     from ddsp_demucs.features.harmonic_check import frame_evidence
     from ddsp_demucs.features.pitch import F0Tracker
 
-    path = OUT / separator / f"{track.name}.npz"
     if path.is_file():
         with np.load(path) as data:
             if str(data["key"]) == key:
                 return {k: data[k] for k in data.files if k != "key"}
-    vocal, sr = load_audio(QUALITY / "stems" / separator / track.name / "vocals.wav")
-    mono, mixture = mono_at(vocal, sr, MODEL_RATE), mono_at(track.mixture(), sr, MODEL_RATE)
+    mono, mixture = mono_at(separated(), SAMPLE_RATE, MODEL_RATE), mono_at(track.mixture(), SAMPLE_RATE, MODEL_RATE)
     n = min(mono.shape[0], mixture.shape[0])
     f0, _ = F0Tracker(TRACKER).track(mono[:n], MODEL_RATE, LABEL_RATE)
     ev = frame_evidence(f0, mono[:n], MODEL_RATE, LABEL_RATE, mixture=mixture[:n])
@@ -80,6 +104,13 @@ def song_evidence(track, separator: str, key: str) -> dict[str, np.ndarray]:
         with open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), **out)
     return out
+
+
+def stem_vocal(stems: Path, separator: str, track):
+    """A loader of ``track``'s separated vocal in ``stems`` (at the corpus' rate)."""
+    from ddsp_demucs.core.audio_io import load_audio
+
+    return lambda: load_audio(stems / separator / track.name / "vocals.wav")[0]
 
 
 def right_frames(f0_hz: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -123,21 +154,42 @@ def sweep(evidence: list[dict], references: list[np.ndarray]) -> list[dict]:
     return rows
 
 
-def choose(by_separator: dict[str, list[dict]]) -> dict:
-    """The setting with the most frames corrected net over every separator, among those with no net loss on any."""
-    names = list(by_separator)
+def net_gains(by_separator: dict[str, list[dict]], i: int) -> list[int]:
+    """Frames corrected net (fixed - broken) by grid setting ``i`` on each separator."""
+    return [rows[i]["fixed"] - rows[i]["broken"] for rows in by_separator.values()]
+
+
+def choose(choice: dict[str, list[dict]], guard: dict[str, list[dict]]) -> dict | None:
+    """The setting with the most frames corrected net over ``choice``'s separators, among those with no net loss
+    on any separator of ``choice`` or ``guard``; None where none corrects anything without such a loss."""
     best = None
-    for i, row in enumerate(by_separator[names[0]]):
-        nets = [by_separator[s][i]["fixed"] - by_separator[s][i]["broken"] for s in names]
-        if min(nets) >= 0 and (best is None or sum(nets) > best[0]):
-            best = (sum(nets), {k: row[k] for k in GRID})
-    if best is None:
-        raise SystemExit("harmonic_check: every setting loses frames on some separator")
-    return best[1]
+    for i, row in enumerate(next(iter(choice.values()))):
+        gains = net_gains(choice, i)
+        if min(gains + net_gains(guard, i)) >= 0 and sum(gains) > 0 and (best is None or sum(gains) > best[0]):
+            best = (sum(gains), {k: row[k] for k in GRID})
+    return None if best is None else best[1]
+
+
+def setting_figures(by_separator: dict[str, list[dict]], setting: dict) -> dict:
+    """Share of frames pitched right before and after, frames fixed and broken, per separator, at ``setting``."""
+    out = {}
+    for separator, rows in by_separator.items():
+        row = next(r for r in rows if all(r[k] == setting[k] for k in GRID))
+        out[separator] = {
+            "right_before": round(row["right_before"] / row["voiced"], 4),
+            "right_after": round((row["right_before"] + row["fixed"] - row["broken"]) / row["voiced"], 4),
+            "fixed": row["fixed"],
+            "broken": row["broken"],
+            "voiced_frames": row["voiced"],
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.quality import real_corpus
+    from tqdm.auto import tqdm
+
+    from bench.f0_separated import level_vocals
+    from bench.quality import held_out_songs, levels_here, real_corpus
     from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
@@ -145,49 +197,69 @@ def main(argv: list[str] | None = None) -> None:
     from ddsp_demucs.features.pipeline import file_sha256
 
     corpus, manifest = real_corpus()
-    songs = list(musdb_tracks(corpus, subsets=("train",), split="train"))[::TRAIN_EVERY]
-    labels = all_labels(songs)
-    references = [labels[t.name]["f0_hz"] for t in songs]
+    sets = {
+        "validation": list(musdb_tracks(corpus, subsets=("train",), split="valid")),
+        "training": list(musdb_tracks(corpus, subsets=("train",), split="train"))[::TRAIN_EVERY],
+    }
     measuring = HarmonicCheck()
     key = f"{file_sha256(SEPARATED_WEIGHTS)[:16]}/{measuring.max_hz}/{measuring.peak_width}/{MODEL_RATE}"
-    from tqdm.auto import tqdm
-
-    by_separator = {}
-    for separator in CHOICE_SEPARATORS:
-        if not (QUALITY / "stems" / separator).is_dir():
-            raise SystemExit(f"harmonic_check: no stems of {separator} in {QUALITY / 'stems'}; see this module")
-        evidence = [song_evidence(t, separator, key) for t in tqdm(songs, desc=separator, unit="song")]
-        by_separator[separator] = sweep(evidence, references)
-    choice = choose(by_separator)
+    grids: dict[str, dict[str, list[dict]]] = {}
+    for name, songs in sets.items():
+        labels = all_labels(songs)
+        references = [labels[t.name]["f0_hz"] for t in songs]
+        grids[name] = {}
+        for separator in CHOICE_SEPARATORS:
+            stems = stems_folder(songs, separator)
+            evidence = [
+                song_evidence(t, stem_vocal(stems, separator, t), OUT / name / separator / f"{t.name}.npz", key)
+                for t in tqdm(songs, desc=f"{name} {separator}", unit="song")
+            ]
+            grids[name][separator] = sweep(evidence, references)
+    test = [t for t, _ in held_out_songs(corpus, manifest)]
+    labels = all_labels(test)
+    references = [labels[t.name]["f0_hz"] for t in test]
+    levels = {level.name: level for level in levels_here()}
+    grids["test"] = {}
+    for level in TEST_LEVELS:
+        if level not in levels:
+            log(f"no {level} level here (bench/quality.py)")
+            continue
+        vocals = level_vocals(levels[level], test)
+        evidence = [
+            song_evidence(t, lambda v=v: v, OUT / "test" / level / f"{t.name}.npz", f"{key}/{levels[level].score_key}")
+            for t, v in zip(test, tqdm(vocals, desc=f"test {level}", unit="song"))
+        ]
+        grids["test"][level] = sweep(evidence, references)
+    chosen = choose(grids["validation"], grids["training"])
+    at_probe = {name: setting_figures(grid, PROBE) for name, grid in grids.items()}
     figures = {}
-    for separator, rows in by_separator.items():
-        row = next(r for r in rows if all(r[k] == choice[k] for k in GRID))
-        figures[separator] = {
-            "right_before": round(row["right_before"] / row["voiced"], 4),
-            "right_after": round((row["right_before"] + row["fixed"] - row["broken"]) / row["voiced"], 4),
-            "fixed": row["fixed"],
-            "broken": row["broken"],
-            "voiced_frames": row["voiced"],
-        }
-        f = figures[separator]
-        log(
-            f"{separator:>24}: right {f['right_before']:.3f} -> {f['right_after']:.3f} "
-            f"({f['fixed']} fixed, {f['broken']} broken)"
-        )
-    log(f"chosen: {choice}")
+    if chosen is None:
+        log("no setting corrects frames on the validation songs without a net loss on some separator")
+    else:
+        figures = {name: setting_figures(grid, chosen) for name, grid in grids.items()}
+        for name, by_separator in figures.items():
+            for separator, f in by_separator.items():
+                log(
+                    f"{name:>10} {separator:>24}: right {f['right_before']:.3f} -> {f['right_after']:.3f} "
+                    f"({f['fixed']} fixed, {f['broken']} broken)"
+                )
+        log(f"chosen: {chosen}")
     write_json_atomic(
         RESULT,
         {
-            "chosen": choice,
-            "figures": figures,
-            "grid": by_separator,
-            "songs": len(songs),
+            "chosen": chosen,
+            "figures_at_chosen": figures,
+            "probe_setting": PROBE,
+            "figures_at_probe": at_probe,
+            "grid": grids,
+            "songs": {name: len(songs) for name, songs in sets.items()},
+            "validation_singers": manifest["singers"]["validation"],
             "training_singers": manifest["singers"]["train"],
             "tracker": TRACKER,
             "command": COMMAND,
-            "protocol": f"training songs every {TRAIN_EVERY}th (the tracker's), F0 at {MODEL_RATE} Hz on the "
-            f"labels' {LABEL_RATE} frames/s, right = within {CENTS_RIGHT:.0f} cents of the teacher (CREPE-full on "
-            "the true vocal), frames voiced in both",
+            "protocol": f"validation songs (the choice) and the tracker's training songs (every {TRAIN_EVERY}th), F0 "
+            f"at {MODEL_RATE} Hz on the labels' {LABEL_RATE} frames/s, right = within {CENTS_RIGHT:.0f} cents of the "
+            "teacher (CREPE-full on the true vocal), frames voiced in both",
         },
     )
     log(f"wrote {RESULT}")
