@@ -20,8 +20,9 @@ where the spectrum holds the lower pitch's own harmonics. Its thresholds are nev
 4. the choice: the most frames corrected, net, over the validation songs' separators, among the settings that
    leave none of them (and none of the training songs' separators) with a net loss; none if no setting qualifies;
 5. reported beside it, never chosen on: the test singers' songs at :data:`TEST_LEVELS` (their cached separations,
-   :func:`bench.f0_separated.level_vocals`), and every set at :data:`PROBE`, the setting a scratch probe once chose
-   on the test singers.
+   :func:`bench.f0_separated.level_vocals`), and every set at :data:`PROBE`, the check's default thresholds (the
+   setting a scratch probe once chose on the test singers), with the recommended refiner's SI-SDR change on the
+   test songs at each test level without and with the check at those thresholds (``refinement``).
 
 Writes ``bench/results/harmonic_check.json`` (the grid, the choice, the share of frames pitched right before and
 after per set and separator, at the choice and at the probe's setting).
@@ -38,6 +39,7 @@ import numpy as np
 
 from bench.f0_separated import LABEL_RATE, QUALITY, TRAIN_EVERY, all_labels
 from bench.quality import TRAINING_NETWORK
+from ddsp_demucs.features.harmonic_check import HarmonicCheck
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "harmonic_check"
@@ -50,14 +52,14 @@ TRACKER = "crepe-separated"
 CENTS_RIGHT = 50.0
 # the test singers' levels, reported and never chosen on
 TEST_LEVELS = ("fallback", "network_small", "network_half", "network_other", "bands4", "smooth_low")
-# the setting a scratch probe chose on the test singers (exp005, fifth run's Next): what that choice looks like on
-# the other sets
-PROBE = {"min_contrast_db": 6.0, "max_drop_db": 6.0, "max_uncertainty": 0.4}
 GRID = {
     "min_contrast_db": (3.0, 4.0, 6.0, 8.0, 10.0),
     "max_drop_db": (3.0, 6.0, 10.0, 100.0),
     "max_uncertainty": (0.2, 0.3, 0.4, 0.5, 1.0),
 }
+# the check's default thresholds: the setting a scratch probe once chose on the test singers (exp005, fifth run's
+# Next); what that choice looks like on the other sets
+PROBE = {key: getattr(HarmonicCheck(), key) for key in GRID}
 
 
 def log(message: str) -> None:
@@ -124,7 +126,7 @@ def sweep(evidence: list[dict], references: list[np.ndarray]) -> list[dict]:
     """For every setting of :data:`GRID`: frames the check moves wrong -> right (``fixed``) and right -> wrong
     (``broken``) over songs ``evidence`` with teacher F0 ``references``, and the frames voiced in both (``voiced``)
     and pitched right before (``right_before``)."""
-    from ddsp_demucs.features.harmonic_check import FrameEvidence, HarmonicCheck, chosen_f0
+    from ddsp_demucs.features.harmonic_check import FrameEvidence, chosen_f0
 
     songs = []
     for ev, ref in zip(evidence, references):
@@ -185,6 +187,45 @@ def setting_figures(by_separator: dict[str, list[dict]], setting: dict) -> dict:
     return out
 
 
+def refinement(songs: list, singers: list[str], vocals: list, separation_key: str) -> dict:
+    """The quality benchmark's recommended model on whole test songs ``songs`` (of ``singers``) as one level left
+    them (``vocals``), without and with the harmonic check at its default setting (:data:`PROBE`): median SI-SDR
+    change (dB), songs worse and their singers; kept in ``runs/harmonic_check/refinement`` keyed by the separation
+    and the checkpoint."""
+    from bench.f0_separated import stored
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.evaluation.songs import model_refiner
+    from ddsp_demucs.features.pipeline import file_sha256
+    from ddsp_demucs.metrics import si_sdr
+    from ddsp_demucs.training.checkpoints import load_model
+
+    checkpoint = QUALITY / "recommended" / "model.ckpt"
+    model = load_model(checkpoint)
+
+    def score(check: bool) -> dict:
+        refine = model_refiner(model, harmonic_check=check)
+        changes = []
+        for track, separated in zip(songs, vocals):
+            target = track.vocals().mean(axis=1)
+            refined = refine(separated, SAMPLE_RATE, track.vocals(), track.mixture())
+            changes.append(si_sdr(refined.mean(axis=1), target) - si_sdr(separated.mean(axis=1), target))
+        changes = np.array(changes)
+        return {
+            "si_sdr_change_median": round(float(np.median(changes)), 3),
+            "n_worse": int((changes < 0).sum()),
+            "n_songs": len(changes),
+            "worse": sorted(f"{singers[i]}: {changes[i]:+.2f}" for i in np.flatnonzero(changes < 0)),
+        }
+
+    key = f"{separation_key}/{file_sha256(checkpoint)[:16]}/{HarmonicCheck()}"
+    return {
+        name: stored(
+            OUT / "refinement" / f"{separation_key.replace('/', '_')}_{name}.json", key, lambda c=check: score(c)
+        )
+        for name, check in (("without", False), ("with_check", True))
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     from tqdm.auto import tqdm
 
@@ -193,7 +234,6 @@ def main(argv: list[str] | None = None) -> None:
     from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
-    from ddsp_demucs.features.harmonic_check import HarmonicCheck
     from ddsp_demucs.features.pipeline import file_sha256
 
     corpus, manifest = real_corpus()
@@ -215,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
                 for t in tqdm(songs, desc=f"{name} {separator}", unit="song")
             ]
             grids[name][separator] = sweep(evidence, references)
-    test = [t for t, _ in held_out_songs(corpus, manifest)]
+    test, singers = zip(*held_out_songs(corpus, manifest))
+    refined: dict[str, dict] = {}
     labels = all_labels(test)
     references = [labels[t.name]["f0_hz"] for t in test]
     levels = {level.name: level for level in levels_here()}
@@ -230,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
             for t, v in zip(test, tqdm(vocals, desc=f"test {level}", unit="song"))
         ]
         grids["test"][level] = sweep(evidence, references)
+        refined[level] = refinement(test, singers, vocals, levels[level].score_key)
+        for name, r in refined[level].items():
+            log(f"{level:>13} recommended {name:>10}: {r['si_sdr_change_median']:+.2f} dB, {r['n_worse']} worse")
     chosen = choose(grids["validation"], grids["training"])
     at_probe = {name: setting_figures(grid, PROBE) for name, grid in grids.items()}
     figures = {}
@@ -251,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
             "figures_at_chosen": figures,
             "probe_setting": PROBE,
             "figures_at_probe": at_probe,
+            "refinement_at_probe": refined,
             "grid": grids,
             "songs": {name: len(songs) for name, songs in sets.items()},
             "validation_singers": manifest["singers"]["validation"],

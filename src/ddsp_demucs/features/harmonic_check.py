@@ -39,8 +39,10 @@ POWER_FLOOR = 1e-12  # added to every power so silence has a finite level
 
 @dataclass(frozen=True)
 class HarmonicCheck:
-    """The thresholds of the check (see the module docstring); the defaults were chosen on the training singers'
-    separated songs (``python -m bench.harmonic_check``, ``bench/results/harmonic_check.json``)."""
+    """The thresholds of the check (see the module docstring). The defaults are the setting a scratch probe chose on
+    the test singers' songs (exp005); ``make bench-harmonic-check`` looks for one on singers no model learned
+    (``bench/results/harmonic_check.json``), and the check is off unless asked for (``features.harmonic_check``,
+    ``refine --harmonic-check``)."""
 
     min_contrast_db: float = 6.0  # extra harmonics above the between-harmonic floor by more than this
     max_drop_db: float = 6.0  # and no more than this below the tracked F0's own harmonics
