@@ -15,6 +15,7 @@ from ddsp_demucs.features.harmonic_check import (
     separator_uncertainty,
     window_length,
 )
+from ddsp_demucs.features.pitch import F0Tracker
 
 SR, FR = 16000, 100
 
@@ -106,9 +107,7 @@ def test_invalid_settings_are_refused():
         HarmonicCheck(peak_width=0.0)
 
 
-def test_tracker_runs_the_check_after_the_pitch_and_records_it_only_where_on():
-    from ddsp_demucs.features.pitch import F0Tracker
-
+def test_tracker_runs_the_check_after_the_pitch_and_records_it():
     x = harmonic_tone(110.0, first=2)
     song = x + np.random.default_rng(4).normal(0, 0.02, x.shape).astype(np.float32)
     f0, confidence = F0Tracker("crepe-tiny").track(x, SR, FR)
@@ -116,4 +115,48 @@ def test_tracker_runs_the_check_after_the_pitch_and_records_it_only_where_on():
     checked, checked_confidence = on.track(x, SR, FR, mixture=song)
     np.testing.assert_array_equal(checked, check_lower_pitch(f0, x, SR, FR, mixture=song))
     np.testing.assert_array_equal(checked_confidence, confidence)
-    assert F0Tracker().settings().get("harmonic_check") is None and on.settings()["harmonic_check"] is True
+    assert F0Tracker().settings()["harmonic_check"] is False and on.settings()["harmonic_check"] is True
+
+
+def test_feature_files_record_the_check_and_older_files_stay_current(tmp_path, monkeypatch):
+    """The features stage runs the check where the config asks (without the song: every voiced frame), records it,
+    and still reuses a file written before the check existed (no ``harmonic_check`` in its meta) when it is off."""
+    import ddsp_demucs.features.harmonic_check as harmonic_check
+    from ddsp_demucs.core.audio_io import save_audio
+    from ddsp_demucs.core.config import Config
+    from ddsp_demucs.features import load_features, run_features
+    from ddsp_demucs.features.pipeline import save_features
+
+    songs_given = []
+
+    def spy(f0_hz, mono, sample_rate, frame_rate, *, mixture=None, check=HarmonicCheck()):
+        songs_given.append(mixture)
+        return check_lower_pitch(f0_hz, mono, sample_rate, frame_rate, mixture=mixture, check=check)
+
+    monkeypatch.setattr(harmonic_check, "check_lower_pitch", spy)
+    x = harmonic_tone(110.0, seconds=4.5, first=2)
+    vocals = tmp_path / "stems" / "sep" / "song" / "vocals.wav"
+    save_audio(vocals, x[:, None], SR)
+    config = Config()
+    config.features.f0_method = "crepe-tiny"
+    config.features.harmonic_check = True
+    run_features(tmp_path / "stems", "sep", tmp_path / "features", config=config, progress=False)
+    checked = load_features(tmp_path / "features" / "sep" / "song.npz")
+    assert checked["meta"]["harmonic_check"] is True and songs_given == [None]  # checked, every voiced frame
+    f0 = F0Tracker("crepe-tiny").track(x, SR, config.data.frame_rate)[0]
+    np.testing.assert_array_equal(checked["f0_hz"], check_lower_pitch(f0, x, SR, config.data.frame_rate))
+    config.features.harmonic_check = False
+    run_features(
+        tmp_path / "stems", "sep", tmp_path / "features", config=config, progress=False
+    )  # recomputed without the check
+    plain = load_features(tmp_path / "features" / "sep" / "song.npz")
+    assert plain["meta"]["harmonic_check"] is False and songs_given == [None]  # not checked again
+    np.testing.assert_array_equal(plain["f0_hz"], f0)
+    older = {k: v for k, v in plain["meta"].items() if k != "harmonic_check"}
+    path = tmp_path / "features" / "sep" / "song.npz"
+    save_features(
+        path, {k: plain[k] for k in ("f0_hz", "confidence", "loudness_db", "frame_rate", "sample_rate")}, older
+    )
+    stamp = path.stat().st_mtime_ns
+    run_features(tmp_path / "stems", "sep", tmp_path / "features", config=config, progress=False)
+    assert path.stat().st_mtime_ns == stamp and "harmonic_check" not in load_features(path)["meta"]

@@ -76,8 +76,9 @@ def feature_params(config=None) -> dict:
     }
 
 
-# parameters that files written before they were recorded were made with (the CREPE hop was always 10 ms then)
-_UNRECORDED_DEFAULTS = {"crepe_hop": CREPE_HOP}
+# parameters that files written before they were recorded were made with (the CREPE hop was always 10 ms then, and
+# no harmonic check followed the tracker)
+_UNRECORDED_DEFAULTS = {"crepe_hop": CREPE_HOP, "harmonic_check": False}
 
 
 def _recorded(meta: dict, key: str):

@@ -76,13 +76,13 @@ class F0Tracker:
         return (checked, *out[1:])
 
     def settings(self) -> dict:
-        """The settings as JSON-ready values (``method`` resolved; ``harmonic_check`` only where on, so feature
-        files and records written before it existed keep matching)."""
+        """The settings as JSON-ready values (``method`` resolved)."""
         return {
             "f0_method": self.method or DEFAULT_METHOD,
             "voicing_threshold": float(self.voicing_threshold),
             "crepe_hop": int(self.crepe_hop),
-        } | ({"harmonic_check": True} if self.harmonic_check else {})
+            "harmonic_check": bool(self.harmonic_check),
+        }
 
 
 def n_frames_for(n_samples: int, sample_rate: int, frame_rate: int) -> int:
