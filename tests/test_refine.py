@@ -376,6 +376,26 @@ def test_cli_refined_output_is_the_model_applied_to_the_separated_vocal(tmp_path
     np.testing.assert_allclose(refined, expected, atol=1e-6)
 
 
+def test_cli_harmonic_check_is_applied_and_recorded(tmp_path, checkpoint):
+    """``--harmonic-check`` refines as ``refine_vocals(harmonic_check=True)`` with the song, records it, and a rerun
+    without it redoes the song."""
+    from ddsp_demucs.core.audio_io import load_audio
+    from ddsp_demucs.training.checkpoints import load_model
+
+    path = write(tmp_path / "a.wav", song(2.0), 44100)
+    args = [str(path), "--checkpoint", str(checkpoint), "--separator", "fallback", "--out", str(tmp_path / "out")]
+    assert refine_cli(*args, "--harmonic-check") == 0
+    record = json.loads((tmp_path / "out" / "a" / "refine.json").read_text())
+    assert record["harmonic_check"] is True
+    separated, sr = sf.read(tmp_path / "out" / "a" / "separated_vocals.wav", dtype="float32", always_2d=True)
+    refined, _ = sf.read(tmp_path / "out" / "a" / "refined_vocals.wav", dtype="float32", always_2d=True)
+    mixture, _ = load_audio(path)
+    expected = refine_vocals(load_model(checkpoint), separated, sr, mixture=mixture, harmonic_check=True)
+    np.testing.assert_allclose(refined, expected, atol=1e-6)
+    assert refine_cli(*args) == 0  # another setting: not up to date
+    assert json.loads((tmp_path / "out" / "a" / "refine.json").read_text())["harmonic_check"] is None
+
+
 def test_cli_checkpoint_and_output_errors(tmp_path, checkpoint, capsys):
     path = write(tmp_path / "a.wav", song(1.0), 44100)
     assert refine_cli(str(path), "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "o")) == 2
