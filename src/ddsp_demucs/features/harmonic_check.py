@@ -6,7 +6,7 @@ the reported one lacks. For each voiced frame and each lower candidate ``c = r *
 :data:`CANDIDATE_RATIOS` (1/2, 2/3, 3/4), the check measures, on the frame's log power spectrum:
 
 - ``extra``: the mean peak level (dB) at the candidate's harmonics ``k c`` that are not harmonics of ``f0``;
-- ``between``: the mean level at the midpoints ``(k + 1/2) c`` between the candidate's harmonics;
+- ``between``: the mean peak level at the midpoints ``(k + 1/2) c`` between the candidate's harmonics;
 - ``own``: the mean peak level at the harmonics of ``f0`` itself,
 
 over harmonics up to :attr:`HarmonicCheck.max_hz`, a peak being the maximum within ``+-peak_width`` of the

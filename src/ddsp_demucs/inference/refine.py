@@ -318,11 +318,10 @@ def refine_vocals(
     tracker = f0_tracker(model, f0_method, voicing_threshold, harmonic_check)
     if not (model.reads_mixture or tracker.harmonic_check):
         mixture = None
-    elif (mixture is None and model.reads_mixture) or (
-        mixture is not None and (np.shape(mixture)[0] != audio.shape[0] or np.ndim(mixture) != 2)
-    ):
-        got = "none" if mixture is None else f"shape {np.shape(mixture)}"
-        raise InputError(f"this model reads the mixture: need the song ({audio.shape[0]} samples, channels), got {got}")
+    elif mixture is None and model.reads_mixture:
+        raise InputError(f"this model reads the mixture: need the song ({audio.shape[0]} samples, channels), got none")
+    elif mixture is not None and (np.ndim(mixture) != 2 or np.shape(mixture)[0] != audio.shape[0]):
+        raise InputError(f"mixture: need the song ({audio.shape[0]} samples, channels), got shape {np.shape(mixture)}")
     windows = plan_windows(audio.shape[0], sample_rate, model, window_s, overlap_s)
     from tqdm.auto import tqdm
 
