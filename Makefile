@@ -105,9 +105,10 @@ bench-network-separator: install
 bench-f0-separated: install
 	$(PY) -m bench f0_separated
 
-# The thresholds of the harmonic check after the tracker (features.harmonic_check), chosen on the training singers'
-# songs as the training separators left them (after bench-quality and `python -m bench.f0_separated --network`):
-# bench/results/harmonic_check.json. Resumes.
+# The thresholds of the harmonic check after the tracker (features.harmonic_check), chosen on the validation singers'
+# songs as the training separators leave them, guarded by the tracker's training songs; the test singers' levels
+# (bench-network-separator's networks where trained) reported beside: bench/results/harmonic_check.json (after
+# bench-quality; about 20 minutes). Resumes.
 bench-harmonic-check: install
 	$(PY) -m bench harmonic_check
 

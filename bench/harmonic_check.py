@@ -227,6 +227,8 @@ def refinement(songs: list, singers: list[str], vocals: list, separation_key: st
 
 
 def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from tqdm.auto import tqdm
 
     from bench.f0_separated import level_vocals
@@ -236,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
     from ddsp_demucs.features.pipeline import file_sha256
 
+    argparse.ArgumentParser(prog="python -m bench.harmonic_check", description=__doc__.split("\n")[0]).parse_args(
+        [] if argv is None else argv
+    )
     corpus, manifest = real_corpus()
     sets = {
         "validation": list(musdb_tracks(corpus, subsets=("train",), split="valid")),
@@ -251,7 +256,12 @@ def main(argv: list[str] | None = None) -> None:
         for separator in CHOICE_SEPARATORS:
             stems = stems_folder(songs, separator)
             evidence = [
-                song_evidence(t, stem_vocal(stems, separator, t), OUT / name / separator / f"{t.name}.npz", key)
+                song_evidence(
+                    t,
+                    stem_vocal(stems, separator, t),
+                    OUT / name / separator / f"{t.name}.npz",
+                    f"{key}/{file_sha256(stems / separator / t.name / 'vocals.wav')[:16]}",  # a new separation: anew
+                )
                 for t in tqdm(songs, desc=f"{name} {separator}", unit="song")
             ]
             grids[name][separator] = sweep(evidence, references)
@@ -275,26 +285,27 @@ def main(argv: list[str] | None = None) -> None:
         for name, r in refined[level].items():
             log(f"{level:>13} recommended {name:>10}: {r['si_sdr_change_median']:+.2f} dB, {r['n_worse']} worse")
     chosen = choose(grids["validation"], grids["training"])
-    at_probe = {name: setting_figures(grid, PROBE) for name, grid in grids.items()}
-    figures = {}
     if chosen is None:
         log("no setting corrects frames on the validation songs without a net loss on some separator")
-    else:
-        figures = {name: setting_figures(grid, chosen) for name, grid in grids.items()}
-        for name, by_separator in figures.items():
+    figures = {}
+    for label, setting in (("chosen", chosen), ("default", PROBE)):
+        if setting is None:
+            continue
+        figures[label] = {name: setting_figures(grid, setting) for name, grid in grids.items()}
+        log(f"{label} setting {setting}:")
+        for name, by_separator in figures[label].items():
             for separator, f in by_separator.items():
                 log(
                     f"{name:>10} {separator:>24}: right {f['right_before']:.3f} -> {f['right_after']:.3f} "
                     f"({f['fixed']} fixed, {f['broken']} broken)"
                 )
-        log(f"chosen: {chosen}")
     write_json_atomic(
         RESULT,
         {
             "chosen": chosen,
-            "figures_at_chosen": figures,
+            "figures_at_chosen": figures.get("chosen", {}),
             "probe_setting": PROBE,
-            "figures_at_probe": at_probe,
+            "figures_at_probe": figures["default"],
             "refinement_at_probe": refined,
             "grid": grids,
             "songs": {name: len(songs) for name, songs in sets.items()},
@@ -302,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
             "training_singers": manifest["singers"]["train"],
             "tracker": TRACKER,
             "command": COMMAND,
-            "protocol": f"validation songs (the choice) and the tracker's training songs (every {TRAIN_EVERY}th), F0 "
+            "protocol": f"validation songs (the choice) and the tracker's training songs (every {TRAIN_EVERY}th, a "
+            "guard) at the training separators; the test songs at the test levels reported, never chosen on; F0 "
             f"at {MODEL_RATE} Hz on the labels' {LABEL_RATE} frames/s, right = within {CENTS_RIGHT:.0f} cents of the "
             "teacher (CREPE-full on the true vocal), frames voiced in both",
         },
