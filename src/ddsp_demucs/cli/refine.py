@@ -77,7 +77,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         default=None,
         help="check the tracked pitch for the octave, fifth or fourth above the sung one and move it down where the "
         "spectrum holds the lower pitch's harmonics, in frames the separator was sure of (default: the "
-        "checkpoint's; README, Pitch)",
+        "checkpoint's, off in every one trained here; README, Pitch: what it did to real songs)",
     )
     p.add_argument("--force", action="store_true", help="redo songs whose outputs are up to date")
 
