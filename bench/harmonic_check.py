@@ -99,8 +99,13 @@ def song_evidence(track, separated, path: Path, key: str) -> dict[str, np.ndarra
     n = min(mono.shape[0], mixture.shape[0])
     f0, _ = F0Tracker(TRACKER).track(mono[:n], MODEL_RATE, LABEL_RATE)
     ev = frame_evidence(f0, mono[:n], MODEL_RATE, LABEL_RATE, mixture=mixture[:n])
-    out = {"f0_hz": f0, "frames": ev.frames, "contrast": ev.contrast, "strength": ev.strength}
-    out["uncertainty"] = ev.uncertainty
+    out = {
+        "f0_hz": f0,
+        "frames": ev.frames,
+        "contrast": ev.contrast,
+        "strength": ev.strength,
+        "uncertainty": ev.uncertainty,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -116,10 +121,11 @@ def stem_vocal(stems: Path, separator: str, track):
 
 
 def right_frames(f0_hz: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Whether each frame's ``f0_hz`` is within :data:`CENTS_RIGHT` of ``reference`` (both > 0), ``(n,)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cents = 1200.0 * np.abs(np.log2(f0_hz / reference))
-    return (f0_hz > 0) & (reference > 0) & (cents < CENTS_RIGHT)
+    """Whether each frame's ``f0_hz`` is within :data:`CENTS_RIGHT` of ``reference`` (both > 0), ``(n,)``:
+    :func:`ddsp_demucs.metrics.pitch_correct_frames`, the per-frame test of raw pitch accuracy."""
+    from ddsp_demucs.metrics import pitch_correct_frames
+
+    return pitch_correct_frames(reference, f0_hz, cent_tolerance=CENTS_RIGHT)
 
 
 def sweep(evidence: list[dict], references: list[np.ndarray]) -> list[dict]:

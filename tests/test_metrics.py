@@ -173,6 +173,9 @@ def test_f0_metrics_constructed_case():
     # +1230 c octave; +537 c wrong
     out = metrics.f0_metrics(ref, est)
     assert out["raw_pitch_accuracy"] == pytest.approx(2 / 8)
+    expected_right = np.zeros(12, dtype=bool)
+    expected_right[[5, 9]] = True  # the per-frame test raw pitch accuracy counts
+    np.testing.assert_array_equal(metrics.pitch_correct_frames(ref, est), expected_right)
     assert out["raw_chroma_accuracy"] == pytest.approx(5 / 8)
     assert out["octave_error_rate"] == pytest.approx(3 / 8)
     assert out["voicing_recall"] == pytest.approx(7 / 8)

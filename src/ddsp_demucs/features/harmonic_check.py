@@ -183,17 +183,17 @@ def chosen_f0(evidence: FrameEvidence, check: HarmonicCheck = HarmonicCheck()) -
     among those that hold (contrast above ``min_contrast_db``, strength above ``-max_drop_db``, at least
     ``min_f0_hz``), in frames the separator was sure of (uncertainty at most ``max_uncertainty``, or no song); else
     the tracked F0."""
+    candidates = evidence.candidates()
     with np.errstate(invalid="ignore"):
         holds = (
             (evidence.contrast > check.min_contrast_db)
             & (evidence.strength > -check.max_drop_db)
-            & (evidence.candidates() >= check.min_f0_hz)
+            & (candidates >= check.min_f0_hz)
         )
         sure = np.isnan(evidence.uncertainty) | (evidence.uncertainty <= check.max_uncertainty)
-    score = np.where(holds, evidence.contrast, -np.inf)
-    best = score.argmax(axis=1)
+    best = np.where(holds, evidence.contrast, -np.inf).argmax(axis=1)
     moved = holds.any(axis=1) & sure
-    return np.where(moved, evidence.candidates()[np.arange(best.size), best], evidence.f0_hz)
+    return np.where(moved, candidates[np.arange(best.size), best], evidence.f0_hz)
 
 
 def check_lower_pitch(

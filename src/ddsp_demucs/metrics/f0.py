@@ -54,6 +54,19 @@ def _fraction(hits: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return (np.sum(hits & mask, axis=-1) / np.sum(mask, axis=-1))[()]
 
 
+def _pitch_within(ref: np.ndarray, est: np.ndarray, cent_tolerance: float) -> np.ndarray:
+    """Whether ``est`` is within ``cent_tolerance`` cents (strictly) of ``ref``, False where either is 0."""
+    with np.errstate(invalid="ignore"):
+        return _cents_difference(ref, est) < cent_tolerance
+
+
+def pitch_correct_frames(ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0) -> np.ndarray:
+    """Whether each frame's estimated pitch is within ``cent_tolerance`` cents (strictly) of a voiced reference:
+    bool ``(..., n_frames)`` from inputs ``(..., n_frames)`` in Hz (0 = unvoiced; False where either is 0)."""
+    ref, est, _, _ = _f0_inputs(ref_f0_hz, est_f0_hz, None)
+    return _pitch_within(ref, est, cent_tolerance)
+
+
 def raw_pitch_accuracy(ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_tolerance: float = 50.0) -> np.ndarray:
     """Fraction of reference-voiced frames whose estimated pitch is within ``cent_tolerance`` cents (strictly).
 
@@ -62,9 +75,7 @@ def raw_pitch_accuracy(ref_f0_hz: ArrayLike, est_f0_hz: ArrayLike, *, cent_toler
     has no voiced frame.
     """
     ref, est, ref_voiced, _ = _f0_inputs(ref_f0_hz, est_f0_hz, None)
-    with np.errstate(invalid="ignore"):
-        correct = _cents_difference(ref, est) < cent_tolerance
-    return _fraction(correct, ref_voiced)
+    return _fraction(_pitch_within(ref, est, cent_tolerance), ref_voiced)
 
 
 def _chroma_error(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
