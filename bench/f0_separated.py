@@ -26,9 +26,12 @@ separations; run ``make bench-quality`` first):
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
    :data:`SLOW_TRACKERS_LEVELS`); and on the human annotations of ``../shared/data`` (:mod:`bench.f0`'s two
    files): the tracker must not get worse on clean singing;
-4. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
+4. **the mixture's pitch** (:func:`mixture_pitch`): the tracker on each test song's mixture beside the
+   separated vocal at the fallback and network levels, and the frames either gets right: what a tracker that also
+   read the mixture could at most add;
+5. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
    tracker and with the oracle F0 (tracked on the true vocal), median SI-SDR change and songs worse per level;
-5. **speed**: seconds per minute of audio of each CREPE tracker, in the same run.
+6. **speed**: seconds per minute of audio of each CREPE tracker, in the same run.
 
 Every accuracy and refinement figure is kept under ``runs/f0_separated/`` keyed by what it depends on (the tracker's
 weights, the checkpoint), so a rerun redoes only what changed. Writes ``bench/results/f0_separated.json``;
@@ -233,6 +236,54 @@ def annotated_accuracy(methods: tuple[str, ...]) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ the mixture's pitch
+MIXTURE_LEVELS = ("fallback", *NETWORK_LEVELS)  # where the mixture's pitch is set beside the separation's
+
+
+def accuracy_by_singer(right: list[np.ndarray], voiced: list[np.ndarray], singers: list[str]) -> dict[str, float]:
+    """Share of the reference-voiced frames pitched right, per singer and over every song (``"all"``): ``right``
+    and ``voiced`` bool ``(n_frames,)`` per song, ``singers`` the song's singer."""
+    counts: dict[str, np.ndarray] = {}
+    for r, v, singer in zip(right, voiced, singers):
+        for key in (singer, "all"):
+            counts[key] = counts.get(key, np.zeros(2)) + [(r & v).sum(), v.sum()]
+    return {key: round(float(c[0] / max(c[1], 1)), 4) for key, c in sorted(counts.items())}
+
+
+def mixture_pitch(
+    songs: list, singers: list[str], vocals_by_level: dict[str, list[np.ndarray]], references: list[np.ndarray]
+) -> dict:
+    """Does the song's mixture hold the pitch a separation loses? The crepe-separated tracker's pitch (before
+    its voicing decision) on each test song's mixture and on its separated vocal at each of
+    :data:`MIXTURE_LEVELS`: raw pitch accuracy against the teacher on the true vocal, of the separated vocal
+    (``separated``), of the mixture (``mixture``) and of ``either`` (a frame counts when one of the two is right:
+    more than a tracker reading both inputs could reach by choosing between them frame by frame), per singer and
+    over all songs."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.features import extract_f0
+    from ddsp_demucs.metrics import pitch_correct_frames
+
+    def right(audio: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Bool ``ref.shape``: frames whose tracked pitch is right (frames past the tracked ones: wrong)."""
+        pitch = extract_f0(audio, SAMPLE_RATE, frame_rate=LABEL_RATE, method="crepe-separated", return_pitch=True)[2]
+        n = min(ref.shape[0], pitch.shape[0])
+        out = np.zeros(ref.shape, dtype=bool)
+        out[:n] = pitch_correct_frames(ref[:n], pitch[:n])
+        return out
+
+    voiced = [ref > 0 for ref in references]
+    on_mixture = [right(t.mixture(), ref) for t, ref in zip(songs, references)]
+    out = {"mixture": accuracy_by_singer(on_mixture, voiced, singers)}
+    for level in (lv for lv in MIXTURE_LEVELS if lv in vocals_by_level):
+        on_separated = [right(v, ref) for v, ref in zip(vocals_by_level[level], references)]
+        either = [a | b for a, b in zip(on_separated, on_mixture)]
+        out[level] = {
+            "separated": accuracy_by_singer(on_separated, voiced, singers),
+            "either": accuracy_by_singer(either, voiced, singers),
+        }
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ refinement
 REFINE_LEVELS = ("fallback", *NETWORK_LEVELS, "bands4", "smooth_low", "ideal")
 REFINE_TRACKERS = ("crepe-tiny", "crepe-separated", "oracle")
@@ -413,6 +464,18 @@ def main(argv: list[str] | None = None) -> None:
                 f"{level:>13} {m:>15}: RPA {r['raw_pitch_accuracy']:.3f} RCA {r['raw_chroma_accuracy']:.3f} "
                 f"voicing recall {r['voicing_recall']:.3f} false alarm {r['voicing_false_alarm']:.3f}"
             )
+    singers = [manifest["tracks"][t.name]["singer"] for t in test]
+    mixture = stored(
+        OUT / "accuracy" / "mixture_pitch.json",
+        f"{weights_key}/" + "/".join(separation_keys[lv] for lv in MIXTURE_LEVELS if lv in separation_keys),
+        lambda: mixture_pitch(test, singers, vocals_by_level, references),
+    )
+    for level, by_input in mixture.items():
+        if level != "mixture":
+            log(
+                f"{level:>13} pitch right on the separated vocal {by_input['separated']['all']:.3f}, on the "
+                f"mixture {mixture['mixture']['all']:.3f}, on either {by_input['either']['all']:.3f}"
+            )
     annotated = annotated_accuracy(("crepe-tiny", "crepe-separated"))
     log(f"annotated clean vocals: {json.dumps(annotated)}")
     result = {
@@ -420,6 +483,7 @@ def main(argv: list[str] | None = None) -> None:
         "weights_bytes": weights.stat().st_size,
         "accuracy": accuracy,
         "annotated_clean": annotated,
+        "mixture_pitch": mixture,
         "refinement": refinement(test, vocals_by_level, separation_keys, weights_key),
         "test_singers": manifest["singers"]["test"],
         "provenance": provenance,

@@ -75,3 +75,23 @@ def test_training_songs_carry_breath_noise_with_the_vocals_envelope_not_its_harm
     harmonics = (220 * np.arange(1, 8)).astype(int)  # 1 s of audio: bin k is k Hz
     peakiness = spectrum[harmonics].sum() / spectrum[:1600].sum()
     assert peakiness < 0.05 < vocal_spectrum[harmonics].sum() / vocal_spectrum[:1600].sum()
+
+
+def test_accuracy_by_singer_pools_each_singers_voiced_frames():
+    right = [np.array([True, True, False, False]), np.array([True, False]), np.array([False, True, True])]
+    voiced = [np.array([True, True, True, False]), np.array([True, True]), np.array([False, True, True])]
+    got = f0_separated.accuracy_by_singer(right, voiced, ["a", "a", "b"])
+    assert got == {"a": 0.6, "all": 0.7143, "b": 1.0}  # a: 3 of 5 voiced frames; all: 5 of 7, to 4 places
+
+
+def test_mixture_pitch_counts_a_frame_right_on_either_input():
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    tone = lambda hz: np.repeat((0.3 * np.sin(2 * np.pi * hz * t))[:, None], 2, axis=1).astype(np.float32)  # noqa: E731
+    track = SimpleNamespace(name="song", mixture=lambda: tone(220.0))  # the mixture holds the true pitch
+    reference = np.full(201, 220.0)
+    reference[:20] = 0.0  # unvoiced frames do not count
+    got = f0_separated.mixture_pitch([track], ["s"], {"fallback": [tone(440.0)]}, [reference])  # separated: octave up
+    assert got["fallback"]["separated"]["all"] < 0.05
+    assert got["mixture"]["all"] > 0.95
+    assert got["fallback"]["either"]["all"] == got["mixture"]["all"]
+    assert set(got) == {"mixture", "fallback"}  # levels not given are left out
