@@ -56,6 +56,7 @@ MEDLEYDB_HOP_S = 128 / 22050
 REPEATS = {
     "crepe-tiny": 3,
     "crepe-separated": 3,
+    "crepe-mixture": 3,
     "crepe-full": 1,
     "pyin": 1,
 }  # timed runs per case; the fastest counts (shared machine)

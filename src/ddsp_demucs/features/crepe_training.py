@@ -9,7 +9,11 @@ zeros where it does not (so the activation also says whether a voice is there); 
 as CREPE was trained. Optionally (``mix_share``) a share of the draws is instead a song's true vocal with another
 song's accompaniment added at a random vocal-to-accompaniment ratio: mixtures whose labels are exact; and
 (``breath_share``) a share of the draws has noise shaped like the song's true vocal (its spectral envelope without
-the harmonics, ``TrackerSong.breath``) added at a random power: a breathier voice, same labels. Batch-norm
+the harmonics, ``TrackerSong.breath``) added at a random power: a breathier voice, same labels. With
+``reads_mixture`` the network has a second input channel, the song's mixture at the same frame (``TrackerSong.
+mixture``; a share ``mixture_start_share`` of CREPE-tiny's first-layer weights moves to that channel at the start:
+0 starts from CREPE-tiny on the vocal alone, 0.5 from CREPE-tiny on the mean of the two layers' inputs), and a share
+``solo_share`` of the draws gives it the vocal itself there instead (a vocal on its own, no song). Batch-norm
 statistics stay those of the published network (:class:`CrepeNet` always normalises with its running statistics).
 """
 
@@ -38,13 +42,15 @@ class TrackerSong:
     true vocal first; ``cents`` ``(n_frames,)`` the teacher's pitch (cents re 10 Hz) and ``voiced`` ``(n_frames,)``
     bool, frame ``j`` centred on sample ``j * LABEL_HOP``; ``accompaniment`` ``(n_samples,)`` (the song without its
     vocal, for ``mix_share``) or None; ``breath`` ``(n_samples,)`` (noise with the true vocal's spectral envelope
-    and power, for ``breath_share``: :func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise` scaled) or None."""
+    and power, for ``breath_share``: :func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise` scaled) or None;
+    ``mixture`` ``(n_samples,)`` (the song the versions were separated from, for ``reads_mixture``) or None."""
 
     versions: np.ndarray
     cents: np.ndarray
     voiced: np.ndarray
     accompaniment: np.ndarray | None = None
     breath: np.ndarray | None = None
+    mixture: np.ndarray | None = None
     vocal_rms: float = field(init=False)
     accompaniment_rms: float = field(init=False)
 
@@ -77,15 +83,20 @@ class TrackerTrainingConfig:
     mix_ratio_db: tuple[float, float] = MIX_RATIO_DB  # range of their vocal-to-accompaniment ratio
     breath_share: float = 0.0  # share of draws with the song's breath noise added
     breath_max_power: float = BREATH_MAX_POWER  # its power: uniform up to this share of the vocal's
+    reads_mixture: bool = False  # a second input channel: the song's mixture at the same frame
+    solo_share: float = 0.2  # with reads_mixture: share of draws whose second channel is the vocal itself
+    mixture_start_share: float = 0.0  # with reads_mixture: share of the first layer's weights on the mixture at first
 
     def __post_init__(self):
-        for name in ("mix_share", "breath_share"):
+        for name in ("mix_share", "breath_share", "solo_share", "mixture_start_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.breath_max_power < 0.0:
             raise ValueError(f"breath_max_power must be >= 0, got {self.breath_max_power}")
         if self.mix_ratio_db[0] > self.mix_ratio_db[1]:
             raise ValueError(f"mix_ratio_db must be (low, high), got {self.mix_ratio_db}")
+        if self.reads_mixture and (self.mix_share > 0 or self.breath_share > 0):
+            raise ValueError("reads_mixture does not combine with mix_share or breath_share (which mixture?)")
 
 
 def target_activations(cents: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
@@ -114,9 +125,13 @@ def draw_batch(
     mix_ratio_db: tuple[float, float] = MIX_RATIO_DB,
     breath_share: float = 0.0,
     breath_max_power: float = BREATH_MAX_POWER,
+    reads_mixture: bool = False,
+    solo_share: float = 0.0,
 ) -> tuple[torch.Tensor, ...]:
     """A batch of random frames of random versions of random songs, digitally silent frames skipped:
-    ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``. With ``mix_share`` > 0, that share of
+    ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``; with ``reads_mixture``, ``frames
+    (batch, 2, 1024)``: the version's frame and the song's ``mixture`` at the same frame (in ``solo_share`` of the
+    draws the version's frame again), each normalised. With ``mix_share`` > 0, that share of
     the draws is a frame of a song's true vocal plus a random frame of a random song's accompaniment, scaled so
     that the two songs' levels stand ``U(mix_ratio_db)`` dB apart (:func:`accompaniment_gain`). With
     ``breath_share`` > 0, that share of the draws (mixed or not) has the song's ``breath`` at the same frame added
@@ -126,6 +141,8 @@ def draw_batch(
         raise ValueError("mix_share > 0 needs songs with an accompaniment")
     if breath_share > 0 and any(s.breath is None for s in songs):
         raise ValueError("breath_share > 0 needs every song's breath noise")
+    if reads_mixture and any(s.mixture is None for s in songs):
+        raise ValueError("reads_mixture needs every song's mixture")
     frames, cents, voiced = [], [], []
     while len(frames) < batch_size:
         song = songs[rng.integers(len(songs))]
@@ -143,11 +160,23 @@ def draw_batch(
             frame = frame + np.float32(np.sqrt(power)) * frames_at(song.breath, np.array([j]))[0]
         if frame.std() < SILENT_STD:
             continue
+        if reads_mixture:
+            solo = rng.random() < solo_share
+            frame = np.stack([frame, frame if solo else frames_at(song.mixture, np.array([j]))[0]])
         frames.append(frame)
         cents.append(song.cents[j])
         voiced.append(song.voiced[j])
     x = normalise_frames(torch.from_numpy(np.stack(frames).astype(np.float32)))
     return x, torch.tensor(np.array(cents), dtype=torch.float32), torch.tensor(np.array(voiced), dtype=torch.bool)
+
+
+def widened(state: dict[str, torch.Tensor], in_channels: int, share: float = 0.0) -> dict[str, torch.Tensor]:
+    """A one-channel CREPE state dict with ``in_channels`` input channels: each new channel's first-layer weights
+    are ``share`` times the old ones and the first channel keeps the rest. ``share`` 0: the network computes what it
+    did from the first channel alone; with two channels and 0.5: what it did on the mean of the two channels."""
+    weight = state["conv1.weight"]  # (out, 1, kernel, 1)
+    extra = [share * weight] * (in_channels - 1)
+    return state | {"conv1.weight": torch.cat([(1.0 - share * (in_channels - 1)) * weight, *extra], dim=1)}
 
 
 def train_tracker(
@@ -160,8 +189,8 @@ def train_tracker(
 
     if not songs:
         raise ValueError("train_tracker needs at least one song")
-    net = CrepeNet(4)
-    net.load_state_dict(load_crepe("tiny").state_dict())
+    net = CrepeNet(4, 2 if config.reads_mixture else 1)
+    net.load_state_dict(widened(load_crepe("tiny").state_dict(), net.conv1.in_channels, config.mixture_start_share))
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
     step = 0
@@ -197,6 +226,8 @@ def train_tracker(
             mix_ratio_db=config.mix_ratio_db,
             breath_share=config.breath_share,
             breath_max_power=config.breath_max_power,
+            reads_mixture=config.reads_mixture,
+            solo_share=config.solo_share,
         )
         act = net(x).clamp(1e-7, 1 - 1e-7)
         loss = F.binary_cross_entropy(act, target_activations(cents, voiced))
@@ -221,4 +252,5 @@ __all__ = [
     "frames_at",
     "target_activations",
     "train_tracker",
+    "widened",
 ]

@@ -22,6 +22,7 @@ from ddsp_demucs.features import crepe
 
 METHODS = F0_METHODS
 DEFAULT_METHOD = "crepe-tiny"
+MIXTURE_METHODS = ("crepe-mixture",)  # trackers that read the song's mixture beside the vocal
 DEFAULT_VOICING_THRESHOLD = 0.5
 PYIN_FMIN, PYIN_FMAX = 50.0, 1100.0  # Hz: the sung range with margin
 CREPE_HOP = 160  # samples at 16 kHz: 10 ms between CREPE frames
@@ -54,10 +55,10 @@ class F0Tracker:
         mixture: np.ndarray | None = None,
         return_pitch: bool = False,
     ):
-        """:func:`extract_f0` of ``audio`` with these settings; with the harmonic check, the voiced frames' F0 is
-        then checked (:func:`~ddsp_demucs.features.harmonic_check.check_lower_pitch`; ``mixture``, the song
-        ``audio`` was separated from, same length, restricts it to frames the separator was sure of). The pitch
-        of ``return_pitch`` is the tracker's, unchecked."""
+        """:func:`extract_f0` of ``audio`` with these settings (``mixture``, the song ``audio`` was separated from,
+        same length, is what ``crepe-mixture`` reads beside it); with the harmonic check, the voiced frames' F0 is
+        then checked (:func:`~ddsp_demucs.features.harmonic_check.check_lower_pitch`; ``mixture`` restricts it to
+        frames the separator was sure of). The pitch of ``return_pitch`` is the tracker's, unchecked."""
         out = extract_f0(
             audio,
             sample_rate,
@@ -66,6 +67,7 @@ class F0Tracker:
             voicing_threshold=self.voicing_threshold,
             return_pitch=return_pitch,
             crepe_hop=self.crepe_hop,
+            mixture=mixture,
         )
         if not self.harmonic_check:
             return out
@@ -74,6 +76,11 @@ class F0Tracker:
         song = None if mixture is None else as_mono(mixture)
         checked = check_lower_pitch(out[0], as_mono(audio), sample_rate, frame_rate, mixture=song)
         return (checked, *out[1:])
+
+    @property
+    def reads_mixture(self) -> bool:
+        """Whether :meth:`track` reads the song a vocal was separated from (the harmonic check, ``crepe-mixture``)."""
+        return self.harmonic_check or self.method in MIXTURE_METHODS
 
     def settings(self) -> dict:
         """The settings as JSON-ready values (``method`` resolved)."""
@@ -112,6 +119,7 @@ def extract_f0(
     voicing_threshold: float = DEFAULT_VOICING_THRESHOLD,
     return_pitch: bool = False,
     crepe_hop: int = CREPE_HOP,
+    mixture: np.ndarray | None = None,
 ):
     """F0 and its confidence on the frame grid.
 
@@ -120,12 +128,15 @@ def extract_f0(
         sample_rate: Hz.
         frame_rate: frames per second; frame i is centred at ``i / frame_rate`` s.
         method: ``"crepe-tiny"`` (default, ``None``), ``"crepe-full"`` (about 20x slower),
-            ``"crepe-separated"`` (CREPE-tiny fine-tuned on separated vocals, :mod:`.crepe_training`) or
-            ``"pyin"`` (librosa pYIN, the reference method).
+            ``"crepe-separated"`` (CREPE-tiny fine-tuned on separated vocals, :mod:`.crepe_training`),
+            ``"crepe-mixture"`` (the same, also reading ``mixture``) or ``"pyin"`` (librosa pYIN, the reference
+            method).
         voicing_threshold: frames whose confidence is below this are unvoiced (``f0_hz`` 0).
         return_pitch: also return the tracker's pitch on every frame, voiced or not.
         crepe_hop: samples at 16 kHz between the frames the CREPE network sees (default 160: 10 ms, as the
             original CREPE); a coarser hop is interpolated onto the 10 ms grid before decoding.
+        mixture: the song ``audio`` was separated from, same shape; read by ``"crepe-mixture"`` only (without it,
+            that tracker reads the vocal in its place: a vocal on its own), ignored by the others.
 
     Returns:
         ``(f0_hz, confidence)``: float32 arrays ``(n_frames,)`` with ``n_frames = n_samples * frame_rate //
@@ -148,7 +159,10 @@ def extract_f0(
         return (empty, empty, empty) if return_pitch else (empty, empty)
     if method.startswith("crepe"):
         audio16 = resample(audio, sample_rate, crepe.SAMPLE_RATE)
-        act = crepe.salience(audio16, hop=crepe_hop, model=method.split("-", 1)[1])
+        song16 = None if mixture is None else resample(as_mono(mixture), sample_rate, crepe.SAMPLE_RATE)
+        if song16 is not None and song16.shape != audio16.shape:
+            raise ValueError(f"mixture must have the audio's length {audio.shape[0]}, got {as_mono(mixture).shape[0]}")
+        act = crepe.salience(audio16, hop=crepe_hop, model=method.split("-", 1)[1], mixture_16k=song16)
         if crepe_hop != CREPE_HOP:
             n_grid = 1 + audio16.shape[0] // CREPE_HOP
             act = crepe.resample_activations(act, crepe_hop, CREPE_HOP, n_grid)

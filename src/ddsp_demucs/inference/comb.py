@@ -163,6 +163,7 @@ def comb_refine(
     floor: float = 0.3,
     max_harmonic_hz: float = 8000.0,
     f0_reference: np.ndarray | None = None,
+    mixture: np.ndarray | None = None,
 ) -> np.ndarray:
     """The comb baseline as a system: track F0 on the channel mean, then :func:`harmonic_comb_filter`.
 
@@ -173,6 +174,8 @@ def comb_refine(
         n_fft, hop, bandwidth_cents, floor, max_harmonic_hz: as in :func:`harmonic_comb_filter`.
         f0_reference: a signal shaped like ``vocals`` to track F0 on instead (the oracle-F0 diagnosis passes
             the true vocal).
+        mixture: the song ``vocals`` was separated from (same number of samples), for a tracker that reads it
+            (``crepe-mixture``); not used with ``f0_reference``.
 
     Returns:
         float32 array of the same shape as ``vocals``.
@@ -182,8 +185,9 @@ def comb_refine(
     if tracked.shape[0] != x.shape[0]:
         raise ValueError(f"f0_reference has {tracked.shape[0]} samples, vocals {x.shape[0]}")
     mono = tracked.mean(axis=1) if tracked.ndim == 2 else tracked
+    song = None if mixture is None or f0_reference is not None else np.asarray(mixture, dtype=np.float64)
     f0_hz, _ = extract_f0(
-        mono, sample_rate, frame_rate=frame_rate, method=f0_method, voicing_threshold=voicing_threshold
+        mono, sample_rate, frame_rate=frame_rate, method=f0_method, voicing_threshold=voicing_threshold, mixture=song
     )
     return harmonic_comb_filter(
         x,

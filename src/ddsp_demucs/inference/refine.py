@@ -219,9 +219,9 @@ def frame_controls(
     """The frame controls of a model-rate mono signal ``(n,)``: float32 ``f0_hz``, ``f0_confidence``,
     ``loudness_db``, each ``(n * frame_rate // sample_rate,)``, frame ``j`` at ``j / frame_rate`` s:
     :func:`ddsp_demucs.features.controls.frame_controls` at the model's rates. ``f0_mono`` (same shape): track F0
-    and confidence on it instead (the oracle-F0 diagnosis); ``mixture_mono`` (same shape): the song, for the
-    tracker's harmonic check. Loudness is the dataset's; the dataset's F0 is tracked at the stem's rate, this one
-    at the model's (see :mod:`ddsp_demucs.features.controls`)."""
+    and confidence on it instead (the oracle-F0 diagnosis); ``mixture_mono`` (same shape): the song, for a tracker
+    that reads it (``F0Tracker.reads_mixture``). Loudness is the dataset's; the dataset's F0 is tracked at the
+    stem's rate, this one at the model's (see :mod:`ddsp_demucs.features.controls`)."""
 
     return controls_of(
         mono, model.sample_rate, int(model.frame_rate), tracker=tracker, f0_audio=f0_mono, mixture=mixture_mono
@@ -299,7 +299,8 @@ def refine_vocals(
             toward 1: ``1 + strength * (mask - 1)``.
         mixture: the song ``(n_samples, any channels)`` at ``sample_rate`` the vocal was separated from; needed by
             models that read it (``use_accompaniment_encoder``, ``ambiguity_gate``: ``model.reads_mixture``);
-            the harmonic check reads it where given (it then checks only frames the separator was sure of).
+            the harmonic check reads it where given (it then checks only frames the separator was sure of), and
+            so does the ``crepe-mixture`` tracker (without it, the vocal in its place).
         harmonic_check: override the checkpoint's ``features.harmonic_check``: move F0 read an octave, fifth or
             fourth too high (:mod:`ddsp_demucs.features.harmonic_check`).
 
@@ -316,7 +317,7 @@ def refine_vocals(
                 f"got shape {f0_reference.shape}"
             )
     tracker = f0_tracker(model, f0_method, voicing_threshold, harmonic_check)
-    if not (model.reads_mixture or tracker.harmonic_check):
+    if not (model.reads_mixture or tracker.reads_mixture):
         mixture = None
     elif mixture is None and model.reads_mixture:
         raise InputError(f"this model reads the mixture: need the song ({audio.shape[0]} samples, channels), got none")
