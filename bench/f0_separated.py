@@ -453,6 +453,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
     }[chosen]
     method = "crepe-mixture" if args.reads_mixture else "crepe-separated"  # the tracker this run trains
+    if config.steps != TrackerTrainingConfig.steps:  # another length of training: its own figures
+        flag += f" --steps {config.steps}"
+        result_path = result_path.with_name(f"{result_path.stem}_{config.steps}_steps.json")
     command = f"python -m bench.f0_separated{flag}" if flag else COMMAND
     separators = (*WIDE_SEPARATORS, TRAINING_NETWORK) if args.network else WIDE_SEPARATORS
     weights = OUT / f"crepe_separated_tiny_{config.steps}_steps{file_suffix}.safetensors"  # more steps resume

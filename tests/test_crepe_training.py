@@ -195,6 +195,20 @@ def test_shipped_separated_tracker_follows_a_tone_and_has_its_provenance():
     assert "CC BY-NC-SA 4.0" in provenance["licence"] and provenance["training_singers"]
 
 
+@pytest.mark.skipif(not crepe.MIXTURE_WEIGHTS.is_file(), reason="crepe-mixture weights not installed")
+def test_shipped_mixture_tracker_follows_a_tone_alone_and_in_its_song_and_has_its_provenance():
+    import json
+
+    vocal = tone(330.0, 2.0)
+    song = vocal + 0.5 * tone(110.0, 2.0, amplitude=0.2)  # a quieter bass line under it
+    reference = np.full(1 + vocal.size * 100 // SR - 1, 330.0)[20:-20]
+    for mixture in (None, song):
+        f0_hz, _ = extract_f0(vocal, SR, frame_rate=100, method="crepe-mixture", mixture=mixture)
+        assert raw_pitch_accuracy(reference, f0_hz[20:-20]) > 0.95
+    provenance = json.loads(crepe.MIXTURE_WEIGHTS.with_suffix(".json").read_text())
+    assert "CC BY-NC-SA 4.0" in provenance["licence"] and provenance["training"]["reads_mixture"]
+
+
 # ------------------------------------------------------------------------------------ a tracker reading the mixture
 def two_channel_frames(n: int = 6) -> torch.Tensor:
     """``(n, 2, 1024)`` normalised frames: a harmonic tone and random noise in the first channel, other noise in
@@ -291,3 +305,44 @@ def test_trackers_say_whether_they_read_the_song():
 
     assert F0Tracker("crepe-mixture").reads_mixture and F0Tracker("crepe-tiny", harmonic_check=True).reads_mixture
     assert not F0Tracker("crepe-separated").reads_mixture and not F0Tracker().reads_mixture
+
+
+def test_the_features_stage_gives_crepe_mixture_the_song_its_stems_add_up_to(monkeypatch, tmp_path):
+    """With a network that reads only its second channel, the feature file's F0 is the song's (vocals plus
+    ``accompaniment.wav``), not the vocal's; the accompaniment's checksum is recorded (a changed accompaniment is
+    recomputed); a separation without it is skipped with a line naming the missing file."""
+    from safetensors.torch import save_file
+
+    from ddsp_demucs.core.audio_io import save_audio
+    from ddsp_demucs.core.config import Config
+    from ddsp_demucs.features import load_features, run_features
+
+    state = widened(crepe.load_crepe("tiny").state_dict(), 2)
+    state["conv1.weight"] = state["conv1.weight"].flip(1)  # reads the song only
+    path = tmp_path / "mixture.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    monkeypatch.setattr(crepe, "MIXTURE_WEIGHTS", path)
+    crepe.load_crepe.cache_clear()
+    try:
+        sr, seconds = 22050, 4.5
+        t = np.arange(int(sr * seconds)) / sr
+        vocal = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        song = (0.3 * np.sin(2 * np.pi * 330.0 * t)).astype(np.float32)
+        folder = tmp_path / "stems" / "sep" / "song"
+        save_audio(folder / "vocals.wav", vocal[:, None], sr)
+        save_audio(folder / "accompaniment.wav", (song - vocal)[:, None], sr)
+        save_audio(tmp_path / "stems" / "sep" / "lone" / "vocals.wav", vocal[:, None], sr)
+        config = Config()
+        config.features.f0_method = "crepe-mixture"
+        report = run_features(tmp_path / "stems", "sep", tmp_path / "features", config=config, progress=False)
+        features = load_features(tmp_path / "features" / "sep" / "song.npz")
+        voiced = features["f0_hz"][features["f0_hz"] > 0]
+        assert voiced.size > 100 and np.median(voiced) == pytest.approx(330.0, rel=0.02)
+        assert features["meta"]["accompaniment_sha256"]
+        assert report.computed == ["song"] and len(report.skipped) == 1
+        assert "lone/accompaniment.wav: not found" in report.skipped[0][1]
+        save_audio(folder / "accompaniment.wav", (0.5 * song - vocal)[:, None], sr)
+        again = run_features(tmp_path / "stems", "sep", tmp_path / "features", config=config, progress=False)
+        assert again.computed == ["song"]
+    finally:
+        crepe.load_crepe.cache_clear()

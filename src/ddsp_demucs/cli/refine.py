@@ -68,8 +68,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--f0-method",
         choices=F0_METHODS,
-        help="F0 tracker (default: the checkpoint's; crepe-separated: CREPE-tiny fine-tuned on separated vocals, "
-        "README, Pitch)",
+        help="F0 tracker (default: the checkpoint's; crepe-separated: CREPE-tiny fine-tuned on separated vocals; "
+        "crepe-mixture: the same, also reading the song, better on the weight-free fallback's vocals and worse on "
+        "good separations; README, Pitch)",
     )
     p.add_argument(
         "--harmonic-check",

@@ -94,8 +94,9 @@ def frame_controls(
     The rate is the caller's choice and changes F0 (see the module docstring): the features stage passes the
     stem's rate, refine the model's. ``f0_audio`` (same shape and rate): track F0 and confidence on it instead of
     ``mono`` (the oracle-F0 diagnosis); loudness is always ``mono``'s. ``mixture`` (same shape and rate): the song
-    ``mono`` was separated from, which the tracker's harmonic check reads where it is on (refine has it; the
-    features stage does not, so there the check acts on every voiced frame)."""
+    ``mono`` was separated from, which the tracker reads where it reads the song (``crepe-mixture``, the harmonic
+    check; refine has it; the features stage gives it to ``crepe-mixture`` only, so there the harmonic check of
+    another tracker acts on every voiced frame)."""
     controls = track_f0(mono if f0_audio is None else f0_audio, sample_rate, frame_rate, tracker, mixture=mixture)
     controls["loudness_db"] = loudness_db(mono, sample_rate, frame_rate)
     return controls

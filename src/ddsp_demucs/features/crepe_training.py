@@ -85,7 +85,7 @@ class TrackerTrainingConfig:
     breath_max_power: float = BREATH_MAX_POWER  # its power: uniform up to this share of the vocal's
     reads_mixture: bool = False  # a second input channel: the song's mixture at the same frame
     solo_share: float = 0.2  # with reads_mixture: share of draws whose second channel is the vocal itself
-    mixture_start_share: float = 0.0  # with reads_mixture: share of the first layer's weights on the mixture at first
+    mixture_start_share: float = 0.5  # with reads_mixture: share of the first layer's weights on the mixture at first
 
     def __post_init__(self):
         for name in ("mix_share", "breath_share", "solo_share", "mixture_start_share"):

@@ -25,7 +25,7 @@ from ddsp_demucs.core.config import Config
 from ddsp_demucs.core.utils import atomic_path, get_logger, shard_of
 from ddsp_demucs.features.controls import frame_controls, to_feature_file
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
-from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, F0Tracker, as_mono
+from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, MIXTURE_METHODS, F0Tracker, as_mono
 
 log = get_logger("features")
 
@@ -42,7 +42,9 @@ def _default_config(config):
     return config
 
 
-def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[str, Any]:
+def compute_features(
+    audio: np.ndarray, sample_rate: int, config=None, *, mixture: np.ndarray | None = None
+) -> dict[str, Any]:
     """All frame features of one signal.
 
     Args:
@@ -50,6 +52,8 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
         sample_rate: Hz.
         config: a :class:`ddsp_demucs.core.config.Config` (``data.frame_rate``, ``features.f0_method``,
             ``features.voicing_threshold``, ``features.crepe_hop``); ``None`` for the defaults.
+        mixture: the song ``audio`` was separated from (same number of samples, any channels), for a tracker
+            that reads it (``crepe-mixture``; its harmonic check then also reads it).
 
     Returns:
         float32 ``(n_frames,)`` arrays ``f0_hz`` (Hz, 0 unvoiced), ``confidence`` ([0, 1]), ``loudness_db``
@@ -61,7 +65,8 @@ def compute_features(audio: np.ndarray, sample_rate: int, config=None) -> dict[s
     frame_rate = int(config.data.frame_rate)
     mono = as_mono(audio)
     tracker = F0Tracker.from_config(config.features)
-    out: dict[str, Any] = to_feature_file(frame_controls(mono, sample_rate, frame_rate, tracker=tracker))
+    song = None if mixture is None else as_mono(mixture)
+    out: dict[str, Any] = to_feature_file(frame_controls(mono, sample_rate, frame_rate, tracker=tracker, mixture=song))
     out.update(frame_rate=frame_rate, sample_rate=int(sample_rate))
     return out
 
@@ -124,7 +129,9 @@ def track_features(
     min_duration_s: float = 0.0,
     force: bool = False,
 ) -> tuple[dict, bool]:
-    """Features of one vocal file, reused from ``out_path`` when its checksum and parameters match.
+    """Features of one vocal file, reused from ``out_path`` when its checksum and parameters match. A tracker that
+    reads the song (``crepe-mixture``) gets it as the separation's stems add up: the vocal plus
+    ``accompaniment.wav`` beside it (:mod:`ddsp_demucs.separation.cache`).
 
     Returns ``(features, computed)``. Raises :class:`InputError` naming the file when it is missing,
     unreadable, silent, holds NaN/inf or is shorter than ``min_duration_s``.
@@ -133,6 +140,12 @@ def track_features(
     if not vocals_path.is_file():
         raise InputError(f"{vocals_path}: vocals stem not found")
     meta = {**feature_params(config), "input_sha256": file_sha256(vocals_path), "input": vocals_path.name}
+    accompaniment_path = vocals_path.with_name("accompaniment.wav")
+    reads_song = F0Tracker.from_config(_default_config(config).features).method in MIXTURE_METHODS
+    if reads_song:
+        if not accompaniment_path.is_file():
+            raise InputError(f"{accompaniment_path}: not found (the crepe-mixture tracker reads the song: vocals + it)")
+        meta["accompaniment_sha256"] = file_sha256(accompaniment_path)
     if out_path.is_file() and not force:
         try:
             existing = load_features(out_path)
@@ -141,7 +154,15 @@ def track_features(
         if existing is not None and all(_recorded(existing["meta"], k) == v for k, v in meta.items() if k != "input"):
             return existing, False
     audio, sr = load_audio(vocals_path, min_duration_s=min_duration_s)
-    features = compute_features(audio, sr, config)
+    song = None
+    if reads_song:
+        accompaniment, accompaniment_sr = load_audio(accompaniment_path, allow_silent=True)
+        if accompaniment_sr != sr or accompaniment.shape[0] != audio.shape[0]:
+            raise InputError(
+                f"{accompaniment_path}: not the vocals' rate and length ({sr} Hz, {audio.shape[0]} samples)"
+            )
+        song = audio.mean(axis=1) + accompaniment.mean(axis=1)
+    features = compute_features(audio, sr, config, mixture=song)
     save_features(out_path, features, meta)
     features["meta"] = {**meta, "frame_rate": features["frame_rate"], "sample_rate": sr}
     return features, True
