@@ -104,9 +104,8 @@ class CrepeNet(nn.Module):
         stride, n_in, n_out = _STRIDES[0], self.conv1.in_channels, self.conv1.out_channels
         x = F.pad(frames.reshape(frames.shape[0], n_in, FRAME_SIZE), same_padding(FRAME_SIZE, _KERNELS[0], stride))
         x = x.reshape(x.shape[0], n_in, -1, stride).transpose(1, 2).flatten(2)  # (batch, time, in x phase)
-        weight = (
-            self.conv1.weight.reshape(n_out, n_in, -1, stride).transpose(2, 3).flatten(1, 2)
-        )  # (out, in x phase, k/4)
+        # the kernel split into the same phases: (out, in x phase, k/4)
+        weight = self.conv1.weight.reshape(n_out, n_in, -1, stride).transpose(2, 3).flatten(1, 2)
         x = self._relu_norm_pool(_conv_channels_last(x, weight, self.conv1.bias), 1)
         for i in range(2, len(_KERNELS) + 1):
             conv = getattr(self, f"conv{i}")
