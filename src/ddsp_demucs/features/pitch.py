@@ -159,9 +159,12 @@ def extract_f0(
         return (empty, empty, empty) if return_pitch else (empty, empty)
     if method.startswith("crepe"):
         audio16 = resample(audio, sample_rate, crepe.SAMPLE_RATE)
-        song16 = None if mixture is None else resample(as_mono(mixture), sample_rate, crepe.SAMPLE_RATE)
-        if song16 is not None and song16.shape != audio16.shape:
-            raise ValueError(f"mixture must have the audio's length {audio.shape[0]}, got {as_mono(mixture).shape[0]}")
+        song16 = None
+        if mixture is not None and method in MIXTURE_METHODS:  # the other trackers never read the song
+            song = as_mono(mixture)
+            if song.shape != audio.shape:
+                raise ValueError(f"mixture must have the audio's length {audio.shape[0]}, got {song.shape[0]}")
+            song16 = resample(song, sample_rate, crepe.SAMPLE_RATE)
         act = crepe.salience(audio16, hop=crepe_hop, model=method.split("-", 1)[1], mixture_16k=song16)
         if crepe_hop != CREPE_HOP:
             n_grid = 1 + audio16.shape[0] // CREPE_HOP
