@@ -20,7 +20,10 @@ separations; run ``make bench-quality`` first):
    :data:`BREATH_SHARE` of the draws, noise shaped like the song's true vocal
    (:func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise`) at up to its power: breathier voices, like the test
    singers the recommended refiner loses on (weights ``..._steps_breath.safetensors``, figures in
-   :data:`BREATH_RESULT`); ``--reads-mixture`` trains ``crepe-mixture`` instead, the same network with the song's
+   :data:`BREATH_RESULT`); ``--pitch-shift`` (another) pitch-shifts :data:`PITCH_SHIFT_SHARE` of the draws by up to
+   an octave either way, the label with them (the training singers sing lower than some test singers, and the
+   tracker learnt to read high falsetto an octave down; weights ``..._steps_shift.safetensors``, figures in
+   :data:`PITCH_SHIFT_RESULT`); ``--reads-mixture`` trains ``crepe-mixture`` instead, the same network with the song's
    mixture as a second input channel (refine has the song; ``--mixture-start-share``: the share of CREPE-tiny's
    first-layer weights on that channel at the start; weights ``..._steps_reads_mixture_start<share>.safetensors``,
    figures in :data:`READS_MIXTURE_RESULT`, measured beside the shipped ``crepe-separated``);
@@ -34,7 +37,9 @@ separations; run ``make bench-quality`` first):
    read the mixture could at most add;
 5. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
    tracker and with the oracle F0 (tracked on the true vocal), median SI-SDR change and songs worse per level;
-6. **speed**: seconds per minute of audio of each CREPE tracker, in the same run.
+6. **speed** (:func:`tracker_speed`): seconds per minute of audio of each CREPE tracker and its ratio to
+   CREPE-tiny's, timed in turns on the same songs in the same run (never kept: timings of other runs, beside
+   other work, do not compare).
 
 Every accuracy and refinement figure is kept under ``runs/f0_separated/`` keyed by what it depends on (the tracker's
 weights, the checkpoint), so a rerun redoes only what changed. Writes ``bench/results/f0_separated.json``;
@@ -64,6 +69,8 @@ MIX_RESULT = ROOT / "bench" / "results" / "f0_separated_mix.json"  # python -m b
 MIX_SHARE = 0.5  # --mix: share of the draws that are a true vocal plus another song's accompaniment
 BREATH_RESULT = ROOT / "bench" / "results" / "f0_separated_breath.json"  # python -m bench.f0_separated --breath
 BREATH_SHARE = 0.5  # --breath: share of the draws with the song's breath noise added
+PITCH_SHIFT_RESULT = ROOT / "bench" / "results" / "f0_separated_pitch_shift.json"  # --pitch-shift
+PITCH_SHIFT_SHARE = 0.5  # --pitch-shift: share of the draws pitch-shifted (up to an octave either way)
 # python -m bench.f0_separated --reads-mixture [--mixture-start-share S]: figures in f0_separated_reads_mixture_startS
 READS_MIXTURE_RESULT = ROOT / "bench" / "results" / "f0_separated_reads_mixture_start{share:g}.json"
 DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
@@ -223,6 +230,48 @@ def tracker_accuracy(
     m = f0_metrics(np.concatenate(refs), np.concatenate(pitches), est_voicing=np.concatenate(voiced))
     keys = ("raw_pitch_accuracy", "raw_chroma_accuracy", "voicing_recall", "voicing_false_alarm")
     return {k: round(float(m[k]), 4) for k in keys} | {"s_per_min_audio": round(60.0 * elapsed / seconds, 3)}
+
+
+SPEED_SECONDS = 60.0  # tracker_speed: this much of the test songs' audio
+SPEED_REPEATS = 5  # tracker_speed: rounds, each tracker once per round (median kept)
+
+
+def tracker_speed(
+    methods: tuple[str, ...], vocals: list[np.ndarray], mixtures: list[np.ndarray], reference: str = "crepe-tiny"
+) -> dict[str, dict[str, float]]:
+    """``{method: {"s_per_min_audio", "ratio_to_<reference>"}}``: each tracker of ``methods`` (``reference``
+    included) on the first :data:`SPEED_SECONDS` of ``vocals`` (with ``mixtures``, for a tracker that reads the
+    song), timed in turns for :data:`SPEED_REPEATS` rounds after one untimed round (weights loaded, network form
+    chosen); the median round of each. Taking turns puts every tracker under the same load, so the ratio holds
+    where the absolute times do not."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.features import extract_f0
+
+    limit = int(SPEED_SECONDS * SAMPLE_RATE)
+    clips, seconds = [], 0.0
+    for audio, mixture in zip(vocals, mixtures):
+        if seconds >= SPEED_SECONDS:
+            break
+        n = min(audio.shape[0], limit - int(seconds * SAMPLE_RATE))
+        clips.append((audio[:n], mixture[:n]))
+        seconds += n / SAMPLE_RATE
+    methods = tuple(dict.fromkeys((reference, *methods)))
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for round_ in range(SPEED_REPEATS + 1):
+        for method in methods:
+            start = time.perf_counter()
+            for audio, mixture in clips:
+                extract_f0(audio, SAMPLE_RATE, frame_rate=LABEL_RATE, method=method, mixture=mixture)
+            if round_:
+                times[method].append(time.perf_counter() - start)
+    medians = {m: float(np.median(t)) for m, t in times.items()}
+    return {
+        m: {
+            "s_per_min_audio": round(60.0 * medians[m] / seconds, 3),
+            f"ratio_to_{reference}": round(medians[m] / medians[reference], 3),
+        }
+        for m in methods
+    }
 
 
 def level_vocals(spec, songs: list) -> list[np.ndarray]:
@@ -408,6 +457,12 @@ def main(argv: list[str] | None = None) -> None:
         f"added (a breathier voice), figures in {BREATH_RESULT.relative_to(ROOT)}",
     )
     ablation.add_argument(
+        "--pitch-shift",
+        action="store_true",
+        help=f"an ablation: {100 * PITCH_SHIFT_SHARE:.0f} %% of the draws pitch-shifted by up to an octave either "
+        f"way, the label with them, figures in {PITCH_SHIFT_RESULT.relative_to(ROOT)}",
+    )
+    ablation.add_argument(
         "--reads-mixture",
         action="store_true",
         help="a tracker that also reads the song's mixture (crepe-mixture: a second input channel; in "
@@ -437,15 +492,19 @@ def main(argv: list[str] | None = None) -> None:
         steps=args.steps,
         mix_share=MIX_SHARE if args.mix else 0.0,
         breath_share=BREATH_SHARE if args.breath else 0.0,
+        pitch_shift_share=PITCH_SHIFT_SHARE if args.pitch_shift else 0.0,
         reads_mixture=args.reads_mixture,
         mixture_start_share=args.mixture_start_share,
     )
-    chosen = next((n for n in ("network", "mix", "breath", "reads_mixture") if getattr(args, n)), None)  # one at most
+    chosen = next(
+        (n for n in ("network", "mix", "breath", "pitch_shift", "reads_mixture") if getattr(args, n)), None
+    )  # one at most
     flag, file_suffix, result_path = {
         None: ("", "", RESULT),
         "network": (" --network", "_net", NETWORK_RESULT),
         "mix": (" --mix", "_mix", MIX_RESULT),
         "breath": (" --breath", "_breath", BREATH_RESULT),
+        "pitch_shift": (" --pitch-shift", "_shift", PITCH_SHIFT_RESULT),
         "reads_mixture": (
             f" --reads-mixture --mixture-start-share {config.mixture_start_share:g}",
             f"_reads_mixture_start{config.mixture_start_share:g}",
@@ -543,6 +602,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"{level:>13} pitch right on the separated vocal {by_input['separated']['all']:.3f}, on the "
                 f"mixture {mixture['mixture']['all']:.3f}, on either {by_input['either']['all']:.3f}"
             )
+    speed = tracker_speed(tuple(tracker_keys), vocals_by_level["fallback"], mixtures)
+    for m, r in speed.items():
+        log(
+            f"speed {m:>15}: {r['s_per_min_audio']:.2f} s per minute of audio, "
+            f"{r['ratio_to_crepe-tiny']:.2f}x CREPE-tiny's time"
+        )
     annotated = annotated_accuracy(tuple(tracker_keys))  # vocals on their own: no mixture
     log(f"annotated clean vocals: {json.dumps(annotated)}")
     result = {
@@ -551,6 +616,7 @@ def main(argv: list[str] | None = None) -> None:
         "accuracy": accuracy,
         "annotated_clean": annotated,
         "mixture_pitch": mixture,
+        "speed": speed,
         "refinement": refinement(test, vocals_by_level, separation_keys, tracker_keys),
         "test_singers": manifest["singers"]["test"],
         "provenance": provenance,

@@ -95,3 +95,29 @@ def test_mixture_pitch_counts_a_frame_right_on_either_input():
     assert got["mixture"]["all"] > 0.95
     assert got["fallback"]["either"]["all"] == got["mixture"]["all"]
     assert set(got) == {"mixture", "fallback"}  # levels not given are left out
+
+
+def test_tracker_speed_times_each_tracker_in_turns_on_the_same_clips(monkeypatch):
+    """A fake clock that each (fake) tracker advances by its cost per second of audio: the figures are exact."""
+    import ddsp_demucs.features as features
+
+    cost = {"crepe-tiny": 0.1, "crepe-mixture": 0.15}  # seconds per second of audio
+    clock = [0.0]
+    calls = []
+
+    def fake_extract_f0(audio, sample_rate, *, frame_rate, method, mixture):
+        assert mixture.shape == audio.shape and np.array_equal(mixture, 2 * audio)  # the matching span of its song
+        calls.append(method)
+        clock[0] += cost[method] * audio.shape[0] / sample_rate
+
+    monkeypatch.setattr(features, "extract_f0", fake_extract_f0)
+    monkeypatch.setattr(f0_separated, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(f0_separated, "SPEED_SECONDS", 3.0)
+    rng = np.random.default_rng(0)
+    vocals = [rng.standard_normal((2 * SAMPLE_RATE, 2)).astype(np.float32) for _ in range(3)]  # 6 s: 3 s used
+    speed = f0_separated.tracker_speed(("crepe-mixture", "crepe-tiny"), vocals, [2 * v for v in vocals])
+    assert list(speed) == ["crepe-tiny", "crepe-mixture"]  # the reference first, once
+    assert calls.count("crepe-tiny") == calls.count("crepe-mixture") == 2 * (f0_separated.SPEED_REPEATS + 1)
+    assert calls[:4] == ["crepe-tiny", "crepe-tiny", "crepe-mixture", "crepe-mixture"]  # in turns, two clips each
+    assert speed["crepe-tiny"] == {"s_per_min_audio": 6.0, "ratio_to_crepe-tiny": 1.0}
+    assert speed["crepe-mixture"] == {"s_per_min_audio": 9.0, "ratio_to_crepe-tiny": 1.5}

@@ -10,12 +10,14 @@ from ddsp_demucs import DDSPDemucsError
 from ddsp_demucs.features import crepe, extract_f0
 from ddsp_demucs.features.crepe_training import (
     LABEL_HOP,
+    SHIFT_GRID,
     TARGET_STD_CENTS,
     TrackerSong,
     TrackerTrainingConfig,
     accompaniment_gain,
     draw_batch,
     frames_at,
+    shifted_frame,
     target_activations,
     train_tracker,
     widened,
@@ -346,3 +348,46 @@ def test_the_features_stage_gives_crepe_mixture_the_song_its_stems_add_up_to(mon
         assert again.computed == ["song"]
     finally:
         crepe.load_crepe.cache_clear()
+
+
+def harmonic_residual(frame: np.ndarray, f0: float) -> float:
+    """Share of ``frame``'s energy that five harmonics of ``f0`` (any amplitudes and phases) and an offset leave
+    unexplained."""
+    n = np.arange(frame.shape[0]) / SR
+    columns = [f(2 * np.pi * k * f0 * n) for k in range(1, 6) for f in (np.sin, np.cos)]
+    basis = np.stack([*columns, np.ones_like(n)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, frame.astype(np.float64), rcond=None)
+    return float(np.sum((frame - basis @ coef) ** 2) / np.sum(frame.astype(np.float64) ** 2))
+
+
+def test_a_shifted_frame_is_the_frame_with_every_frequency_scaled_and_stays_centred():
+    audio = tone(220.0, seconds=1.0)
+    j = 50  # sample 8000: a shift of an octave either way stays inside the tone
+    np.testing.assert_array_equal(shifted_frame(audio, j, SHIFT_GRID), frames_at(audio, np.array([j]))[0])
+    for k in (32, 51, 80, 128):  # an octave down, about 4 semitones down and up, an octave up
+        frame = shifted_frame(audio, j, k)
+        assert frame.shape == (crepe.FRAME_SIZE,) and frame.dtype == audio.dtype
+        assert harmonic_residual(frame, 220.0 * k / SHIFT_GRID) < 1e-4
+        assert harmonic_residual(frame, 220.0) > 0.01  # the harmonics of an octave shift are partly 220 Hz's
+    impulse = np.zeros(16000, dtype=np.float32)
+    impulse[j * LABEL_HOP] = 1.0  # the frame's centre sample stays at the frame's centre
+    for k in (40, 96):
+        assert int(np.argmax(shifted_frame(impulse, j, k))) == crepe.FRAME_SIZE // 2
+
+
+def test_pitch_shifted_draws_carry_labels_that_follow_their_audio():
+    clean = tone(220.0)
+    n_frames = 1 + clean.shape[0] // LABEL_HOP
+    song = TrackerSong(clean[None], np.full(n_frames, 1200.0 * np.log2(22.0)), np.ones(n_frames, dtype=bool))
+    x, cents, _ = draw_batch([song], np.random.default_rng(0), 48, pitch_shift_share=1.0, pitch_shift_semitones=7.0)
+    semitones = (cents.numpy() - 1200.0 * np.log2(22.0)) / 100.0
+    assert np.abs(semitones).max() <= 7.0 + 0.25 and semitones.std() > 2.0  # spread over the range asked for
+    for frame, c in zip(x.numpy(), cents.numpy()):
+        if np.ptp(frame[:8]) > 1e-6 and np.ptp(frame[-8:]) > 1e-6:  # no zero padding (the song's edges)
+            assert harmonic_residual(frame, 10.0 * 2 ** (c / 1200.0)) < 1e-3
+    plain, plain_cents, _ = draw_batch([song], np.random.default_rng(0), 48)
+    assert np.allclose(plain_cents.numpy(), 1200.0 * np.log2(22.0))  # no shift asked for: the labels as they are
+    with pytest.raises(ValueError, match="pitch_shift_share"):
+        TrackerTrainingConfig(pitch_shift_share=1.5)
+    with pytest.raises(ValueError, match="pitch_shift_semitones"):
+        TrackerTrainingConfig(pitch_shift_semitones=13.0)

@@ -13,7 +13,10 @@ the harmonics, ``TrackerSong.breath``) added at a random power: a breathier voic
 ``reads_mixture`` the network has a second input channel, the song's mixture at the same frame (``TrackerSong.
 mixture``; a share ``mixture_start_share`` of CREPE-tiny's first-layer weights moves to that channel at the start:
 0 starts from CREPE-tiny on the vocal alone, 0.5 from CREPE-tiny on the mean of the two layers' inputs), and a share
-``solo_share`` of the draws gives it the vocal itself there instead (a vocal on its own, no song). Batch-norm
+``solo_share`` of the draws gives it the vocal itself there instead (a vocal on its own, no song). A share
+``pitch_shift_share`` of the draws is pitch-shifted by up to ``pitch_shift_semitones`` either way (every signal
+of the draw resampled alike, the label moved with it, :func:`shifted_frame`): the training singers' range (a
+twelfth of their voiced frames above 400 Hz) no longer teaches the network which octave to prefer. Batch-norm
 statistics stay those of the published network (:class:`CrepeNet` always normalises with its running statistics).
 """
 
@@ -34,6 +37,7 @@ LABEL_HOP = 160  # samples at 16 kHz between label frames (10 ms)
 MIX_RATIO_DB = (-5.0, 20.0)  # default range of a mixed draw's vocal-to-accompaniment ratio (uniform, dB)
 BREATH_MAX_POWER = 1.0  # default largest power of a breathy draw's noise, as a share of the vocal's (uniform)
 SILENT_STD = 1e-7  # frames below this standard deviation carry no pitch (salience gives them zero activation)
+SHIFT_GRID = 64  # shifted_frame: a pitch shift by k / SHIFT_GRID (integer k), 27 cents apart near no shift
 
 
 @dataclass
@@ -86,9 +90,13 @@ class TrackerTrainingConfig:
     reads_mixture: bool = False  # a second input channel: the song's mixture at the same frame
     solo_share: float = 0.2  # with reads_mixture: share of draws whose second channel is the vocal itself
     mixture_start_share: float = 0.5  # with reads_mixture: share of the first layer's weights on the mixture at first
+    pitch_shift_share: float = 0.0  # share of draws pitch-shifted (shifted_frame), label moved with it
+    pitch_shift_semitones: float = 12.0  # their shift: uniform in semitones up to this either way
 
     def __post_init__(self):
-        for name in ("mix_share", "breath_share", "solo_share", "mixture_start_share"):
+        if not 0.0 <= self.pitch_shift_semitones <= 12.0:
+            raise ValueError(f"pitch_shift_semitones must be in [0, 12], got {self.pitch_shift_semitones}")
+        for name in ("mix_share", "breath_share", "solo_share", "mixture_start_share", "pitch_shift_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.breath_max_power < 0.0:
@@ -107,13 +115,28 @@ def target_activations(cents: torch.Tensor, voiced: torch.Tensor) -> torch.Tenso
     return gauss * voiced[:, None].float()
 
 
-def frames_at(audio: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """The 1024-sample CREPE frames of 16 kHz ``audio (n_samples,)`` centred on samples ``frames * LABEL_HOP``
-    (zero beyond the edges, as :func:`~ddsp_demucs.features.crepe.salience` pads) -> ``(len(frames), 1024)``.
-    Reads only those samples (the training loop cuts one frame at a time from whole songs)."""
-    index = (np.asarray(frames) * LABEL_HOP - FRAME_SIZE // 2)[:, None] + np.arange(FRAME_SIZE)[None, :]
+def frames_at(audio: np.ndarray, frames: np.ndarray, length: int = FRAME_SIZE) -> np.ndarray:
+    """The ``length``-sample frames (CREPE's 1024 by default) of 16 kHz ``audio (n_samples,)`` centred on samples
+    ``frames * LABEL_HOP`` (zero beyond the edges, as :func:`~ddsp_demucs.features.crepe.salience` pads) ->
+    ``(len(frames), length)``. Reads only those samples (the training loop cuts one frame at a time from whole
+    songs)."""
+    index = (np.asarray(frames) * LABEL_HOP - length // 2)[:, None] + np.arange(length)[None, :]
     inside = (index >= 0) & (index < audio.shape[0])
     return np.where(inside, audio[np.clip(index, 0, audio.shape[0] - 1)], 0.0).astype(audio.dtype)
+
+
+def shifted_frame(audio: np.ndarray, frame: int, k: int) -> np.ndarray:
+    """The CREPE frame of ``audio`` at label frame ``frame`` (as :func:`frames_at`) with every frequency times
+    ``k / SHIFT_GRID``: the ``2 * 1024 * k / SHIFT_GRID`` samples around it resampled (polyphase, band-limited) to
+    2048, the middle 1024 kept (away from the resampler's edges) -> ``(1024,)``. ``k = SHIFT_GRID``: the frame
+    itself. The pitch moves by ``1200 log2(k / SHIFT_GRID)`` cents."""
+    from scipy.signal import resample_poly
+
+    if k == SHIFT_GRID:
+        return frames_at(audio, np.array([frame]))[0]
+    segment = frames_at(audio, np.array([frame]), 2 * FRAME_SIZE * k // SHIFT_GRID)[0]
+    resampled = resample_poly(segment.astype(np.float64), SHIFT_GRID, k)
+    return resampled[FRAME_SIZE // 2 : FRAME_SIZE // 2 + FRAME_SIZE].astype(audio.dtype)
 
 
 def draw_batch(
@@ -127,6 +150,8 @@ def draw_batch(
     breath_max_power: float = BREATH_MAX_POWER,
     reads_mixture: bool = False,
     solo_share: float = 0.0,
+    pitch_shift_share: float = 0.0,
+    pitch_shift_semitones: float = 12.0,
 ) -> tuple[torch.Tensor, ...]:
     """A batch of random frames of random versions of random songs, digitally silent frames skipped:
     ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``; with ``reads_mixture``, ``frames
@@ -135,7 +160,9 @@ def draw_batch(
     the draws is a frame of a song's true vocal plus a random frame of a random song's accompaniment, scaled so
     that the two songs' levels stand ``U(mix_ratio_db)`` dB apart (:func:`accompaniment_gain`). With
     ``breath_share`` > 0, that share of the draws (mixed or not) has the song's ``breath`` at the same frame added
-    at a power ``U(0, breath_max_power)`` times the vocal's."""
+    at a power ``U(0, breath_max_power)`` times the vocal's. With ``pitch_shift_share`` > 0, that share of the
+    draws has every signal shifted by ``U(-1, 1) * pitch_shift_semitones`` semitones (:func:`shifted_frame`, to the
+    nearest step of its grid) and its label moved with it."""
     with_accompaniment = [s for s in songs if s.accompaniment is not None]
     if mix_share > 0 and not with_accompaniment:
         raise ValueError("mix_share > 0 needs songs with an accompaniment")
@@ -149,22 +176,25 @@ def draw_batch(
         mixed = mix_share > 0 and rng.random() < mix_share
         version = 0 if mixed else rng.integers(song.versions.shape[0])
         j = int(rng.integers(song.cents.shape[0]))
-        frame = frames_at(song.versions[version], np.array([j]))[0]
+        shift = SHIFT_GRID
+        if pitch_shift_share > 0 and rng.random() < pitch_shift_share:
+            shift = round(SHIFT_GRID * 2.0 ** (rng.uniform(-1.0, 1.0) * pitch_shift_semitones / 12.0))
+        frame = shifted_frame(song.versions[version], j, shift)
         if mixed:
             other = with_accompaniment[rng.integers(len(with_accompaniment))]
             k = int(rng.integers(1 + other.accompaniment.shape[0] // LABEL_HOP))
             gain = accompaniment_gain(song.vocal_rms, other.accompaniment_rms, float(rng.uniform(*mix_ratio_db)))
-            frame = frame + np.float32(gain) * frames_at(other.accompaniment, np.array([k]))[0]
+            frame = frame + np.float32(gain) * shifted_frame(other.accompaniment, k, shift)
         if breath_share > 0 and rng.random() < breath_share:
             power = float(rng.uniform(0.0, breath_max_power))
-            frame = frame + np.float32(np.sqrt(power)) * frames_at(song.breath, np.array([j]))[0]
+            frame = frame + np.float32(np.sqrt(power)) * shifted_frame(song.breath, j, shift)
         if frame.std() < SILENT_STD:
             continue
         if reads_mixture:
             solo = rng.random() < solo_share
-            frame = np.stack([frame, frame if solo else frames_at(song.mixture, np.array([j]))[0]])
+            frame = np.stack([frame, frame if solo else shifted_frame(song.mixture, j, shift)])
         frames.append(frame)
-        cents.append(song.cents[j])
+        cents.append(song.cents[j] + 1200.0 * np.log2(shift / SHIFT_GRID))
         voiced.append(song.voiced[j])
     x = normalise_frames(torch.from_numpy(np.stack(frames).astype(np.float32)))
     return x, torch.tensor(np.array(cents), dtype=torch.float32), torch.tensor(np.array(voiced), dtype=torch.bool)
@@ -228,6 +258,8 @@ def train_tracker(
             breath_max_power=config.breath_max_power,
             reads_mixture=config.reads_mixture,
             solo_share=config.solo_share,
+            pitch_shift_share=config.pitch_shift_share,
+            pitch_shift_semitones=config.pitch_shift_semitones,
         )
         act = net(x).clamp(1e-7, 1 - 1e-7)
         loss = F.binary_cross_entropy(act, target_activations(cents, voiced))
@@ -250,6 +282,7 @@ __all__ = [
     "accompaniment_gain",
     "draw_batch",
     "frames_at",
+    "shifted_frame",
     "target_activations",
     "train_tracker",
     "widened",
