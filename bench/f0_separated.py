@@ -23,7 +23,11 @@ separations; run ``make bench-quality`` first):
    :data:`BREATH_RESULT`); ``--pitch-shift`` (another) pitch-shifts :data:`PITCH_SHIFT_SHARE` of the draws by up to
    an octave either way, the label with them (the training singers sing lower than some test singers, and the
    tracker learnt to read high falsetto an octave down; weights ``..._steps_shift.safetensors``, figures in
-   :data:`PITCH_SHIFT_RESULT`); ``--reads-mixture`` trains ``crepe-mixture`` instead, the same network with the song's
+   :data:`PITCH_SHIFT_RESULT`); ``--timbre`` (another) gives the voice of :data:`TIMBRE_SHARE` of the draws another
+   timbre, its low harmonics cut by up to 30 dB with the separator's error left as it was (one test singer's
+   fundamental lies 24 dB below its third harmonic, and every tracker reads that voice a twelfth, an octave or a
+   fifth up after separation; weights ``..._steps_timbre.safetensors``, figures in :data:`TIMBRE_RESULT`);
+   ``--reads-mixture`` trains ``crepe-mixture`` instead, the same network with the song's
    mixture as a second input channel (refine has the song; ``--mixture-start-share``: the share of CREPE-tiny's
    first-layer weights on that channel at the start; weights ``..._steps_reads_mixture_start<share>.safetensors``,
    figures in :data:`READS_MIXTURE_RESULT`, measured beside the shipped ``crepe-separated``);
@@ -71,6 +75,8 @@ BREATH_RESULT = ROOT / "bench" / "results" / "f0_separated_breath.json"  # pytho
 BREATH_SHARE = 0.5  # --breath: share of the draws with the song's breath noise added
 PITCH_SHIFT_RESULT = ROOT / "bench" / "results" / "f0_separated_pitch_shift.json"  # --pitch-shift
 PITCH_SHIFT_SHARE = 0.5  # --pitch-shift: share of the draws pitch-shifted (up to an octave either way)
+TIMBRE_RESULT = ROOT / "bench" / "results" / "f0_separated_timbre.json"  # --timbre
+TIMBRE_SHARE = 0.5  # --timbre: share of the draws whose voice has its low harmonics cut
 # python -m bench.f0_separated --reads-mixture [--mixture-start-share S]: figures in f0_separated_reads_mixture_startS
 READS_MIXTURE_RESULT = ROOT / "bench" / "results" / "f0_separated_reads_mixture_start{share:g}.json"
 DEFAULT = False  # not part of a plain `make bench`: it needs `make bench-quality`'s corpus and stems
@@ -463,6 +469,13 @@ def main(argv: list[str] | None = None) -> None:
         f"way, the label with them, figures in {PITCH_SHIFT_RESULT.relative_to(ROOT)}",
     )
     ablation.add_argument(
+        "--timbre",
+        action="store_true",
+        help=f"an ablation: in {100 * TIMBRE_SHARE:.0f} %% of the draws the voice's low harmonics cut by up to "
+        f"{TrackerTrainingConfig.timbre_max_cut_db:.0f} dB (a voice with a weak fundamental), the separator's error "
+        f"as it was, figures in {TIMBRE_RESULT.relative_to(ROOT)}",
+    )
+    ablation.add_argument(
         "--reads-mixture",
         action="store_true",
         help="a tracker that also reads the song's mixture (crepe-mixture: a second input channel; in "
@@ -493,18 +506,19 @@ def main(argv: list[str] | None = None) -> None:
         mix_share=MIX_SHARE if args.mix else 0.0,
         breath_share=BREATH_SHARE if args.breath else 0.0,
         pitch_shift_share=PITCH_SHIFT_SHARE if args.pitch_shift else 0.0,
+        timbre_share=TIMBRE_SHARE if args.timbre else 0.0,
         reads_mixture=args.reads_mixture,
         mixture_start_share=args.mixture_start_share,
     )
-    chosen = next(
-        (n for n in ("network", "mix", "breath", "pitch_shift", "reads_mixture") if getattr(args, n)), None
-    )  # one at most
+    ablations = ("network", "mix", "breath", "pitch_shift", "timbre", "reads_mixture")
+    chosen = next((n for n in ablations if getattr(args, n)), None)  # one at most
     flag, file_suffix, result_path = {
         None: ("", "", RESULT),
         "network": (" --network", "_net", NETWORK_RESULT),
         "mix": (" --mix", "_mix", MIX_RESULT),
         "breath": (" --breath", "_breath", BREATH_RESULT),
         "pitch_shift": (" --pitch-shift", "_shift", PITCH_SHIFT_RESULT),
+        "timbre": (" --timbre", "_timbre", TIMBRE_RESULT),
         "reads_mixture": (
             f" --reads-mixture --mixture-start-share {config.mixture_start_share:g}",
             f"_reads_mixture_start{config.mixture_start_share:g}",

@@ -12,11 +12,13 @@ from ddsp_demucs.features.crepe_training import (
     LABEL_HOP,
     SHIFT_GRID,
     TARGET_STD_CENTS,
+    TIMBRE_WIDTH_OCTAVES,
     TrackerSong,
     TrackerTrainingConfig,
     accompaniment_gain,
     draw_batch,
     frames_at,
+    low_cut,
     shifted_frame,
     target_activations,
     train_tracker,
@@ -391,3 +393,43 @@ def test_pitch_shifted_draws_carry_labels_that_follow_their_audio():
         TrackerTrainingConfig(pitch_shift_share=1.5)
     with pytest.raises(ValueError, match="pitch_shift_semitones"):
         TrackerTrainingConfig(pitch_shift_semitones=13.0)
+
+
+def test_low_cut_follows_its_closed_form_at_each_harmonic():
+    bin_hz = SR / crepe.FRAME_SIZE
+    f0 = 14 * bin_hz  # every harmonic on an FFT bin: the circular filter is exact there
+    frame = tone(f0, seconds=crepe.FRAME_SIZE / SR)[: crepe.FRAME_SIZE].astype(np.float64)
+    corner, cut = 700.0, 24.0
+    out = low_cut(frame.astype(np.float32), corner, cut)
+    assert out.dtype == np.float32
+    before, after = np.abs(np.fft.rfft(frame)), np.abs(np.fft.rfft(out.astype(np.float64)))
+    for k in range(1, 6):
+        octaves_below = np.log2(corner / (k * f0))
+        expected_db = -cut * min(max(octaves_below / TIMBRE_WIDTH_OCTAVES, 0.0), 1.0)
+        assert 20 * np.log10(after[14 * k] / before[14 * k]) == pytest.approx(expected_db, abs=0.05)
+    np.testing.assert_allclose(low_cut(frame, corner, 0.0), frame, atol=1e-12)  # no cut: the frame itself
+
+
+def test_timbre_draws_change_the_voice_keep_the_separators_error_and_the_labels():
+    f0 = 220.0
+    voice = tone(f0, seconds=2.0)
+    t = np.arange(voice.shape[0]) / SR
+    error = (0.05 * np.sin(2 * np.pi * 3000.0 * t)).astype(np.float32)  # the "separator's" error: a 3 kHz tone
+    n_frames = 1 + voice.shape[0] // LABEL_HOP
+    cents = np.full(n_frames, 1200.0 * np.log2(f0 / 10.0))
+    song = TrackerSong(np.stack([voice, voice + error]), cents, np.ones(n_frames, dtype=bool))
+    x, got_cents, voiced = draw_batch([song], np.random.default_rng(0), 64, timbre_share=1.0, timbre_max_cut_db=30.0)
+    plain, *_ = draw_batch([song], np.random.default_rng(0), 64)
+    assert np.allclose(got_cents.numpy(), cents[0]) and bool(voiced.all())
+
+    def level(frames, hz):  # amplitude at hz, relative to the 5th harmonic's (which no corner reaches)
+        spectra = np.abs(np.fft.rfft(frames.numpy().astype(np.float64), axis=-1))
+        return spectra[:, round(hz * crepe.FRAME_SIZE / SR)] / spectra[:, round(5 * f0 * crepe.FRAME_SIZE / SR)]
+
+    assert np.median(level(x, f0)) < 0.5 * np.median(level(plain, f0))  # the fundamental cut in most draws
+    assert level(x, f0).max() <= 1.01 * level(plain, f0).max()  # and never raised
+    assert np.median(level(x, 3000.0)) == pytest.approx(np.median(level(plain, 3000.0)), rel=0.05)  # error as it was
+    with pytest.raises(ValueError, match="timbre_share"):
+        TrackerTrainingConfig(timbre_share=2.0)
+    with pytest.raises(ValueError, match="timbre_max_cut_db"):
+        TrackerTrainingConfig(timbre_max_cut_db=-1.0)

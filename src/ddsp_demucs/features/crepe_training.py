@@ -16,7 +16,11 @@ mixture``; a share ``mixture_start_share`` of CREPE-tiny's first-layer weights m
 ``solo_share`` of the draws gives it the vocal itself there instead (a vocal on its own, no song). A share
 ``pitch_shift_share`` of the draws is pitch-shifted by up to ``pitch_shift_semitones`` either way (every signal
 of the draw resampled alike, the label moved with it, :func:`shifted_frame`): the training singers' range (a
-twelfth of their voiced frames above 400 Hz) no longer teaches the network which octave to prefer. Batch-norm
+twelfth of their voiced frames above 400 Hz) no longer teaches the network which octave to prefer. A share
+``timbre_share`` of the draws gives the voice another timbre: its low harmonics cut by a shelf (:func:`low_cut`,
+up to ``timbre_max_cut_db`` below a corner anywhere in :data:`TIMBRE_CORNER_HZ`), the separator's error left as it
+was (the draw is the version plus the change the cut makes to the true vocal): voices whose fundamental lies far
+below their third harmonic, as one test singer's does, separated as the training songs were. Batch-norm
 statistics stay those of the published network (:class:`CrepeNet` always normalises with its running statistics).
 """
 
@@ -37,6 +41,8 @@ LABEL_HOP = 160  # samples at 16 kHz between label frames (10 ms)
 MIX_RATIO_DB = (-5.0, 20.0)  # default range of a mixed draw's vocal-to-accompaniment ratio (uniform, dB)
 BREATH_MAX_POWER = 1.0  # default largest power of a breathy draw's noise, as a share of the vocal's (uniform)
 SILENT_STD = 1e-7  # frames below this standard deviation carry no pitch (salience gives them zero activation)
+TIMBRE_CORNER_HZ = (150.0, 1000.0)  # low_cut's corner in timbre draws: log-uniform in this range
+TIMBRE_WIDTH_OCTAVES = 1.0  # low_cut: the cut falls from its depth to nothing over this many octaves up to the corner
 SHIFT_GRID = 64  # shifted_frame: a pitch shift by k / SHIFT_GRID (integer k), 27 cents apart near no shift
 
 
@@ -92,11 +98,16 @@ class TrackerTrainingConfig:
     mixture_start_share: float = 0.5  # with reads_mixture: share of the first layer's weights on the mixture at first
     pitch_shift_share: float = 0.0  # share of draws pitch-shifted (shifted_frame), label moved with it
     pitch_shift_semitones: float = 12.0  # their shift: uniform in semitones up to this either way
+    timbre_share: float = 0.0  # share of draws whose voice has its low harmonics cut (low_cut)
+    timbre_max_cut_db: float = 30.0  # their cut: uniform in dB up to this
 
     def __post_init__(self):
         if not 0.0 <= self.pitch_shift_semitones <= 12.0:
             raise ValueError(f"pitch_shift_semitones must be in [0, 12], got {self.pitch_shift_semitones}")
-        for name in ("mix_share", "breath_share", "solo_share", "mixture_start_share", "pitch_shift_share"):
+        if self.timbre_max_cut_db < 0.0:
+            raise ValueError(f"timbre_max_cut_db must be >= 0, got {self.timbre_max_cut_db}")
+        shares = ("mix_share", "breath_share", "solo_share", "mixture_start_share", "pitch_shift_share", "timbre_share")
+        for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.breath_max_power < 0.0:
@@ -123,6 +134,18 @@ def frames_at(audio: np.ndarray, frames: np.ndarray, length: int = FRAME_SIZE) -
     index = (np.asarray(frames) * LABEL_HOP - length // 2)[:, None] + np.arange(length)[None, :]
     inside = (index >= 0) & (index < audio.shape[0])
     return np.where(inside, audio[np.clip(index, 0, audio.shape[0] - 1)], 0.0).astype(audio.dtype)
+
+
+def low_cut(frames: np.ndarray, corner_hz: float, cut_db: float, sample_rate: int = 16000) -> np.ndarray:
+    """``frames (..., n)`` with a low shelf applied to each along its last axis (circularly, by FFT): the gain in dB is
+    ``-cut_db`` below ``corner_hz / 2**TIMBRE_WIDTH_OCTAVES``, 0 above ``corner_hz``, linear in log-frequency
+    between (0 Hz included in the cut). Same dtype."""
+    n = frames.shape[-1]
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    octaves_below = np.log2(corner_hz / np.maximum(freqs, 1e-9))
+    gain_db = -cut_db * np.clip(octaves_below / TIMBRE_WIDTH_OCTAVES, 0.0, 1.0)
+    spectrum = np.fft.rfft(frames.astype(np.float64), axis=-1) * 10.0 ** (gain_db / 20.0)
+    return np.fft.irfft(spectrum, n=n, axis=-1).astype(frames.dtype)
 
 
 def shifted_frame(audio: np.ndarray, frame: int, k: int) -> np.ndarray:
@@ -152,6 +175,8 @@ def draw_batch(
     solo_share: float = 0.0,
     pitch_shift_share: float = 0.0,
     pitch_shift_semitones: float = 12.0,
+    timbre_share: float = 0.0,
+    timbre_max_cut_db: float = 30.0,
 ) -> tuple[torch.Tensor, ...]:
     """A batch of random frames of random versions of random songs, digitally silent frames skipped:
     ``(frames (batch, 1024) normalised, cents (batch,), voiced (batch,))``; with ``reads_mixture``, ``frames
@@ -162,7 +187,10 @@ def draw_batch(
     ``breath_share`` > 0, that share of the draws (mixed or not) has the song's ``breath`` at the same frame added
     at a power ``U(0, breath_max_power)`` times the vocal's. With ``pitch_shift_share`` > 0, that share of the
     draws has every signal shifted by ``U(-1, 1) * pitch_shift_semitones`` semitones (:func:`shifted_frame`, to the
-    nearest step of its grid) and its label moved with it."""
+    nearest step of its grid) and its label moved with it. With ``timbre_share`` > 0, that share of the draws adds
+    to the version the change :func:`low_cut` (corner log-uniform in :data:`TIMBRE_CORNER_HZ`, cut ``U(0,
+    timbre_max_cut_db)`` dB) makes to the song's true vocal at the same frame: the voice's timbre changes, the
+    separator's error stays; same labels."""
     with_accompaniment = [s for s in songs if s.accompaniment is not None]
     if mix_share > 0 and not with_accompaniment:
         raise ValueError("mix_share > 0 needs songs with an accompaniment")
@@ -180,6 +208,12 @@ def draw_batch(
         if pitch_shift_share > 0 and rng.random() < pitch_shift_share:
             shift = round(SHIFT_GRID * 2.0 ** (rng.uniform(-1.0, 1.0) * pitch_shift_semitones / 12.0))
         frame = shifted_frame(song.versions[version], j, shift)
+        timbre = np.zeros_like(frame)  # what another timbre changes in the voice (and so in the song)
+        if timbre_share > 0 and rng.random() < timbre_share:
+            corner = float(np.exp(rng.uniform(*np.log(TIMBRE_CORNER_HZ))))
+            voice = frame if version == 0 else shifted_frame(song.versions[0], j, shift)
+            timbre = low_cut(voice, corner, float(rng.uniform(0.0, timbre_max_cut_db))) - voice
+            frame = frame + timbre
         if mixed:
             other = with_accompaniment[rng.integers(len(with_accompaniment))]
             k = int(rng.integers(1 + other.accompaniment.shape[0] // LABEL_HOP))
@@ -192,7 +226,7 @@ def draw_batch(
             continue
         if reads_mixture:
             solo = rng.random() < solo_share
-            frame = np.stack([frame, frame if solo else shifted_frame(song.mixture, j, shift)])
+            frame = np.stack([frame, frame if solo else shifted_frame(song.mixture, j, shift) + timbre])
         frames.append(frame)
         cents.append(song.cents[j] + 1200.0 * np.log2(shift / SHIFT_GRID))
         voiced.append(song.voiced[j])
@@ -260,6 +294,8 @@ def train_tracker(
             solo_share=config.solo_share,
             pitch_shift_share=config.pitch_shift_share,
             pitch_shift_semitones=config.pitch_shift_semitones,
+            timbre_share=config.timbre_share,
+            timbre_max_cut_db=config.timbre_max_cut_db,
         )
         act = net(x).clamp(1e-7, 1 - 1e-7)
         loss = F.binary_cross_entropy(act, target_activations(cents, voiced))
@@ -282,6 +318,7 @@ __all__ = [
     "accompaniment_gain",
     "draw_batch",
     "frames_at",
+    "low_cut",
     "shifted_frame",
     "target_activations",
     "train_tracker",
