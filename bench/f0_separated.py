@@ -39,9 +39,12 @@ separations; run ``make bench-quality`` first):
 4. **the mixture's pitch** (:func:`mixture_pitch`): the tracker on each test song's mixture beside the
    separated vocal at the fallback and network levels, and the frames either gets right: what a tracker that also
    read the mixture could at most add;
-5. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
+5. **voices** (:func:`voice_profiles`): per singer, training and test, how far below its strongest harmonic each
+   voice's fundamental lies on its true vocal (:func:`ddsp_demucs.metrics.harmonic_levels_db`): the voices a
+   tracker reads a harmonic of once the accompaniment covers their fundamental;
+6. **refinement**: the quality benchmark's recommended model and the comb filter on whole test songs with each
    tracker and with the oracle F0 (tracked on the true vocal), median SI-SDR change and songs worse per level;
-6. **speed** (:func:`tracker_speed`): seconds per minute of audio of each CREPE tracker and its ratio to
+7. **speed** (:func:`tracker_speed`): seconds per minute of audio of each CREPE tracker and its ratio to
    CREPE-tiny's, timed in turns on the same songs in the same run (never kept: timings of other runs, beside
    other work, do not compare).
 
@@ -357,6 +360,33 @@ def mixture_pitch(
     return out
 
 
+# ------------------------------------------------------------------------------------------------ voices
+WEAK_FUNDAMENTAL_DB = 10.0  # voice_profiles: a fundamental this far below the strongest harmonic is weak
+
+
+def voice_profiles(tracks: list, labels: dict, singers: dict[str, str]) -> dict[str, dict]:
+    """``{singer: {"weak_fundamental_share", "harmonic_levels_db", "n_frames"}}`` over ``tracks``' true vocals (the
+    teacher's voicing and F0; the frames of the metric's STFT): the share of voiced frames whose fundamental lies
+    :data:`WEAK_FUNDAMENTAL_DB` or more below the strongest of the first eight harmonics, and the median levels of
+    the first three (dB re that strongest). ``singers``: each track's singer by name."""
+    from ddsp_demucs.data import SAMPLE_RATE
+    from ddsp_demucs.metrics import harmonic_levels_db
+
+    levels: dict[str, list[np.ndarray]] = {}
+    for track in tracks:
+        found = harmonic_levels_db(track.vocals(), SAMPLE_RATE, labels[track.name]["f0_hz"], LABEL_RATE)
+        levels.setdefault(singers[track.name], []).append(found)
+    out = {}
+    for singer, found in sorted(levels.items()):
+        rows = np.concatenate(found)
+        out[singer] = {
+            "weak_fundamental_share": round(float(np.mean(rows[:, 0] <= -WEAK_FUNDAMENTAL_DB)), 3),
+            "harmonic_levels_db": [round(float(v), 1) for v in np.nanmedian(rows[:, :3], axis=0)],
+            "n_frames": int(rows.shape[0]),
+        }
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ refinement
 REFINE_LEVELS = ("fallback", *NETWORK_LEVELS, "bands4", "smooth_low", "ideal")
 
@@ -616,6 +646,17 @@ def main(argv: list[str] | None = None) -> None:
                 f"{level:>13} pitch right on the separated vocal {by_input['separated']['all']:.3f}, on the "
                 f"mixture {mixture['mixture']['all']:.3f}, on either {by_input['either']['all']:.3f}"
             )
+    singer_of = {t.name: manifest["tracks"][t.name]["singer"] for t in train + test}
+    voices = {
+        split: stored(OUT / "voices" / f"{split}.json", "v1", lambda: voice_profiles(tracks, labels, singer_of))
+        for split, tracks in (("train", train), ("test", test))
+    }
+    for split, by_singer in voices.items():
+        for singer, v in by_singer.items():
+            log(
+                f"{split:>5} {singer:>34}: fundamental weak in {v['weak_fundamental_share']:.2f} of voiced frames, "
+                f"harmonics 1-3 at {v['harmonic_levels_db']} dB"
+            )
     speed = tracker_speed(tuple(tracker_keys), vocals_by_level["fallback"], mixtures)
     for m, r in speed.items():
         log(
@@ -630,6 +671,7 @@ def main(argv: list[str] | None = None) -> None:
         "accuracy": accuracy,
         "annotated_clean": annotated,
         "mixture_pitch": mixture,
+        "voices": voices,
         "speed": speed,
         "refinement": refinement(test, vocals_by_level, separation_keys, tracker_keys),
         "test_singers": manifest["singers"]["test"],

@@ -121,3 +121,17 @@ def test_tracker_speed_times_each_tracker_in_turns_on_the_same_clips(monkeypatch
     assert calls[:4] == ["crepe-tiny", "crepe-tiny", "crepe-mixture", "crepe-mixture"]  # in turns, two clips each
     assert speed["crepe-tiny"] == {"s_per_min_audio": 6.0, "ratio_to_crepe-tiny": 1.0}
     assert speed["crepe-mixture"] == {"s_per_min_audio": 9.0, "ratio_to_crepe-tiny": 1.5}
+
+
+def test_voice_profiles_find_the_frames_whose_fundamental_is_weak():
+    f0 = 41 * SAMPLE_RATE / 8192  # on an STFT bin of harmonic_levels_db's default
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    first, second = ([1.0, 0.5, 0.3], [0.05, 0.5, 1.0])  # the second half: fundamental 26 dB below the third
+    amplitudes = np.where((t < 2.0)[:, None], first, second)
+    voice = sum(amplitudes[:, k] * np.sin(2 * np.pi * (k + 1) * f0 * t) for k in range(3)).astype(np.float32)
+    track = SimpleNamespace(name="song", vocals=lambda: np.stack([voice, voice], axis=1))
+    labels = {"song": {"f0_hz": np.full(401, f0)}}
+    (profile,) = f0_separated.voice_profiles([track], labels, {"song": "singer"}).items()
+    assert profile[0] == "singer"
+    assert profile[1]["weak_fundamental_share"] == pytest.approx(0.5, abs=0.05)
+    assert profile[1]["n_frames"] > 80

@@ -1,4 +1,4 @@
-"""``interharmonic_share`` and ``error_change_by_harmonicity`` against closed forms: a periodic tone, white noise,
+"""``interharmonic_share``, ``error_change_by_harmonicity`` and ``harmonic_levels_db`` against closed forms: a periodic tone, white noise,
 unvoiced frames left out, errors placed on or between the harmonics."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ddsp_demucs.metrics import error_change_by_harmonicity, interharmonic_share
+from ddsp_demucs.metrics import error_change_by_harmonicity, harmonic_levels_db, interharmonic_share
 
 SR, FRAME_RATE, N_FFT = 44100, 100, 4096
 
@@ -90,3 +90,20 @@ def test_error_change_is_split_on_and_between_the_harmonics():
         error_change_by_harmonicity(separated, refined[:-1], target, SR, voiced, FRAME_RATE)
     with pytest.raises(ValueError, match="band_hz"):  # the same checks as interharmonic_share
         error_change_by_harmonicity(separated, refined, target, SR, voiced, FRAME_RATE, band_hz=(5000.0, 60.0))
+
+
+def test_harmonic_levels_follow_a_voice_whose_third_harmonic_is_strongest():
+    n_fft = 8192
+    f0 = 41 * SR / n_fft  # 220.7 Hz, every harmonic on an STFT bin: the levels are exact
+    amplitudes = np.array([0.1, 0.3, 1.0, 0.5])
+    t = np.arange(2 * SR) / SR
+    voice = sum(a * np.sin(2 * np.pi * (k + 1) * f0 * t) for k, a in enumerate(amplitudes))
+    f0_frames = np.full(201, f0)
+    f0_frames[:100] = 0.0  # the first second unvoiced: left out
+    levels = harmonic_levels_db(np.stack([voice, voice], axis=1), SR, f0_frames, FRAME_RATE, n_harmonics=5)
+    assert 19 <= levels.shape[0] <= 23  # one row per STFT frame (hop 2048) centred in the voiced second
+    inside = levels[2:-2]  # away from the signal's ends (the STFT pads with zeros)
+    np.testing.assert_allclose(inside[:, :4], np.tile(20 * np.log10(amplitudes), (inside.shape[0], 1)), atol=1e-3)
+    assert np.all(inside[:, 4] < -100)  # a harmonic the voice lacks
+    high = harmonic_levels_db(voice, SR, np.full(201, 5000.0), FRAME_RATE, n_harmonics=6)
+    assert np.all(np.isnan(high[:, 5])) and not np.any(np.isnan(high[:, :4]))  # 25 kHz and 30 kHz: past Nyquist

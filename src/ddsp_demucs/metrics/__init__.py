@@ -17,6 +17,7 @@ from ddsp_demucs.metrics.bands import (
     REGION_NAMES,
     band_error_db,
     error_change_by_harmonicity,
+    harmonic_levels_db,
     interharmonic_share,
     region_error_db,
 )
@@ -56,4 +57,5 @@ __all__ = [
     "region_error_db",
     "error_change_by_harmonicity",
     "interharmonic_share",
+    "harmonic_levels_db",
 ]

@@ -200,6 +200,49 @@ def interharmonic_share(
     return float(power[between].sum() / total) if total > 0 else math.nan
 
 
+def harmonic_levels_db(
+    audio: ArrayLike,
+    sample_rate: int,
+    f0_hz: ArrayLike,
+    frame_rate: float,
+    *,
+    n_harmonics: int = 8,
+    n_fft: int = 8192,
+    tolerance: float = 0.03,
+) -> np.ndarray:
+    """The level of each of the first ``n_harmonics`` harmonics of a voice, in its voiced frames, in dB re the
+    frame's strongest of them -> ``(n_voiced_frames, n_harmonics)`` (0 at the strongest; NaN above Nyquist).
+
+    The STFT is :func:`interharmonic_share`'s (periodic Hann of ``n_fft`` samples, hop ``n_fft // 4``, power summed
+    over channels, each STFT frame with the F0 of the F0 frame nearest its centre); harmonic ``k``'s level is the
+    largest power among the bins within ``tolerance`` (relative) of ``k * F0`` and the bin nearest it. A voice
+    whose fundamental lies well below its strongest harmonic (column 0 far below 0) is one a pitch tracker reads a
+    harmonic of once anything covers the fundamental."""
+    x = as_float64_numpy(audio, "audio")
+    x = x[:, None] if x.ndim == 1 else x
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"audio must be (n_samples,) or (n_samples, n_channels), got shape {x.shape}")
+    if n_harmonics < 1 or not 0 < tolerance < 0.5:
+        raise ValueError(f"need n_harmonics >= 1 and tolerance in (0, 0.5), got {n_harmonics}, {tolerance}")
+    f0 = _checked_harmonic_args(f0_hz, sample_rate, frame_rate, n_fft, (0.0, sample_rate / 2), 1.0)
+    power = _power_spectrogram(x, n_fft, n_fft // 4).sum(axis=0)  # (n_stft_frames, n_bins)
+    centres_s = np.arange(power.shape[0]) * (n_fft // 4) / sample_rate
+    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)]
+    voiced = np.nonzero(frame_f0 > 0)[0]
+    levels = np.full((voiced.size, n_harmonics), np.nan)
+    bin_hz = sample_rate / n_fft
+    for row, m in enumerate(voiced):
+        for k in range(1, n_harmonics + 1):
+            centre = k * frame_f0[m] / bin_hz
+            if centre > power.shape[1] - 1:
+                break
+            low, high = int(np.floor(centre * (1 - tolerance))), int(np.ceil(centre * (1 + tolerance)))
+            nearest = int(round(centre))
+            levels[row, k - 1] = max(power[m, low : high + 1].max(), power[m, nearest])
+    strongest = np.nanmax(levels, axis=1, keepdims=True) if voiced.size else levels
+    return 10.0 * np.log10(np.maximum(levels, 1e-300) / np.maximum(strongest, 1e-300))
+
+
 def _checked_harmonic_args(
     f0_hz: ArrayLike,
     sample_rate: int,
