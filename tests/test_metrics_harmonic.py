@@ -1,5 +1,5 @@
-"""``interharmonic_share``, ``error_change_by_harmonicity`` and ``harmonic_levels_db`` against closed forms: a periodic tone, white noise,
-unvoiced frames left out, errors placed on or between the harmonics."""
+"""``interharmonic_share``, ``error_change_by_harmonicity`` and ``harmonic_levels_db`` against closed forms: a
+periodic tone, white noise, unvoiced frames left out, errors placed on or between the harmonics, harmonic levels."""
 
 from __future__ import annotations
 
