@@ -15,12 +15,12 @@ mixture``; a share ``mixture_start_share`` of CREPE-tiny's first-layer weights m
 0 starts from CREPE-tiny on the vocal alone, 0.5 from CREPE-tiny on the mean of the two layers' inputs), and a share
 ``solo_share`` of the draws gives it the vocal itself there instead (a vocal on its own, no song). A share
 ``pitch_shift_share`` of the draws is pitch-shifted by up to ``pitch_shift_semitones`` either way (every signal
-of the draw resampled alike, the label moved with it, :func:`shifted_frame`): the training singers' range (a
-twelfth of their voiced frames above 400 Hz) no longer teaches the network which octave to prefer. A share
+of the draw resampled alike, the label moved with it, :func:`shifted_frame`), so that the training singers' range
+does not teach the network which octave to prefer. A share
 ``timbre_share`` of the draws gives the voice another timbre: its low harmonics cut by a shelf (:func:`low_cut`,
 up to ``timbre_max_cut_db`` below a corner anywhere in :data:`TIMBRE_CORNER_HZ`), the separator's error left as it
 was (the draw is the version plus the change the cut makes to the true vocal): voices whose fundamental lies far
-below their third harmonic, as one test singer's does, separated as the training songs were. Batch-norm
+below their upper harmonics, separated as the training songs were. Batch-norm
 statistics stay those of the published network (:class:`CrepeNet` always normalises with its running statistics).
 """
 

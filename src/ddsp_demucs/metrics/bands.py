@@ -215,9 +215,9 @@ def harmonic_levels_db(
 
     The STFT is :func:`interharmonic_share`'s (periodic Hann of ``n_fft`` samples, hop ``n_fft // 4``, power summed
     over channels, each STFT frame with the F0 of the F0 frame nearest its centre); harmonic ``k``'s level is the
-    largest power among the bins within ``tolerance`` (relative) of ``k * F0`` and the bin nearest it. A voice
-    whose fundamental lies well below its strongest harmonic (column 0 far below 0) is one a pitch tracker reads a
-    harmonic of once anything covers the fundamental."""
+    largest power among the bins from ``floor((1 - tolerance) k F0)`` to ``ceil((1 + tolerance) k F0)`` (in bins).
+    A voice whose fundamental lies well below its strongest harmonic (column 0 far below 0) is one a pitch tracker
+    reads a harmonic of once anything covers the fundamental."""
     x = as_float64_numpy(audio, "audio")
     x = x[:, None] if x.ndim == 1 else x
     if x.ndim != 2 or x.shape[0] == 0:
@@ -226,8 +226,7 @@ def harmonic_levels_db(
         raise ValueError(f"need n_harmonics >= 1 and tolerance in (0, 0.5), got {n_harmonics}, {tolerance}")
     f0 = _checked_harmonic_args(f0_hz, sample_rate, frame_rate, n_fft, (0.0, sample_rate / 2), 1.0)
     power = _power_spectrogram(x, n_fft, n_fft // 4).sum(axis=0)  # (n_stft_frames, n_bins)
-    centres_s = np.arange(power.shape[0]) * (n_fft // 4) / sample_rate
-    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)]
+    frame_f0 = _stft_frame_f0(power.shape[0], sample_rate, n_fft, f0, frame_rate)
     voiced = np.nonzero(frame_f0 > 0)[0]
     levels = np.full((voiced.size, n_harmonics), np.nan)
     bin_hz = sample_rate / n_fft
@@ -237,8 +236,7 @@ def harmonic_levels_db(
             if centre > power.shape[1] - 1:
                 break
             low, high = int(np.floor(centre * (1 - tolerance))), int(np.ceil(centre * (1 + tolerance)))
-            nearest = int(round(centre))
-            levels[row, k - 1] = max(power[m, low : high + 1].max(), power[m, nearest])
+            levels[row, k - 1] = power[m, low : high + 1].max()  # the range holds the nearest bin
     strongest = np.nanmax(levels, axis=1, keepdims=True) if voiced.size else levels
     return 10.0 * np.log10(np.maximum(levels, 1e-300) / np.maximum(strongest, 1e-300))
 
@@ -266,6 +264,13 @@ def _checked_harmonic_args(
     return f0
 
 
+def _stft_frame_f0(n_frames: int, sample_rate: int, n_fft: int, f0: np.ndarray, frame_rate: float) -> np.ndarray:
+    """``(n_frames,)``: for each frame of an STFT with hop ``n_fft // 4`` (frame ``m`` centred at ``m * hop``), the F0
+    of the F0 frame nearest its centre (F0 frame ``j`` at ``j / frame_rate`` s)."""
+    centres_s = np.arange(n_frames) * (n_fft // 4) / sample_rate
+    return f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)]
+
+
 def _harmonic_bins(
     shape: tuple[int, int],
     sample_rate: int,
@@ -278,8 +283,7 @@ def _harmonic_bins(
     """Boolean ``(n_stft_frames, n_bins)`` masks of :func:`interharmonic_share`'s STFT (hop ``n_fft // 4``): the
     bins inside ``band_hz`` of the voiced frames within ``half_width_hz`` of a harmonic of the frame's F0, and the
     other bins inside ``band_hz`` of the voiced frames."""
-    centres_s = np.arange(shape[0]) * (n_fft // 4) / sample_rate
-    frame_f0 = f0[np.minimum(np.floor(centres_s * frame_rate + 0.5).astype(int), f0.size - 1)][:, None]
+    frame_f0 = _stft_frame_f0(shape[0], sample_rate, n_fft, f0, frame_rate)[:, None]
     bin_hz = (np.arange(shape[1]) * sample_rate / n_fft)[None, :]
     in_voiced_band = (frame_f0 > 0) & (bin_hz >= band_hz[0]) & (bin_hz <= band_hz[1])
     nearest = np.maximum(np.round(bin_hz / np.maximum(frame_f0, 1e-9)), 1.0)  # the nearest harmonic, k >= 1
