@@ -21,12 +21,12 @@ separations; run ``make bench-quality`` first):
    (:func:`ddsp_demucs.data.breath_noise.vocal_shaped_noise`) at up to its power: breathier voices, like the test
    singers the recommended refiner loses on (weights ``..._steps_breath.safetensors``, figures in
    :data:`BREATH_RESULT`); ``--pitch-shift`` (another) pitch-shifts :data:`PITCH_SHIFT_SHARE` of the draws by up to
-   an octave either way, the label with them (the training singers sing lower than some test singers, and the
-   tracker learnt to read high falsetto an octave down; weights ``..._steps_shift.safetensors``, figures in
-   :data:`PITCH_SHIFT_RESULT`); ``--timbre`` (another) gives the voice of :data:`TIMBRE_SHARE` of the draws another
-   timbre, its low harmonics cut by up to 30 dB with the separator's error left as it was (one test singer's
-   fundamental lies 24 dB below its third harmonic, and every tracker reads that voice a twelfth, an octave or a
-   fifth up after separation; weights ``..._steps_timbre.safetensors``, figures in :data:`TIMBRE_RESULT`);
+   an octave either way, the label with them (so that the training singers' range does not teach the tracker which
+   octave to prefer; weights ``..._steps_shift.safetensors``, figures in :data:`PITCH_SHIFT_RESULT`); ``--timbre``
+   (another) gives the voice of :data:`TIMBRE_SHARE` of the draws another timbre, its low harmonics cut by up to 30
+   dB with the separator's error left as it was (voices whose fundamental lies far below their upper harmonics, as
+   stage 5 finds in some test singers and no training singer; weights ``..._steps_timbre.safetensors``, figures in
+   :data:`TIMBRE_RESULT`); exp005's eighth run says what both did;
    ``--reads-mixture`` trains ``crepe-mixture`` instead, the same network with the song's
    mixture as a second input channel (refine has the song; ``--mixture-start-share``: the share of CREPE-tiny's
    first-layer weights on that channel at the start; weights ``..._steps_reads_mixture_start<share>.safetensors``,
@@ -648,7 +648,11 @@ def main(argv: list[str] | None = None) -> None:
             )
     singer_of = {t.name: manifest["tracks"][t.name]["singer"] for t in train + test}
     voices = {
-        split: stored(OUT / "voices" / f"{split}.json", "v1", lambda: voice_profiles(tracks, labels, singer_of))
+        split: stored(
+            OUT / "voices" / f"{split}.json",
+            f"weak at {WEAK_FUNDAMENTAL_DB} dB",
+            lambda: voice_profiles(tracks, labels, singer_of),
+        )
         for split, tracks in (("train", train), ("test", test))
     }
     for split, by_singer in voices.items():
