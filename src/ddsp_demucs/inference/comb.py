@@ -185,7 +185,7 @@ def comb_refine(
     if tracked.shape[0] != x.shape[0]:
         raise ValueError(f"f0_reference has {tracked.shape[0]} samples, vocals {x.shape[0]}")
     mono = tracked.mean(axis=1) if tracked.ndim == 2 else tracked
-    song = None if mixture is None or f0_reference is not None else np.asarray(mixture, dtype=np.float64)
+    song = mixture if f0_reference is None else None  # extract_f0 reads it only for a tracker that does
     f0_hz, _ = extract_f0(
         mono, sample_rate, frame_rate=frame_rate, method=f0_method, voicing_threshold=voicing_threshold, mixture=song
     )
