@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.f0_separated import LABEL_RATE, QUALITY, TRAIN_EVERY, all_labels
-from bench.quality import TRAINING_NETWORK
+from bench.quality import TRAINING_NETWORK, refiner_key
 from ddsp_demucs.features.harmonic_check import HarmonicCheck
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,7 +201,6 @@ def refinement(songs: list, singers: list[str], vocals: list, separation_key: st
     from bench.f0_separated import stored
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.evaluation.songs import model_refiner
-    from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.metrics import si_sdr
     from ddsp_demucs.training.checkpoints import load_model
 
@@ -223,7 +222,7 @@ def refinement(songs: list, singers: list[str], vocals: list, separation_key: st
             "worse": sorted(f"{singers[i]}: {changes[i]:+.2f}" for i in np.flatnonzero(changes < 0)),
         }
 
-    key = f"{separation_key}/{file_sha256(checkpoint)[:16]}/{HarmonicCheck()}"
+    key = f"{separation_key}/{refiner_key(checkpoint, model)}/{HarmonicCheck()}"
     return {
         name: stored(
             OUT / "refinement" / f"{separation_key.replace('/', '_')}_{name}.json", key, lambda c=check: score(c)

@@ -37,6 +37,7 @@ from bench.quality import (
     nearest_9_db,
     real_corpus,
     recipe,
+    refiner_key,
     score_levels,
     train_systems,
 )
@@ -99,7 +100,6 @@ def card(figures: dict, manifest: dict, provenance: dict) -> dict:
 def main(argv: list[str] | None = None) -> None:
     from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.evaluation.songs import model_refiner
-    from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.training.checkpoints import DEFAULT_REFINER, export_model, load_model
 
     parser = argparse.ArgumentParser(prog="python -m bench.model", description=__doc__.split("\n\n")[0])
@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     corpus, manifest = real_corpus()
     checkpoint = train_systems({RECOMMENDED: ABLATIONS[RECOMMENDED]}, corpus)[RECOMMENDED]
     rebuilt = load_model(checkpoint)
-    refiners, keys = {RECOMMENDED: model_refiner(rebuilt)}, {RECOMMENDED: file_sha256(checkpoint)[:16]}
+    refiners, keys = {RECOMMENDED: model_refiner(rebuilt)}, {RECOMMENDED: refiner_key(checkpoint, rebuilt)}
     shipped = load_model(DEFAULT_REFINER) if DEFAULT_REFINER.is_file() else None
     if shipped is not None and not args.install:
-        refiners[SHIPPED], keys[SHIPPED] = model_refiner(shipped), f"packaged-{file_sha256(DEFAULT_REFINER)[:16]}"
+        refiners[SHIPPED], keys[SHIPPED] = model_refiner(shipped), f"packaged-{refiner_key(DEFAULT_REFINER, shipped)}"
     levels = tuple(lv for lv in levels_here() if args.install or lv.name in COMPARED)
     entries = score_levels(levels, held_out_songs(corpus, manifest), refiners, keys)
 

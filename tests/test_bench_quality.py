@@ -115,3 +115,26 @@ def test_make_model_ships_only_a_harmless_model_and_says_where_it_was_measured()
     assert same_weights(tiny_model(seed=0), tiny_model(seed=0)) and not same_weights(
         tiny_model(seed=0), tiny_model(seed=1)
     )
+
+
+def test_refiner_key_follows_the_checkpoint_and_the_fine_tuned_tracker_weights(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file, save_file
+
+    from ddsp_demucs.features import crepe
+    from ddsp_demucs.features.pipeline import file_sha256
+
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"weights of a refiner")
+    weights = tmp_path / "crepe_separated_tiny.safetensors"
+    weights.write_bytes(crepe.SEPARATED_WEIGHTS.read_bytes())
+    monkeypatch.setattr(crepe, "SEPARATED_WEIGHTS", weights)
+
+    tiny = SimpleNamespace(config={"features": {"f0_method": "crepe-tiny"}})
+    assert quality.refiner_key(checkpoint, tiny) == file_sha256(checkpoint)[:16]  # keys stored before stay valid
+    separated = SimpleNamespace(config={"features": {"f0_method": "crepe-separated"}})
+    before = quality.refiner_key(checkpoint, separated)
+    assert before == f"{file_sha256(checkpoint)[:16]}-{file_sha256(weights)[:16]}"
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in load_file(weights).items()}, str(weights))
+    assert quality.refiner_key(checkpoint, separated) not in (before, file_sha256(checkpoint)[:16])

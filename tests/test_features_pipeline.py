@@ -107,6 +107,37 @@ def test_feature_files_csv_and_skip_on_rerun(tmp_path):
     assert load_features(out / "sep" / "song_a.npz")["meta"]["crepe_hop"] == 320
 
 
+def test_features_of_a_fine_tuned_tracker_are_remade_when_its_weights_change(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    from ddsp_demucs.features import crepe
+    from ddsp_demucs.features.pipeline import feature_params
+
+    weights = tmp_path / "crepe_separated_tiny.safetensors"
+    weights.write_bytes(crepe.SEPARATED_WEIGHTS.read_bytes())
+    monkeypatch.setattr(crepe, "SEPARATED_WEIGHTS", weights)
+    crepe.load_crepe.cache_clear()
+    stems, out = tmp_path / "stems", tmp_path / "features"
+    write_vocals(stems, "song_a", sung_note(1.0))
+    config = small_config()
+    config.features.f0_method = "crepe-separated"
+    first = feature_params(config)["f0_weights"]
+    assert run_features(stems, "sep", out, config, progress=False).computed == ["song_a"]
+    assert run_features(stems, "sep", out, config, progress=False).reused == ["song_a"]
+    state = load_file(weights)
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in state.items()}, str(weights))
+    crepe.load_crepe.cache_clear()  # another training of the tracker, installed
+    assert feature_params(config)["f0_weights"] != first
+    assert run_features(stems, "sep", out, config, progress=False).computed == ["song_a"]
+    assert load_features(out / "sep" / "song_a.npz")["meta"]["f0_weights"] == feature_params(config)["f0_weights"]
+    crepe.load_crepe.cache_clear()
+
+    # a file written before the weights were recorded: which weights made it is unknown, so it is remade
+    feats = load_features(out / "sep" / "song_a.npz")
+    save_features(out / "sep" / "song_a.npz", feats, {k: v for k, v in feats["meta"].items() if k != "f0_weights"})
+    assert run_features(stems, "sep", out, config, progress=False).computed == ["song_a"]
+
+
 def test_bad_inputs_are_skipped_and_listed(tmp_path, caplog):
     stems, out = tmp_path / "stems", tmp_path / "features"
     write_vocals(stems, "good", sung_note(1.5))

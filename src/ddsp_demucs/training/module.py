@@ -282,13 +282,16 @@ class DDSPLightningModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         model = self.model
+        provenance = self.provenance
+        if provenance is None:
+            provenance = training_provenance(None, model, self.config.features)
         checkpoint[CHECKPOINT_KEY] = {
             "model_class": model_class_name(model),
             "model_args": dict(model.init_args),
             "config": config_to_dict(self.config),
             "batches_consumed": self.batches_consumed,
             "nonfinite_steps": self.nonfinite_steps,
-            "provenance": self.provenance if self.provenance is not None else training_provenance(None, model),
+            "provenance": provenance,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -14,6 +14,9 @@ The provenance dict::
                   tracks        songs in the corpus (all splits), None if unknown
                   synthetic_only  True only for kind "synthetic"
     composition   the model's composition ("mask", "gate", "synth"), None for other models
+    f0_tracker    the tracker of its features (:meth:`~ddsp_demucs.features.pitch.F0Tracker.settings`: method,
+                  voicing threshold, CREPE hop, harmonic check, digest of fine-tuned weights); absent in
+                  checkpoints written before it was recorded
     code_version  package     ddsp_demucs.__version__
                   git_commit  commit of the source tree (None when not in a git checkout)
     created       UTC ISO time at which training (this run) started
@@ -34,6 +37,8 @@ import torch
 
 import ddsp_demucs
 from ddsp_demucs import InputError
+from ddsp_demucs.core.config import FeaturesConfig
+from ddsp_demucs.features.pitch import F0Tracker
 from ddsp_demucs.training.hub import resolve_checkpoint
 
 CHECKPOINT_KEY = "ddsp_demucs"  # where a checkpoint keeps its ddsp-demucs metadata (model, config, provenance)
@@ -118,11 +123,13 @@ def code_version() -> dict:
     return {"package": ddsp_demucs.__version__, "git_commit": commit}
 
 
-def training_provenance(dataset: Any, model: torch.nn.Module) -> dict:
-    """The full provenance dict (module doc) for training ``model`` on ``dataset``, stamped now (UTC)."""
+def training_provenance(dataset: Any, model: torch.nn.Module, features: FeaturesConfig) -> dict:
+    """The full provenance dict (module doc) for training ``model`` on ``dataset``, whose features were made as
+    ``features`` says, stamped now (UTC)."""
     return {
         **dataset_provenance(dataset),
         "composition": getattr(model, "composition", None),
+        "f0_tracker": F0Tracker.from_config(features).settings(),
         "code_version": code_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -171,8 +178,9 @@ def load_checkpoint(checkpoint_path: str | os.PathLike, map_location: Any = "cpu
 
 def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
     """One-line warnings about using a model with ``provenance`` on vocals separated by ``separator_name``:
-    a different separator than in training, a model that has only heard synthetic voices, or a checkpoint that
-    does not say what it was trained on. Empty when nothing is amiss."""
+    a different separator than in training, a model that has only heard synthetic voices, fine-tuned tracker
+    weights other than those its features were made with, or a checkpoint that does not say what it was trained
+    on. Empty when nothing is amiss."""
     provenance = provenance or {}
     trained_on = provenance.get("separator")
     corpus = provenance.get("corpus") or {}
@@ -190,6 +198,14 @@ def provenance_warnings(provenance: dict, separator_name: str) -> list[str]:
             "this model has only heard synthetic voices: on real singing such a model made more songs "
             "worse than one trained on real vocals (README 'Real singing', make bench-real)"
         )
+    tracker = provenance.get("f0_tracker") or {}
+    if tracker.get("f0_weights") is not None:
+        installed = F0Tracker(tracker["f0_method"]).settings()["f0_weights"]
+        if installed != tracker["f0_weights"]:
+            warnings.append(
+                f"model trained on F0 from {tracker['f0_method']} weights {tracker['f0_weights']}, the installed "
+                f"ones are {installed or 'missing'}: expect a different result"
+            )
     return warnings
 
 

@@ -179,7 +179,7 @@ class DDSPTrainer:
         trainer = L.Trainer(**kwargs)
         module = self.module
         module.train_dataset = train_dataset
-        module.provenance = training_provenance(train_dataset, module.model)
+        module.provenance = training_provenance(train_dataset, module.model, self.config.features)
         val_loader = module.val_loader(validation_data) if validation_data is not None else None
         with warnings.catch_warnings():
             for message in _NOT_NEWS + (_NOT_NEWS_ON_RESUME if ckpt_path else ()):
