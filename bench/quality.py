@@ -179,9 +179,12 @@ TRAINING_NETWORK = "htdemucs_half_here"
 SEPARATED_F0 = ("training.max_steps=2000", "features.f0_method=crepe-separated", *GATED_WIDE)
 UNVOICED_CAP = (*SEPARATED_F0, "model.unvoiced_cap=inference")
 BLEED_GATE = (*UNVOICED_CAP, "model.gate_shape=suppress_bleed")  # trains as UNVOICED_CAP; refines with another gate
-# the recommended recipe with F0 from the tracker that also reads the song (exp005, seventh run), so the refiner
-# learns that tracker's errors, not crepe-separated's
-MIXTURE_F0 = tuple("features.f0_method=crepe-mixture" if o.startswith("features.f0_method=") else o for o in BLEED_GATE)
+
+
+def tracked_by(method: str, overrides: tuple[str, ...] = BLEED_GATE) -> tuple[str, ...]:
+    """``overrides`` (the recommended recipe) with the training windows' F0 from tracker ``method``, so that the
+    refiner learns that tracker's errors (each tracker judged with a refiner trained on its own F0, exp005)."""
+    return tuple(f"features.f0_method={method}" if o.startswith("features.f0_method=") else o for o in overrides)
 
 
 def restore_beside(mask_recipe: tuple[str, ...]) -> tuple[str, ...]:
@@ -269,7 +272,8 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "confidence_noharm100_1k_seed1": confidence_on_recommended("loss.no_harm_weight=100.0", "training.seed=1"),
     "confidence_abstain_1k": confidence_on_recommended(ABSTAIN),
     "confidence_abstain_1k_seed1": confidence_on_recommended(ABSTAIN, "training.seed=1"),
-    "mask_mixture_f0_2k": Trained(MIXTURE_F0, WIDE_SEPARATORS),
+    "mask_mixture_f0_2k": Trained(tracked_by("crepe-mixture"), WIDE_SEPARATORS),
+    "mask_tiny_f0_2k": Trained(tracked_by("crepe-tiny"), WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
 NO_HARM_MAX_WORSE = 0.10  # do no harm: at most this share of the songs worse at any level (and a median >= 0)
