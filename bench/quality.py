@@ -74,7 +74,10 @@ and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k``
   learnt with another seed (the mask's weights are the same); ``confidence_abstain_1k``, ``confidence_1k`` that,
   when it refines, leaves a window exactly as it is where its confidence is below 0.9 (:data:`ABSTAIN`,
   ``model.abstain_below``: training is unchanged) instead of changing it a little, and
-  ``confidence_abstain_1k_seed1``, the same with its head learnt with another seed.
+  ``confidence_abstain_1k_seed1``, the same with its head learnt with another seed;
+- ``mask_mixture_f0_2k`` and ``mask_tiny_f0_2k``: the recommended recipe on F0 from ``crepe-mixture`` (which also
+  reads the song) and from CREPE-tiny (:func:`tracked_by`: their own features and datasets; each refines with its
+  tracker), so that each tracker is judged with a refiner that learned its errors (exp005).
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
