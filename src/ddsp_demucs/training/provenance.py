@@ -15,8 +15,8 @@ The provenance dict::
                   synthetic_only  True only for kind "synthetic"
     composition   the model's composition ("mask", "gate", "synth"), None for other models
     f0_tracker    the tracker of its features (:meth:`~ddsp_demucs.features.pitch.F0Tracker.settings`: method,
-                  voicing threshold, CREPE hop, harmonic check, digest of fine-tuned weights); absent in
-                  checkpoints written before it was recorded
+                  voicing threshold, CREPE hop, harmonic check, digest of the fine-tuned weights installed when
+                  it trained); absent in checkpoints written before it was recorded
     code_version  package     ddsp_demucs.__version__
                   git_commit  commit of the source tree (None when not in a git checkout)
     created       UTC ISO time at which training (this run) started
