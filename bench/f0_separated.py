@@ -34,7 +34,8 @@ separations; run ``make bench-quality`` first):
 3. **accuracy** on the test singers' songs at each level of :data:`LEVELS` (the true vocal included): raw pitch
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
-   :data:`SLOW_TRACKERS_LEVELS`); and on the human annotations of ``../shared/data`` (:mod:`bench.f0`'s two
+   :data:`SLOW_TRACKERS_LEVELS`), and per singer the share of voiced frames pitched right, an octave below, an
+   octave or a twelfth above (:func:`error_kinds_by_singer`); and on the human annotations of ``../shared/data`` (:mod:`bench.f0`'s two
    files): the tracker must not get worse on clean singing;
 4. **the mixture's pitch** (:func:`mixture_pitch`): the tracker on each test song's mixture beside the
    separated vocal at the fallback and network levels, and the frames either gets right: what a tracker that also
@@ -215,13 +216,18 @@ def stored(path: Path, key: str, compute) -> dict:
 
 
 def tracker_accuracy(
-    method: str, vocals: list[np.ndarray], references: list[np.ndarray], mixtures: list[np.ndarray | None]
+    method: str,
+    vocals: list[np.ndarray],
+    references: list[np.ndarray],
+    mixtures: list[np.ndarray | None],
+    singers: list[str],
 ) -> dict:
     """Pitch and voicing metrics of ``method`` on songs ``vocals`` (``(n_samples, channels)`` at 44.1 kHz) against
     ``references`` (the teacher's ``f0_hz`` per song at :data:`LABEL_RATE`, 0 = unvoiced), frames pooled over
     songs: ``raw_pitch_accuracy`` and ``raw_chroma_accuracy`` of the pitch before the voicing decision (mir_eval's
-    convention), ``voicing_recall`` and ``voicing_false_alarm`` of the voicing decision; ``s_per_min_audio``.
-    ``mixtures``: each song's mixture (None for a vocal on its own), for a tracker that reads it."""
+    convention), ``voicing_recall`` and ``voicing_false_alarm`` of the voicing decision; ``s_per_min_audio``;
+    ``by_singer``: :func:`error_kinds_by_singer` (``singers``: each song's singer). ``mixtures``: each song's
+    mixture (None for a vocal on its own), for a tracker that reads it."""
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.features import extract_f0
     from ddsp_demucs.metrics import f0_metrics
@@ -238,7 +244,40 @@ def tracker_accuracy(
     elapsed = time.perf_counter() - start
     m = f0_metrics(np.concatenate(refs), np.concatenate(pitches), est_voicing=np.concatenate(voiced))
     keys = ("raw_pitch_accuracy", "raw_chroma_accuracy", "voicing_recall", "voicing_false_alarm")
-    return {k: round(float(m[k]), 4) for k in keys} | {"s_per_min_audio": round(60.0 * elapsed / seconds, 3)}
+    return {k: round(float(m[k]), 4) for k in keys} | {
+        "s_per_min_audio": round(60.0 * elapsed / seconds, 3),
+        "by_singer": error_kinds_by_singer(refs, pitches, singers),
+    }
+
+
+# how far from the reference a tracked pitch lies (cents), by kind of error (error_kinds_by_singer)
+ERROR_INTERVALS = {"right": 0.0, "octave_below": -1200.0, "octave_above": 1200.0, "twelfth_above": 1200 * np.log2(3)}
+
+
+def error_kinds_by_singer(
+    references: list[np.ndarray], pitches: list[np.ndarray], singers: list[str]
+) -> dict[str, dict[str, float]]:
+    """``{singer: {kind: share}}`` (and ``"all"``): of each singer's reference-voiced frames, the share whose
+    tracked pitch lies within 50 cents of the reference moved by each interval of :data:`ERROR_INTERVALS`
+    (``right``: raw pitch accuracy; an octave below, an octave or a twelfth above: reading a harmonic as the
+    fundamental), and ``other`` for the rest. ``references``, ``pitches``: Hz ``(n_frames,)`` per song (0 =
+    unvoiced reference)."""
+    from ddsp_demucs.metrics import pitch_correct_frames
+
+    voiced = [ref > 0 for ref in references]
+    shares = {
+        kind: accuracy_by_singer(
+            [pitch_correct_frames(ref, pitch * 2.0 ** (-cents / 1200)) for ref, pitch in zip(references, pitches)],
+            voiced,
+            singers,
+        )
+        for kind, cents in ERROR_INTERVALS.items()
+    }
+    return {
+        singer: {kind: shares[kind][singer] for kind in ERROR_INTERVALS}
+        | {"other": round(1.0 - sum(shares[kind][singer] for kind in ERROR_INTERVALS), 4)}
+        for singer in shares["right"]
+    }
 
 
 SPEED_SECONDS = 60.0  # tracker_speed: this much of the test songs' audio
@@ -611,6 +650,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     references = [labels[t.name]["f0_hz"] for t in test]
     mixtures = [t.mixture() for t in test]  # what a tracker reading the song gets at every level
+    singers = [manifest["tracks"][t.name]["singer"] for t in test]
     accuracy, vocals_by_level, separation_keys = {}, {}, {}
     available = {lv.name: lv for lv in levels_here()}
     for level in LEVELS:
@@ -623,8 +663,8 @@ def main(argv: list[str] | None = None) -> None:
         accuracy[level] = {
             m: stored(
                 OUT / "accuracy" / f"{level}_{m}.json",
-                f"{separation_keys[level]}/{tracker_keys.get(m, m)}",
-                lambda: tracker_accuracy(m, vocals_by_level[level], references, mixtures),
+                f"{separation_keys[level]}/{tracker_keys.get(m, m)}/by singer",
+                lambda: tracker_accuracy(m, vocals_by_level[level], references, mixtures, singers),
             )
             for m in methods
         }
@@ -633,7 +673,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"{level:>13} {m:>15}: RPA {r['raw_pitch_accuracy']:.3f} RCA {r['raw_chroma_accuracy']:.3f} "
                 f"voicing recall {r['voicing_recall']:.3f} false alarm {r['voicing_false_alarm']:.3f}"
             )
-    singers = [manifest["tracks"][t.name]["singer"] for t in test]
     mixture = stored(
         OUT / "accuracy" / "mixture_pitch.json",
         f"{tracker_keys['crepe-separated']}/"

@@ -84,6 +84,17 @@ def test_accuracy_by_singer_pools_each_singers_voiced_frames():
     assert got == {"a": 0.6, "all": 0.7143, "b": 1.0}  # a: 3 of 5 voiced frames; all: 5 of 7, to 4 places
 
 
+def test_error_kinds_sort_each_singers_frames_by_the_harmonic_read_as_fundamental():
+    ref_a = np.full(10, 200.0)  # every frame voiced
+    pitch_a = np.array([205.0, 198.0, 200.0, 100.0, 101.0, 400.0, 600.0, 603.0, 300.0, 200.0 * 2 ** (60 / 1200)])
+    ref_b = np.array([0.0, 0.0, 150.0, 150.0])  # unvoiced reference frames are left out whatever the pitch
+    pitch_b = np.array([75.0, 300.0, 150.0, 149.0])
+    got = f0_separated.error_kinds_by_singer([ref_a, ref_b], [pitch_a, pitch_b], ["a", "b"])
+    assert got["a"] == {"right": 0.3, "octave_below": 0.2, "octave_above": 0.1, "twelfth_above": 0.2, "other": 0.2}
+    assert got["b"] == {"right": 1.0, "octave_below": 0.0, "octave_above": 0.0, "twelfth_above": 0.0, "other": 0.0}
+    assert got["all"]["right"] == round(5 / 12, 4) and got["all"]["octave_below"] == round(2 / 12, 4)
+
+
 def test_mixture_pitch_counts_a_frame_right_on_either_input():
     t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
     tone = lambda hz: np.repeat((0.3 * np.sin(2 * np.pi * hz * t))[:, None], 2, axis=1).astype(np.float32)  # noqa: E731
