@@ -35,8 +35,8 @@ separations; run ``make bench-quality`` first):
    and chroma accuracy (50 cents), voicing recall and false alarm of every tracker of :data:`TRACKERS`
    against the teacher's labels on the true vocal, frames pooled over the songs (CREPE-full and pYIN only at
    :data:`SLOW_TRACKERS_LEVELS`), and per singer the share of voiced frames pitched right, an octave below, an
-   octave or a twelfth above (:func:`error_kinds_by_singer`); and on the human annotations of ``../shared/data`` (:mod:`bench.f0`'s two
-   files): the tracker must not get worse on clean singing;
+   octave or a twelfth above (:func:`error_kinds_by_singer`); and on the human annotations of
+   ``../shared/data`` (:mod:`bench.f0`'s two files): the tracker must not get worse on clean singing;
 4. **the mixture's pitch** (:func:`mixture_pitch`): the tracker on each test song's mixture beside the
    separated vocal at the fallback and network levels, and the frames either gets right: what a tracker that also
    read the mixture could at most add;

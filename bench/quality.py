@@ -77,7 +77,8 @@ and models each one change away from ``mask_wide_gated_2k``, the ``mask_sep_2k``
   ``confidence_abstain_1k_seed1``, the same with its head learnt with another seed;
 - ``mask_mixture_f0_2k`` and ``mask_tiny_f0_2k``: the recommended recipe on F0 from ``crepe-mixture`` (which also
   reads the song) and from CREPE-tiny (:func:`tracked_by`: their own features and datasets; each refines with its
-  tracker), so that each tracker is judged with a refiner that learned its errors (exp005).
+  tracker), so that each tracker is judged with a refiner that learned its errors (exp005);
+  ``mask_mixture_f0_2k_seed1``, the former with another seed.
 
 Two families of test levels: ``bands`` (the ideal ratio mask pooled into B log-spaced bands, as in training) and
 ``smooth`` (temporal smoothing with random mask error, bleed floor and over/under-suppression). No model trains on
@@ -276,6 +277,7 @@ ABLATIONS = {  # `make bench-quality-ablations`, reusing the default run's stage
     "confidence_abstain_1k": confidence_on_recommended(ABSTAIN),
     "confidence_abstain_1k_seed1": confidence_on_recommended(ABSTAIN, "training.seed=1"),
     "mask_mixture_f0_2k": Trained(tracked_by("crepe-mixture"), WIDE_SEPARATORS),
+    "mask_mixture_f0_2k_seed1": Trained((*tracked_by("crepe-mixture"), "training.seed=1"), WIDE_SEPARATORS),
     "mask_tiny_f0_2k": Trained(tracked_by("crepe-tiny"), WIDE_SEPARATORS),
 }
 RECOMMENDED = "mask_sep_uvcap_bleed_2k"
