@@ -642,11 +642,10 @@ def main(argv: list[str] | None = None) -> None:
         crepe.SEPARATED_WEIGHTS = weights
     crepe.load_crepe.cache_clear()
 
-    weights_key = file_sha256(weights)[:16]
     tracker_keys = {  # what each tracker's figures are kept under: its weights
         "crepe-tiny": "crepe-tiny",
-        "crepe-separated": file_sha256(crepe.SEPARATED_WEIGHTS)[:16],
-        method: weights_key,
+        "crepe-separated": crepe.weights_digest("separated"),
+        method: crepe.weights_digest(method.removeprefix("crepe-")),
     }
     references = [labels[t.name]["f0_hz"] for t in test]
     mixtures = [t.mixture() for t in test]  # what a tracker reading the song gets at every level

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.quality import held_out_songs, levels_here, real_corpus
     from ddsp_demucs.core.utils import write_json_atomic
     from ddsp_demucs.data import musdb_tracks
-    from ddsp_demucs.features.crepe import SEPARATED_WEIGHTS
+    from ddsp_demucs.features.crepe import weights_digest
     from ddsp_demucs.features.pipeline import file_sha256
 
     argparse.ArgumentParser(prog="python -m bench.harmonic_check", description=__doc__.split("\n")[0]).parse_args(
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         "training": list(musdb_tracks(corpus, subsets=("train",), split="train"))[::TRAIN_EVERY],
     }
     measuring = HarmonicCheck()
-    key = f"{file_sha256(SEPARATED_WEIGHTS)[:16]}/{measuring.max_hz}/{measuring.peak_width}/{MODEL_RATE}"
+    key = f"{weights_digest('separated')}/{measuring.max_hz}/{measuring.peak_width}/{MODEL_RATE}"
     grids: dict[str, dict[str, list[dict]]] = {}
     for name, songs in sets.items():
         labels = all_labels(songs)
