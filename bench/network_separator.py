@@ -32,6 +32,15 @@ median SI-SDR of the vocals (mono downmix). A finished network is not trained ag
 
 Demucs' own signatures are 8 hex digits, but ``LocalRepo`` takes any file stem without ``-`` (a ``-`` starts
 a checksum), so a signature names the model.
+
+**Shipped networks.** Trained for a wall-clock budget, a network differs from machine to machine and run to run (its
+separations of the test songs moved from 9.7 to 10.0 dB between two trainings of ``small``), and training the three
+takes 70 minutes. So the networks ``bench/quality.py`` scores are shipped in :data:`SHIPPED` (``bench/networks/``):
+each ``<signature>.safetensors`` in the format of Demucs' Hugging Face repositories, in float16 (loaded as float32),
+with a card ``<signature>.json`` (how it was trained, its validation figures as trained and as shipped, the data's
+licence, ``LICENSE-weights.md`` beside them). :func:`separator_repo` prefers them to this machine's training.
+``python -m bench.network_separator --install`` (after training) replaces the shipped files with this machine's
+networks; without ``--install`` a finished training is compared with the shipped network on the validation songs.
 """
 
 from __future__ import annotations
@@ -51,6 +60,13 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "runs" / "quality" / "corpus"
 OUT_DIR = ROOT / "runs" / "quality" / "network_separator"
+SHIPPED = ROOT / "bench" / "networks"  # the networks bench-quality scores (module doc)
+SHIPPED_DTYPE = torch.float16
+LICENCE = (
+    "weights learned from recordings licensed CC BY-NC-SA 4.0 (and CC BY 4.0, CC BY 3.0, CC BY-NC 3.0, public "
+    "domain) listed in ../shared/data/SOURCES.md: the weights carry CC BY-NC-SA 4.0 (non-commercial, share alike; "
+    "LICENSE-weights.md beside them); the code is MIT"
+)
 SIGNATURE = "htdemucs_small_here"
 SOURCES = ("vocals", "accompaniment")
 DEFAULT = False  # not part of a plain `make bench`: it trains three networks for 70 minutes
@@ -314,6 +330,72 @@ def trained_separator_available(folder: Path = OUT_DIR, signature: str = SIGNATU
     return bool(json.loads(summary.read_text()).get("finished"))
 
 
+def shipped_separator_available(signature: str) -> bool:
+    """Whether :data:`SHIPPED` holds ``<signature>.safetensors`` and its card."""
+    return (SHIPPED / f"{signature}.safetensors").is_file() and (SHIPPED / f"{signature}.json").is_file()
+
+
+def separator_repo(network: Network) -> Path | None:
+    """The folder ``get_separator(network.signature, repo=...)`` loads ``network`` from: :data:`SHIPPED` where it is
+    shipped, else the network's folder where its training here has finished, else None."""
+    if shipped_separator_available(network.signature):
+        return SHIPPED
+    return network.folder if trained_separator_available(network.folder, network.signature) else None
+
+
+def install_network(network: Network) -> Path:
+    """Ship ``network`` as trained here (finished): its weights into :data:`SHIPPED` in :data:`SHIPPED_DTYPE` and
+    a card beside them (its training summary, the validation songs' SI-SDR as shipped, the licence); the card's
+    path."""
+    from ddsp_demucs.core.utils import write_json_atomic
+    from ddsp_demucs.data import musdb_tracks
+    from ddsp_demucs.separation.demucs import get_separator, save_safetensors_model
+
+    summary = json.loads((network.folder / "summary.json").read_text())
+    model = get_separator(network.signature, repo=network.folder).model
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    weights = save_safetensors_model(model, SHIPPED / f"{network.signature}.safetensors", SHIPPED_DTYPE)
+    valid_tracks = musdb_tracks(CORPUS, subsets=("train",), split="valid")
+    scores = vocal_si_sdrs(SHIPPED, valid_tracks, network.signature)
+    card = SHIPPED / f"{network.signature}.json"
+    write_json_atomic(
+        card,
+        {
+            "what": f"a small HTDemucs separating {' and '.join(SOURCES)}, trained by `{COMMAND}` (bench/"
+            "network_separator.py); bench-quality scores refiners on its separations of the test singers' songs",
+            "weights": weights.name,
+            "stored_as": str(SHIPPED_DTYPE).removeprefix("torch."),
+            "loaded_as": "float32",
+            "parameters": summary["parameters"],
+            "steps": summary["steps"],
+            "minutes": summary["minutes"],
+            "recipe": summary["recipe"],
+            "validation_as_trained": summary["validation"],
+            "validation_as_shipped": {
+                "median_si_sdr": float(np.median(scores)),
+                "si_sdr": dict(zip((t.name for t in valid_tracks), scores)),
+            },
+            "command": f"{COMMAND}; python -m bench.network_separator --install",
+            "licence": LICENCE,
+        },
+    )
+    log(f"shipped {weights.relative_to(ROOT)}: validation median SI-SDR {np.median(scores):.2f} dB as shipped")
+    return card
+
+
+def compare_with_shipped(network: Network) -> None:
+    """Log the validation median SI-SDR of ``network`` as trained here beside the shipped network's (its card)."""
+    if not shipped_separator_available(network.signature):
+        log(f"{network.signature} is not shipped: `python -m bench.network_separator --install` ships it")
+        return
+    trained = json.loads((network.folder / "summary.json").read_text())["validation"]["median_si_sdr"]
+    shipped = json.loads((SHIPPED / f"{network.signature}.json").read_text())["validation_as_shipped"]
+    log(
+        f"{network.signature}: validation median SI-SDR {trained:.2f} dB trained here, {shipped['median_si_sdr']:.2f} "
+        "dB shipped (bench-quality scores the shipped one)"
+    )
+
+
 def training_singers(tracks: Sequence, manifest: dict, half: int | None) -> list[str]:
     """The singers of ``tracks`` (as ``manifest["tracks"]`` names them), sorted; with ``half`` 0 or 1 every other
     one of them, from the first or the second."""
@@ -399,9 +481,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock minutes (default: the network's)")
     parser.add_argument("--steps", type=int, default=None, help="train this many steps instead of --minutes")
+    parser.add_argument(
+        "--install", action="store_true", help=f"ship the networks trained here into {SHIPPED.relative_to(ROOT)}"
+    )
     args = parser.parse_args([] if argv is None else argv)
     for name in args.network or NETWORKS:
         train_network(NETWORKS[name], args.minutes, args.steps)
+        if args.install:
+            install_network(NETWORKS[name])
+        else:
+            compare_with_shipped(NETWORKS[name])
 
 
 if __name__ == "__main__":

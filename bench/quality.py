@@ -143,7 +143,9 @@ class Level:
             return self.separator
         from ddsp_demucs.features.pipeline import file_sha256
 
-        return f"{self.separator}@{file_sha256(Path(self.repo) / f'{self.separator}.th')[:12]}"
+        weights = Path(self.repo) / f"{self.separator}.safetensors"
+        weights = weights if weights.is_file() else weights.with_suffix(".th")
+        return f"{self.separator}@{file_sha256(weights)[:12]}"
 
 
 LEVELS = (
@@ -287,16 +289,17 @@ BOOTSTRAP = 2000
 
 def levels_here() -> tuple[Level, ...]:
     """:data:`LEVELS`, with levels of their own (family ``network``) after the fallback: the small HTDemucs
-    trained here where ``make bench-network-separator`` has finished (:mod:`bench.network_separator`; none heard
-    the test singers; some ablations learn from ``half``'s separations of the training songs, nothing from
-    ``other``'s), and htdemucs where its weights load."""
-    from bench.network_separator import NETWORKS, trained_separator_available
+    shipped in ``bench/networks`` or trained here by ``make bench-network-separator``
+    (:func:`bench.network_separator.separator_repo`; none heard the test singers; some ablations learn from
+    ``half``'s separations of the training songs, nothing from ``other``'s), and htdemucs where its weights load."""
+    from bench.network_separator import NETWORKS, separator_repo
     from ddsp_demucs.separation.demucs import DEFAULT_MODEL, WeightsUnavailableError, get_separator
 
     networks = []
     for name, network in NETWORKS.items():
-        if trained_separator_available(network.folder, network.signature):
-            networks.append(Level(f"network_{name}", network.signature, "network", repo=str(network.folder)))
+        repo = separator_repo(network)
+        if repo is not None:
+            networks.append(Level(f"network_{name}", network.signature, "network", repo=str(repo)))
         else:
             log(f"no network_{name} level: run make bench-network-separator")
     try:
@@ -313,16 +316,18 @@ def log(message: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ data
 def training_separator(name: str):
-    """The separator ``name`` names: a network of :data:`bench.network_separator.NETWORKS` (trained first where it
-    has not been), or any name :func:`ddsp_demucs.separation.demucs.get_separator` takes."""
-    from bench.network_separator import NETWORKS, train_network
+    """The separator ``name`` names: a network of :data:`bench.network_separator.NETWORKS` (the shipped one, else
+    trained here first where it has not been), or any name :func:`ddsp_demucs.separation.demucs.get_separator`
+    takes."""
+    from bench.network_separator import NETWORKS, separator_repo, train_network
     from ddsp_demucs.separation.demucs import get_separator
 
     network = next((n for n in NETWORKS.values() if n.signature == name), None)
     if network is None:
         return get_separator(name)
-    train_network(network)
-    return get_separator(name, repo=network.folder)
+    if separator_repo(network) is None:
+        train_network(network)
+    return get_separator(name, repo=separator_repo(network))
 
 
 def feature_overrides(overrides: tuple[str, ...]) -> tuple[str, ...]:
@@ -648,7 +653,11 @@ def run(
         result,
         {
             "systems": entries,
-            "levels": [{"name": lv.name, "separator": lv.separator, "family": lv.family} for lv in levels],
+            "levels": [
+                {"name": lv.name, "separator": lv.separator, "family": lv.family}
+                | ({"weights": f"{os.path.relpath(lv.repo, ROOT)}: {lv.score_key}"} if lv.repo else {})
+                for lv in levels
+            ],
             "held_out_families": list(HELD_OUT_FAMILIES),
             "train_separators": {name: list(system.separators) for name, system in systems.items()},
             "test_singers": manifest["singers"]["test"],

@@ -3,8 +3,9 @@ the weight-free :class:`FallbackSeparator` (REPET-SIM soft masking) and :func:`g
 
 Waveforms at this boundary are numpy float32 ``(n_samples, n_channels)`` at the caller's sample rate.
 
-Weights: ``DemucsSeparator(repo=DIR)`` loads only from a local folder in Demucs' own format (``<sig>.th`` or
-``<sig>-<checksum>.th`` model packages and ``<name>.yaml`` bags listing ``models: [sig, ...]``). Without
+Weights: ``DemucsSeparator(repo=DIR)`` loads only from a local folder in Demucs' own formats (``<sig>.th`` or
+``<sig>-<checksum>.th`` model packages, ``<sig>.safetensors`` files as Demucs' Hugging Face repositories hold them,
+and ``<name>.yaml`` bags listing ``models: [sig, ...]``; :func:`save_safetensors_model` writes such a file). Without
 ``repo``, the Hugging Face cache (``adefossez/HTDemucs``...) and then the torch hub cache (Meta's ``.th`` files)
 are read first, without touching the network; only when neither holds the weights is the network tried, and
 only after a quick reachability check, so that a machine without internet fails within seconds with one
@@ -13,11 +14,13 @@ message (:class:`WeightsUnavailableError`) instead of minutes of retries.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import urllib.parse
 import urllib.request
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ FALLBACK_NAME = "fallback"
 META_HOST = "dl.fbaipublicfiles.com"
 PROBE_TIMEOUT_S = 4.0
 _DEMUCS_ONLY_KWARGS = ("shifts", "overlap", "segment", "split", "jobs", "progress")
+# the model classes a local .safetensors file may name (a file never chooses what code is imported)
+DEMUCS_CLASSES = ("demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs")
 
 
 class WeightsUnavailableError(DDSPDemucsError):
@@ -56,9 +61,63 @@ def _how_to_get_weights(name: str) -> str:
         f"to get the weights of {name!r}: run once with internet (they are cached in "
         f"{hf_constants.HF_HUB_CACHE}, Hugging Face repo adefossez/{hf_repo_name(name)}, or in "
         f"{Path(torch.hub.get_dir()) / 'checkpoints'} from {META_HOST}); or pass --demucs-repo DIR, a folder "
-        f"holding {name}.yaml (a bag: 'models: [sig, ...]') and the <sig>.th files it lists (Demucs' own "
-        f"format); or use the weight-free separator with --separator {FALLBACK_NAME} (lower quality)"
+        f"holding {name}.yaml (a bag: 'models: [sig, ...]') and the <sig>.th or <sig>.safetensors files it lists "
+        f"(Demucs' own formats); or use the weight-free separator with --separator {FALLBACK_NAME} (lower quality)"
     )
+
+
+def _encode_json(value):
+    """Init arguments as JSON, fractions as Demucs' Hugging Face files write them (``demucs.hf`` decodes them)."""
+    if isinstance(value, Fraction):
+        return {"_type": "fraction", "numerator": value.numerator, "denominator": value.denominator}
+    if isinstance(value, dict):
+        return {key: _encode_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_json(item) for item in value]
+    return value
+
+
+def save_safetensors_model(model: torch.nn.Module, path: str | os.PathLike, dtype: torch.dtype = torch.float32):
+    """Write a Demucs model (built by its class, which records its init arguments) as one ``.safetensors`` file in
+    the format of Demucs' Hugging Face repositories: its state in ``dtype`` (floating tensors), its class and
+    init arguments as JSON metadata; atomically. ``load_demucs_model(<stem>, repo=<folder>)`` loads it back (as
+    float32)."""
+    from safetensors.torch import save
+
+    from ddsp_demucs.core.utils import atomic_path
+
+    klass = f"{type(model).__module__}.{type(model).__name__}"
+    if klass not in DEMUCS_CLASSES:
+        raise ValueError(f"not a Demucs model class: {klass} (expected one of {', '.join(DEMUCS_CLASSES)})")
+    args, kwargs = model._init_args_kwargs  # recorded by demucs' @capture_init
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    metadata = {"klass": klass, "args": json.dumps(_encode_json(args)), "kwargs": json.dumps(_encode_json(kwargs))}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(save(state, metadata=metadata))
+    return path
+
+
+def _safetensors_model(path: Path):
+    """A Demucs model from a ``.safetensors`` file of Demucs' Hugging Face format, as float32; the class it names
+    must be one of :data:`DEMUCS_CLASSES` (checked before anything is imported)."""
+    from demucs.hf import load_safetensors_model
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise WeightsUnavailableError(f"{path}: not readable safetensors ({str(exc).strip()[:80]})") from None
+    klass = metadata.get("klass")
+    if klass not in DEMUCS_CLASSES or "structure" in metadata:
+        raise WeightsUnavailableError(
+            f"{path}: not a Demucs model file (class {klass!r}; expected one of {', '.join(DEMUCS_CLASSES)})"
+        )
+    try:
+        return load_safetensors_model(path).float()
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise WeightsUnavailableError(f"{path}: cannot load the Demucs model ({str(exc).strip()[:120]})") from None
 
 
 def _bag_from_local_repo(name: str, repo: Path):
@@ -68,11 +127,14 @@ def _bag_from_local_repo(name: str, repo: Path):
 
     if not repo.is_dir():
         raise WeightsUnavailableError(f"Demucs repo {repo}: not a folder; {_how_to_get_weights(name)}")
+    if (repo / f"{name}.safetensors").is_file():
+        return _safetensors_model(repo / f"{name}.safetensors"), [name]
     model_repo = LocalRepo(repo)
     bag_repo = BagOnlyRepo(repo, model_repo)
     any_repo = AnyModelRepo(model_repo, bag_repo)
     if not any_repo.has_model(name):
-        found = sorted(p.name for p in repo.iterdir() if p.suffix in (".th", ".yaml")) or ["no .th or .yaml files"]
+        found = sorted(p.name for p in repo.iterdir() if p.suffix in (".th", ".safetensors", ".yaml"))
+        found = found or ["no .th, .safetensors or .yaml files"]
         raise WeightsUnavailableError(
             f"Demucs repo {repo}: no model named {name!r} (found: {', '.join(found)}); {_how_to_get_weights(name)}"
         )
