@@ -442,9 +442,9 @@ def refinement(
     default tracker on the true vocal); stored keyed by the level's separation (``separation_keys``), the
     checkpoint and the tracker."""
     from bench.quality import OUT as QUALITY_OUT
+    from ddsp_demucs.core.utils import file_sha256
     from ddsp_demucs.data import SAMPLE_RATE
     from ddsp_demucs.evaluation.songs import comb_refiner, model_refiner
-    from ddsp_demucs.features.pipeline import file_sha256
     from ddsp_demucs.metrics import si_sdr
     from ddsp_demucs.training.checkpoints import load_model
 
@@ -501,11 +501,10 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
     from bench.quality import TRAINING_NETWORK, WIDE_SEPARATORS, levels_here
-    from ddsp_demucs.core.utils import atomic_path, write_json_atomic
+    from ddsp_demucs.core.utils import atomic_path, file_sha256, write_json_atomic
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features import crepe
     from ddsp_demucs.features.crepe_training import TrackerTrainingConfig, train_tracker
-    from ddsp_demucs.features.pipeline import file_sha256
 
     parser = argparse.ArgumentParser(prog="python -m bench.f0_separated", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=TrackerTrainingConfig.steps, help="training steps")

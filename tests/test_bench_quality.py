@@ -122,8 +122,8 @@ def test_refiner_key_follows_the_checkpoint_and_the_fine_tuned_tracker_weights(t
 
     from safetensors.torch import load_file, save_file
 
+    from ddsp_demucs.core.utils import file_sha256
     from ddsp_demucs.features import crepe
-    from ddsp_demucs.features.pipeline import file_sha256
 
     checkpoint = tmp_path / "model.ckpt"
     checkpoint.write_bytes(b"weights of a refiner")

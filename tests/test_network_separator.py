@@ -29,8 +29,8 @@ from bench.network_separator import (
     training_singers,
 )
 from bench.quality import Level
+from ddsp_demucs.core.utils import file_sha256
 from ddsp_demucs.data import musdb_tracks
-from ddsp_demucs.features.pipeline import file_sha256
 from ddsp_demucs.separation.demucs import WeightsUnavailableError, get_separator, save_safetensors_model
 
 SR = 44100

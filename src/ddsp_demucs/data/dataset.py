@@ -48,11 +48,17 @@ import torch
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.core.audio_io import load_audio
 from ddsp_demucs.core.config import Config
-from ddsp_demucs.core.utils import atomic_folder, config_to_dict, get_logger, shard_of, write_json_atomic
+from ddsp_demucs.core.utils import (
+    atomic_folder,
+    config_to_dict,
+    file_sha256,
+    get_logger,
+    shard_of,
+    write_json_atomic,
+)
 from ddsp_demucs.corpus.sources import musdb_tracks
 from ddsp_demucs.features import load_features, read_segments_csv
 from ddsp_demucs.features.controls import CONTROL_KEYS, dataset_controls, mono_at
-from ddsp_demucs.features.pipeline import file_sha256
 from ddsp_demucs.separation.demucs import training_songs_warning
 
 log = get_logger("data")

