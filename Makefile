@@ -64,9 +64,9 @@ bench-strength: install
 	$(PY) -m bench strength
 
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
-# fallback, oracle separators of controlled quality and perfectly; identity, comb, demo and the recommended mask
-# model (trained across qualities, gated by the separator's ambiguity); 49 minutes from nothing on 2 cores, install
-# included (exp004, eleventh run; the three network levels need bench-network-separator, 70 minutes more);
+# fallback, three small HTDemucs (shipped in bench/networks, trained by bench-network-separator), oracle separators
+# of controlled quality and perfectly; identity, comb, demo and the recommended mask model (trained across qualities,
+# gated by the separator's ambiguity); RUNTIME from nothing on 2 cores (exp004, sixteenth run);
 # bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
@@ -92,7 +92,10 @@ bench-quality-diagnosis: install
 # `half` (20 minutes, half the training singers, runs/quality/network_half/), whose separations of the training
 # songs some ablations learn from and which bench-quality scores as a second network level, network_half, and `other`
 # (20 minutes, the other half, runs/quality/network_other/), held out of everything: level network_other.
-# `python -m bench.network_separator --network small --minutes N` for one of them and another budget. Resumes.
+# bench-quality scores the networks shipped in bench/networks (float16 safetensors, CC BY-NC-SA 4.0) where they are:
+# this target retrains them and compares each with the shipped one on the validation songs; `python -m
+# bench.network_separator --install` ships the retrained ones, `--network small --minutes N` trains one of them for
+# another budget. Resumes.
 bench-network-separator: install
 	$(PY) -m bench network_separator
 

@@ -26,11 +26,11 @@ The training state is written every :data:`CHECKPOINT_MINUTES` minutes to ``<fol
 the validation median SI-SDR of the model so far), so an interrupted run continues where it stopped. At the end
 the model is written in Demucs' own package format (``klass``, ``args``, ``kwargs``, ``state``, as
 ``demucs.states.serialize_model`` writes it, in float32) to ``<folder>/<signature>.th``, where
-``get_separator(signature, repo=folder)`` loads it through ``demucs.repo.LocalRepo``, and the validation
+``get_separator(signature, repo=folder)`` loads it (weights-only, as any local Demucs file), and the validation
 singers' songs are separated by it: ``<folder>/summary.json`` holds the steps, minutes, parameters and their
 median SI-SDR of the vocals (mono downmix). A finished network is not trained again.
 
-Demucs' own signatures are 8 hex digits, but ``LocalRepo`` takes any file stem without ``-`` (a ``-`` starts
+Demucs' own signatures are 8 hex digits, but a local repo takes any file stem without ``-`` (a ``-`` starts
 a checksum), so a signature names the model.
 
 **Shipped networks.** Trained for a wall-clock budget, a network differs from machine to machine and run to run (its

@@ -2,9 +2,10 @@
 
 The singer-held-out test songs of a real-singing corpus (``ddsp-demucs corpus --kind remix`` from
 ``../shared/data``, with :data:`CORPUS`: 6 test singers, at most 2 takes each, so no singer holds more than 20 %
-of the test songs) are separated at every level of :data:`LEVELS`, from the weight-free fallback (about 1 dB
-SI-SDR) through oracle separators of controlled quality (:mod:`~ddsp_demucs.separation.oracle`) to the true vocal, and
-every system refines each song whole, as ``ddsp-demucs refine`` does. The baselines (:data:`BASELINES`):
+of the test songs) are separated at every level of :func:`levels_here`, from the weight-free fallback (about 1 dB
+SI-SDR) through three small HTDemucs (shipped in ``bench/networks``, :mod:`bench.network_separator`) and oracle
+separators of controlled quality (:mod:`~ddsp_demucs.separation.oracle`) to the true vocal, and every system
+refines each song whole, as ``ddsp-demucs refine`` does. The baselines (:data:`BASELINES`):
 
 - ``identity``: the separated vocal unchanged (every change is 0 by construction: the reference line);
 - ``comb``: the non-learned F0-guided harmonic comb filter (:mod:`ddsp_demucs.inference.comb`);

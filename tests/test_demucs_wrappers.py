@@ -1,4 +1,5 @@
-"""Separators: parity with demucs.api on a tiny local HTDemucs, offline failure, fallback quality, auto."""
+"""Separators: parity with demucs.api on a tiny local HTDemucs, offline failure, fallback quality, auto; model files
+that hold anything beyond a Demucs model refused before they run."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ddsp_demucs.separation.demucs import (
     FallbackSeparator,
     WeightsUnavailableError,
     get_separator,
+    load_demucs_model,
     network_available,
     repeating_background,
     weights_digest,
@@ -126,6 +128,54 @@ def test_local_repo_without_the_model_names_what_it_found(repo, tmp_path):
         DemucsSeparator("htdemucs_ft", repo=repo)
     with pytest.raises(WeightsUnavailableError, match="not a folder.*--separator fallback"):
         DemucsSeparator("htdemucs", repo=tmp_path / "missing")
+
+
+class _RunsAShellCommand:
+    """Pickles as a call to ``os.system``: what a crafted model file would run when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_model_file_that_would_run_code_is_refused_before_it_runs(repo, tmp_path):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    package = torch.load(next(repo.glob("*.th")), map_location="cpu", weights_only=False)  # the test's own file
+    package["training_args"] = _RunsAShellCommand(tmp_path / "ran")
+    torch.save(package, evil / "deadbeef.th")
+    with pytest.raises(WeightsUnavailableError, match="deadbeef.th: refused: .*system") as error:
+        DemucsSeparator("deadbeef", repo=evil)
+    assert not (tmp_path / "ran").exists() and "\n" not in str(error.value)
+    (evil / "deadbeef.th").write_bytes(b"not a package")
+    with pytest.raises(WeightsUnavailableError, match="deadbeef.th: not a readable Demucs model package"):
+        DemucsSeparator("deadbeef", repo=evil)
+    torch.save({"state": {}}, evil / "deadbeef.th")  # weights-only readable, but no Demucs class
+    with pytest.raises(WeightsUnavailableError, match="not a Demucs model package"):
+        DemucsSeparator("deadbeef", repo=evil)
+
+
+def test_a_bag_listing_a_missing_model_and_a_replaced_cached_file_are_refused(repo, tmp_path, monkeypatch):
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    (bag / "pair.yaml").write_text("models: [7e57de3c, 0ther5ig]\n")
+    for th in repo.glob("*.th"):
+        (bag / th.name).write_bytes(th.read_bytes())
+    with pytest.raises(WeightsUnavailableError, match="pair.yaml: lists 0ther5ig"):
+        DemucsSeparator("pair", repo=bag)
+    # a file in the torch hub cache under the name of Meta's htdemucs weights whose digest is not the one its name
+    # gives is not loaded
+    from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+
+    url = _parse_remote_files(REMOTE_ROOT / "files.txt")["955717e8"]
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    cached = tmp_path / "hub" / "checkpoints" / os.path.basename(url)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(next(repo.glob("*.th")).read_bytes())
+    with pytest.raises(WeightsUnavailableError, match="[Ii]nvalid checksum"):
+        load_demucs_model("955717e8")
 
 
 def test_network_probe_fails_fast_for_unresolvable_host(monkeypatch):

@@ -120,33 +120,101 @@ def _safetensors_model(path: Path):
         raise WeightsUnavailableError(f"{path}: cannot load the Demucs model ({str(exc).strip()[:120]})") from None
 
 
+def _demucs_classes() -> list[type]:
+    """The classes of :data:`DEMUCS_CLASSES` (a fixed list: no file chooses what is imported)."""
+    import importlib
+
+    return [getattr(importlib.import_module(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]) for name in DEMUCS_CLASSES]
+
+
+def _package_model(path: Path):
+    """A Demucs model from a ``.th`` package (Demucs' own format: ``klass``, ``args``, ``kwargs``, ``state``...), read
+    weights-only: tensors, plain values, fractions and the classes of :data:`DEMUCS_CLASSES`; a file holding
+    anything else is refused before any of it runs."""
+    import pickle
+
+    from demucs.states import load_model
+
+    classes = _demucs_classes()
+    try:
+        with torch.serialization.safe_globals([*classes, Fraction]):
+            package = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, OSError, RuntimeError, EOFError, ValueError) as exc:
+        # torch's weights-only error: a long explanation and, on a line of its own, the reason
+        lines = [line.strip() for line in str(exc).split("WeightsUnpickler error:")[-1].splitlines() if line.strip()]
+        unsafe = [line for line in str(exc).splitlines() if "unsupported global" in line.lower()]
+        reason = (unsafe or lines or [type(exc).__name__])[0][:120]
+        if unsafe:
+            raise WeightsUnavailableError(
+                f"{path}: refused: it holds more than a Demucs model's weights and arguments ({reason})"
+            ) from None
+        raise WeightsUnavailableError(f"{path}: not a readable Demucs model package ({reason})") from None
+    if not isinstance(package, dict) or package.get("klass") not in classes or "state" not in package:
+        raise WeightsUnavailableError(f"{path}: not a Demucs model package (no Demucs class and state)")
+    try:
+        return load_model(package)
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise WeightsUnavailableError(f"{path}: cannot load the Demucs model ({str(exc).strip()[:120]})") from None
+
+
+def _model_file(path: Path, checksum: str | None = None):
+    """The Demucs model of a ``.th`` or ``.safetensors`` file, after checking that its SHA-256 starts with
+    ``checksum`` where one is given (as ``<sig>-<checksum>.th`` names say)."""
+    from demucs.repo import ModelLoadingError, check_checksum
+
+    if checksum:
+        try:
+            check_checksum(path, checksum)
+        except ModelLoadingError as exc:
+            raise WeightsUnavailableError(str(exc)) from None
+    return _safetensors_model(path) if path.suffix == ".safetensors" else _package_model(path)
+
+
+def _local_model_files(repo: Path) -> dict[str, tuple[Path, str | None]]:
+    """``signature -> (file, checksum or None)`` for the model files of a local repo folder: ``<sig>.th``,
+    ``<sig>-<checksum>.th`` (as ``demucs.repo.LocalRepo`` reads them) and ``<sig>.safetensors``."""
+    files: dict[str, tuple[Path, str | None]] = {}
+    for path in sorted(repo.iterdir()):
+        if path.suffix == ".th" and "-" in path.stem:
+            sig, checksum = path.stem.rsplit("-", 1)
+        elif path.suffix in (".th", ".safetensors"):
+            sig, checksum = path.stem, None
+        else:
+            continue
+        if sig in files:
+            raise WeightsUnavailableError(f"Demucs repo {repo}: two files for model {sig!r}; delete all but one")
+        files[sig] = (path, checksum)
+    return files
+
+
 def _bag_from_local_repo(name: str, repo: Path):
-    """Load ``name`` (bag name or model signature) from a local Demucs repo folder; returns (model, sigs)."""
+    """Load ``name`` (bag name or model signature) from a local Demucs repo folder; returns (model, sigs). As
+    ``demucs.repo`` would, but every file is read weights-only (:func:`_package_model`, :func:`_safetensors_model`)."""
     import yaml
-    from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo, ModelLoadingError
+    from demucs.apply import BagOfModels
 
     if not repo.is_dir():
         raise WeightsUnavailableError(f"Demucs repo {repo}: not a folder; {_how_to_get_weights(name)}")
-    if (repo / f"{name}.safetensors").is_file():
-        return _safetensors_model(repo / f"{name}.safetensors"), [name]
-    model_repo = LocalRepo(repo)
-    bag_repo = BagOnlyRepo(repo, model_repo)
-    any_repo = AnyModelRepo(model_repo, bag_repo)
-    if not any_repo.has_model(name):
+    files = _local_model_files(repo)
+    bag_file = repo / f"{name}.yaml"
+    if name in files:
+        return _model_file(*files[name]), [name]
+    if not bag_file.is_file():
         found = sorted(p.name for p in repo.iterdir() if p.suffix in (".th", ".safetensors", ".yaml"))
         found = found or ["no .th, .safetensors or .yaml files"]
         raise WeightsUnavailableError(
             f"Demucs repo {repo}: no model named {name!r} (found: {', '.join(found)}); {_how_to_get_weights(name)}"
         )
     try:
-        model = any_repo.get_model(name)
-    except (ModelLoadingError, KeyError, OSError, RuntimeError) as exc:
-        raise WeightsUnavailableError(f"Demucs repo {repo}: cannot load {name!r} ({exc})") from None
-    if model_repo.has_model(name):
-        sigs = [name]
-    else:
-        sigs = list(yaml.safe_load((repo / f"{name}.yaml").read_text())["models"])
-    return model, sigs
+        bag = yaml.safe_load(bag_file.read_text())
+        sigs = [str(sig) for sig in bag["models"]]
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise WeightsUnavailableError(f"{bag_file}: not a Demucs bag ('models: [sig, ...]'; {exc})") from None
+    missing = [sig for sig in sigs if sig not in files]
+    if missing:
+        raise WeightsUnavailableError(f"{bag_file}: lists {', '.join(missing)}, which {repo} does not hold")
+    models = [_model_file(*files[sig]) for sig in sigs]
+    return BagOfModels(models, bag.get("weights"), bag.get("segment")), sigs
 
 
 def _bag_from_hf_cache(name: str):
@@ -170,24 +238,29 @@ def _bag_from_hf_cache(name: str):
 
 
 def _bag_from_torch_hub_cache(name: str):
-    """Load ``name`` from Meta's ``.th`` files already in the torch hub cache; None if not all there."""
+    """Load ``name`` from Meta's ``.th`` files already in the torch hub cache, weights-only (:func:`_model_file`,
+    checking each file's checksum); None if not all there."""
     import yaml
+    from demucs.apply import BagOfModels
     from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
-    from demucs.repo import AnyModelRepo, BagOnlyRepo, RemoteRepo
 
     urls = _parse_remote_files(REMOTE_ROOT / "files.txt")
     bag_file = REMOTE_ROOT / f"{name}.yaml"
+    bag = yaml.safe_load(bag_file.read_text()) if name not in urls and bag_file.is_file() else None
     if name in urls:
         sigs = [name]
-    elif bag_file.is_file():
-        sigs = list(yaml.safe_load(bag_file.read_text())["models"])
+    elif bag is not None:
+        sigs = list(bag["models"])
     else:
         return None
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    if not all(sig in urls and (checkpoints / os.path.basename(urls[sig])).is_file() for sig in sigs):
+    files = [checkpoints / os.path.basename(urls[sig]) for sig in sigs if sig in urls]
+    if len(files) != len(sigs) or not all(path.is_file() for path in files):
         return None
-    model_repo = RemoteRepo(urls)  # torch.hub reads the cached files; no download happens here
-    return AnyModelRepo(model_repo, BagOnlyRepo(REMOTE_ROOT, model_repo)).get_model(name), sigs
+    models = [_model_file(path, path.stem.rsplit("-", 1)[1] if "-" in path.stem else None) for path in files]
+    if bag is None:
+        return models[0], sigs
+    return BagOfModels(models, bag.get("weights"), bag.get("segment")), sigs
 
 
 def _published_signatures(name: str) -> list[str]:
