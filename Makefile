@@ -66,7 +66,7 @@ bench-strength: install
 # Refinement at every separation quality (needs ../shared/data): the singer-held-out real songs separated by the
 # fallback, three small HTDemucs (shipped in bench/networks, trained by bench-network-separator), oracle separators
 # of controlled quality and perfectly; identity, comb, demo and the recommended mask model (trained across qualities,
-# gated by the separator's ambiguity); RUNTIME from nothing on 2 cores (exp004, sixteenth run);
+# gated by the separator's ambiguity); 49 minutes from nothing on 2 cores before the network levels (exp004);
 # bench/results/quality.json and quality.png, runs/quality/recommended/model.ckpt. Resumes.
 bench-quality: install
 	$(PY) -m bench quality
