@@ -39,7 +39,7 @@ FALLBACK_NAME = "fallback"
 META_HOST = "dl.fbaipublicfiles.com"
 PROBE_TIMEOUT_S = 4.0
 _DEMUCS_ONLY_KWARGS = ("shifts", "overlap", "segment", "split", "jobs", "progress")
-# the model classes a local .safetensors file may name (a file never chooses what code is imported)
+# the model classes a local .th or .safetensors file may name (a file never chooses what code is imported)
 DEMUCS_CLASSES = ("demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs")
 
 
