@@ -326,9 +326,11 @@ def training_separator(name: str):
     network = next((n for n in NETWORKS.values() if n.signature == name), None)
     if network is None:
         return get_separator(name)
-    if separator_repo(network) is None:
+    repo = separator_repo(network)
+    if repo is None:
         train_network(network)
-    return get_separator(name, repo=separator_repo(network))
+        repo = network.folder
+    return get_separator(name, repo=repo)
 
 
 def feature_overrides(overrides: tuple[str, ...]) -> tuple[str, ...]:
